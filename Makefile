@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+JOBS ?= 2
+
+.PHONY: install install-test system-deps demo test lint typecheck unit
+
+install:
+	$(PIP) install -q -e .
+
+install-test:
+	$(PIP) install -q -e '.[test]'
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+## demo: install capdebug and run it on the bundled sample capture
+demo: install
+	capdebug decrypt samples/tls13-premature-close.pcapng
+	capdebug triage samples/tls13-premature-close.pcapng
+
+lint:
+	ruff check capdebug tests scripts
+	ruff format --check capdebug tests scripts
+
+typecheck:
+	mypy
+
+unit:
+	$(PYTHON) -m pytest -n $(JOBS) -q
+
+## test: install everything the tests need, lint, type-check and run the whole suite
+test: system-deps install-test lint typecheck unit

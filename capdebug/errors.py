@@ -1,0 +1,130 @@
+"""The one exception tree of capdebug.
+
+::
+
+    CapdebugError                   anything capdebug raises on purpose; the CLI prints
+    │                               str(exc) on one line and exits with exc.exit_code
+    ├── UsageError                  the caller asked for something impossible (exit 2)
+    ├── CaptureFormatError          a capture file cannot be read (names the byte offset)
+    ├── KeyLogError                 a key log file cannot be used at all
+    ├── DecodeError                 bytes on the wire do not parse (malformed)
+    │   └── NeedData                ... or are only truncated: more bytes may fix it
+    ├── CryptoError                 a cryptographic operation failed
+    │   └── DecryptError            AEAD tag or MAC did not verify (wrong key, tampering)
+    ├── TLSError                    the TLS engine failed; carries name, kind and debug
+    └── CaptureError                running tcpdump / ssh failed (capture/)
+
+Third-party exceptions are wrapped with their cause (``raise DecryptError(...) from exc``) so
+that nothing outside this tree escapes the library on bad input.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import traceback
+
+__all__ = [
+    "CapdebugError",
+    "CaptureError",
+    "CaptureFormatError",
+    "CryptoError",
+    "DecodeError",
+    "DecryptError",
+    "ErrorKind",
+    "KeyLogError",
+    "NeedData",
+    "TLSError",
+    "UsageError",
+]
+
+
+class CapdebugError(Exception):
+    """Base of every error capdebug raises on purpose."""
+
+    exit_code: int = 1
+
+
+class UsageError(CapdebugError):
+    """Bad usage: a missing file, an impossible combination of options."""
+
+    exit_code = 2
+
+
+class CaptureFormatError(CapdebugError):
+    """A capture file is not a readable pcap/pcapng file."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        self.offset = offset
+        if offset is not None:
+            message = f"{message} (at byte offset {offset})"
+        super().__init__(message)
+
+
+class KeyLogError(CapdebugError):
+    """A key log file cannot be used at all (individual bad lines are only warnings)."""
+
+    exit_code = 2
+
+
+class DecodeError(CapdebugError):
+    """Malformed bytes: a length that overruns its block, an impossible value."""
+
+
+class NeedData(DecodeError):
+    """Truncated bytes: the structure is incomplete and more input may complete it."""
+
+
+class CryptoError(CapdebugError):
+    """A cryptographic operation failed."""
+
+
+class DecryptError(CryptoError):
+    """Record authentication failed: wrong key, wrong sequence number or tampering."""
+
+
+class ErrorKind(enum.Enum):
+    """The s2n-style type of an engine error: what the caller should do about it."""
+
+    BLOCKED = "blocked"  # retry when the socket is readable/writable
+    ALERT = "alert"  # the peer sent a fatal alert
+    PROTOCOL = "protocol"  # the peer broke the protocol; an alert was queued for it
+    CLOSED = "closed"  # the connection is closed (cleanly or prematurely)
+    IO = "io"  # the socket failed
+    USAGE = "usage"  # the application called the API wrongly
+    INTERNAL = "internal"  # a bug in capdebug
+
+
+class TLSError(CapdebugError):
+    """An engine failure with a stable ``name`` (``ERR_BAD_RECORD_MAC``), a ``kind`` and a
+    ``debug`` string naming where it was raised.
+
+    ``CAPDEBUG_PRINT_STACKTRACE=1`` prints the stack at the point the error is created.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: ErrorKind,
+        message: str,
+        *,
+        alert: int | None = None,
+        debug: str | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.alert = alert
+        if debug is None:
+            frame = sys._getframe(1)
+            debug = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        self.debug = debug
+        super().__init__(f"{name}: {message}")
+        if os.environ.get("CAPDEBUG_PRINT_STACKTRACE") == "1":
+            traceback.print_stack(sys._getframe(1), file=sys.stderr)
+
+
+class CaptureError(CapdebugError):
+    """tcpdump or ssh could not run, was refused, or died."""

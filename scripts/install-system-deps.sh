@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the system tools capdebug's tests drive for real: tcpdump, tshark (and editcap,
+# capinfos), openssl, GnuTLS's gnutls-cli/serv, curl, OpenSSH server and client, iproute2.
+# Runs apt-get as root; otherwise says what to install and fails.
+set -euo pipefail
+need=()
+check() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
+check tcpdump tcpdump
+check tshark tshark
+check editcap wireshark-common
+check openssl openssl
+check gnutls-cli gnutls-bin
+check curl curl
+check sshd openssh-server
+check ssh openssh-client
+check ip iproute2
+check chromium chromium
+check chromedriver chromium-driver
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+# de-duplicate
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "capdebug tests need: ${need[*]}. Install them (e.g. sudo apt-get install ${need[*]}) and run again." >&2
+  exit 1
+fi
+echo "installing system packages: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
