@@ -1,0 +1,465 @@
+"""NSS key log files: parse, index by client_random, format and write.
+
+This is the only module that knows the line format of RFC 9850 ("The SSLKEYLOGFILE Format for
+TLS", section 3)::
+
+    <label> SP <client_random: 64 hex digits> SP <secret: hex>
+
+Theory of operation
+-------------------
+
+A key log is written by whoever holds the secrets (a browser, openssl ``-keylogfile``, GnuTLS,
+Python's ``SSLContext.keylog_filename``) and is read long after, often concatenated from several
+runs. So parsing is forgiving line by line and strict per line: a line that is malformed in any
+way (unknown label, bad hex, a secret length no cipher suite can produce) becomes a
+:class:`KeyLogIssue` and is skipped, and the rest of the file is still used. Nothing is guessed:
+a secret is only kept when its length is possible for its label.
+
+Entries are indexed by ``(client_random, label)``. The first value wins: a later line with the
+same key and the same secret is a harmless duplicate (merged silently); a later line with a
+different secret is reported, because exactly one of them decrypts and silently picking the
+last one would hide a broken key log.
+
+Legacy ``RSA <first 8 bytes of the encrypted premaster> <premaster>`` lines (the pre-RFC NSS
+form for RSA key exchange) are kept apart, keyed by the encrypted premaster prefix, because
+they are not tied to a client_random.
+
+Secrets never appear in ``repr`` or in issue messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import KeyLogError, UsageError
+
+__all__ = [
+    "ECH_LABELS",
+    "EXPORTER_LABELS",
+    "TLS12_LABELS",
+    "TLS13_LABELS",
+    "KeyLog",
+    "KeyLogEntry",
+    "KeyLogIssue",
+    "RsaPremasterEntry",
+    "format_line",
+    "write_keylog_file",
+]
+
+#: RFC 9850 section 3.2: TLS 1.2 and earlier log the 48-byte master secret under this label.
+TLS12_LABELS = frozenset({"CLIENT_RANDOM"})
+
+#: RFC 9850 section 3.1: TLS 1.3 secrets (RFC 8446 section 7.1 names them).
+TLS13_LABELS = frozenset(
+    {
+        "CLIENT_EARLY_TRAFFIC_SECRET",
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+        "EARLY_EXPORTER_SECRET",
+        "EXPORTER_SECRET",
+    }
+)
+
+#: Exporter secrets decrypt nothing on the wire; exports may leave them out.
+EXPORTER_LABELS = frozenset({"EXPORTER_SECRET", "EARLY_EXPORTER_SECRET"})
+
+#: RFC 9850 section 3.3 (Encrypted Client Hello): ECH_SECRET is a hash-length secret,
+#: ECH_CONFIG is the ECHConfig that was used, of any length.
+ECH_LABELS = frozenset({"ECH_SECRET", "ECH_CONFIG"})
+
+# OpenSSL logs CLIENT_TRAFFIC_SECRET_N / SERVER_TRAFFIC_SECRET_N after each KeyUpdate
+# (RFC 8446 section 7.2: application_traffic_secret_N+1). N is a plain decimal.
+_TRAFFIC_N = re.compile(r"(?:CLIENT|SERVER)_TRAFFIC_SECRET_(?:0|[1-9][0-9]*)\Z")
+
+# Hash lengths of every TLS 1.3 / RFC 9850 hash: SHA-256, SHA-384, and SHA-512 for
+# implementations that log secrets of suites with it.
+_HASH_LENGTHS = frozenset({32, 48, 64})
+_MASTER_SECRET_LENGTH = 48  # RFC 5246 section 8.1
+_CLIENT_RANDOM_LENGTH = 32  # RFC 8446 section 4.1.2 / RFC 5246 section 7.4.1.2
+_RSA_PREFIX_LENGTH = 8  # NSS logs the first 8 bytes of EncryptedPreMasterSecret
+_PREMASTER_LENGTH = 48  # RFC 5246 section 7.4.7.1
+
+_REQUIRED_13 = (
+    "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    "CLIENT_TRAFFIC_SECRET_0",
+    "SERVER_TRAFFIC_SECRET_0",
+)
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_HEX = re.compile(r"[0-9A-Fa-f]*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLogIssue:
+    """One key log line that was skipped or not used, and why."""
+
+    line_no: int
+    """1-based line number in ``source``."""
+    message: str
+    """What is wrong, without any secret value."""
+    source: str = "<keylog>"
+    """The file (or ``<keylog>``) the line came from."""
+
+    def __str__(self) -> str:
+        return f"{self.source}: line {self.line_no}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLogEntry:
+    """One secret, as logged for one connection."""
+
+    label: str
+    """RFC 9850 label, upper case (``CLIENT_TRAFFIC_SECRET_0``)."""
+    client_random: bytes
+    """The 32-byte ClientHello.random that names the connection."""
+    secret: bytes = field(repr=False)
+    """The secret itself; never shown."""
+    line_no: int
+    """Line it was first seen on."""
+    source: str = "<keylog>"
+    """File it was first seen in."""
+
+
+@dataclass(frozen=True, slots=True)
+class RsaPremasterEntry:
+    """A legacy ``RSA`` line: the premaster secret of an RSA key exchange (RFC 5246 7.4.7.1)."""
+
+    encrypted_premaster_prefix: bytes
+    """First 8 bytes of the EncryptedPreMasterSecret from the ClientKeyExchange."""
+    premaster: bytes = field(repr=False)
+    """The 48-byte PreMasterSecret."""
+    line_no: int
+    source: str = "<keylog>"
+
+
+def _short(client_random: bytes) -> str:
+    return client_random[:4].hex() + "\u2026"
+
+
+def _secret_length_ok(label: str, length: int) -> str | None:
+    """None when ``length`` bytes is possible for ``label``, else why not."""
+    if label == "CLIENT_RANDOM":
+        if length != _MASTER_SECRET_LENGTH:
+            return f"CLIENT_RANDOM secret must be 48 bytes (a master secret), got {length}"
+        return None
+    if label == "ECH_CONFIG":
+        return None if length > 0 else "ECH_CONFIG value is empty"
+    if length not in _HASH_LENGTHS:
+        return f"{label} secret must be 32, 48 or 64 bytes (a hash length), got {length}"
+    return None
+
+
+def _known_label(label: str) -> bool:
+    return (
+        label in TLS12_LABELS or label in TLS13_LABELS or label in ECH_LABELS or bool(_TRAFFIC_N.match(label))
+    )
+
+
+def _parse_hex(token: str, what: str) -> tuple[bytes | None, str | None]:
+    if len(token) % 2:
+        return None, f"{what} has an odd number of hex digits ({len(token)})"
+    # bytes.fromhex alone would accept embedded spaces and non-ASCII digits are rejected
+    # only with an unhelpful message; check the alphabet first.
+    if not token.isascii() or not _HEX.match(token):
+        return None, f"{what} is not hex"
+    return bytes.fromhex(token), None
+
+
+def format_line(label: str, client_random: bytes, secret: bytes) -> str:
+    """One NSS key log line (no newline): upper-case label, lower-case hex (RFC 9850 section 3).
+
+    Raises :class:`~capdebug.errors.UsageError` for an unknown label, a client_random that is
+    not 32 bytes or a secret length impossible for the label, so that a bad line is never written.
+    """
+    if not _known_label(label):
+        raise UsageError(f"unknown key log label {label!r}")
+    if len(client_random) != _CLIENT_RANDOM_LENGTH:
+        raise UsageError(f"client_random must be 32 bytes, got {len(client_random)}")
+    problem = _secret_length_ok(label, len(secret))
+    if problem is not None:
+        raise UsageError(problem)
+    return f"{label} {client_random.hex()} {secret.hex()}"
+
+
+class KeyLog:
+    """Secrets from one or more key log files, indexed by client_random."""
+
+    __slots__ = ("_by_random", "_order", "_rsa", "issues")
+
+    def __init__(self) -> None:
+        self._by_random: dict[bytes, dict[str, KeyLogEntry]] = {}
+        self._order: list[KeyLogEntry] = []
+        self._rsa: dict[bytes, RsaPremasterEntry] = {}
+        self.issues: list[KeyLogIssue] = []
+        """Every skipped or conflicting line, in the order met."""
+
+    # -- building ------------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, text: str | bytes, source: str = "<keylog>") -> KeyLog:
+        """Parse key log text. Never raises on content: bad lines become :attr:`issues`."""
+        if isinstance(text, bytes | bytearray | memoryview):
+            # A key log is ASCII; undecodable bytes become U+FFFD and so a per-line issue.
+            text = bytes(text).decode("utf-8", errors="replace")
+        log = cls()
+        log._feed(text, source)
+        return log
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> KeyLog:
+        """Read and parse a key log file.
+
+        Raises :class:`~capdebug.errors.KeyLogError` when the file is missing, unreadable or
+        not text at all (binary content); bad lines in a text file are only issues.
+        """
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError as exc:
+            raise KeyLogError(f"key log file {str(p)!r} does not exist") from exc
+        except IsADirectoryError as exc:
+            raise KeyLogError(f"key log {str(p)!r} is a directory, not a file") from exc
+        except OSError as exc:
+            raise KeyLogError(f"cannot read key log file {str(p)!r}: {exc.strerror or exc}") from exc
+        if b"\x00" in data:
+            raise KeyLogError(f"key log file {str(p)!r} is not a text file (it contains NUL bytes)")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise KeyLogError(
+                f"key log file {str(p)!r} is not a text file (not UTF-8 at byte {exc.start})"
+            ) from exc
+        log = cls()
+        log._feed(text, str(p))
+        return log
+
+    def merge(self, other: KeyLog) -> None:
+        """Add ``other``'s entries after ours; its issues are appended, conflicts reported."""
+        self.issues.extend(other.issues)
+        for entry in other._order:
+            self._add(entry)
+        for rsa in other._rsa.values():
+            self._add_rsa(rsa)
+
+    def _feed(self, text: str, source: str) -> None:
+        if text.startswith("\ufeff"):  # a BOM from an editor is not part of the first label
+            text = text[1:]
+        for line_no, raw in enumerate(_NEWLINE.split(text), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            self._feed_line(line, line_no, source)
+
+    def _issue(self, line_no: int, message: str, source: str) -> None:
+        self.issues.append(KeyLogIssue(line_no, message, source))
+
+    def _feed_line(self, line: str, line_no: int, source: str) -> None:
+        fields = line.split()
+        if len(fields) != 3:
+            self._issue(line_no, f"expected 3 fields (label client_random secret), got {len(fields)}", source)
+            return
+        label = fields[0].upper()
+        if label == "RSA":
+            self._feed_rsa(fields[1], fields[2], line_no, source)
+            return
+        if not _known_label(label):
+            shown = fields[0] if len(fields[0]) <= 40 else fields[0][:40] + "\u2026"
+            self._issue(line_no, f"unknown label {shown!r}", source)
+            return
+        client_random, problem = _parse_hex(fields[1], "client_random")
+        if client_random is None:
+            self._issue(line_no, str(problem), source)
+            return
+        if len(client_random) != _CLIENT_RANDOM_LENGTH:
+            self._issue(line_no, f"client_random must be 32 bytes, got {len(client_random)}", source)
+            return
+        secret, problem = _parse_hex(fields[2], f"{label} secret")
+        if secret is None:
+            self._issue(line_no, str(problem), source)
+            return
+        problem = _secret_length_ok(label, len(secret))
+        if problem is not None:
+            self._issue(line_no, problem, source)
+            return
+        self._add(KeyLogEntry(label, client_random, secret, line_no, source))
+
+    def _feed_rsa(self, prefix_hex: str, premaster_hex: str, line_no: int, source: str) -> None:
+        prefix, problem = _parse_hex(prefix_hex, "RSA encrypted premaster prefix")
+        if prefix is None:
+            self._issue(line_no, str(problem), source)
+            return
+        if len(prefix) != _RSA_PREFIX_LENGTH:
+            self._issue(line_no, f"RSA encrypted premaster prefix must be 8 bytes, got {len(prefix)}", source)
+            return
+        premaster, problem = _parse_hex(premaster_hex, "RSA premaster secret")
+        if premaster is None:
+            self._issue(line_no, str(problem), source)
+            return
+        if len(premaster) != _PREMASTER_LENGTH:
+            self._issue(line_no, f"RSA premaster secret must be 48 bytes, got {len(premaster)}", source)
+            return
+        self._add_rsa(RsaPremasterEntry(prefix, premaster, line_no, source))
+
+    def _where(self, line_no: int, source: str, against: str) -> str:
+        return f"line {line_no}" if source == against else f"{source} line {line_no}"
+
+    def _add(self, entry: KeyLogEntry) -> None:
+        labels = self._by_random.setdefault(entry.client_random, {})
+        first = labels.get(entry.label)
+        if first is None:
+            labels[entry.label] = entry
+            self._order.append(entry)
+            return
+        if first.secret != entry.secret:
+            self._issue(
+                entry.line_no,
+                f"conflicting {entry.label} for client_random {_short(entry.client_random)}: "
+                f"keeping the first value from {self._where(first.line_no, first.source, entry.source)}",
+                entry.source,
+            )
+
+    def _add_rsa(self, entry: RsaPremasterEntry) -> None:
+        first = self._rsa.get(entry.encrypted_premaster_prefix)
+        if first is None:
+            self._rsa[entry.encrypted_premaster_prefix] = entry
+            return
+        if first.premaster != entry.premaster:
+            self._issue(
+                entry.line_no,
+                "conflicting RSA premaster for encrypted premaster "
+                f"{_short(entry.encrypted_premaster_prefix)}: "
+                f"keeping the first value from {self._where(first.line_no, first.source, entry.source)}",
+                entry.source,
+            )
+
+    # -- queries -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Number of client_random-keyed entries (legacy RSA lines are counted apart)."""
+        return len(self._order)
+
+    def __contains__(self, client_random: object) -> bool:
+        return client_random in self._by_random
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyLog({len(self._order)} entries, {len(self._by_random)} client_randoms, "
+            f"{len(self.issues)} issues)"
+        )
+
+    def entries(self) -> Iterator[KeyLogEntry]:
+        """Client_random-keyed entries in first-seen order."""
+        return iter(self._order)
+
+    def rsa_entries(self) -> Iterator[RsaPremasterEntry]:
+        """Legacy RSA premaster entries in first-seen order."""
+        return iter(self._rsa.values())
+
+    def rsa_premaster(self, encrypted_premaster: bytes) -> bytes | None:
+        """The premaster for an EncryptedPreMasterSecret (whole, or its first 8 bytes)."""
+        entry = self._rsa.get(bytes(encrypted_premaster[:_RSA_PREFIX_LENGTH]))
+        return None if entry is None else entry.premaster
+
+    def client_randoms(self) -> set[bytes]:
+        return set(self._by_random)
+
+    def secrets_for(self, client_random: bytes) -> dict[str, bytes]:
+        """Label -> secret for one connection (empty when unknown)."""
+        return {label: e.secret for label, e in self._by_random.get(client_random, {}).items()}
+
+    def get(self, client_random: bytes, label: str) -> bytes | None:
+        entry = self._by_random.get(client_random, {}).get(label)
+        return None if entry is None else entry.secret
+
+    def labels_missing(self, client_random: bytes, version: str) -> list[str]:
+        """Which labels needed to decrypt a whole session of ``version`` are absent.
+
+        ``"1.3"`` needs both handshake and both first application traffic secrets
+        (RFC 8446 section 7.1); ``"1.2"`` (and ``"1.0"``/``"1.1"``) need the master secret.
+        """
+        have = self._by_random.get(client_random, {})
+        if version == "1.3":
+            return [label for label in _REQUIRED_13 if label not in have]
+        if version in ("1.2", "1.1", "1.0"):
+            return [] if "CLIENT_RANDOM" in have else ["CLIENT_RANDOM"]
+        raise UsageError(f"unknown TLS version {version!r} (expected 1.0, 1.1, 1.2 or 1.3)")
+
+    # -- export --------------------------------------------------------------------------
+
+    def lines(
+        self,
+        client_randoms: Collection[bytes] | None = None,
+        *,
+        exclude_labels: Collection[str] = (),
+    ) -> list[str]:
+        """NSS lines (upper-case label, lower-case hex) in first-seen order.
+
+        With ``client_randoms`` only those connections are exported (legacy RSA lines, which
+        name no connection, only when exporting everything).
+        """
+        wanted = None if client_randoms is None else frozenset(client_randoms)
+        excluded = frozenset(exclude_labels)
+        out = [
+            f"{e.label} {e.client_random.hex()} {e.secret.hex()}"
+            for e in self._order
+            if (wanted is None or e.client_random in wanted) and e.label not in excluded
+        ]
+        if wanted is None and "RSA" not in excluded:
+            out.extend(
+                f"RSA {r.encrypted_premaster_prefix.hex()} {r.premaster.hex()}" for r in self._rsa.values()
+            )
+        return out
+
+    def to_text(
+        self,
+        client_randoms: Collection[bytes] | None = None,
+        *,
+        exclude_labels: Collection[str] = (),
+    ) -> str:
+        """:meth:`lines` joined with newlines, with a trailing newline (empty string if none)."""
+        lines = self.lines(client_randoms, exclude_labels=exclude_labels)
+        return "".join(line + "\n" for line in lines)
+
+
+def write_keylog_file(path: str | os.PathLike[str], lines: Iterable[str], append: bool = True) -> None:
+    """Write NSS lines to ``path``, which is created (or tightened) to mode 0600.
+
+    A key log decrypts everything it covers, so it must not be readable by others: the file is
+    created with 0600 and an existing file with looser permissions is chmod-ed to 0600 before
+    anything is written. Raises :class:`~capdebug.errors.KeyLogError`; messages never include
+    secret values.
+    """
+    chunks: list[str] = []
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if "\n" in line or "\r" in line:
+            # One logical line per entry: an embedded newline would let a caller forge lines.
+            raise KeyLogError("key log line contains a newline")
+        chunks.append(line + "\n")
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise KeyLogError(f"cannot open key log file {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            os.fchmod(fd, 0o600)
+        data = "".join(chunks).encode("ascii", errors="replace")
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        raise KeyLogError(f"cannot write key log file {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
