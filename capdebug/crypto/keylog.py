@@ -74,9 +74,12 @@ EXPORTER_LABELS = frozenset({"EXPORTER_SECRET", "EARLY_EXPORTER_SECRET"})
 #: ECH_CONFIG is the ECHConfig that was used, of any length.
 ECH_LABELS = frozenset({"ECH_SECRET", "ECH_CONFIG"})
 
-# OpenSSL logs CLIENT_TRAFFIC_SECRET_N / SERVER_TRAFFIC_SECRET_N after each KeyUpdate
-# (RFC 8446 section 7.2: application_traffic_secret_N+1). N is a plain decimal.
-_TRAFFIC_N = re.compile(r"(?:CLIENT|SERVER)_TRAFFIC_SECRET_(?:0|[1-9][0-9]*)\Z")
+# After each KeyUpdate (RFC 8446 section 7.2: application_traffic_secret_N+1) some loggers write
+# numbered labels (CLIENT_TRAFFIC_SECRET_1, _2, ...). OpenSSL 3.0 writes the literal label
+# CLIENT_TRAFFIC_SECRET_N / SERVER_TRAFFIC_SECRET_N for every generation; since generations are
+# logged in order, the k-th distinct such line of a connection is stored as generation k.
+_TRAFFIC_N = re.compile(r"(?:CLIENT|SERVER)_TRAFFIC_SECRET_(?:0|[1-9][0-9]*|N)\Z")
+_LITERAL_N = frozenset({"CLIENT_TRAFFIC_SECRET_N", "SERVER_TRAFFIC_SECRET_N"})
 
 # Hash lengths of every TLS 1.3 / RFC 9850 hash: SHA-256, SHA-384, and SHA-512 for
 # implementations that log secrets of suites with it.
@@ -117,7 +120,8 @@ class KeyLogEntry:
     """One secret, as logged for one connection."""
 
     label: str
-    """RFC 9850 label, upper case (``CLIENT_TRAFFIC_SECRET_0``)."""
+    """RFC 9850 label, upper case (``CLIENT_TRAFFIC_SECRET_0``); OpenSSL's literal
+    ``..._TRAFFIC_SECRET_N`` lines are stored numbered (``CLIENT_TRAFFIC_SECRET_1``, ...)."""
     client_random: bytes
     """The 32-byte ClientHello.random that names the connection."""
     secret: bytes = field(repr=False)
@@ -289,7 +293,21 @@ class KeyLog:
         if problem is not None:
             self._issue(line_no, problem, source)
             return
+        if label in _LITERAL_N:
+            numbered = self._next_generation(label[:-1], client_random, secret)
+            if numbered is None:  # the same secret was already logged: a duplicate
+                return
+            label = numbered
         self._add(KeyLogEntry(label, client_random, secret, line_no, source))
+
+    def _next_generation(self, prefix: str, client_random: bytes, secret: bytes) -> str | None:
+        have = self._by_random.get(client_random, {})
+        generation = 1
+        while (entry := have.get(f"{prefix}{generation}")) is not None:
+            if entry.secret == secret:
+                return None
+            generation += 1
+        return f"{prefix}{generation}"
 
     def _feed_rsa(self, prefix_hex: str, premaster_hex: str, line_no: int, source: str) -> None:
         prefix, problem = _parse_hex(prefix_hex, "RSA encrypted premaster prefix")

@@ -405,3 +405,27 @@ def test_real_python_ssl_keylog_tls12(tmp_path: Path) -> None:
     (cr,) = log.client_randoms()
     assert log.labels_missing(cr, "1.2") == []
     assert len(log.secrets_for(cr)["CLIENT_RANDOM"]) == 48
+
+
+def test_openssl_literal_traffic_secret_n_is_numbered_in_order() -> None:
+    # OpenSSL 3.0 writes the literal label ..._TRAFFIC_SECRET_N after every KeyUpdate.
+    text = "\n".join(
+        [
+            f"CLIENT_TRAFFIC_SECRET_0 {hx(CR1)} {'00' * 32}",
+            f"CLIENT_TRAFFIC_SECRET_N {hx(CR1)} {'01' * 32}",
+            f"SERVER_TRAFFIC_SECRET_N {hx(CR1)} {'a1' * 32}",
+            f"CLIENT_TRAFFIC_SECRET_N {hx(CR1)} {'01' * 32}",  # duplicate of generation 1
+            f"CLIENT_TRAFFIC_SECRET_N {hx(CR1)} {'02' * 32}",
+            f"CLIENT_TRAFFIC_SECRET_N {hx(CR2)} {'03' * 32}",
+        ]
+    )
+    log = KeyLog.parse(text)
+    assert log.issues == []
+    assert log.secrets_for(CR1) == {
+        "CLIENT_TRAFFIC_SECRET_0": b"\x00" * 32,
+        "CLIENT_TRAFFIC_SECRET_1": b"\x01" * 32,
+        "SERVER_TRAFFIC_SECRET_1": b"\xa1" * 32,
+        "CLIENT_TRAFFIC_SECRET_2": b"\x02" * 32,
+    }
+    assert log.get(CR2, "CLIENT_TRAFFIC_SECRET_1") == b"\x03" * 32
+    assert [e.line_no for e in log.entries()] == [1, 2, 3, 5, 6]
