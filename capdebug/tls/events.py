@@ -1,0 +1,104 @@
+"""Events the sans-IO engine hands to its user through ``Connection.next_event()``.
+
+A fatal error is not an event: ``next_event()`` raises the :class:`~capdebug.errors.TLSError`
+at the point in the event stream where it happened, after the events that came before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..wire.constants import AlertDescription, CipherSuite, NamedGroup, SignatureScheme
+
+__all__ = [
+    "AlertReceived",
+    "ApplicationData",
+    "CloseNotifyReceived",
+    "Event",
+    "HandshakeComplete",
+    "HelloRetryRequestReceived",
+    "HelloRetryRequestSent",
+    "KeyUpdateReceived",
+    "NewSessionTicketReceived",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class of every engine event."""
+
+
+@dataclass(frozen=True, slots=True)
+class HelloRetryRequestReceived(Event):
+    """Client side: the server asked for a key share in another group (RFC 8446 4.1.4)."""
+
+    group: NamedGroup
+    """The group the server selected."""
+
+
+@dataclass(frozen=True, slots=True)
+class HelloRetryRequestSent(Event):
+    """Server side: no acceptable key share in the first ClientHello, HRR sent (RFC 8446 4.1.4)."""
+
+    group: NamedGroup
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete(Event):
+    """Both Finished messages are verified (client) or the client's Finished is (server)."""
+
+    cipher_suite: CipherSuite
+    group: NamedGroup
+    """The (EC)DHE group of the key exchange."""
+    alpn: str | None
+    """The negotiated application protocol, if any (RFC 7301)."""
+    server_name: str | None
+    """SNI sent (client) or received (server)."""
+    signature_scheme: SignatureScheme
+    """The scheme of the server's CertificateVerify."""
+    peer_certificates: tuple[bytes, ...] = field(repr=False)
+    """The peer's certificate chain (DER), leaf first; empty when it sent none."""
+    hello_retry: bool
+    """A HelloRetryRequest happened on the way."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationData(Event):
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseNotifyReceived(Event):
+    """The peer sent close_notify: it will send nothing more (end of data, RFC 8446 6.1).
+
+    The connection may still send until it calls ``close()``/``shutdown_send()`` itself.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class AlertReceived(Event):
+    """An alert arrived. Fatal ones are followed by a ``TLSError`` (``ERR_PEER_ALERT``) from the
+    next ``next_event()`` call; close_notify is reported as :class:`CloseNotifyReceived` as well."""
+
+    level: int
+    description: AlertDescription | int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdateReceived(Event):
+    """The peer moved to its next traffic secret (RFC 8446 4.6.3); when it requested an update,
+    our own KeyUpdate has already been queued."""
+
+    update_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicketReceived(Event):
+    """A ticket for resumption (RFC 8446 4.6.1); recorded, not used by this engine yet."""
+
+    ticket_lifetime: int
+    ticket_age_add: int
+    ticket_nonce: bytes
+    ticket: bytes = field(repr=False)
+    resumption_secret: bytes = field(repr=False)
+    """The PSK for this ticket: HKDF-Expand-Label(resumption_master_secret, "resumption", nonce)."""
