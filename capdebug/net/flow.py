@@ -1,0 +1,301 @@
+"""TCP connections: group segments by 4-tuple, assign client/server roles, and reassemble.
+
+:class:`TcpTracker` takes decoded segments in capture order and returns :data:`FlowEvent` values:
+a connection starts, stream bytes (or gaps) arrive in each direction, SYN/FIN/RST are seen, and
+a connection closes. The byte-level rules live in :mod:`capdebug.net.reassembly`.
+
+Roles. The client is the sender of the SYN (or the receiver of a SYN+ACK when only that was
+captured). Without either, the sender of the first segment seen is a guess
+(``roles_from_syn=False``); the analysis layer may call :meth:`Connection.swap_roles` when it
+knows better (a ClientHello going the other way). Events name the direction by *sender*, as it
+was when the event was made.
+
+Lifetime. A connection leaves the table, and its memory is freed, when both FINs were reported
+in order, when either side sent an RST, or at :meth:`TcpTracker.flush`; each way emits
+:class:`ConnectionClosed` once. The 4-tuple is then remembered (a bounded table of tombstones) so
+that the final ACK, late retransmissions and the peer's answer to an RST do not start a bogus
+connection. A new SYN with another initial sequence number on that 4-tuple (port reuse) does
+start a new connection, with a new id; so does one on a 4-tuple still open, which closes the old
+connection first.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, Data, Gap, Released, StreamReassembler
+from capdebug.net.tcp import TcpSegment, format_endpoint
+
+__all__ = [
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionStarted",
+    "Direction",
+    "FlowEvent",
+    "StreamData",
+    "StreamGap",
+    "TcpFlag",
+    "TcpTracker",
+]
+
+_FIN = 0x01
+_SYN = 0x02
+_RST = 0x04
+_ACK = 0x10
+
+Endpoint = tuple[bytes, int]
+"""``(address bytes, port)``."""
+
+
+class Direction(enum.IntEnum):
+    """Who sent the bytes or flag an event is about."""
+
+    CLIENT = 0
+    SERVER = 1
+
+
+_DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
+
+
+class Connection:
+    """One TCP connection. Mutable: the tracker updates it, the analysis may swap its roles."""
+
+    __slots__ = ("client", "first_frame", "id", "roles_from_syn", "server", "streams")
+
+    def __init__(
+        self,
+        conn_id: int,
+        client: Endpoint,
+        server: Endpoint,
+        first_frame: int,
+        roles_from_syn: bool,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+    ) -> None:
+        self.id = conn_id
+        """1-based, in order of first appearance in the capture."""
+        self.client = client
+        self.server = server
+        self.first_frame = first_frame
+        """Frame (1-based) of the first segment seen."""
+        self.roles_from_syn = roles_from_syn
+        """The roles come from a SYN or SYN+ACK, not from a guess."""
+        self.streams = [StreamReassembler(max_buffered), StreamReassembler(max_buffered)]
+        """Reassembly state per sending side, indexed by :class:`Direction`."""
+
+    @property
+    def client_str(self) -> str:
+        return format_endpoint(*self.client)
+
+    @property
+    def server_str(self) -> str:
+        return format_endpoint(*self.server)
+
+    def stream(self, direction: Direction) -> StreamReassembler:
+        """Reassembly state of the bytes sent by ``direction``."""
+        return self.streams[direction]
+
+    def swap_roles(self) -> None:
+        """Exchange client and server: later events name directions the other way round."""
+        self.client, self.server = self.server, self.client
+        self.streams.reverse()
+
+    def __repr__(self) -> str:
+        return f"Connection(id={self.id}, client={self.client_str}, server={self.server_str})"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStarted:
+    """The first segment of a connection was seen."""
+
+    conn: Connection
+
+
+@dataclass(frozen=True, slots=True)
+class StreamData:
+    """In-order stream bytes sent by ``direction``."""
+
+    conn: Connection
+    direction: Direction
+    data: bytes
+    frame: int
+    """Frame that completed these bytes (the frame in which the last of them arrived)."""
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamGap:
+    """``size`` stream bytes sent by ``direction`` are missing from the capture."""
+
+    conn: Connection
+    direction: Direction
+    size: int
+    frame: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TcpFlag:
+    """``"SYN"``, ``"FIN"`` or ``"RST"`` sent by ``direction``, reported once each."""
+
+    conn: Connection
+    direction: Direction
+    flag: str
+    frame: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The connection left the tracker (both FINs, an RST, or the end of the capture)."""
+
+    conn: Connection
+
+
+FlowEvent = ConnectionStarted | StreamData | StreamGap | TcpFlag | ConnectionClosed
+
+_Key = tuple[bytes, int, bytes, int]
+_NOTHING: tuple[FlowEvent, ...] = ()
+
+
+def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Released]) -> None:
+    direction = _DIRECTIONS[d]
+    for r in released:
+        if isinstance(r, Data):
+            out.append(StreamData(conn, direction, r.data, r.frame, r.ts_ns))
+        elif isinstance(r, Gap):
+            out.append(StreamGap(conn, direction, r.size, r.frame, r.ts_ns))
+        else:
+            out.append(TcpFlag(conn, direction, r.flag, r.frame, r.ts_ns))
+
+
+class TcpTracker:
+    """Follow every TCP connection of a capture; see the module docstring."""
+
+    __slots__ = ("_closed", "_last_id", "_table", "max_buffered", "max_closed")
+
+    def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED, max_closed: int = 65536) -> None:
+        self.max_buffered = max_buffered
+        """Per direction: bytes held behind a hole before it becomes a gap."""
+        self.max_closed = max_closed
+        """How many closed 4-tuples to remember (oldest forgotten first)."""
+        self._table: dict[_Key, Connection] = {}
+        self._closed: dict[_Key, int | None] = {}  # closed 4-tuple -> its client's ISN
+        self._last_id = 0
+
+    @property
+    def open_connections(self) -> int:
+        """Connections currently held in memory."""
+        return len(self._table)
+
+    def feed(self, frame: int, ts_ns: int, seg: TcpSegment) -> Sequence[FlowEvent]:
+        """Take the segment captured in ``frame`` (1-based) at ``ts_ns``; return its events."""
+        src = seg.src
+        sport = seg.sport
+        dst = seg.dst
+        dport = seg.dport
+        if sport < dport or (sport == dport and src <= dst):
+            key = (src, sport, dst, dport)
+        else:
+            key = (dst, dport, src, sport)
+        conn = self._table.get(key)
+        flags = seg.flags
+        if conn is None or flags & (_SYN | _ACK) == _SYN:
+            return self._feed_slow(key, conn, frame, ts_ns, seg)
+        client = conn.client
+        d = 0 if client[1] == sport and client[0] == src else 1
+        return self._process(conn, d, frame, ts_ns, seg, None)
+
+    def _process(
+        self, conn: Connection, d: int, frame: int, ts_ns: int, seg: TcpSegment, out: list[FlowEvent] | None
+    ) -> Sequence[FlowEvent]:
+        flags = seg.flags
+        streams = conn.streams
+        if flags & _RST:
+            return self._reset(conn, d, frame, ts_ns, out)
+        released = streams[d].feed(seg.seq, seg.payload, flags, frame, ts_ns, seg.truncated)
+        acked = streams[1 - d].ack(seg.ack, frame, ts_ns) if flags & _ACK else ()
+        if not released and not acked:
+            return _NOTHING if out is None else out
+        if out is None:
+            out = []
+        if released:
+            _wrap(out, conn, d, released)
+        if acked:
+            _wrap(out, conn, 1 - d, acked)
+        if streams[0].fin_done and streams[1].fin_done:
+            self._close(conn, out)
+        return out
+
+    def _feed_slow(
+        self, key: _Key, conn: Connection | None, frame: int, ts_ns: int, seg: TcpSegment
+    ) -> Sequence[FlowEvent]:
+        """A segment of an unknown 4-tuple, or a bare SYN (maybe a new connection on the same one)."""
+        flags = seg.flags
+        pure_syn = flags & (_SYN | _ACK) == _SYN
+        out: list[FlowEvent] = []
+        if conn is not None:
+            client = conn.client
+            d = 0 if client[1] == seg.sport and client[0] == seg.src else 1
+            stream = conn.streams[d]
+            if not stream.started or stream.isn == seg.seq:
+                # The first segment of this direction, or a retransmitted SYN.
+                return self._process(conn, d, frame, ts_ns, seg, None)
+            # Another ISN on an open 4-tuple: the old connection is over (port reuse).
+            for i, s in enumerate(conn.streams):
+                _wrap(out, conn, i, s.flush())
+            self._close(conn, out)
+        elif key in self._closed:
+            if not pure_syn or self._closed[key] == seg.seq:
+                return _NOTHING  # after the end: final ACK, retransmission, answer to an RST
+            del self._closed[key]
+        if flags & _RST:
+            # An RST alone says nothing worth a connection (e.g. the answer to a port scan).
+            return out
+        sender = (seg.src, seg.sport)
+        receiver = (seg.dst, seg.dport)
+        self._last_id += 1
+        if pure_syn or not flags & _SYN:
+            conn = Connection(self._last_id, sender, receiver, frame, pure_syn, self.max_buffered)
+            d = 0
+        else:  # SYN+ACK: the sender is the server
+            conn = Connection(self._last_id, receiver, sender, frame, True, self.max_buffered)
+            d = 1
+        self._table[key] = conn
+        out.append(ConnectionStarted(conn))
+        return self._process(conn, d, frame, ts_ns, seg, out)
+
+    def _reset(
+        self, conn: Connection, d: int, frame: int, ts_ns: int, out: list[FlowEvent] | None
+    ) -> list[FlowEvent]:
+        if out is None:
+            out = []
+        # What either side still holds is released first: the RST ends both streams.
+        _wrap(out, conn, d, conn.streams[d].abort(frame, ts_ns))
+        _wrap(out, conn, 1 - d, conn.streams[1 - d].abort(frame, ts_ns))
+        out.append(TcpFlag(conn, _DIRECTIONS[d], "RST", frame, ts_ns))
+        self._close(conn, out)
+        return out
+
+    def _close(self, conn: Connection, out: list[FlowEvent]) -> None:
+        client, server = conn.client, conn.server
+        if client[1] < server[1] or (client[1] == server[1] and client[0] <= server[0]):
+            key = (client[0], client[1], server[0], server[1])
+        else:
+            key = (server[0], server[1], client[0], client[1])
+        del self._table[key]
+        closed = self._closed
+        closed[key] = conn.streams[0].isn
+        if len(closed) > self.max_closed:
+            del closed[next(iter(closed))]
+        out.append(ConnectionClosed(conn))
+
+    def flush(self) -> list[FlowEvent]:
+        """End of capture: release what every connection still holds and close them all."""
+        out: list[FlowEvent] = []
+        for conn in list(self._table.values()):
+            for d, stream in enumerate(conn.streams):
+                _wrap(out, conn, d, stream.flush())
+            self._close(conn, out)
+        return out

@@ -1,0 +1,93 @@
+"""IPv4 and IPv6 headers: find the TCP header and where the IP payload ends.
+
+Both functions return ``(src, dst, tcp_offset, end, truncated)`` for a packet that carries TCP
+(or the first fragment of one), and ``None`` for anything else: another protocol, a non-first
+fragment, a malformed or cut-short header. They never raise on bad input.
+
+``end`` is where the IP payload ends inside the captured bytes. It comes from the IP length
+field, so Ethernet padding after a short packet is not mistaken for TCP payload; when the snaplen
+cut the packet before that point, ``end`` is the captured length and ``truncated`` is true.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["IPPROTO_TCP", "ipv4_tcp", "ipv6_tcp"]
+
+IPPROTO_TCP = 6
+
+# IPv6 extension headers walked on the way to TCP (RFC 8200 4.1).
+_HOP_BY_HOP = 0
+_ROUTING = 43
+_FRAGMENT = 44
+_AH = 51
+_DEST_OPTS = 60
+
+_IPV4_FIXED = struct.Struct("!BxHxxHxB").unpack_from  # ver/IHL, total length, flags/fragment, protocol
+_IPV6_FIXED = struct.Struct("!4xHB").unpack_from  # payload length, next header
+_u16 = struct.Struct("!H").unpack_from
+
+IpTcp = tuple[bytes, bytes, int, int, bool]
+"""``(src, dst, tcp_offset, end, truncated)``."""
+
+
+def ipv4_tcp(data: bytes, off: int) -> IpTcp | None:
+    """Locate TCP inside the IPv4 packet at ``data[off:]`` (RFC 791 3.1)."""
+    n = len(data)
+    if off + 20 > n:
+        return None
+    ver_ihl, total_length, frag, proto = _IPV4_FIXED(data, off)
+    header_len = (ver_ihl & 0x0F) << 2
+    if ver_ihl >> 4 != 4 or header_len < 20 or total_length < header_len or proto != IPPROTO_TCP:
+        return None
+    # A non-first fragment has no TCP header; capdebug does not reassemble IP fragments.
+    if frag & 0x1FFF:
+        return None
+    tcp_off = off + header_len
+    end = off + total_length
+    # A first fragment (More Fragments set) holds only the start of the segment: report what is
+    # there as truncated, so the reassembler sees a hole rather than a short segment.
+    truncated = bool(frag & 0x2000)
+    if end > n:
+        end = n
+        truncated = True
+    if tcp_off > end:
+        return None
+    return data[off + 12 : off + 16], data[off + 16 : off + 20], tcp_off, end, truncated
+
+
+def ipv6_tcp(data: bytes, off: int) -> IpTcp | None:
+    """Locate TCP inside the IPv6 packet at ``data[off:]``, across extension headers (RFC 8200)."""
+    n = len(data)
+    if off + 40 > n or data[off] >> 4 != 6:
+        return None
+    payload_length, next_header = _IPV6_FIXED(data, off)
+    p = off + 40
+    # Payload length 0 with a Hop-by-Hop header is a jumbogram (RFC 2675): use what was captured.
+    end = p + payload_length if payload_length or next_header != _HOP_BY_HOP else n
+    truncated = False
+    if end > n:
+        end = n
+        truncated = True
+    while next_header != IPPROTO_TCP:
+        if p + 8 > end:
+            return None
+        if next_header == _HOP_BY_HOP or next_header == _ROUTING or next_header == _DEST_OPTS:
+            length = (data[p + 1] + 1) << 3  # in 8-octet units, not counting the first 8 (RFC 8200 4.3)
+        elif next_header == _FRAGMENT:
+            (offset_flags,) = _u16(data, p + 2)
+            if offset_flags & 0xFFF8:  # non-first fragment (RFC 8200 4.5)
+                return None
+            if offset_flags & 1:  # first fragment of several: only the start of the segment
+                truncated = True
+            length = 8
+        elif next_header == _AH:
+            length = (data[p + 1] + 2) << 2  # in 4-octet units, minus 2 (RFC 4302 2.2)
+        else:  # another upper layer, ESP, or No Next Header (59)
+            return None
+        next_header = data[p]
+        p += length
+    if p > end:
+        return None
+    return data[off + 8 : off + 24], data[off + 24 : off + 40], p, end, truncated

@@ -1,0 +1,399 @@
+"""Per-direction TCP stream reassembly: segments in capture order -> bytes in stream order.
+
+Theory of operation
+===================
+
+A :class:`StreamReassembler` follows one direction of one connection. It is fed that direction's
+segments in capture order (:meth:`~StreamReassembler.feed`), the other direction's acknowledgment
+numbers (:meth:`~StreamReassembler.ack`), and finally :meth:`~StreamReassembler.flush` at the end
+of the capture. Each call returns what it *releases*, in stream order: :class:`Data`,
+:class:`Gap` and :class:`Flag` items. Nothing is released twice and nothing is released out of
+order.
+
+Positions. Sequence numbers are 32-bit and wrap (RFC 9293 3.4). The reassembler keeps positions
+as unbounded integers: every incoming number is unwrapped to the value nearest to the next
+expected position (within 2**31 either way), so comparisons are plain integer comparisons and a
+stream may be longer than 4 GiB. The first segment seen sets the origin: a SYN at ISN makes the
+first data byte ISN+1 (the SYN consumes one number); without a SYN the stream starts at the
+first sequence number seen, and whatever came before it is never reported.
+
+What is released at once. Bytes at the next expected position go out immediately, so in-order
+data is never accumulated here. Bytes before that position are old: retransmissions, the
+1-byte keep-alive at next-1 and the 0-byte keep-alive are dropped, and a segment that overlaps
+the position contributes only its new tail (a partial retransmission). A zero-window probe
+carries the next byte, so it is released like any data; its later retransmission is then old.
+
+What is buffered. A segment beginning beyond the next position leaves a hole. It is kept until
+the hole fills, as non-overlapping chunks sorted by position. Where a segment overlaps bytes
+already buffered, the bytes that arrived first win (as most stacks and Wireshark do), so a
+chunk, once buffered, never changes. When the hole fills, the filling segment and all chunks
+now contiguous with it are released together. Buffered chunks are the only memory that grows.
+
+How gaps are decided. The capture can miss a segment that the peer did receive; it is never
+retransmitted, so waiting would stall the stream forever. A hole before buffered data (or before
+a FIN already seen) is given up as a :class:`Gap` of exactly the missing size when either
+
+* the other direction acknowledged bytes inside the hole: the receiver has them, so they were
+  sent and will not come again (only the acknowledged part is skipped); or
+* more than ``max_buffered`` bytes are waiting behind it (1 MiB by default).
+
+After a gap the now-contiguous chunks are released as usual. :meth:`~StreamReassembler.flush`
+gives up every remaining hole the same way.
+
+Flags. SYN is reported when first seen (a retransmitted SYN is not). FIN consumes one sequence
+number and is reported once, when it is in order, that is after every byte before it; data
+beyond a FIN is ignored. RST is reported at once: the reassembler first releases what it
+holds (holes become gaps), then the RST, and ignores everything after.
+
+Frames. Items released by a call carry that call's frame and timestamp: the frame that brought
+the last byte in, or completed the stream up to it. At :meth:`~StreamReassembler.flush` there is
+no such frame, so each buffered chunk keeps the frame it arrived in.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_MAX_BUFFERED", "Data", "Flag", "Gap", "Released", "StreamReassembler"]
+
+#: Bytes a direction may hold behind a hole before the hole is given up as a gap.
+DEFAULT_MAX_BUFFERED = 1 << 20
+
+_FIN = 0x01
+_SYN = 0x02
+_RST = 0x04
+_CONTROL = _FIN | _SYN | _RST
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """Stream bytes, in order, that follow whatever was released before."""
+
+    data: bytes = field(repr=False)
+    frame: int
+    """Frame that completed these bytes (see the module docstring)."""
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``size`` stream bytes that the capture does not have."""
+
+    size: int
+    frame: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A control flag, reported once: ``"SYN"``, ``"FIN"`` (when in order) or ``"RST"``."""
+
+    flag: str
+    frame: int
+    ts_ns: int
+
+
+Released = Data | Gap | Flag
+
+_NOTHING: tuple[Released, ...] = ()
+
+
+class StreamReassembler:
+    """Reassembles one direction of a TCP connection; see the module docstring."""
+
+    __slots__ = (
+        "_acked",
+        "_buffered",
+        "_chunks",
+        "_ends",
+        "_fin",
+        "_fin_frame",
+        "_fin_ts",
+        "_frames",
+        "_next",
+        "_starts",
+        "_tss",
+        "fin_done",
+        "isn",
+        "max_buffered",
+        "rst",
+    )
+
+    def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED) -> None:
+        self.max_buffered = max_buffered
+        self.isn: int | None = None
+        """Initial sequence number, once a SYN was seen."""
+        self.fin_done = False
+        """The FIN was reported (it and everything before it are released)."""
+        self.rst = False
+        """An RST was reported; the stream is over."""
+        self._next: int | None = None  # unwrapped position of the next byte to release
+        self._acked = -1  # highest unwrapped acknowledgment from the peer
+        self._fin: int | None = None  # unwrapped position of the FIN, once seen
+        self._fin_frame = 0
+        self._fin_ts = 0
+        # Buffered chunks beyond a hole: sorted, non-overlapping, parallel lists.
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._chunks: list[bytes] = []
+        self._frames: list[int] = []
+        self._tss: list[int] = []
+        self._buffered = 0
+
+    # -- queries -------------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """A segment of this direction was seen, so positions are defined."""
+        return self._next is not None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held behind a hole."""
+        return self._buffered
+
+    def _unwrap(self, seq: int) -> int:
+        nxt = self._next
+        assert nxt is not None
+        return nxt + ((seq - nxt + _HALF) & _MASK) - _HALF
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def feed(
+        self, seq: int, payload: bytes, flags: int, frame: int, ts_ns: int, truncated: bool = False
+    ) -> Sequence[Released]:
+        """Take one segment of this direction; return what it releases.
+
+        ``truncated`` says ``payload`` is only the start of the segment (snaplen): the rest is a
+        hole like any other, and a FIN on it is ignored because its position is unknown.
+        """
+        nxt = self._next
+        if nxt is not None and not flags & _CONTROL:
+            # Fast path: plain data or a bare ACK on a started stream.
+            if not payload:
+                return _NOTHING
+            u = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF
+            if u == nxt and self._fin is None and not self._starts:
+                self._next = nxt + len(payload)
+                return [Data(payload, frame, ts_ns)]
+        return self._feed(seq, payload, flags, frame, ts_ns, truncated)
+
+    def _feed(
+        self, seq: int, payload: bytes, flags: int, frame: int, ts_ns: int, truncated: bool
+    ) -> Sequence[Released]:
+        if self.rst:
+            return _NOTHING
+        if flags & _RST:
+            out = self._release_all(frame, ts_ns)
+            out.append(Flag("RST", frame, ts_ns))
+            self.rst = True
+            return out
+        out = []
+        if flags & _SYN:
+            if self._next is None:
+                self.isn = seq
+                out.append(Flag("SYN", frame, ts_ns))
+            # The SYN occupies one sequence number; data on a SYN (TCP Fast Open) follows it.
+            seq = (seq + 1) & _MASK
+        if self._next is None:
+            self._next = seq
+        nxt = self._next
+        u = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF
+        end = u + len(payload)
+        if flags & _FIN and self._fin is None and not truncated:
+            self._set_fin(end, frame, ts_ns)
+        fin = self._fin
+        if fin is not None and end > fin:
+            end = fin
+        if end > nxt:
+            starts = self._starts
+            if u <= nxt and (not starts or end <= starts[0]):
+                out.append(
+                    Data(
+                        payload if u == nxt and end - u == len(payload) else payload[nxt - u : end - u],
+                        frame,
+                        ts_ns,
+                    )
+                )
+                self._next = end
+            else:
+                self._insert(u, end, payload, frame, ts_ns)
+                self._drain(out, frame, ts_ns)
+            self._give_up_holes(out, frame, ts_ns)
+        self._check_fin(out, frame, ts_ns)
+        return out
+
+    def ack(self, ack: int, frame: int, ts_ns: int) -> Sequence[Released]:
+        """Take an acknowledgment number sent by the *other* direction; return what it releases."""
+        nxt = self._next
+        if nxt is None or self.rst:
+            return _NOTHING
+        a = nxt + ((ack - nxt + _HALF) & _MASK) - _HALF
+        if a <= self._acked:
+            return _NOTHING
+        self._acked = a
+        if a <= nxt or (not self._starts and self._fin is None):
+            return _NOTHING
+        out: list[Released] = []
+        self._give_up_holes(out, frame, ts_ns)
+        self._check_fin(out, frame, ts_ns)
+        return out
+
+    def abort(self, frame: int, ts_ns: int) -> list[Released]:
+        """End the stream now (the connection was reset): release everything held, with gaps
+        for the holes, all carrying ``frame``. Later input is ignored."""
+        if self.rst:
+            return []
+        out = self._release_all(frame, ts_ns)
+        self.rst = True
+        return out
+
+    def flush(self) -> list[Released]:
+        """End of capture: release everything held, with gaps for the holes (module docstring)."""
+        if self.rst:
+            return []
+        return self._release_all(None, 0)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _set_fin(self, fin: int, frame: int, ts_ns: int) -> None:
+        self._fin = fin
+        self._fin_frame = frame
+        self._fin_ts = ts_ns
+        # Bytes beyond the FIN are not part of the stream; drop any already buffered.
+        starts = self._starts
+        if starts and self._ends[-1] > fin:
+            i = bisect_right(starts, fin - 1)  # chunks [0, i) start before the FIN
+            for j in range(i, len(starts)):
+                self._buffered -= self._ends[j] - starts[j]
+            del starts[i:], self._ends[i:], self._chunks[i:], self._frames[i:], self._tss[i:]
+            if i and self._ends[-1] > fin:
+                k = i - 1
+                cut = self._ends[k] - fin
+                self._buffered -= cut
+                self._chunks[k] = self._chunks[k][: fin - starts[k]]
+                self._ends[k] = fin
+
+    def _put(self, i: int, start: int, end: int, chunk: bytes, frame: int, ts_ns: int) -> None:
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+        self._chunks.insert(i, chunk)
+        self._frames.insert(i, frame)
+        self._tss.insert(i, ts_ns)
+        self._buffered += end - start
+
+    def _insert(self, u: int, end: int, payload: bytes, frame: int, ts_ns: int) -> None:
+        """Buffer the bytes ``[u, end)`` of ``payload`` (which starts at ``u``) that are neither
+        released nor already buffered: earlier arrivals win."""
+        origin = u
+        nxt = self._next
+        assert nxt is not None
+        if u < nxt:
+            u = nxt
+        starts, ends = self._starts, self._ends
+        if not starts or u >= ends[-1]:
+            # Common case: the next segment after those already waiting.
+            whole = u == origin and end - origin == len(payload)
+            self._put(
+                len(starts), u, end, payload if whole else payload[u - origin : end - origin], frame, ts_ns
+            )
+            return
+        i = bisect_right(starts, u) - 1
+        if i >= 0 and ends[i] > u:
+            u = ends[i]
+        i += 1
+        while u < end:
+            if i < len(starts) and starts[i] < end:
+                s = starts[i]
+                if s > u:
+                    self._put(i, u, s, payload[u - origin : s - origin], frame, ts_ns)
+                    i += 1
+                if ends[i] > u:
+                    u = ends[i]
+                i += 1
+            else:
+                self._put(i, u, end, payload[u - origin : end - origin], frame, ts_ns)
+                break
+
+    def _drain(self, out: list[Released], frame: int | None, ts_ns: int) -> None:
+        """Release the buffered chunks that are now contiguous with the next position.
+        ``frame=None`` keeps each chunk's own frame (flush)."""
+        starts = self._starts
+        nxt = self._next
+        assert nxt is not None
+        n = len(starts)
+        i = 0
+        freed = 0
+        while i < n and starts[i] <= nxt:
+            s = starts[i]
+            e = self._ends[i]
+            freed += e - s
+            if e > nxt:
+                chunk = self._chunks[i]
+                if s < nxt:
+                    chunk = chunk[nxt - s :]
+                if frame is None:
+                    out.append(Data(chunk, self._frames[i], self._tss[i]))
+                else:
+                    out.append(Data(chunk, frame, ts_ns))
+                nxt = e
+            i += 1
+        if i:
+            del starts[:i], self._ends[:i], self._chunks[:i], self._frames[:i], self._tss[:i]
+            self._buffered -= freed
+        self._next = nxt
+
+    def _give_up_holes(self, out: list[Released], frame: int, ts_ns: int) -> None:
+        """Turn holes that will never fill into gaps (module docstring, "How gaps are decided")."""
+        while True:
+            nxt = self._next
+            assert nxt is not None
+            if self._starts:
+                limit = self._starts[0]
+            elif self._fin is not None and self._fin > nxt:
+                limit = self._fin
+            else:
+                return
+            if self._acked > nxt:
+                limit = min(limit, self._acked)
+            elif self._buffered <= self.max_buffered:
+                return
+            out.append(Gap(limit - nxt, frame, ts_ns))
+            self._next = limit
+            self._drain(out, frame, ts_ns)
+
+    def _check_fin(self, out: list[Released], frame: int, ts_ns: int) -> None:
+        if self._fin is not None and self._next == self._fin and not self.fin_done:
+            self.fin_done = True
+            self._next = self._fin + 1
+            out.append(Flag("FIN", frame, ts_ns))
+
+    def _release_all(self, frame: int | None, ts_ns: int) -> list[Released]:
+        """Give up every hole, release all buffered bytes and a FIN already seen."""
+        out: list[Released] = []
+        nxt = self._next
+        if nxt is None:
+            return out
+        while self._starts:
+            s = self._starts[0]
+            if s > nxt:
+                if frame is None:
+                    out.append(Gap(s - nxt, self._frames[0], self._tss[0]))
+                else:
+                    out.append(Gap(s - nxt, frame, ts_ns))
+                self._next = s
+            self._drain(out, frame, ts_ns)
+            nxt = self._next
+            assert nxt is not None
+        fin = self._fin
+        if fin is not None and not self.fin_done:
+            f, t = (self._fin_frame, self._fin_ts) if frame is None else (frame, ts_ns)
+            if fin > nxt:
+                out.append(Gap(fin - nxt, f, t))
+                self._next = fin
+            self._check_fin(out, f, t)
+        return out

@@ -1,0 +1,94 @@
+"""TCP segments out of captured frames: link layer -> IP -> TCP header (RFC 9293 3.1).
+
+:func:`decode_tcp` is the per-packet entry point of the capture decoder, so it is written for
+speed: fixed-layout headers are read with precompiled :mod:`struct` unpackers straight from the
+frame bytes, and the only objects created are the address and payload slices and the segment.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+
+from capdebug.net.ip import ipv4_tcp, ipv6_tcp
+from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
+
+__all__ = ["TcpFlags", "TcpSegment", "decode_tcp", "format_endpoint"]
+
+
+class TcpFlags(enum.IntFlag):
+    """TCP control bits (RFC 9293 3.1; ECE and CWR from RFC 3168 23.2)."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSegment:
+    """One TCP segment as captured."""
+
+    src: bytes
+    """Source address, 4 (IPv4) or 16 (IPv6) raw bytes."""
+    sport: int
+    """Source port."""
+    dst: bytes
+    """Destination address, 4 or 16 raw bytes."""
+    dport: int
+    """Destination port."""
+    seq: int
+    """Sequence number (32-bit, as on the wire)."""
+    ack: int
+    """Acknowledgment number (meaningful when ``flags`` has ACK)."""
+    flags: int
+    """Control bits, see :class:`TcpFlags` (a plain int: enum arithmetic is slow per packet)."""
+    window: int
+    """Window field, unscaled."""
+    payload: bytes = field(repr=False)
+    """Segment data that was captured."""
+    truncated: bool = False
+    """The capture holds less than the segment carried (snaplen, or a first IP fragment):
+    ``payload`` is only its start."""
+
+
+_TCP_HEADER = struct.Struct("!HHIIBBH").unpack_from  # ports, seq, ack, data offset, flags, window
+
+
+def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
+    """Decode the TCP segment in a captured frame of link type ``linktype`` (a ``LINKTYPE_``).
+
+    Returns ``None`` for frames that do not carry TCP, non-first IP fragments, and frames whose
+    headers are malformed or cut short before the end of the TCP header. Never raises.
+    """
+    ethertype, off = network_offset(linktype, data)
+    if ethertype == ETHERTYPE_IPV4:
+        located = ipv4_tcp(data, off)
+    elif ethertype == ETHERTYPE_IPV6:
+        located = ipv6_tcp(data, off)
+    else:
+        return None
+    if located is None:
+        return None
+    src, dst, t, end, truncated = located
+    if t + 20 > end:
+        return None
+    sport, dport, seq, ack, offset_byte, flags, window = _TCP_HEADER(data, t)
+    # Data Offset counts 32-bit words and includes the options (RFC 9293 3.1).
+    p = t + ((offset_byte >> 4) << 2)
+    if p < t + 20 or p > end:
+        return None
+    return TcpSegment(src, sport, dst, dport, seq, ack, flags, window, data[p:end], truncated)
+
+
+def format_endpoint(addr: bytes, port: int) -> str:
+    """``"192.0.2.1:443"`` or ``"[2001:db8::1]:443"`` (RFC 5952 text form, as in URLs)."""
+    if len(addr) == 4:
+        return f"{ipaddress.IPv4Address(addr)}:{port}"
+    return f"[{ipaddress.IPv6Address(addr)}]:{port}"
