@@ -122,7 +122,14 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
 
             def raw(n: int) -> bytes:
                 # The bytes already read to see the magic come first, then the stream.
-                return pending.pop() if pending else rest(n)
+                if not pending:
+                    return rest(n)
+                out, left = pending[0][:n], pending[0][n:]
+                if left:
+                    pending[0] = left
+                else:
+                    pending.clear()
+                return out
 
             read = _GzipStream(raw, warnings).read
             head = _read_up_to(read, 16)
@@ -133,7 +140,11 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
         elif pcap_magic(head) is not None:
             reader = PcapReader(src, path=path, close=close, warnings=warnings)
         else:
-            raise CaptureFormatError(_describe(head), offset=0)
+            message = _describe(head)
+            if read is not stream.read:
+                message = message.replace("file:", "file after gunzip:", 1)
+                message += "".join(f"; {w}" for w in warnings)
+            raise CaptureFormatError(message, offset=0)
     except BaseException:
         if close is not None:
             close()
