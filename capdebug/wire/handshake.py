@@ -1,0 +1,1169 @@
+"""Handshake messages (RFC 8446 section 4, RFC 5246 section 7.4, RFC 8422, RFC 5077).
+
+Each message has a frozen dataclass and a ``pull_x(buf) -> X`` / ``push_x(buf, x)`` pair for
+its *body*; :func:`pull_handshake` / :func:`push_handshake` add the 4-byte header
+(``HandshakeType msg_type; uint24 length``) and dispatch on the type. Decoding then
+re-encoding gives back the same bytes, which the transcript hash depends on: extensions stay
+raw and in order (see :mod:`capdebug.wire.extensions` for their bodies), optional trailing
+fields remember whether they were present.
+
+Three messages changed shape between TLS 1.2 and 1.3 (Certificate, CertificateRequest,
+NewSessionTicket). Callers that know the version pass ``tls13``; with ``tls13=None`` the
+decoder tries the TLS 1.3 form and falls back to the TLS 1.2 one, which is what a capture
+decoder needs before it has seen a ServerHello.
+
+Nothing here parses X.509 or checks signatures: that is ``crypto/``'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from .._buffer import Buffer
+from ..errors import DecodeError, NeedData
+from .constants import (
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    KeyUpdateRequest,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+    name_of,
+    version_name,
+)
+from .extensions import (
+    CertificateStatus,
+    Extension,
+    ext,
+    pull_alpn_protocols,
+    pull_early_data,
+    pull_extensions,
+    pull_key_share_client,
+    pull_key_share_hrr,
+    pull_key_share_server,
+    pull_offered_psks,
+    pull_psk_key_exchange_modes,
+    pull_selected_identity,
+    pull_selected_version,
+    pull_server_name_list,
+    pull_signature_schemes,
+    pull_supported_groups,
+    pull_supported_versions,
+    push_extensions,
+)
+
+__all__ = [
+    "DOWNGRADE_TLS11",
+    "DOWNGRADE_TLS12",
+    "HANDSHAKE_HEADER_SIZE",
+    "HRR_RANDOM",
+    "Certificate",
+    "CertificateEntry",
+    "CertificateRequest",
+    "CertificateRequest12",
+    "CertificateVerify",
+    "ClientHello",
+    "ClientKeyExchange",
+    "CompressedCertificate",
+    "DheServerParams",
+    "EcdheServerParams",
+    "EncryptedExtensions",
+    "EndOfEarlyData",
+    "Finished",
+    "HandshakeMessage",
+    "HelloRequest",
+    "KeyUpdate",
+    "NewSessionTicket",
+    "NewSessionTicket12",
+    "ServerHello",
+    "ServerHelloDone",
+    "ServerKeyExchange",
+    "UnknownHandshake",
+    "encode_handshake",
+    "frame_handshake",
+    "handshake_name",
+    "parse_dhe_server_key_exchange",
+    "parse_ecdhe_server_key_exchange",
+    "pull_certificate",
+    "pull_certificate_request",
+    "pull_certificate_request12",
+    "pull_certificate_verify",
+    "pull_client_hello",
+    "pull_client_key_exchange",
+    "pull_compressed_certificate",
+    "pull_dh_client_public",
+    "pull_ecdh_client_public",
+    "pull_encrypted_extensions",
+    "pull_encrypted_premaster",
+    "pull_finished",
+    "pull_handshake",
+    "pull_key_update",
+    "pull_new_session_ticket",
+    "pull_new_session_ticket12",
+    "pull_server_hello",
+    "pull_server_key_exchange",
+    "push_certificate",
+    "push_certificate_request",
+    "push_certificate_request12",
+    "push_certificate_verify",
+    "push_client_hello",
+    "push_client_key_exchange",
+    "push_compressed_certificate",
+    "push_encrypted_extensions",
+    "push_finished",
+    "push_handshake",
+    "push_key_update",
+    "push_new_session_ticket",
+    "push_new_session_ticket12",
+    "push_server_hello",
+    "push_server_key_exchange",
+    "summary",
+]
+
+T = TypeVar("T")
+
+HANDSHAKE_HEADER_SIZE = 4
+
+#: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 4.1.3).
+HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+#: Last 8 bytes of ServerHello.random of a TLS 1.3 server negotiating TLS 1.2 / below
+#: (RFC 8446 section 4.1.3): a client that offered TLS 1.3 must abort on seeing them.
+DOWNGRADE_TLS12 = b"DOWNGRD\x01"
+DOWNGRADE_TLS11 = b"DOWNGRD\x00"
+
+
+def frame_handshake(
+    data: bytes | bytearray | memoryview, offset: int = 0
+) -> tuple[list[tuple[int, int, int]], int]:
+    """Find the complete handshake messages in ``data[offset:]`` (RFC 8446 section 4).
+
+    Returns ``([(msg_type, header_offset, body_length), ...], consumed)``; the body starts 4
+    bytes after ``header_offset`` (an index into ``data``), and ``consumed`` counts bytes from
+    ``offset`` to the end of the last complete message. The caller concatenates handshake
+    record fragments first (a message may span records; a record may hold several messages)
+    and should bound how much it buffers: the format allows 2^24-1 bytes per message.
+    """
+    if isinstance(data, memoryview) and data.format != "B":
+        data = data.cast("B")
+    end = len(data)
+    pos = offset
+    messages: list[tuple[int, int, int]] = []
+    append = messages.append
+    while pos + HANDSHAKE_HEADER_SIZE <= end:
+        length = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
+        next_pos = pos + HANDSHAKE_HEADER_SIZE + length
+        if next_pos > end:
+            break
+        append((data[pos], pos, length))
+        pos = next_pos
+    return messages, pos - offset
+
+
+def handshake_name(msg_type: int) -> str:
+    """``"client_hello"``, or ``"unknown(0x0063)"``."""
+    return name_of(HandshakeType, msg_type)
+
+
+def _pull_session_id(buf: Buffer) -> bytes:
+    n = buf.pull_uint8()
+    if n > 32:
+        raise DecodeError(f"legacy_session_id of {n} bytes (at most 32)")
+    return buf.pull_bytes(n)
+
+
+def _check_vector(what: str, n: int, minimum: int, maximum: int) -> None:
+    if not minimum <= n <= maximum:
+        raise DecodeError(f"{what}: vector of {n} bytes outside <{minimum}..{maximum}>")
+
+
+# -- ClientHello / ServerHello (RFC 8446 4.1.2-4.1.4, RFC 5246 7.4.1) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    msg_type: ClassVar[int] = HandshakeType.client_hello
+
+    legacy_version: int
+    """0x0303 for TLS 1.2 and 1.3 clients (the real offer is in supported_versions)."""
+    random: bytes
+    """32 bytes; the key-log index (NSS key logs are keyed by client_random)."""
+    legacy_session_id: bytes
+    """0..32 bytes; TLS 1.3 clients in compatibility mode send 32 random bytes."""
+    cipher_suites: tuple[int, ...]
+    legacy_compression_methods: bytes
+    """One byte per method; b"\\x00" (null) for every modern client."""
+    extensions: tuple[Extension, ...] = ()
+    """In wire order, unknown and GREASE ones included."""
+    extensions_present: bool = True
+    """False when the message ended before the extensions block (pre-TLS 1.2 clients)."""
+
+
+def pull_client_hello(buf: Buffer) -> ClientHello:
+    """The ClientHello body; ``buf`` must end where the message ends."""
+    legacy_version = buf.pull_uint16()
+    random = buf.pull_bytes(32)
+    session_id = _pull_session_id(buf)
+    cipher_suites = tuple(buf.pull_list(2, 2))
+    compression = buf.pull_opaque(1)
+    if buf.eof():
+        return ClientHello(legacy_version, random, session_id, cipher_suites, compression, (), False)
+    return ClientHello(legacy_version, random, session_id, cipher_suites, compression, pull_extensions(buf))
+
+
+def push_client_hello(buf: Buffer, msg: ClientHello) -> None:
+    buf.push_uint16(msg.legacy_version)
+    buf.push_bytes(msg.random)
+    buf.push_opaque(1, msg.legacy_session_id)
+    buf.push_list(2, 2, msg.cipher_suites)
+    buf.push_opaque(1, msg.legacy_compression_methods)
+    if msg.extensions or msg.extensions_present:
+        push_extensions(buf, msg.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """ServerHello, and HelloRetryRequest, which is a ServerHello with :data:`HRR_RANDOM`."""
+
+    msg_type: ClassVar[int] = HandshakeType.server_hello
+
+    legacy_version: int
+    random: bytes
+    legacy_session_id_echo: bytes
+    cipher_suite: int
+    legacy_compression_method: int
+    extensions: tuple[Extension, ...] = ()
+    extensions_present: bool = True
+    """False when the message ended before the extensions block."""
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        return self.random == HRR_RANDOM
+
+    @property
+    def downgrade_sentinel(self) -> int | None:
+        """0x0303 or 0x0302 if the random ends with a RFC 8446 4.1.3 downgrade marker."""
+        tail = self.random[-8:]
+        if tail == DOWNGRADE_TLS12:
+            return ProtocolVersion.TLS1_2
+        if tail == DOWNGRADE_TLS11:
+            return ProtocolVersion.TLS1_1
+        return None
+
+
+def pull_server_hello(buf: Buffer) -> ServerHello:
+    legacy_version = buf.pull_uint16()
+    random = buf.pull_bytes(32)
+    session_id = _pull_session_id(buf)
+    cipher_suite = buf.pull_uint16()
+    compression = buf.pull_uint8()
+    if buf.eof():
+        return ServerHello(legacy_version, random, session_id, cipher_suite, compression, (), False)
+    return ServerHello(legacy_version, random, session_id, cipher_suite, compression, pull_extensions(buf))
+
+
+def push_server_hello(buf: Buffer, msg: ServerHello) -> None:
+    buf.push_uint16(msg.legacy_version)
+    buf.push_bytes(msg.random)
+    buf.push_opaque(1, msg.legacy_session_id_echo)
+    buf.push_uint16(msg.cipher_suite)
+    buf.push_uint8(msg.legacy_compression_method)
+    if msg.extensions or msg.extensions_present:
+        push_extensions(buf, msg.extensions)
+
+
+# -- EncryptedExtensions (RFC 8446 4.3.1) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedExtensions:
+    msg_type: ClassVar[int] = HandshakeType.encrypted_extensions
+
+    extensions: tuple[Extension, ...]
+
+
+def pull_encrypted_extensions(buf: Buffer) -> EncryptedExtensions:
+    return EncryptedExtensions(pull_extensions(buf))
+
+
+def push_encrypted_extensions(buf: Buffer, msg: EncryptedExtensions) -> None:
+    push_extensions(buf, msg.extensions)
+
+
+# -- Certificate (RFC 8446 4.4.2, RFC 5246 7.4.2) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateEntry:
+    cert_data: bytes
+    """DER X.509 certificate (or a RawPublicKey SubjectPublicKeyInfo, RFC 7250)."""
+    extensions: tuple[Extension, ...] = ()
+    """TLS 1.3 only: status_request (OCSP staple), signed_certificate_timestamp, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """Both forms: TLS 1.3 (``tls13=True``: request context, per-entry extensions) and
+    TLS 1.2 and below (a plain ``ASN.1Cert certificate_list<0..2^24-1>``)."""
+
+    msg_type: ClassVar[int] = HandshakeType.certificate
+
+    certificate_request_context: bytes
+    """TLS 1.3: empty in the server's Certificate, echoes the CertificateRequest otherwise."""
+    certificate_list: tuple[CertificateEntry, ...]
+    """End-entity certificate first."""
+    tls13: bool = True
+
+    @property
+    def der_list(self) -> tuple[bytes, ...]:
+        return tuple(e.cert_data for e in self.certificate_list)
+
+
+def _pull_certificate13(buf: Buffer) -> Certificate:
+    context = buf.pull_opaque(1)
+    entries: list[CertificateEntry] = []
+    with buf.pull_block(3):
+        while not buf.eof():
+            cert = buf.pull_opaque(3)
+            if not cert:
+                raise DecodeError("empty cert_data in Certificate")
+            entries.append(CertificateEntry(cert, pull_extensions(buf)))
+    return Certificate(context, tuple(entries), True)
+
+
+def _pull_certificate12(buf: Buffer) -> Certificate:
+    entries: list[CertificateEntry] = []
+    with buf.pull_block(3):
+        while not buf.eof():
+            cert = buf.pull_opaque(3)
+            if not cert:
+                raise DecodeError("empty ASN.1Cert in Certificate")
+            entries.append(CertificateEntry(cert))
+    return Certificate(b"", tuple(entries), False)
+
+
+def pull_certificate(buf: Buffer, tls13: bool | None = True) -> Certificate:
+    """``tls13=None`` tries the TLS 1.3 form, then the TLS 1.2 form."""
+    if tls13 is None:
+        return _either(buf, _pull_certificate13, _pull_certificate12)
+    return _pull_certificate13(buf) if tls13 else _pull_certificate12(buf)
+
+
+def push_certificate(buf: Buffer, msg: Certificate) -> None:
+    if msg.tls13:
+        buf.push_opaque(1, msg.certificate_request_context)
+    elif msg.certificate_request_context or any(e.extensions for e in msg.certificate_list):
+        raise ValueError("a TLS 1.2 Certificate has no request context and no entry extensions")
+    with buf.push_block(3):
+        for entry in msg.certificate_list:
+            buf.push_opaque(3, entry.cert_data)
+            if msg.tls13:
+                push_extensions(buf, entry.extensions)
+
+
+# -- CertificateRequest (RFC 8446 4.3.2, RFC 5246 7.4.4) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """TLS 1.3 form."""
+
+    msg_type: ClassVar[int] = HandshakeType.certificate_request
+
+    certificate_request_context: bytes
+    extensions: tuple[Extension, ...]
+    """signature_algorithms is mandatory; certificate_authorities, oid_filters, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest12:
+    """TLS 1.2 form (and TLS 1.0/1.1, which lack supported_signature_algorithms)."""
+
+    msg_type: ClassVar[int] = HandshakeType.certificate_request
+
+    certificate_types: tuple[int, ...]
+    """ClientCertificateType: rsa_sign(1), ecdsa_sign(64), ..."""
+    supported_signature_algorithms: tuple[int, ...] | None
+    """None for the TLS 1.0/1.1 form."""
+    certificate_authorities: tuple[bytes, ...]
+    """DER DistinguishedNames."""
+
+
+def pull_certificate_request(buf: Buffer) -> CertificateRequest:
+    context = buf.pull_opaque(1)
+    return CertificateRequest(context, pull_extensions(buf))
+
+
+def push_certificate_request(buf: Buffer, msg: CertificateRequest) -> None:
+    buf.push_opaque(1, msg.certificate_request_context)
+    push_extensions(buf, msg.extensions)
+
+
+def _pull_certificate_request12(buf: Buffer, with_signature_algorithms: bool) -> CertificateRequest12:
+    types = buf.pull_opaque(1)
+    _check_vector("certificate_types", len(types), 1, 255)
+    sig_algs: tuple[int, ...] | None = None
+    if with_signature_algorithms:
+        sig_algs = tuple(buf.pull_list(2, 2))
+        _check_vector("supported_signature_algorithms", 2 * len(sig_algs), 2, 0xFFFE)
+    authorities: list[bytes] = []
+    with buf.pull_block(2):
+        while not buf.eof():
+            authorities.append(buf.pull_opaque(2))
+    return CertificateRequest12(tuple(types), sig_algs, tuple(authorities))
+
+
+def pull_certificate_request12(buf: Buffer) -> CertificateRequest12:
+    """Tries the TLS 1.2 form, then the TLS 1.0/1.1 form."""
+    return _either(
+        buf,
+        lambda b: _pull_certificate_request12(b, True),
+        lambda b: _pull_certificate_request12(b, False),
+    )
+
+
+def push_certificate_request12(buf: Buffer, msg: CertificateRequest12) -> None:
+    buf.push_opaque(1, bytes(msg.certificate_types))
+    if msg.supported_signature_algorithms is not None:
+        buf.push_list(2, 2, msg.supported_signature_algorithms)
+    with buf.push_block(2):
+        for dn in msg.certificate_authorities:
+            buf.push_opaque(2, dn)
+
+
+# -- CertificateVerify (RFC 8446 4.4.3, RFC 5246 7.4.8) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerify:
+    msg_type: ClassVar[int] = HandshakeType.certificate_verify
+
+    algorithm: int | None
+    """SignatureScheme; None in the TLS 1.0/1.1 form, which has no algorithm field."""
+    signature: bytes
+
+
+def pull_certificate_verify(buf: Buffer) -> CertificateVerify:
+    """``SignatureScheme algorithm; opaque signature<0..2^16-1>``, or the TLS 1.0/1.1 form
+    (signature only), told apart by which one consumes the body exactly."""
+    if buf.remaining >= 4:
+        mark = buf.pos
+        buf.pull_uint16()
+        n = buf.pull_uint16()
+        if n == buf.remaining:
+            buf.pos = mark
+            algorithm = buf.pull_uint16()
+            return CertificateVerify(algorithm, buf.pull_opaque(2))
+        buf.pos = mark
+    return CertificateVerify(None, buf.pull_opaque(2))
+
+
+def push_certificate_verify(buf: Buffer, msg: CertificateVerify) -> None:
+    if msg.algorithm is not None:
+        buf.push_uint16(msg.algorithm)
+    buf.push_opaque(2, msg.signature)
+
+
+# -- Finished, KeyUpdate, empty messages --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    msg_type: ClassVar[int] = HandshakeType.finished
+
+    verify_data: bytes
+    """Hash length in TLS 1.3 (RFC 8446 4.4.4), 12 bytes in TLS 1.2 (RFC 5246 7.4.9)."""
+
+
+def pull_finished(buf: Buffer) -> Finished:
+    return Finished(buf.pull_bytes(buf.remaining))
+
+
+def push_finished(buf: Buffer, msg: Finished) -> None:
+    buf.push_bytes(msg.verify_data)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdate:
+    msg_type: ClassVar[int] = HandshakeType.key_update
+
+    request_update: int
+    """KeyUpdateRequest: update_not_requested(0) or update_requested(1)."""
+
+
+def pull_key_update(buf: Buffer) -> KeyUpdate:
+    return KeyUpdate(buf.pull_uint8())
+
+
+def push_key_update(buf: Buffer, msg: KeyUpdate) -> None:
+    buf.push_uint8(msg.request_update)
+
+
+@dataclass(frozen=True, slots=True)
+class HelloRequest:
+    """RFC 5246 7.4.1.1: empty; asks the client to renegotiate."""
+
+    msg_type: ClassVar[int] = HandshakeType.hello_request
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfEarlyData:
+    """RFC 8446 4.5: empty."""
+
+    msg_type: ClassVar[int] = HandshakeType.end_of_early_data
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHelloDone:
+    """RFC 5246 7.4.5: empty."""
+
+    msg_type: ClassVar[int] = HandshakeType.server_hello_done
+
+
+# -- NewSessionTicket (RFC 8446 4.6.1, RFC 5077 3.3) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket:
+    """TLS 1.3 form."""
+
+    msg_type: ClassVar[int] = HandshakeType.new_session_ticket
+
+    ticket_lifetime: int
+    """Seconds, at most 604800 (7 days)."""
+    ticket_age_add: int
+    ticket_nonce: bytes
+    ticket: bytes
+    extensions: tuple[Extension, ...] = ()
+    """early_data carries max_early_data_size."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket12:
+    """TLS 1.2 form (RFC 5077 section 3.3)."""
+
+    msg_type: ClassVar[int] = HandshakeType.new_session_ticket
+
+    ticket_lifetime_hint: int
+    ticket: bytes
+
+
+def pull_new_session_ticket(buf: Buffer) -> NewSessionTicket:
+    lifetime = buf.pull_uint32()
+    age_add = buf.pull_uint32()
+    nonce = buf.pull_opaque(1)
+    ticket = buf.pull_opaque(2)
+    if not ticket:
+        raise DecodeError("empty ticket in NewSessionTicket")
+    return NewSessionTicket(lifetime, age_add, nonce, ticket, pull_extensions(buf))
+
+
+def push_new_session_ticket(buf: Buffer, msg: NewSessionTicket) -> None:
+    buf.push_uint32(msg.ticket_lifetime)
+    buf.push_uint32(msg.ticket_age_add)
+    buf.push_opaque(1, msg.ticket_nonce)
+    buf.push_opaque(2, msg.ticket)
+    push_extensions(buf, msg.extensions)
+
+
+def pull_new_session_ticket12(buf: Buffer) -> NewSessionTicket12:
+    lifetime_hint = buf.pull_uint32()
+    return NewSessionTicket12(lifetime_hint, buf.pull_opaque(2))
+
+
+def push_new_session_ticket12(buf: Buffer, msg: NewSessionTicket12) -> None:
+    buf.push_uint32(msg.ticket_lifetime_hint)
+    buf.push_opaque(2, msg.ticket)
+
+
+# -- CompressedCertificate (RFC 8879 section 4) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompressedCertificate:
+    msg_type: ClassVar[int] = HandshakeType.compressed_certificate
+
+    algorithm: int
+    """CertificateCompressionAlgorithm."""
+    uncompressed_length: int
+    compressed_certificate_message: bytes
+
+
+def pull_compressed_certificate(buf: Buffer) -> CompressedCertificate:
+    algorithm = buf.pull_uint16()
+    uncompressed_length = buf.pull_uint24()
+    data = buf.pull_opaque(3)
+    if not data:
+        raise DecodeError("empty compressed_certificate_message")
+    return CompressedCertificate(algorithm, uncompressed_length, data)
+
+
+def push_compressed_certificate(buf: Buffer, msg: CompressedCertificate) -> None:
+    buf.push_uint16(msg.algorithm)
+    buf.push_uint24(msg.uncompressed_length)
+    buf.push_opaque(3, msg.compressed_certificate_message)
+
+
+# -- ServerKeyExchange / ClientKeyExchange (RFC 5246 7.4.3, 7.4.7; RFC 8422 5.4, 5.7) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKeyExchange:
+    """Kept raw: its layout depends on the key exchange of the negotiated cipher suite and on
+    the version. Decode it with :func:`parse_ecdhe_server_key_exchange` or
+    :func:`parse_dhe_server_key_exchange`."""
+
+    msg_type: ClassVar[int] = HandshakeType.server_key_exchange
+
+    body: bytes
+
+
+def pull_server_key_exchange(buf: Buffer) -> ServerKeyExchange:
+    return ServerKeyExchange(buf.pull_bytes(buf.remaining))
+
+
+def push_server_key_exchange(buf: Buffer, msg: ServerKeyExchange) -> None:
+    buf.push_bytes(msg.body)
+
+
+@dataclass(frozen=True, slots=True)
+class EcdheServerParams:
+    """ServerKeyExchange of an ECDHE suite (RFC 8422 section 5.4)."""
+
+    curve_type: int
+    """ECCurveType; only named_curve(3) is decoded."""
+    named_curve: int
+    """NamedGroup."""
+    public: bytes
+    """The server's ephemeral point (or X25519/X448 key)."""
+    params_raw: bytes
+    """The ServerECDHParams bytes: with both randoms, what the signature covers."""
+    signature_algorithm: int | None
+    """SignatureScheme (TLS 1.2); None in TLS 1.0/1.1 or when unsigned (anonymous)."""
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DheServerParams:
+    """ServerKeyExchange of a DHE suite (RFC 5246 section 7.4.3)."""
+
+    dh_p: bytes
+    dh_g: bytes
+    dh_ys: bytes
+    params_raw: bytes
+    """The ServerDHParams bytes that the signature covers (after both randoms)."""
+    signature_algorithm: int | None
+    signature: bytes
+
+
+def _pull_signature_tail(buf: Buffer, tls12: bool | None) -> tuple[int | None, bytes]:
+    """The ``digitally-signed`` struct after the params: TLS 1.2 has a SignatureAndHashAlgorithm
+    before the signature, TLS 1.0/1.1 does not; ``None`` tells them apart by exact length."""
+    left = buf.remaining
+    if left == 0:
+        return None, b""  # anonymous key exchange: no signature at all
+    if tls12 is None:
+        mark = buf.pos
+        if left >= 4:
+            buf.pull_uint16()
+            tls12 = buf.pull_uint16() == left - 4
+        else:
+            tls12 = False
+        buf.pos = mark
+    if tls12:
+        algorithm: int | None = buf.pull_uint16()
+    else:
+        algorithm = None
+    return algorithm, buf.pull_opaque(2)
+
+
+def _parse_body(body: bytes | bytearray | memoryview, what: str, reader: Callable[[Buffer], T]) -> T:
+    buf = Buffer(body)
+    try:
+        value = reader(buf)
+    except NeedData as exc:
+        raise DecodeError(f"{what}: truncated: {exc}") from exc
+    if not buf.eof():
+        raise DecodeError(f"{what}: {buf.remaining} bytes left over")
+    return value
+
+
+def parse_ecdhe_server_key_exchange(
+    body: bytes | bytearray | memoryview, tls12: bool | None = None
+) -> EcdheServerParams:
+    """Decode an ECDHE ServerKeyExchange body; ``tls12=None`` guesses the signature form."""
+
+    def reader(buf: Buffer) -> EcdheServerParams:
+        curve_type = buf.pull_uint8()
+        if curve_type != 3:
+            raise DecodeError(f"ServerKeyExchange curve_type {curve_type} is not named_curve")
+        named_curve = buf.pull_uint16()
+        public = buf.pull_opaque(1)
+        if not public:
+            raise DecodeError("empty ECDH public point in ServerKeyExchange")
+        params_raw = bytes(body[: buf.pos])
+        algorithm, signature = _pull_signature_tail(buf, tls12)
+        return EcdheServerParams(curve_type, named_curve, public, params_raw, algorithm, signature)
+
+    return _parse_body(body, "ECDHE ServerKeyExchange", reader)
+
+
+def parse_dhe_server_key_exchange(
+    body: bytes | bytearray | memoryview, tls12: bool | None = None
+) -> DheServerParams:
+    """Decode a DHE ServerKeyExchange body; ``tls12=None`` guesses the signature form."""
+
+    def reader(buf: Buffer) -> DheServerParams:
+        p = buf.pull_opaque(2)
+        g = buf.pull_opaque(2)
+        ys = buf.pull_opaque(2)
+        if not (p and g and ys):
+            raise DecodeError("empty DH parameter in ServerKeyExchange")
+        params_raw = bytes(body[: buf.pos])
+        algorithm, signature = _pull_signature_tail(buf, tls12)
+        return DheServerParams(p, g, ys, params_raw, algorithm, signature)
+
+    return _parse_body(body, "DHE ServerKeyExchange", reader)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKeyExchange:
+    """Kept raw; read it with :func:`pull_ecdh_client_public`, :func:`pull_dh_client_public`
+    or :func:`pull_encrypted_premaster` according to the cipher suite."""
+
+    msg_type: ClassVar[int] = HandshakeType.client_key_exchange
+
+    body: bytes
+
+
+def pull_client_key_exchange(buf: Buffer) -> ClientKeyExchange:
+    return ClientKeyExchange(buf.pull_bytes(buf.remaining))
+
+
+def push_client_key_exchange(buf: Buffer, msg: ClientKeyExchange) -> None:
+    buf.push_bytes(msg.body)
+
+
+def pull_ecdh_client_public(body: bytes | bytearray | memoryview) -> bytes:
+    """``ECPoint ecdh_Yc``: ``opaque point<1..2^8-1>`` (RFC 8422 section 5.7)."""
+
+    def reader(buf: Buffer) -> bytes:
+        point = buf.pull_opaque(1)
+        if not point:
+            raise DecodeError("empty ECDH public point in ClientKeyExchange")
+        return point
+
+    return _parse_body(body, "ECDHE ClientKeyExchange", reader)
+
+
+def pull_dh_client_public(body: bytes | bytearray | memoryview) -> bytes:
+    """``opaque dh_Yc<1..2^16-1>`` (RFC 5246 section 7.4.7.2)."""
+
+    def reader(buf: Buffer) -> bytes:
+        yc = buf.pull_opaque(2)
+        if not yc:
+            raise DecodeError("empty dh_Yc in ClientKeyExchange")
+        return yc
+
+    return _parse_body(body, "DHE ClientKeyExchange", reader)
+
+
+def pull_encrypted_premaster(body: bytes | bytearray | memoryview) -> bytes:
+    """``EncryptedPreMasterSecret``, ``opaque<0..2^16-1>`` (RFC 5246 section 7.4.7.1; SSL 3.0
+    omitted the length and is not supported)."""
+    return _parse_body(body, "RSA ClientKeyExchange", lambda buf: buf.pull_opaque(2))
+
+
+# -- generic message ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownHandshake:
+    """A message type this module does not decode (kept whole, so it re-encodes exactly)."""
+
+    msg_type: int
+    body: bytes
+
+
+HandshakeMessage = (
+    ClientHello
+    | ServerHello
+    | EncryptedExtensions
+    | Certificate
+    | CertificateRequest
+    | CertificateRequest12
+    | CertificateVerify
+    | Finished
+    | NewSessionTicket
+    | NewSessionTicket12
+    | KeyUpdate
+    | EndOfEarlyData
+    | HelloRequest
+    | ServerHelloDone
+    | ServerKeyExchange
+    | ClientKeyExchange
+    | CompressedCertificate
+    | CertificateStatus
+    | UnknownHandshake
+)
+
+
+def _either(buf: Buffer, first: Callable[[Buffer], T], second: Callable[[Buffer], T]) -> T:
+    """Parse the rest of ``buf`` with ``first``, or else with ``second`` (both must consume it)."""
+    start = buf.pos
+    end = start + buf.remaining
+    try:
+        value = _parse_body(buf.pull_view(end - start), "", first)
+    except DecodeError:
+        buf.pos = start
+    else:
+        return value
+    return second(buf)
+
+
+def _pull_certificate_status_msg(buf: Buffer) -> CertificateStatus:
+    status_type = buf.pull_uint8()
+    response = buf.pull_opaque(3)
+    if not response:
+        raise DecodeError("empty OCSP response in CertificateStatus")
+    return CertificateStatus(status_type, response)
+
+
+def _push_certificate_status_msg(buf: Buffer, msg: CertificateStatus) -> None:
+    buf.push_uint8(msg.status_type)
+    buf.push_opaque(3, msg.response)
+
+
+_PULL_FIXED: dict[int, Callable[[Buffer], HandshakeMessage]] = {
+    HandshakeType.hello_request: lambda buf: HelloRequest(),
+    HandshakeType.client_hello: pull_client_hello,
+    HandshakeType.server_hello: pull_server_hello,
+    HandshakeType.end_of_early_data: lambda buf: EndOfEarlyData(),
+    HandshakeType.encrypted_extensions: pull_encrypted_extensions,
+    HandshakeType.server_key_exchange: pull_server_key_exchange,
+    HandshakeType.server_hello_done: lambda buf: ServerHelloDone(),
+    HandshakeType.certificate_verify: pull_certificate_verify,
+    HandshakeType.client_key_exchange: pull_client_key_exchange,
+    HandshakeType.finished: pull_finished,
+    HandshakeType.certificate_status: _pull_certificate_status_msg,
+    HandshakeType.key_update: pull_key_update,
+    HandshakeType.compressed_certificate: pull_compressed_certificate,
+}
+
+
+def _pull_body(msg_type: int, buf: Buffer, tls13: bool | None) -> HandshakeMessage:
+    reader = _PULL_FIXED.get(msg_type)
+    if reader is not None:
+        return reader(buf)
+    if msg_type == HandshakeType.certificate:
+        return pull_certificate(buf, tls13)
+    if msg_type == HandshakeType.certificate_request:
+        if tls13 is None:
+            cr13: Callable[[Buffer], HandshakeMessage] = pull_certificate_request
+            return _either(buf, cr13, pull_certificate_request12)
+        return pull_certificate_request(buf) if tls13 else pull_certificate_request12(buf)
+    if msg_type == HandshakeType.new_session_ticket:
+        if tls13 is None:
+            nst13: Callable[[Buffer], HandshakeMessage] = pull_new_session_ticket
+            return _either(buf, nst13, pull_new_session_ticket12)
+        return pull_new_session_ticket(buf) if tls13 else pull_new_session_ticket12(buf)
+    return UnknownHandshake(msg_type, buf.pull_bytes(buf.remaining))
+
+
+def pull_handshake(buf: Buffer, tls13: bool | None = None) -> HandshakeMessage:
+    """One handshake message, header included.
+
+    :class:`NeedData` if ``buf`` ends before the message does; :class:`DecodeError` if the
+    complete message is malformed. ``tls13`` picks the form of the version-dependent messages
+    (None: try TLS 1.3, then TLS 1.2).
+    """
+    msg_type = buf.pull_uint8()
+    length = buf.pull_uint24()
+    body = buf.pull_view(length)
+    what = handshake_name(msg_type)
+    return _parse_body(body, what, lambda b: _pull_body(msg_type, b, tls13))
+
+
+def _push_body(buf: Buffer, msg: HandshakeMessage) -> None:
+    match msg:
+        case ClientHello():
+            push_client_hello(buf, msg)
+        case ServerHello():
+            push_server_hello(buf, msg)
+        case EncryptedExtensions():
+            push_encrypted_extensions(buf, msg)
+        case Certificate():
+            push_certificate(buf, msg)
+        case CertificateRequest():
+            push_certificate_request(buf, msg)
+        case CertificateRequest12():
+            push_certificate_request12(buf, msg)
+        case CertificateVerify():
+            push_certificate_verify(buf, msg)
+        case Finished():
+            push_finished(buf, msg)
+        case NewSessionTicket():
+            push_new_session_ticket(buf, msg)
+        case NewSessionTicket12():
+            push_new_session_ticket12(buf, msg)
+        case KeyUpdate():
+            push_key_update(buf, msg)
+        case EndOfEarlyData() | HelloRequest() | ServerHelloDone():
+            pass
+        case ServerKeyExchange():
+            push_server_key_exchange(buf, msg)
+        case ClientKeyExchange():
+            push_client_key_exchange(buf, msg)
+        case CompressedCertificate():
+            push_compressed_certificate(buf, msg)
+        case CertificateStatus():
+            _push_certificate_status_msg(buf, msg)
+        case UnknownHandshake():
+            buf.push_bytes(msg.body)
+
+
+def push_handshake(buf: Buffer, msg: HandshakeMessage) -> None:
+    """Write ``msg`` with its 4-byte header."""
+    buf.push_uint8(msg.msg_type)
+    with buf.push_block(3):
+        _push_body(buf, msg)
+
+
+def encode_handshake(msg: HandshakeMessage) -> bytes:
+    """``msg`` as bytes, header included: what goes into the transcript hash."""
+    buf = Buffer()
+    push_handshake(buf, msg)
+    return buf.data()
+
+
+# -- summary ------------------------------------------------------------------------------------
+
+
+def _names(enum_cls: type, values: tuple[int, ...]) -> list[str]:
+    return [name_of(enum_cls, v) for v in values]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("ascii", "backslashreplace")
+
+
+class _Summary:
+    """Collects fields; an extension that does not decode is listed, not raised."""
+
+    __slots__ = ("fields", "malformed")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, object] = {}
+        self.malformed: list[str] = []
+
+    def ext(
+        self,
+        key: str,
+        msg: ClientHello | ServerHello | EncryptedExtensions | NewSessionTicket | CertificateRequest,
+        ext_type: ExtensionType,
+        decode: Callable[[bytes], object],
+    ) -> None:
+        data = ext(msg, ext_type)
+        if data is None:
+            return
+        try:
+            self.fields[key] = decode(data)
+        except DecodeError:
+            self.malformed.append(ext_type.name)
+
+    def done(self) -> dict[str, object]:
+        if self.malformed:
+            self.fields["malformed_extensions"] = self.malformed
+        return self.fields
+
+
+def _summary_client_hello(msg: ClientHello) -> dict[str, object]:
+    s = _Summary()
+    f = s.fields
+    f["legacy_version"] = version_name(msg.legacy_version)
+    f["session_id_length"] = len(msg.legacy_session_id)
+    f["cipher_suites"] = _names(CipherSuite, msg.cipher_suites)
+    f["extensions"] = _names(ExtensionType, tuple(e.type for e in msg.extensions))
+    s.ext("sni", msg, ExtensionType.server_name, lambda d: next(iter(pull_server_name_list(d)), None))
+    s.ext(
+        "supported_versions",
+        msg,
+        ExtensionType.supported_versions,
+        lambda d: [version_name(v) for v in pull_supported_versions(d)],
+    )
+    s.ext(
+        "groups", msg, ExtensionType.supported_groups, lambda d: _names(NamedGroup, pull_supported_groups(d))
+    )
+    s.ext(
+        "key_share_groups",
+        msg,
+        ExtensionType.key_share,
+        lambda d: [name_of(NamedGroup, e.group) for e in pull_key_share_client(d)],
+    )
+    s.ext(
+        "signature_algorithms",
+        msg,
+        ExtensionType.signature_algorithms,
+        lambda d: _names(SignatureScheme, pull_signature_schemes(d)),
+    )
+    s.ext(
+        "alpn",
+        msg,
+        ExtensionType.application_layer_protocol_negotiation,
+        lambda d: [_text(p) for p in pull_alpn_protocols(d)],
+    )
+    s.ext("psk_identities", msg, ExtensionType.pre_shared_key, lambda d: len(pull_offered_psks(d).identities))
+    s.ext(
+        "psk_modes", msg, ExtensionType.psk_key_exchange_modes, lambda d: list(pull_psk_key_exchange_modes(d))
+    )
+    f["early_data"] = ext(msg, ExtensionType.early_data) is not None
+    return s.done()
+
+
+def _summary_server_hello(msg: ServerHello) -> dict[str, object]:
+    s = _Summary()
+    f = s.fields
+    hrr = msg.is_hello_retry_request
+    f["hello_retry_request"] = hrr
+    f["legacy_version"] = version_name(msg.legacy_version)
+    f["version"] = version_name(msg.legacy_version)
+    s.ext("version", msg, ExtensionType.supported_versions, lambda d: version_name(pull_selected_version(d)))
+    f["cipher_suite"] = name_of(CipherSuite, msg.cipher_suite)
+    f["session_id_length"] = len(msg.legacy_session_id_echo)
+    f["extensions"] = _names(ExtensionType, tuple(e.type for e in msg.extensions))
+    if hrr:
+        s.ext(
+            "key_share_group",
+            msg,
+            ExtensionType.key_share,
+            lambda d: name_of(NamedGroup, pull_key_share_hrr(d)),
+        )
+    else:
+        s.ext(
+            "key_share_group",
+            msg,
+            ExtensionType.key_share,
+            lambda d: name_of(NamedGroup, pull_key_share_server(d).group),
+        )
+    s.ext("selected_psk", msg, ExtensionType.pre_shared_key, pull_selected_identity)
+    s.ext(
+        "alpn",
+        msg,
+        ExtensionType.application_layer_protocol_negotiation,
+        lambda d: next(iter(_text(p) for p in pull_alpn_protocols(d)), None),
+    )
+    downgrade = msg.downgrade_sentinel
+    if downgrade is not None:
+        f["downgrade_sentinel"] = version_name(downgrade)
+    return s.done()
+
+
+def summary(msg: HandshakeMessage) -> dict[str, object]:
+    """JSON-friendly fields worth showing for ``msg`` (names for code points, counts for lists).
+
+    Cheap: only the extensions shown are decoded. Extensions that fail to decode are listed
+    under ``malformed_extensions`` rather than raised. Certificates are returned as raw DER
+    (``certificates``) for ``crypto/x509.py`` to parse; callers must drop that field before
+    writing JSON.
+    """
+    match msg:
+        case ClientHello():
+            return _summary_client_hello(msg)
+        case ServerHello():
+            return _summary_server_hello(msg)
+        case EncryptedExtensions():
+            s = _Summary()
+            s.fields["extensions"] = _names(ExtensionType, tuple(e.type for e in msg.extensions))
+            s.ext(
+                "alpn",
+                msg,
+                ExtensionType.application_layer_protocol_negotiation,
+                lambda d: next(iter(_text(p) for p in pull_alpn_protocols(d)), None),
+            )
+            s.fields["early_data"] = ext(msg, ExtensionType.early_data) is not None
+            return s.done()
+        case Certificate():
+            return {"count": len(msg.certificate_list), "certificates": list(msg.der_list)}
+        case CertificateRequest():
+            s = _Summary()
+            s.fields["context_length"] = len(msg.certificate_request_context)
+            s.ext(
+                "signature_algorithms",
+                msg,
+                ExtensionType.signature_algorithms,
+                lambda d: _names(SignatureScheme, pull_signature_schemes(d)),
+            )
+            return s.done()
+        case CertificateRequest12():
+            return {
+                "certificate_types": list(msg.certificate_types),
+                "signature_algorithms": None
+                if msg.supported_signature_algorithms is None
+                else _names(SignatureScheme, msg.supported_signature_algorithms),
+                "certificate_authorities": len(msg.certificate_authorities),
+            }
+        case CertificateVerify():
+            return {
+                "algorithm": None if msg.algorithm is None else name_of(SignatureScheme, msg.algorithm),
+                "signature_length": len(msg.signature),
+            }
+        case Finished():
+            return {"verify_data_length": len(msg.verify_data)}
+        case NewSessionTicket():
+            s = _Summary()
+            s.fields["lifetime"] = msg.ticket_lifetime
+            s.fields["ticket_length"] = len(msg.ticket)
+            s.fields["max_early_data_size"] = None
+            s.ext("max_early_data_size", msg, ExtensionType.early_data, pull_early_data)
+            return s.done()
+        case NewSessionTicket12():
+            return {"lifetime": msg.ticket_lifetime_hint, "ticket_length": len(msg.ticket)}
+        case KeyUpdate():
+            return {
+                "update_requested": msg.request_update == KeyUpdateRequest.update_requested,
+                "request_update": msg.request_update,
+            }
+        case ServerKeyExchange():
+            return _summary_server_key_exchange(msg)
+        case ClientKeyExchange():
+            return {"length": len(msg.body)}
+        case CompressedCertificate():
+            return {
+                "algorithm": msg.algorithm,
+                "uncompressed_length": msg.uncompressed_length,
+                "compressed_length": len(msg.compressed_certificate_message),
+            }
+        case CertificateStatus():
+            return {"status_type": msg.status_type, "response_length": len(msg.response)}
+        case UnknownHandshake():
+            return {"length": len(msg.body)}
+        case _:  # EndOfEarlyData, HelloRequest, ServerHelloDone
+            return {}
+
+
+def _summary_server_key_exchange(msg: ServerKeyExchange) -> dict[str, object]:
+    try:
+        ecdhe = parse_ecdhe_server_key_exchange(msg.body)
+    except DecodeError:
+        pass
+    else:
+        return {
+            "kx": "ECDHE",
+            "group": name_of(NamedGroup, ecdhe.named_curve),
+            "signature_algorithm": None
+            if ecdhe.signature_algorithm is None
+            else name_of(SignatureScheme, ecdhe.signature_algorithm),
+        }
+    try:
+        dhe = parse_dhe_server_key_exchange(msg.body)
+    except DecodeError:
+        return {"length": len(msg.body)}
+    return {
+        "kx": "DHE",
+        "dh_bits": 8 * len(dhe.dh_p.lstrip(b"\x00")),
+        "signature_algorithm": None
+        if dhe.signature_algorithm is None
+        else name_of(SignatureScheme, dhe.signature_algorithm),
+    }
