@@ -1,0 +1,291 @@
+"""``capdebug serve``, ``capdebug connect`` and ``capdebug certs make``: test programs around
+the engine, in the spirit of ``openssl s_server``/``s_client`` and s2nd/s2nc.
+
+They only parse options, build a :class:`~capdebug.tls.config.TLSConfig`, run the socket
+wrapper and print. Secrets go to ``--key-log FILE`` (or ``$SSLKEYLOGFILE``), written 0600,
+one line the moment each secret is derived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from ..crypto import x509_engine as cx509
+from ..crypto.keylog import write_keylog_file
+from ..errors import TLSError, UsageError
+from ..tls import certs
+from ..tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS, ClientAuth, Credential, TLSConfig
+from ..tls.connection import Connection
+from ..tls.events import HandshakeComplete
+from ..tls.io import TLSSocket
+from ..tls.trace import TraceCategory, parse_categories
+from ..wire.constants import CipherSuite, NamedGroup
+
+__all__ = ["register"]
+
+certs_app = typer.Typer(help="Make test certificates.", no_args_is_help=True)
+
+
+def _key_logger(path: str | None) -> object:
+    path = path or os.environ.get("SSLKEYLOGFILE") or None
+    if not path:
+        return None
+
+    def log(line: str) -> None:
+        write_keylog_file(path, [line], append=True)
+
+    return log
+
+
+def _suites(spec: str | None) -> tuple[CipherSuite, ...]:
+    if not spec:
+        return DEFAULT_CIPHER_SUITES
+    out = []
+    for name in spec.split(","):
+        try:
+            out.append(CipherSuite[name.strip()])
+        except KeyError:
+            raise UsageError(f"unknown cipher suite {name!r}") from None
+    return tuple(out)
+
+
+def _groups(spec: str | None) -> tuple[NamedGroup, ...]:
+    if not spec:
+        return DEFAULT_GROUPS
+    out = []
+    for name in spec.split(","):
+        name = name.strip()
+        name = {"P-256": "secp256r1", "P-384": "secp384r1", "X25519": "x25519"}.get(name, name)
+        try:
+            out.append(NamedGroup[name])
+        except KeyError:
+            raise UsageError(f"unknown group {name!r}") from None
+    return tuple(out)
+
+
+def _trace(spec: str | None) -> TraceCategory | None:
+    return parse_categories(spec) if spec else None
+
+
+def _trace_sink(category: TraceCategory, line: str) -> None:
+    sys.stderr.write(f"[{(category.name or '').lower()}] {line}\n")
+
+
+def _load_credential(cert: Path | None, key: Path | None) -> Credential | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError("--cert and --key go together")
+    chain, private_key = cx509.load_credential(cert.read_bytes(), key.read_bytes())
+    return Credential(chain, private_key)
+
+
+def _roots(ca: Path | None) -> tuple[bytes, ...]:
+    if ca is None:
+        return ()
+    return tuple(cx509.load_pem_certificates(ca.read_bytes()))
+
+
+def _summary(hs: HandshakeComplete) -> str:
+    return (
+        f"handshake complete: {hs.cipher_suite.name}, group {hs.group.name}, "
+        f"signature {hs.signature_scheme.name}, alpn {hs.alpn or '-'}, sni {hs.server_name or '-'}"
+        f"{', after HelloRetryRequest' if hs.hello_retry else ''}"
+    )
+
+
+def _split_hostport(target: str) -> tuple[str, int]:
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"expected HOST:PORT, got {target!r}")
+    return host.strip("[]"), int(port)
+
+
+def serve(
+    port: int = typer.Option(4433, "--port", "-p", help="TCP port (0: pick one and print it)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    cert: Path | None = typer.Option(None, "--cert", help="PEM certificate chain (leaf first)."),
+    key: Path | None = typer.Option(None, "--key", help="PEM private key of the leaf."),
+    ca: Path | None = typer.Option(None, "--ca", help="PEM CA certificates to verify client certificates."),
+    client_auth: str = typer.Option("none", "--client-auth", help="none | optional | required."),
+    key_log: str | None = typer.Option(None, "--key-log", help="Append key log lines here (0600)."),
+    trace: str | None = typer.Option(None, "--trace", help="Trace categories: handshake,messages,..."),
+    alpn: list[str] = typer.Option([], "--alpn", help="Accepted ALPN protocol (repeatable)."),
+    suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
+    groups: str | None = typer.Option(None, "--groups", help="Comma-separated groups (x25519,...)."),
+    echo: bool = typer.Option(False, "--echo", help="Echo what the client sends."),
+    www: bool = typer.Option(False, "--www", help="Answer one HTTP request with a status page."),
+    once: bool = typer.Option(False, "--once", help="Serve one connection, then exit."),
+    tickets: int = typer.Option(1, "--tickets", help="NewSessionTickets to send."),
+) -> None:
+    """A TLS 1.3 server on the capdebug engine (like openssl s_server)."""
+    credential = _load_credential(cert, key)
+    if credential is None:
+        folder = Path(tempfile.mkdtemp(prefix="capdebug-serve-"))
+        identity, _ca = certs.make_identity()
+        (folder / "ca.pem").write_bytes(identity.ca_pem)
+        credential = Credential(identity.chain_der, cx509.load_private_key(identity.key_pem))
+        typer.echo(f"no --cert given: made a test CA, trust it with: --ca {folder / 'ca.pem'}", err=True)
+    try:
+        mode = ClientAuth(client_auth)
+    except ValueError:
+        raise UsageError(f"--client-auth must be none, optional or required, not {client_auth!r}") from None
+    config = TLSConfig(
+        cipher_suites=_suites(suites),
+        groups=_groups(groups),
+        credential=credential,
+        trust_roots=_roots(ca),
+        client_auth=mode,
+        alpn_protocols=tuple(alpn),
+        key_log_callback=_key_logger(key_log),  # type: ignore[arg-type]
+        trace=_trace(trace),
+        trace_callback=_trace_sink if trace else None,
+        session_tickets=tickets,
+    )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(16)
+        bound = listener.getsockname()[1]
+        typer.echo(f"listening on {host}:{bound}", err=True)
+        sys.stderr.flush()
+        while True:
+            sock, peer = listener.accept()
+            _serve_one(sock, peer, config, echo=echo, www=www)
+            if once:
+                break
+
+
+def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bool, www: bool) -> None:
+    tls = TLSSocket(sock, Connection(config, is_client=False))
+    try:
+        hs = tls.negotiate()
+        typer.echo(f"{peer}: {_summary(hs)}", err=True)
+        if www:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = tls.recv()
+                if not chunk:
+                    break
+                request += chunk
+            body = f"capdebug engine\n{_summary(hs)}\n".encode()
+            tls.sendall(
+                b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
+            )
+            tls.shutdown_send()
+            tls.recv_all()
+        elif echo:
+            while data := tls.recv():
+                tls.sendall(data)
+            tls.shutdown_send()
+        else:
+            while data := tls.recv():
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            tls.shutdown_send()
+    except TLSError as exc:
+        typer.echo(f"{peer}: {exc} ({exc.kind.value}, at {exc.debug})", err=True)
+    finally:
+        tls.close()
+
+
+def connect(
+    target: str = typer.Argument(..., help="HOST:PORT"),
+    sni: str | None = typer.Option(None, "--sni", help="Server name to send and verify (default: HOST)."),
+    ca: Path | None = typer.Option(None, "--ca", help="PEM CA certificates to trust."),
+    insecure: bool = typer.Option(False, "--insecure", help="Do NOT verify the server certificate."),
+    cert: Path | None = typer.Option(None, "--cert", help="Client certificate chain (mutual TLS)."),
+    key: Path | None = typer.Option(None, "--key", help="Client private key."),
+    key_log: str | None = typer.Option(None, "--key-log", help="Append key log lines here (0600)."),
+    trace: str | None = typer.Option(None, "--trace", help="Trace categories: handshake,messages,..."),
+    alpn: list[str] = typer.Option([], "--alpn", help="Offered ALPN protocol (repeatable)."),
+    suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
+    groups: str | None = typer.Option(None, "--groups", help="Comma-separated groups (x25519,...)."),
+    key_share: str | None = typer.Option(None, "--key-share", help="Groups to send key shares for."),
+    send: str | None = typer.Option(None, "--send", help="Send this text after the handshake."),
+    key_update: bool = typer.Option(False, "--key-update", help="Send a KeyUpdate (update_requested)."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Socket timeout in seconds."),
+) -> None:
+    """A TLS 1.3 client on the capdebug engine (like openssl s_client)."""
+    host, port = _split_hostport(target)
+    group_list = _groups(groups)
+    config = TLSConfig(
+        cipher_suites=_suites(suites),
+        groups=group_list,
+        key_share_groups=_groups(key_share) if key_share else None,
+        credential=_load_credential(cert, key),
+        trust_roots=_roots(ca),
+        verify=not insecure,
+        server_name=sni or host,
+        alpn_protocols=tuple(alpn),
+        key_log_callback=_key_logger(key_log),  # type: ignore[arg-type]
+        trace=_trace(trace),
+        trace_callback=_trace_sink if trace else None,
+    )
+    sock = socket.create_connection((host, port), timeout=timeout)
+    tls = TLSSocket(sock, Connection(config, is_client=True, now=dt.datetime.now(dt.UTC)))
+    try:
+        hs = tls.negotiate()
+        typer.echo(_summary(hs), err=True)
+        if key_update:
+            tls.key_update(request=True)
+        if send is not None:
+            tls.sendall(send.encode())
+            tls.shutdown_send()
+        while data := tls.recv():
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        typer.echo("peer sent close_notify", err=True)
+    finally:
+        tls.close()
+
+
+@certs_app.command("make")
+def certs_make(
+    directory: Path = typer.Argument(..., help="Folder to write the PEM files into."),
+    only: list[str] = typer.Option([], "--only", help=f"Only these ({', '.join(certs.PKI_LAYOUT)})."),
+) -> None:
+    """Test CA, server and client certificates (ECDSA, RSA, Ed25519), and broken ones:
+    expired, not yet valid, wrong host name, self-signed."""
+    for name in only:
+        if name not in certs.PKI_LAYOUT:
+            raise UsageError(f"unknown certificate {name!r} (known: {', '.join(certs.PKI_LAYOUT)})")
+    paths = certs.make_pki_dir(directory, only=tuple(only) or None)
+    for name, path in paths.items():
+        typer.echo(f"{name:24} {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``connect`` and ``certs make`` to the root app."""
+    app.command("serve")(serve)
+    app.command("connect")(connect)
+    app.add_typer(certs_app, name="certs")
+
+
+def main() -> None:
+    """``python -m capdebug.cli.engine``: the three commands without the root app."""
+    app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
+    register(app)
+    try:
+        app(standalone_mode=False)
+    except TLSError as exc:
+        sys.stderr.write(f"capdebug: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        sys.stderr.write(f"capdebug: error: {exc}\n")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
