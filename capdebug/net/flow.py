@@ -44,6 +44,7 @@ _FIN = 0x01
 _SYN = 0x02
 _RST = 0x04
 _ACK = 0x10
+_CONTROL = _FIN | _SYN | _RST
 
 Endpoint = tuple[bytes, int]
 """``(address bytes, port)``."""
@@ -205,6 +206,22 @@ class TcpTracker:
             return self._feed_slow(key, conn, frame, ts_ns, seg)
         client = conn.client
         d = 0 if client[1] == sport and client[0] == src else 1
+        if not flags & _CONTROL:
+            # Fast path: in-order data or a bare ACK, the bulk of any capture.
+            streams = conn.streams
+            payload = seg.payload
+            if payload and streams[d].take_in_order(seg.seq, payload):
+                data = StreamData(conn, _DIRECTIONS[d], payload, frame, ts_ns)
+                if not flags & _ACK:
+                    return (data,)
+                acked = streams[1 - d].ack(seg.ack, frame, ts_ns)
+                if not acked:
+                    return (data,)
+                out: list[FlowEvent] = [data]
+                _wrap(out, conn, 1 - d, acked)
+                if streams[0].fin_done and streams[1].fin_done:
+                    self._close(conn, out)
+                return out
         return self._process(conn, d, frame, ts_ns, seg, None)
 
     def _process(

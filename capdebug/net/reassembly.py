@@ -177,10 +177,27 @@ class StreamReassembler:
             if not payload:
                 return _NOTHING
             u = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF
-            if u == nxt and self._fin is None and not self._starts:
+            if u == nxt and self._fin is None and not self._starts and not self.rst:
                 self._next = nxt + len(payload)
                 return [Data(payload, frame, ts_ns)]
         return self._feed(seq, payload, flags, frame, ts_ns, truncated)
+
+    def take_in_order(self, seq: int, payload: bytes) -> bool:
+        """Fast path for the common case, used by the tracker: if ``payload`` (no control flags)
+        is exactly the next bytes and nothing is held, advance past it and return True; the caller
+        then reports it as :class:`Data` itself. Otherwise change nothing and return False."""
+        nxt = self._next
+        if (
+            nxt is not None
+            and payload
+            and (seq - nxt) & _MASK == 0
+            and self._fin is None
+            and not self._starts
+            and not self.rst
+        ):
+            self._next = nxt + len(payload)
+            return True
+        return False
 
     def _feed(
         self, seq: int, payload: bytes, flags: int, frame: int, ts_ns: int, truncated: bool

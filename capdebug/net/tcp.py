@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from capdebug.net.ip import ipv4_tcp, ipv6_tcp
 from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
+from capdebug.pcap.model import LinkType
 
 __all__ = ["TcpFlags", "TcpSegment", "decode_tcp", "format_endpoint"]
 
@@ -58,6 +59,7 @@ class TcpSegment:
     ``payload`` is only its start."""
 
 
+_ETHERNET = LinkType.ETHERNET
 _TCP_HEADER = struct.Struct("!HHIIBBH").unpack_from  # ports, seq, ack, data offset, flags, window
 
 
@@ -67,13 +69,17 @@ def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
     Returns ``None`` for frames that do not carry TCP, non-first IP fragments, and frames whose
     headers are malformed or cut short before the end of the TCP header. Never raises.
     """
-    ethertype, off = network_offset(linktype, data)
-    if ethertype == ETHERTYPE_IPV4:
-        located = ipv4_tcp(data, off)
-    elif ethertype == ETHERTYPE_IPV6:
-        located = ipv6_tcp(data, off)
+    if linktype == _ETHERNET and data[12:14] == b"\x08\x00":
+        # Untagged Ethernet + IPv4, the common case, without the generic link dispatch.
+        located = ipv4_tcp(data, 14)
     else:
-        return None
+        ethertype, off = network_offset(linktype, data)
+        if ethertype == ETHERTYPE_IPV4:
+            located = ipv4_tcp(data, off)
+        elif ethertype == ETHERTYPE_IPV6:
+            located = ipv6_tcp(data, off)
+        else:
+            return None
     if located is None:
         return None
     src, dst, t, end, truncated = located
