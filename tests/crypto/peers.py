@@ -253,7 +253,15 @@ def run_openssl(
     relay = Relay(port)
     keylog = tmp_path / "keylog.txt"
     client = subprocess.Popen(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{relay.port}", "-keylogfile", str(keylog), *client_args],
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{relay.port}",
+            "-keylogfile",
+            str(keylog),
+            *client_args,
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from capdebug.crypto.schedule13 import KeySchedule, Transcript, finished_verify_data
 from capdebug.crypto.protection import Tls13Protection
+from capdebug.crypto.schedule13 import KeySchedule, Transcript, finished_verify_data
 from capdebug.crypto.suites import SuiteParams, suite
 from capdebug.errors import DecryptError
 from tests.tools import require
@@ -55,7 +55,9 @@ class Direction:
     """Decrypt one direction of a TLS 1.3 connection: handshake keys until Finished, then
     application keys, following KeyUpdates."""
 
-    def __init__(self, params: SuiteParams, records: list[Record], hs_secret: bytes, ap_secret: bytes) -> None:
+    def __init__(
+        self, params: SuiteParams, records: list[Record], hs_secret: bytes, ap_secret: bytes
+    ) -> None:
         self.handshake_messages: list[bytes] = []
         self.opened: list[Opened] = []
         protection = Tls13Protection(params, hs_secret)
@@ -119,16 +121,22 @@ def _check_session(session: Session, code: int) -> tuple[Direction, Direction]:
     for message in server_flight:
         transcript.update(message)
     assert server_finished[0] == _FINISHED
-    expected = finished_verify_data(params.hash_name, keys["SERVER_HANDSHAKE_TRAFFIC_SECRET"], transcript.digest())
+    expected = finished_verify_data(
+        params.hash_name, keys["SERVER_HANDSHAKE_TRAFFIC_SECRET"], transcript.digest()
+    )
     assert server_finished[4:] == expected
     transcript.update(server_finished)
     (client_finished,) = client.handshake_messages
-    expected = finished_verify_data(params.hash_name, keys["CLIENT_HANDSHAKE_TRAFFIC_SECRET"], transcript.digest())
+    expected = finished_verify_data(
+        params.hash_name, keys["CLIENT_HANDSHAKE_TRAFFIC_SECRET"], transcript.digest()
+    )
     assert client_finished[4:] == expected
 
     # Sealing what we opened reproduces OpenSSL's records byte for byte (AEADs are deterministic).
     for opened in (*server.opened, *client.opened):
-        assert opened.generation.seal(opened.inner, opened.seq) == opened.record.header + opened.record.fragment
+        assert (
+            opened.generation.seal(opened.inner, opened.seq) == opened.record.header + opened.record.fragment
+        )
 
     assert REQUEST in client.app_data()
     assert any(data.startswith(b"HTTP/1.0 200 ok") for data in server.app_data())
@@ -145,7 +153,9 @@ def test_openssl_tls13_suites(tmp_path: Path, code: int) -> None:
 
 def test_openssl_key_update(tmp_path: Path) -> None:
     require("openssl")
-    session = run_openssl(tmp_path, ["-tls1_3"], ["-tls1_3", "-ciphersuites", SUITES13[0x1301]], key_update=True)
+    session = run_openssl(
+        tmp_path, ["-tls1_3"], ["-tls1_3", "-ciphersuites", SUITES13[0x1301]], key_update=True
+    )
     client, server = _check_session(session, 0x1301)
     # Both sides moved to application_traffic_secret_1 (update_requested): the request and the
     # response were decrypted by next_generation() keys.
@@ -204,7 +214,9 @@ def test_openssl_psk_only_full_schedule(tmp_path: Path) -> None:
     binders_len = int.from_bytes(client_hello[-33 - 2 : -33], "big")
     assert binders_len == 33  # one SHA-256 binder
     truncated = client_hello[: -(binders_len + 2)]
-    binder = finished_verify_data("sha256", schedule.binder_key(external=True), hashlib.sha256(truncated).digest())
+    binder = finished_verify_data(
+        "sha256", schedule.binder_key(external=True), hashlib.sha256(truncated).digest()
+    )
     assert client_hello[-32:] == binder
 
     transcript = Transcript("sha256", client_hello)
@@ -218,7 +230,10 @@ def test_openssl_psk_only_full_schedule(tmp_path: Path) -> None:
     params = suite(0x1301)
     assert params is not None
     server = Direction(
-        params, session.server_records(), keys["SERVER_HANDSHAKE_TRAFFIC_SECRET"], keys["SERVER_TRAFFIC_SECRET_0"]
+        params,
+        session.server_records(),
+        keys["SERVER_HANDSHAKE_TRAFFIC_SECRET"],
+        keys["SERVER_TRAFFIC_SECRET_0"],
     )
     for message in server.handshake_messages:
         transcript.update(message)
