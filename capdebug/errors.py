@@ -74,7 +74,7 @@ class DecodeError(CapdebugError):
     """Malformed bytes: a length that overruns its block, an impossible value."""
 
 
-class NeedData(DecodeError):
+class NeedData(DecodeError):  # noqa: N818 - dpkt's name; it is a DecodeError
     """Truncated bytes: the structure is incomplete and more input may complete it."""
 
 

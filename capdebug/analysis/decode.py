@@ -1,0 +1,842 @@
+"""The TLS stream decoder: captured packets in, per-connection TLS events out.
+
+Theory of operation
+-------------------
+Packets flow through three stages, all pure and streaming:
+
+1. ``net``: each frame is decoded to a TCP segment and fed to the :class:`TcpTracker`, which
+   reassembles each direction of each connection and emits in-order stream data, gaps, and
+   SYN/FIN/RST flags, each tagged with the frame that completed it.
+2. Here, each direction of a connection is a :class:`_Direction`: a receive buffer that is framed
+   into TLS records (RFC 8446 5.1) as data arrives. A record is dispatched by its content type;
+   protected records are opened with the direction's current :class:`_Keys`.
+3. Handshake records feed a per-direction handshake buffer, framed into messages (messages can
+   span records, and records can carry several messages). Messages drive the key changes:
+
+   ========  ===============================================================================
+   TLS 1.3   server: ServerHello -> handshake keys -> its Finished -> application keys;
+             client: (early keys) -> handshake keys -> its Finished -> application keys;
+             KeyUpdate in a direction -> that direction's next generation (RFC 8446 7.2).
+   TLS 1.2   ChangeCipherSpec in a direction -> that direction's key-block keys, seq 0.
+   ========  ===============================================================================
+
+Keys come from the key log by client_random. Where the expected key is absent, each direction
+keeps a short list of *next* candidate keys and tries them when the current key fails (a rejected
+0-RTT, a key log holding only application secrets); a success is proven by the AEAD tag or MAC.
+After a stream gap the sequence number is unknown, so the next record is tried over a small
+window of sequence numbers. A connection picked up mid-stream (no ClientHello) is recovered the
+same way: every TLS 1.3 application secret in the key log is tried on its first records.
+
+Nothing unauthenticated is ever returned as plaintext; every failure becomes an
+:class:`UndecryptableEvent` with a stable reason code, reported once per direction and reason.
+
+Consumers choose their cost: ``decrypt_app_data=False`` (triage) decrypts only the records that
+can change what happens next (handshake, alerts, and TLS 1.3 records small enough to be an alert
+or KeyUpdate); bulk application data is counted, not decrypted.
+
+Output order is capture order. A connection is shown once its first payload looks like TLS;
+until then its events are held (at most :data:`_MAX_HELD` events in all), so that non-TLS
+connections are dropped without reordering anything. Connection numbers count every TCP
+connection in order of first appearance (as Wireshark's ``tcp.stream`` + 1), so numbers skip
+where a connection was not TLS.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..crypto.keylog import KeyLog
+from ..errors import CryptoError, DecodeError
+from ..net.flow import (
+    ConnectionClosed,
+    ConnectionStarted,
+    StreamData,
+    StreamGap,
+    TcpFlag,
+    TcpTracker,
+)
+from ..net.tcp import decode_tcp, format_endpoint
+from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
+from ..wire.alert import alert_name
+from ..wire.constants import ContentType, HandshakeType
+from ..wire.record import looks_like_tls, split_inner_plaintext
+from . import keys as keymod
+from .events import (
+    AlertEvent,
+    AppDataEvent,
+    CcsEvent,
+    ConnectionEvent,
+    DecodeEvent,
+    GapEvent,
+    HandshakeEvent,
+    HeartbeatEvent,
+    Reason,
+    TcpEvent,
+    UndecryptableEvent,
+)
+from .messages import describe_handshake, frame_messages
+
+__all__ = ["DecodeOptions", "Decoder", "decode_capture"]
+
+_MAX_HELD = 20_000
+"""Events held for connections not yet known to be TLS before the oldest is shown anyway."""
+_MAX_RECORD = (1 << 14) + 2048
+"""Largest record any version allows (RFC 5246 6.2.3)."""
+_SMALL_PROTECTED = 64
+"""In triage mode, TLS 1.3 protected records up to this size are decrypted: alerts (19 bytes
+with a 16-byte tag), KeyUpdate (21), and other control messages."""
+_RESYNC_WINDOW = 65_536
+"""How far to look for a record boundary after a gap before giving up on a direction."""
+_SEQ_WINDOW = 64
+"""Sequence numbers tried after a gap or at a mid-stream start."""
+_ROLE = ("client", "server")
+
+
+@dataclass(slots=True)
+class DecodeOptions:
+    """What the consumer needs from the decoder."""
+
+    decrypt_app_data: bool = True
+    """Decrypt and authenticate every application-data record (decrypt) or only what can
+    change the course of the connection (triage)."""
+    app_data_sink: Callable[[int, str, bytes], None] | None = None
+    """Called with (conn, "client"|"server", plaintext) for every decrypted application record."""
+    conns: frozenset[int] | None = None
+    """Only these connection numbers (None: all)."""
+
+
+class _Direction:
+    """One direction of one TLS connection: record framing, handshake buffer, keys."""
+
+    __slots__ = (
+        "buf",
+        "candidates",
+        "dead",
+        "encrypted",
+        "failures",
+        "hs_buf",
+        "hs_encrypted",
+        "keys",
+        "off",
+        "reported",
+        "resync",
+        "role",
+        "seq_unknown",
+        "started",
+    )
+
+    def __init__(self, role: int) -> None:
+        self.role = role
+        self.buf = bytearray()
+        self.off = 0
+        self.hs_buf = bytearray()
+        self.hs_encrypted = False
+        self.keys: keymod.Keys | None = None
+        """Current record protection, None while records are in the clear."""
+        self.candidates: list[keymod.Keys] = []
+        """Keys to try, in order, when the current ones fail."""
+        self.encrypted = False
+        """Records are protected from here on (keys or not)."""
+        self.reported: set[str] = set()
+        self.dead = False
+        self.resync = False
+        self.seq_unknown = False
+        self.started = False
+        self.failures = 0
+
+
+class _Session:
+    """Everything known about one TCP connection carrying (possibly) TLS."""
+
+    __slots__ = (
+        "ch_session_id",
+        "ch_ticket",
+        "client_random",
+        "conn",
+        "decided",
+        "dirs",
+        "early_offered",
+        "etm",
+        "first_frame",
+        "flip",
+        "hrr",
+        "is_tls",
+        "roles_from",
+        "server_random",
+        "sh_seen",
+        "sh_session_id",
+        "suite",
+        "version",
+        "wanted",
+    )
+
+    def __init__(self, conn: Any, first_frame: int, wanted: bool) -> None:
+        self.conn = conn
+        self.first_frame = first_frame
+        self.wanted = wanted
+        self.decided = False
+        self.is_tls = False
+        self.flip = False
+        self.roles_from = "syn" if conn.roles_from_syn else "guess"
+        self.dirs = (_Direction(0), _Direction(1))
+        self.client_random: bytes | None = None
+        self.server_random: bytes | None = None
+        self.version: str | None = None
+        self.suite: int | None = None
+        self.hrr = False
+        self.sh_seen = False
+        self.early_offered = False
+        self.ch_session_id = b""
+        self.ch_ticket: bytes | None = None
+        self.sh_session_id = b""
+        self.etm = False
+
+    @property
+    def number(self) -> int:
+        return int(self.conn.id)
+
+
+@dataclass(slots=True)
+class _Held:
+    """An output slot: a ready event, or the raw parts of one whose roles are not final."""
+
+    session: _Session
+    event: DecodeEvent | None
+    raw: tuple[Any, ...] | None = None
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """Counters for progress and the closing summary."""
+
+    frames: int = 0
+    tcp_segments: int = 0
+    records: int = 0
+    decrypted: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class Decoder:
+    """Turn a capture's packets into TLS events (see the module docstring)."""
+
+    def __init__(
+        self,
+        keylog: KeyLog | None = None,
+        options: DecodeOptions | None = None,
+        *,
+        late_secrets: bool = False,
+    ) -> None:
+        self.keylog = keylog if keylog is not None else KeyLog()
+        self.options = options or DecodeOptions()
+        self.stats = DecodeStats()
+        self._late_secrets = late_secrets
+        self._tracker = TcpTracker()
+        self._sessions: dict[int, _Session] = {}
+        self._held: collections.deque[_Held] = collections.deque()
+        self._undecided_held = 0
+        self._out: list[DecodeEvent] = []
+        self._store = keymod.SessionStore()
+        self._capture_randoms: set[bytes] = set()
+
+    # -- input ------------------------------------------------------------------------------
+
+    def feed_packet(self, frame: int, pkt: Packet, linktype: int) -> list[DecodeEvent]:
+        """Decode one captured frame; returns the events that are ready, in capture order."""
+        self.stats.frames = frame
+        seg = decode_tcp(linktype, pkt.data)
+        if seg is None:
+            return []
+        self.stats.tcp_segments += 1
+        for ev in self._tracker.feed(frame, pkt.ts_ns, seg):
+            self._net_event(ev)
+        return self._drain()
+
+    def feed_secrets(self, block: SecretsBlock) -> None:
+        if block.secrets_type == SECRETS_TYPE_TLS_KEYLOG:
+            self.keylog.merge(KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}"))
+
+    def finish(self) -> list[DecodeEvent]:
+        """End of capture: flush reassembly and every held event."""
+        for ev in self._tracker.flush():
+            self._net_event(ev)
+        for session in self._sessions.values():
+            self._decide(session, None)
+        self._sessions.clear()
+        return self._drain(final=True)
+
+    # -- net events ---------------------------------------------------------------------------
+
+    def _net_event(self, ev: object) -> None:
+        if isinstance(ev, StreamData):
+            session = self._sessions.get(ev.conn.id)
+            if session is not None:
+                self._data(session, int(ev.direction), ev.data, ev.frame, ev.ts_ns)
+        elif isinstance(ev, TcpFlag):
+            session = self._sessions.get(ev.conn.id)
+            if session is not None:
+                self._emit_raw(session, ("tcp", ev.frame, ev.ts_ns, int(ev.direction), ev.flag))
+        elif isinstance(ev, StreamGap):
+            session = self._sessions.get(ev.conn.id)
+            if session is not None:
+                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns)
+        elif isinstance(ev, ConnectionStarted):
+            conn = ev.conn
+            wanted = self.options.conns is None or conn.id in self.options.conns
+            session = _Session(conn, conn.first_frame, wanted)
+            self._sessions[conn.id] = session
+            self._emit_raw(session, ("conn",))
+        elif isinstance(ev, ConnectionClosed):
+            session = self._sessions.pop(ev.conn.id, None)
+            if session is not None:
+                self._decide(session, None)
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _role(self, session: _Session, net_dir: int) -> int:
+        return net_dir ^ 1 if session.flip else net_dir
+
+    def _emit(self, session: _Session, event: DecodeEvent) -> None:
+        if not session.wanted:
+            return
+        if self._held:
+            self._held.append(_Held(session, event))
+        else:
+            self._out.append(event)
+
+    def _emit_raw(self, session: _Session, raw: tuple[Any, ...]) -> None:
+        if not session.wanted:
+            return
+        if session.decided:
+            if session.is_tls:
+                self._emit(session, self._materialize(session, raw))
+            return
+        self._held.append(_Held(session, None, raw))
+        self._undecided_held += 1
+
+    def _materialize(self, session: _Session, raw: tuple[Any, ...]) -> DecodeEvent:
+        if raw[0] == "tcp":
+            _, frame, ts, net_dir, flag = raw
+            return TcpEvent(session.number, frame, ts, _ROLE[self._role(session, net_dir)], flag)
+        conn = session.conn
+        client, server = (conn.server, conn.client) if session.flip else (conn.client, conn.server)
+        return ConnectionEvent(
+            session.number,
+            format_endpoint(*client),
+            format_endpoint(*server),
+            session.first_frame,
+            session.roles_from,
+        )
+
+    def _decide(self, session: _Session, is_tls: bool | None) -> None:
+        """Fix whether a connection is shown. ``None``: it ended without payload: show it
+        (a refused or reset connection attempt is worth seeing)."""
+        if session.decided:
+            return
+        session.decided = True
+        session.is_tls = True if is_tls is None else is_tls
+        if not session.is_tls:
+            for d in session.dirs:
+                d.dead = True
+
+    def _drain(self, final: bool = False) -> list[DecodeEvent]:
+        held = self._held
+        out = self._out
+        while held:
+            slot = held[0]
+            session = slot.session
+            if not session.decided:
+                if not final and len(held) <= _MAX_HELD:
+                    break
+                self._decide(session, None)
+            held.popleft()
+            if slot.raw is not None:
+                self._undecided_held -= 1
+                if session.is_tls:
+                    out.append(self._materialize(session, slot.raw))
+            elif slot.event is not None and session.is_tls:
+                out.append(slot.event)
+        self._out = []
+        return out
+
+    # -- stream data --------------------------------------------------------------------------
+
+    def _data(self, session: _Session, net_dir: int, data: bytes, frame: int, ts: int) -> None:
+        role = self._role(session, net_dir)
+        d = session.dirs[role]
+        if d.dead:
+            return
+        d.buf += data
+        if not d.started:
+            if not self._start(session, d, net_dir, frame, ts):
+                return
+            role = self._role(session, net_dir)
+            d = session.dirs[role]
+        if d.resync and not self._resync(session, d, frame, ts):
+            return
+        self._frame(session, d, frame, ts)
+
+    def _start(self, session: _Session, d: _Direction, net_dir: int, frame: int, ts: int) -> bool:
+        """First bytes of a direction: is this TLS, and who is the client?"""
+        buf = d.buf
+        if len(buf) < 6:
+            return False
+        verdict = looks_like_tls(bytes(buf[:16]))
+        if not session.decided:
+            if not verdict:
+                # Mid-stream starts are TLS too when a record boundary can be found.
+                if session.conn.roles_from_syn or _find_boundary(buf, 0) is None:
+                    self._decide(session, False)
+                    return False
+            self._decide(session, True)
+            if not session.conn.roles_from_syn:
+                self._guess_roles(session, net_dir, buf)
+        elif not verdict and session.conn.roles_from_syn:
+            d.resync = True
+        elif not verdict:
+            d.resync = True
+        d.started = True
+        if not verdict:
+            d.resync = True
+        if buf[0] == 0x80 or (buf[0] & 0x80 and buf[2] == 1):
+            self._sslv2(session, d, frame, ts)
+            return False
+        return True
+
+    def _guess_roles(self, session: _Session, net_dir: int, buf: bytearray) -> None:
+        """No SYN captured: the ClientHello's sender is the client; else the lower port serves."""
+        conn = session.conn
+        if buf[0] == ContentType.handshake and len(buf) > 5 and buf[5] == HandshakeType.client_hello:
+            session.flip = net_dir == 1
+            session.roles_from = "client_hello"
+        else:
+            client_port, server_port = conn.client[1], conn.server[1]
+            session.flip = client_port < server_port
+            session.roles_from = "guess"
+        if session.flip:
+            session.dirs = (session.dirs[1], session.dirs[0])
+            session.dirs[0].role, session.dirs[1].role = 0, 1
+
+    def _sslv2(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
+        self._emit(
+            session,
+            HandshakeEvent(
+                session.number, frame, ts, _ROLE[d.role], 1, "client_hello", False, {"sslv2": True}
+            ),
+        )
+        self._undecryptable(
+            session,
+            d,
+            frame,
+            ts,
+            Reason.SSLV2,
+            "SSLv2-compatible ClientHello: a very old client; nothing after it is decoded",
+        )
+        d.dead = True
+
+    def _gap(self, session: _Session, net_dir: int, size: int, frame: int, ts: int) -> None:
+        d = session.dirs[self._role(session, net_dir)]
+        if d.dead:
+            return
+        self._emit(session, GapEvent(session.number, frame, ts, _ROLE[d.role], size))
+        # Bytes before the gap that never formed a whole record are lost with it.
+        d.buf.clear()
+        d.off = 0
+        d.hs_buf.clear()
+        d.resync = True
+        if d.encrypted:
+            d.seq_unknown = True
+        if not d.started:
+            d.started = True
+
+    def _resync(self, session: _Session, d: _Direction, frame: int, ts: int) -> bool:
+        at = _find_boundary(d.buf, d.off)
+        if at is None:
+            if len(d.buf) - d.off > _RESYNC_WINDOW:
+                self._undecryptable(
+                    session,
+                    d,
+                    frame,
+                    ts,
+                    Reason.NOT_TLS,
+                    "no TLS record boundary found after a gap or corrupt record; "
+                    "the rest of this direction is not decoded",
+                )
+                d.dead = True
+            return False
+        d.off = at
+        d.resync = False
+        return True
+
+    def _frame(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
+        buf = d.buf
+        off = d.off
+        end = len(buf)
+        view = memoryview(buf)
+        try:
+            while end - off >= 5 and not d.dead:
+                ctype = buf[off]
+                length = (buf[off + 3] << 8) | buf[off + 4]
+                if ctype < 20 or ctype > 25 or buf[off + 1] != 3 or length > _MAX_RECORD:
+                    self._undecryptable(
+                        session,
+                        d,
+                        frame,
+                        ts,
+                        Reason.NOT_TLS,
+                        f"bytes at stream offset are not a TLS record (type {ctype}, length {length}); "
+                        "looking for the next record boundary",
+                    )
+                    d.off = off + 1
+                    d.resync = True
+                    view.release()
+                    if self._resync(session, d, frame, ts):
+                        self._frame(session, d, frame, ts)
+                    return
+                if end - off < 5 + length:
+                    break
+                self.stats.records += 1
+                self._record(session, d, ctype, bytes(view[off : off + 5 + length]), frame, ts)
+                off += 5 + length
+        finally:
+            view.release()
+        if d.dead:
+            return
+        # Compact lazily: O(bytes read) overall, as h11's ReceiveBuffer.
+        if off == end:
+            buf.clear()
+            d.off = 0
+        elif off > 65536 and off * 2 > end:
+            del buf[:off]
+            d.off = 0
+        else:
+            d.off = off
+
+    # -- records ------------------------------------------------------------------------------
+
+    def _record(
+        self, session: _Session, d: _Direction, ctype: int, record: bytes, frame: int, ts: int
+    ) -> None:
+        if ctype == ContentType.change_cipher_spec:
+            self._emit(session, CcsEvent(session.number, frame, ts, _ROLE[d.role]))
+            if session.version != "1.3":
+                self._ccs12(session, d, frame, ts)
+            return
+        if not d.encrypted:
+            self._content(session, d, ctype, record[5:], frame, ts, encrypted=False)
+            return
+        # Protected record.
+        tls13 = session.version == "1.3"
+        if (
+            not self.options.decrypt_app_data
+            and ctype == ContentType.application_data
+            and (not tls13 or len(record) - 5 > _SMALL_PROTECTED)
+            and d.keys is not None
+            and not d.candidates
+            and not d.seq_unknown
+            and (not tls13 or d.keys.stage == "app")
+        ):
+            # Triage: bulk data is counted; only its sequence number matters.
+            d.keys.seq += 1
+            overhead = d.keys.overhead
+            self._emit(
+                session,
+                AppDataEvent(session.number, frame, ts, _ROLE[d.role], len(record) - 5 - overhead, False),
+            )
+            return
+        opened = self._open(session, d, ctype, record, frame, ts)
+        if opened is None:
+            self._opaque(session, d, ctype, record, frame, ts)
+            return
+        inner_type, content, early = opened
+        self.stats.decrypted += 1
+        self._content(session, d, inner_type, content, frame, ts, encrypted=True, early=early)
+
+    def _open(
+        self, session: _Session, d: _Direction, ctype: int, record: bytes, frame: int, ts: int
+    ) -> tuple[int, bytes, bool] | None:
+        """Authenticate and decrypt a protected record with the current or a candidate key.
+        Returns (content type, content, early) or None (reported as undecryptable)."""
+        tried = False
+        for keys in ([d.keys] if d.keys is not None else []) + d.candidates:
+            tried = True
+            seqs: Iterable[int] = range(keys.seq, keys.seq + _SEQ_WINDOW) if d.seq_unknown else (keys.seq,)
+            for seq in seqs:
+                try:
+                    plain = keys.open(record, seq)
+                except CryptoError:
+                    continue
+                if keys is not d.keys:
+                    d.keys = keys
+                    idx = d.candidates.index(keys)
+                    del d.candidates[: idx + 1]
+                keys.seq = seq + 1
+                d.seq_unknown = False
+                d.failures = 0
+                if keys.tls13:
+                    try:
+                        inner, content = split_inner_plaintext(plain)
+                    except DecodeError:
+                        self._undecryptable(
+                            session, d, frame, ts, Reason.NOT_TLS, "decrypted record has no content type"
+                        )
+                        return None
+                    return inner, content, keys.stage == "early"
+                return ctype, plain, False
+        if not tried:
+            self._explain_missing(session, d, frame, ts)
+            return None
+        d.failures += 1
+        if d.seq_unknown:
+            self._undecryptable(
+                session,
+                d,
+                frame,
+                ts,
+                Reason.STREAM_GAP,
+                "bytes are missing from the stream and no nearby sequence number authenticates the "
+                "records after the gap",
+            )
+        else:
+            self._undecryptable(
+                session,
+                d,
+                frame,
+                ts,
+                Reason.BAD_TAG,
+                f"authentication failed with the key log's {d.keys.label if d.keys else 'secret'}: "
+                "the secret is wrong (another session's, or from a different run) or the record "
+                "was modified",
+            )
+        if d.keys is not None:
+            d.keys.seq += 1  # keep counting so that a later record can still authenticate
+        return None
+
+    def _opaque(
+        self, session: _Session, d: _Direction, ctype: int, record: bytes, frame: int, ts: int
+    ) -> None:
+        """A protected record we could not open: say what is visible."""
+        role = _ROLE[d.role]
+        length = len(record) - 5
+        if ctype == ContentType.alert:
+            self._emit(
+                session, AlertEvent(session.number, frame, ts, role, None, None, "encrypted_alert", True)
+            )
+        elif ctype == ContentType.handshake:
+            self._emit(
+                session,
+                HandshakeEvent(session.number, frame, ts, role, -1, "encrypted_handshake", True, {}, length),
+            )
+        elif ctype == ContentType.heartbeat:
+            self._emit(session, HeartbeatEvent(session.number, frame, ts, role, None))
+        else:
+            self._emit(session, AppDataEvent(session.number, frame, ts, role, length, False))
+
+    # -- content ------------------------------------------------------------------------------
+
+    def _content(
+        self,
+        session: _Session,
+        d: _Direction,
+        ctype: int,
+        content: bytes,
+        frame: int,
+        ts: int,
+        *,
+        encrypted: bool,
+        early: bool = False,
+    ) -> None:
+        role = _ROLE[d.role]
+        if ctype == ContentType.handshake:
+            if d.hs_encrypted != encrypted and d.hs_buf:
+                d.hs_buf.clear()  # a message cannot span a key change (RFC 8446 5.1)
+            d.hs_encrypted = encrypted
+            d.hs_buf += content
+            self._messages(session, d, frame, ts, encrypted)
+        elif ctype == ContentType.alert:
+            if len(content) >= 2:
+                level, desc = content[0], content[1]
+                self._emit(
+                    session,
+                    AlertEvent(session.number, frame, ts, role, level, desc, alert_name(desc), encrypted),
+                )
+        elif ctype == ContentType.application_data:
+            if encrypted:
+                sink = self.options.app_data_sink
+                if sink is not None:
+                    sink(session.number, role, content)
+            self._emit(
+                session,
+                AppDataEvent(session.number, frame, ts, role, len(content), encrypted, early),
+            )
+        elif ctype == ContentType.heartbeat:
+            self._emit(
+                session, HeartbeatEvent(session.number, frame, ts, role, content[0] if content else None)
+            )
+        elif ctype == ContentType.change_cipher_spec:
+            self._emit(session, CcsEvent(session.number, frame, ts, role))
+
+    def _messages(self, session: _Session, d: _Direction, frame: int, ts: int, encrypted: bool) -> None:
+        msgs, consumed = frame_messages(d.hs_buf)
+        if consumed:
+            del d.hs_buf[:consumed]
+        for msg_type, body in msgs:
+            fields, parsed = describe_handshake(msg_type, body, session.version)
+            self._emit(
+                session,
+                HandshakeEvent(
+                    session.number,
+                    frame,
+                    ts,
+                    _ROLE[d.role],
+                    msg_type,
+                    fields.pop("name", None) or _hs_name(msg_type, parsed),
+                    encrypted,
+                    fields,
+                    len(body),
+                ),
+            )
+            self._after_message(session, d, msg_type, parsed, frame, ts)
+
+    def _after_message(
+        self, session: _Session, d: _Direction, msg_type: int, parsed: Any, frame: int, ts: int
+    ) -> None:
+        """Key changes and session facts that a handshake message implies."""
+        if parsed is None:
+            return
+        if msg_type == HandshakeType.client_hello and d.role == 0:
+            keymod.note_client_hello(session, parsed)
+            if session.client_random is not None:
+                self._capture_randoms.add(session.client_random)
+        elif msg_type == HandshakeType.server_hello and d.role == 1:
+            keymod.note_server_hello(session, parsed)
+            if session.hrr:
+                return
+            self._install_initial_keys(session, frame, ts)
+        elif msg_type == HandshakeType.finished and session.version == "1.3":
+            keys = keymod.tls13_next_stage(self.keylog, session, d.role, "app")
+            if keys is not None:
+                d.keys = keys
+                d.candidates = []
+            elif d.keys is not None:
+                d.keys = None
+                self._explain_missing(session, d, frame, ts, want="app")
+        elif msg_type == HandshakeType.end_of_early_data and d.role == 0:
+            keys = keymod.tls13_next_stage(self.keylog, session, 0, "handshake")
+            d.keys = keys
+            d.candidates = []
+        elif msg_type == HandshakeType.key_update and session.version == "1.3" and d.keys is not None:
+            d.keys = d.keys.next_generation()
+        elif msg_type == HandshakeType.new_session_ticket and session.version == "1.2":
+            self._store.note_ticket(session, parsed)
+
+    def _install_initial_keys(self, session: _Session, frame: int, ts: int) -> None:
+        client, server = session.dirs
+        if session.version == "1.3":
+            server.encrypted = True
+            server.keys = keymod.tls13_next_stage(self.keylog, session, 1, "handshake")
+            server.candidates = keymod.tls13_later_stages(self.keylog, session, 1, "handshake")
+            # The client's early records (if any) were set up at its ClientHello; from here its
+            # protected records use handshake keys unless early keys still authenticate them.
+            client.encrypted = True
+            hs = keymod.tls13_next_stage(self.keylog, session, 0, "handshake")
+            later = keymod.tls13_later_stages(self.keylog, session, 0, "handshake")
+            if client.keys is not None and client.keys.stage == "early":
+                client.candidates = [k for k in (hs, *later) if k is not None]
+            else:
+                client.keys = hs
+                client.candidates = later
+            if server.keys is None and session.wanted:
+                self._explain_missing(session, server, frame, ts)
+        else:
+            self._store.note_session(session, self.keylog)
+
+    def _ccs12(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
+        d.encrypted = True
+        d.hs_buf.clear()
+        if session.version is None and not session.sh_seen:
+            d.keys = None
+            return
+        try:
+            d.keys = keymod.tls12_keys(self.keylog, self._store, session, d.role)
+        except keymod.MissingKeys as exc:
+            d.keys = None
+            self._undecryptable(session, d, frame, ts, exc.reason, str(exc))
+
+    def _explain_missing(
+        self, session: _Session, d: _Direction, frame: int, ts: int, want: str = "handshake"
+    ) -> None:
+        reason, message = keymod.explain_missing(
+            self.keylog, session, d.role, want, self._capture_randoms, late=self._late_secrets
+        )
+        self._undecryptable(session, d, frame, ts, reason, message)
+        if d.keys is None and not d.candidates and session.client_random is None:
+            # Mid-stream: try every application secret the key log holds.
+            found = keymod.recover_mid_stream(self.keylog, d.role)
+            d.candidates = found
+            d.seq_unknown = bool(found)
+
+    def _undecryptable(
+        self, session: _Session, d: _Direction, frame: int, ts: int, reason: str, msg: str
+    ) -> None:
+        if reason in d.reported:
+            return
+        d.reported.add(reason)
+        self._emit(session, UndecryptableEvent(session.number, frame, ts, _ROLE[d.role], reason, msg))
+
+
+def _hs_name(msg_type: int, parsed: Any) -> str:
+    from ..wire.handshake import handshake_name
+
+    return handshake_name(msg_type)
+
+
+def _plausible_header(buf: bytearray | bytes, at: int) -> int:
+    """Length of the record whose header is at ``at`` if it looks like one, else -1."""
+    ctype = buf[at]
+    if ctype < 20 or ctype > 24 or buf[at + 1] != 3 or buf[at + 2] > 4:
+        return -1
+    length = (buf[at + 3] << 8) | buf[at + 4]
+    if length == 0 or length > _MAX_RECORD:
+        return -1
+    return length
+
+
+def _find_boundary(buf: bytearray, start: int) -> int | None:
+    """The first offset from ``start`` where two records in a row parse (or one record
+    reaching exactly the end of the data). None when the data cannot tell yet."""
+    end = len(buf)
+    limit = min(end - 5, start + _RESYNC_WINDOW)
+    at = start
+    while at <= limit:
+        length = _plausible_header(buf, at)
+        if length >= 0:
+            nxt = at + 5 + length
+            if nxt == end:
+                return at
+            if nxt + 5 <= end and _plausible_header(buf, nxt) >= 0:
+                return at
+        at += 1
+    return None
+
+
+def decode_capture(
+    items: Iterable[Packet | SecretsBlock],
+    interfaces: list[Any],
+    keylog: KeyLog | None = None,
+    options: DecodeOptions | None = None,
+    *,
+    late_secrets: bool = False,
+) -> Iterator[DecodeEvent]:
+    """Decode every packet of a capture reader (``items`` with its growing ``interfaces``)."""
+    decoder = Decoder(keylog, options, late_secrets=late_secrets)
+    frame = 0
+    for item in items:
+        if isinstance(item, SecretsBlock):
+            decoder.feed_secrets(item)
+            continue
+        frame += 1
+        yield from decoder.feed_packet(frame, item, interfaces[item.interface].linktype)
+    yield from decoder.finish()

@@ -1,0 +1,262 @@
+"""The public event model of ``capdebug decrypt --json`` (see ARCHITECTURE.md, "Contracts").
+
+Every event is a frozen dataclass whose :meth:`to_json` gives exactly the JSON object of the
+contract. Field names follow the contract; ``from_`` is spelled ``from`` in JSON.
+Additions beyond the contract (``gap``, ``summary``) are documented in the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "AlertEvent",
+    "AppDataEvent",
+    "CcsEvent",
+    "ConnectionEvent",
+    "DecodeEvent",
+    "GapEvent",
+    "HandshakeEvent",
+    "HeartbeatEvent",
+    "Reason",
+    "TcpEvent",
+    "UndecryptableEvent",
+]
+
+
+class Reason:
+    """Stable reason codes of ``undecryptable`` events."""
+
+    NO_KEY = "no_key"
+    """No secrets for this session's client_random in any key log."""
+    KEYLOG_OTHER_SESSIONS = "keylog_other_sessions"
+    """No secrets for this session, and none of the key log's sessions are in the capture."""
+    MISSING_LABELS = "missing_labels"
+    """Secrets exist for this client_random but not the ones this version needs."""
+    SECRET_LENGTH = "secret_length"
+    """The secret's length does not fit the negotiated suite's hash."""
+    NO_HANDSHAKE = "no_handshake"
+    """The handshake is not in the capture and no key log secret decrypts the records."""
+    STREAM_GAP = "stream_gap"
+    """Bytes are missing from the TCP stream; records after the gap cannot be placed."""
+    BAD_TAG = "bad_tag"
+    """Authentication failed: the secret is wrong (another session's, or corrupt)."""
+    UNSUPPORTED_SUITE = "unsupported_suite"
+    """capdebug cannot decrypt the negotiated cipher suite."""
+    LATE_SECRETS = "late_secrets"
+    """The Decryption Secrets Block comes after the packets it unlocks (decrypted anyway)."""
+    RSA_KEY_EXCHANGE = "rsa_no_master_secret"
+    """TLS 1.2 session with no CLIENT_RANDOM line (an RSA private key would be needed)."""
+    SSLV2 = "sslv2"
+    """SSLv2-compatible ClientHello: nothing after it is decoded."""
+    NOT_TLS = "not_tls"
+    """The stream stopped looking like TLS (corrupt records)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeEvent:
+    conn: int
+    """1-based connection number in order of first appearance."""
+
+    event: str = field(init=False, default="")
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent(DecodeEvent):
+    client: str
+    server: str
+    first_frame: int
+    roles_from: str = "syn"
+    """How the roles were decided: "syn", "client_hello" or "guess" (port numbers)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "connection",
+            "conn": self.conn,
+            "client": self.client,
+            "server": self.server,
+            "first_frame": self.first_frame,
+            "roles_from": self.roles_from,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TcpEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+    flag: str
+    """"SYN" | "FIN" | "RST"."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "tcp",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "flag": self.flag,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GapEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+    size: int
+    """Bytes missing from the stream (lost by the capture, not necessarily by the network)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "gap",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+    type: int
+    name: str
+    encrypted: bool
+    fields: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Decoded fields worth showing (cipher suites, SNI, certificates, ...)."""
+    length: int = 0
+    """Length of the message body."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": "handshake",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "type": self.type,
+            "name": self.name,
+            "encrypted": self.encrypted,
+        }
+        out.update(self.fields)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class CcsEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "ccs",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+    level: int | None
+    description: int | None
+    """None when the alert is encrypted and could not be decrypted."""
+    name: str
+    encrypted: bool
+    record_length: int = 0
+    """Length of the record that carried it (a 19-byte TLS 1.3 record is likely an alert)."""
+    likely: bool = False
+    """True when the alert was inferred from an undecrypted TLS 1.3 record's size."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": "alert",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "level": self.level,
+            "description": self.description,
+            "name": self.name,
+            "encrypted": self.encrypted,
+        }
+        if self.likely:
+            out["likely"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AppDataEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+    length: int
+    """Plaintext length when decrypted, else the record length."""
+    decrypted: bool
+    early: bool = False
+    """0-RTT early data (TLS 1.3)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": "app_data",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "length": self.length,
+            "decrypted": self.decrypted,
+        }
+        if self.early:
+            out["early_data"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+    type: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "heartbeat",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "type": self.type,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UndecryptableEvent(DecodeEvent):
+    frame: int
+    ts_ns: int
+    from_: str
+    reason: str
+    """A stable code from :class:`Reason`."""
+    message: str
+    """One sentence for a person."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "undecryptable",
+            "conn": self.conn,
+            "frame": self.frame,
+            "from": self.from_,
+            "reason": {"code": self.reason, "message": self.message},
+        }

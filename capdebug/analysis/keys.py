@@ -1,0 +1,380 @@
+"""Which key opens which record: key-log lookups, TLS 1.2 session reuse, and diagnosis.
+
+The decoder asks this module for the record protection of a direction at each stage of a
+connection; when a key is absent, :func:`explain_missing` says why in one stable reason code
+and a sentence, the way a person reading Wireshark's TLS debug log would conclude it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..crypto.keylog import KeyLog
+from ..crypto.prf12 import derive_keys12
+from ..crypto.protection import Protection, Tls13Protection, tls12_protection
+from ..crypto.schedule13 import next_traffic_secret
+from ..crypto.suites import SUITES, SuiteParams, suite
+from ..wire.constants import ExtensionType, ProtocolVersion
+from .events import Reason
+
+if TYPE_CHECKING:
+    from .decode import _Session
+
+__all__ = [
+    "Keys",
+    "MissingKeys",
+    "SessionStore",
+    "explain_missing",
+    "recover_mid_stream",
+    "tls12_keys",
+    "tls13_later_stages",
+    "tls13_next_stage",
+]
+
+_LABELS13 = {
+    ("early", 0): "CLIENT_EARLY_TRAFFIC_SECRET",
+    ("handshake", 0): "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    ("handshake", 1): "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    ("app", 0): "CLIENT_TRAFFIC_SECRET_0",
+    ("app", 1): "SERVER_TRAFFIC_SECRET_0",
+}
+_STAGES = ("early", "handshake", "app")
+_MAX_TRIAL_KEYS = 512
+"""Bound on candidate keys tried for a connection picked up mid-stream."""
+
+
+class Keys:
+    """Record protection of one direction at one stage, with its sequence number."""
+
+    __slots__ = ("generation", "label", "overhead", "prot", "secret", "seq", "stage", "tls13")
+
+    def __init__(
+        self,
+        prot: Protection,
+        stage: str,
+        label: str,
+        *,
+        tls13: bool,
+        secret: bytes = b"",
+        generation: int = 0,
+    ) -> None:
+        self.prot = prot
+        self.stage = stage
+        self.label = label
+        self.tls13 = tls13
+        self.secret = secret
+        self.generation = generation
+        self.seq = 0
+        params = prot.params
+        # TLS 1.3: tag + inner content type; TLS 1.2: explicit nonce + tag, or IV + MAC + padding.
+        self.overhead = (
+            params.tag_len + 1 if tls13 else params.record_iv_len + params.tag_len + params.mac_len
+        )
+
+    def open(self, record: bytes, seq: int) -> bytes:
+        return self.prot.open_record(record[:5], record[5:], seq)
+
+    def next_generation(self) -> Keys:
+        """After a KeyUpdate (RFC 8446 7.2): the next traffic secret, sequence numbers from 0."""
+        params = self.prot.params
+        secret = next_traffic_secret(params.hash_name, self.secret)
+        return Keys(
+            Tls13Protection(params, secret),
+            self.stage,
+            self.label,
+            tls13=True,
+            secret=secret,
+            generation=self.generation + 1,
+        )
+
+
+class MissingKeys(Exception):  # noqa: N818 - a result, not an error condition of the library
+    """Keys for a TLS 1.2 direction cannot be had; carries the reason code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# -- facts from the hellos -------------------------------------------------------------------
+
+
+def _ext(msg: Any, ext_type: int) -> bytes | None:
+    for ext in msg.extensions:
+        if ext.type == ext_type:
+            return bytes(ext.data)
+    return None
+
+
+def note_client_hello(session: _Session, hello: Any) -> None:
+    if session.client_random is None:
+        session.client_random = bytes(hello.random)
+    session.ch_session_id = bytes(hello.legacy_session_id)
+    ticket = _ext(hello, ExtensionType.session_ticket)
+    session.ch_ticket = ticket or None
+    session.early_offered = _ext(hello, ExtensionType.early_data) is not None
+
+
+def note_server_hello(session: _Session, hello: Any) -> None:
+    session.sh_seen = True
+    session.server_random = bytes(hello.random)
+    session.suite = int(hello.cipher_suite)
+    sv = _ext(hello, ExtensionType.supported_versions)
+    if sv is not None and len(sv) == 2 and int.from_bytes(sv, "big") == ProtocolVersion.TLS1_3:
+        session.version = "1.3"
+    else:
+        session.version = "1.2"
+    if getattr(hello, "is_hello_retry_request", False):
+        session.hrr = True
+        return
+    session.hrr = False
+    session.etm = _ext(hello, ExtensionType.encrypt_then_mac) is not None
+    session.sh_session_id = bytes(hello.legacy_session_id_echo)
+
+
+# -- TLS 1.3 ------------------------------------------------------------------------------------
+
+
+def _params13(session: _Session) -> SuiteParams | None:
+    params = suite(session.suite) if session.suite is not None else None
+    if params is None or params.version != "1.3":
+        return None
+    return params
+
+
+def tls13_next_stage(keylog: KeyLog, session: _Session, role: int, stage: str) -> Keys | None:
+    """The keys of ``role`` ("0" client, "1" server) at ``stage``, or None without a secret."""
+    if session.client_random is None:
+        return None
+    label = _LABELS13.get((stage, role))
+    if label is None:
+        return None
+    secret = keylog.get(session.client_random, label)
+    if secret is None:
+        return None
+    candidates: list[SuiteParams]
+    params = _params13(session)
+    if params is not None:
+        candidates = [params]
+    elif stage == "early":
+        # Early data precedes the ServerHello: the suite is the PSK's, unknown here; the hash
+        # length narrows it and the AEAD tag decides (RFC 8446 4.2.10).
+        candidates = [p for p in SUITES.values() if p.version == "1.3" and p.hash_len == len(secret)]
+        if len(candidates) != 1:
+            return _EarlyKeys.build(candidates, secret, label)
+    else:
+        return None
+    params = candidates[0]
+    if params.hash_len != len(secret):
+        return None
+    return Keys(Tls13Protection(params, secret), stage, label, tls13=True, secret=secret)
+
+
+class _EarlyKeys(Keys):
+    """Early keys while the suite is not known: try each suite with a fitting hash."""
+
+    __slots__ = ("_all",)
+    _all: list[Tls13Protection]
+
+    @classmethod
+    def build(cls, candidates: list[SuiteParams], secret: bytes, label: str) -> Keys | None:
+        if not candidates:
+            return None
+        prots = [Tls13Protection(p, secret) for p in candidates]
+        keys = cls(prots[0], "early", label, tls13=True, secret=secret)
+        keys._all = prots
+        return keys
+
+    def open(self, record: bytes, seq: int) -> bytes:
+        from ..errors import DecryptError
+
+        error: DecryptError | None = None
+        for prot in self._all:
+            try:
+                plain: bytes = prot.open_record(record[:5], record[5:], seq)
+            except DecryptError as exc:
+                error = exc
+                continue
+            self.prot = prot
+            self._all = [prot]
+            return plain
+        assert error is not None
+        raise error
+
+
+def tls13_later_stages(keylog: KeyLog, session: _Session, role: int, after: str) -> list[Keys]:
+    """Keys of the stages after ``after``, tried when the expected key is missing or fails."""
+    out = []
+    for stage in _STAGES[_STAGES.index(after) + 1 :]:
+        keys = tls13_next_stage(keylog, session, role, stage)
+        if keys is not None:
+            out.append(keys)
+    return out
+
+
+def recover_mid_stream(keylog: KeyLog, role: int) -> list[Keys]:
+    """Every application secret of ``role`` in the key log, with each suite that fits its
+    length, for a connection whose handshake was not captured. The AEAD tag proves which."""
+    out: list[Keys] = []
+    prefix = "CLIENT_TRAFFIC_SECRET_" if role == 0 else "SERVER_TRAFFIC_SECRET_"
+    suites13 = [p for p in SUITES.values() if p.version == "1.3"]
+    for entry in keylog.entries():
+        if not entry.label.startswith(prefix):
+            continue
+        for params in suites13:
+            if params.hash_len != len(entry.secret):
+                continue
+            out.append(
+                Keys(
+                    Tls13Protection(params, entry.secret), "app", entry.label, tls13=True, secret=entry.secret
+                )
+            )
+            if len(out) >= _MAX_TRIAL_KEYS:
+                return out
+    return out
+
+
+# -- TLS 1.2 ------------------------------------------------------------------------------------
+
+
+class SessionStore:
+    """Master secrets by session ID and by ticket, for resumed TLS 1.2 sessions whose own
+    client_random is missing from the key log (RFC 5246 7.3, RFC 5077)."""
+
+    def __init__(self) -> None:
+        self.by_session_id: dict[bytes, bytes] = {}
+        self.by_ticket: dict[bytes, bytes] = {}
+        self._pending_ticket: dict[int, bytes] = {}
+
+    def note_session(self, session: _Session, keylog: KeyLog) -> None:
+        ms = self.master_secret(session, keylog)
+        sid = getattr(session, "sh_session_id", b"")
+        if ms is not None and sid:
+            self.by_session_id.setdefault(sid, ms)
+        ticket = self._pending_ticket.pop(id(session), None)
+        if ms is not None and ticket:
+            self.by_ticket[ticket] = ms
+
+    def note_ticket(self, session: _Session, ticket_msg: Any) -> None:
+        ticket = bytes(getattr(ticket_msg, "ticket", b""))
+        if not ticket or session.client_random is None:
+            return
+        # Called from the decoder with the keylog via master_secret lookups at CCS time.
+        self._pending_ticket[id(session)] = ticket
+
+    def remember_ticket(self, session: _Session, master: bytes) -> None:
+        ticket = self._pending_ticket.pop(id(session), None)
+        if ticket:
+            self.by_ticket[ticket] = master
+
+    def master_secret(self, session: _Session, keylog: KeyLog) -> bytes | None:
+        if session.client_random is not None:
+            ms = keylog.get(session.client_random, "CLIENT_RANDOM")
+            if ms is not None:
+                return ms
+        sid = getattr(session, "sh_session_id", b"")
+        if sid and sid == session.ch_session_id and sid in self.by_session_id:
+            return self.by_session_id[sid]
+        if session.ch_ticket and session.ch_ticket in self.by_ticket:
+            return self.by_ticket[session.ch_ticket]
+        return None
+
+
+def tls12_keys(keylog: KeyLog, store: SessionStore, session: _Session, role: int) -> Keys:
+    """Key-block keys of ``role`` for a TLS 1.2 session after its ChangeCipherSpec."""
+    if session.suite is None or session.client_random is None or session.server_random is None:
+        raise MissingKeys(
+            Reason.NO_HANDSHAKE, "the hellos are not in the capture, so TLS 1.2 keys cannot be derived"
+        )
+    params = suite(session.suite)
+    if params is None or params.version != "1.2":
+        raise MissingKeys(
+            Reason.UNSUPPORTED_SUITE, f"cipher suite 0x{session.suite:04x} is not one capdebug can decrypt"
+        )
+    ms = store.master_secret(session, keylog)
+    if ms is None:
+        reason, message = _no_secret(keylog, session, "1.2", set())
+        raise MissingKeys(reason, message)
+    store.remember_ticket(session, ms)
+    sid = getattr(session, "sh_session_id", b"")
+    if sid:
+        store.by_session_id.setdefault(sid, ms)
+    if len(ms) != 48:
+        raise MissingKeys(
+            Reason.SECRET_LENGTH, f"CLIENT_RANDOM secret is {len(ms)} bytes, a master secret is 48"
+        )
+    keys12 = derive_keys12(params, ms, session.client_random, session.server_random)
+    prot = tls12_protection(
+        params, keys12, "client" if role == 0 else "server", encrypt_then_mac=getattr(session, "etm", False)
+    )
+    return Keys(prot, "tls12", "CLIENT_RANDOM", tls13=False)
+
+
+# -- diagnosis ----------------------------------------------------------------------------------
+
+
+def _no_secret(
+    keylog: KeyLog, session: _Session, version: str, capture_randoms: set[bytes]
+) -> tuple[str, str]:
+    cr = session.client_random
+    if len(keylog) == 0:
+        return Reason.NO_KEY, "no key log was given: pass --keylog FILE, set SSLKEYLOGFILE, or embed secrets"
+    assert cr is not None
+    if cr in keylog:
+        have = sorted(keylog.secrets_for(cr))
+        missing = keylog.labels_missing(cr, version)
+        return (
+            Reason.MISSING_LABELS,
+            f"the key log has {', '.join(have)} for this session but TLS {version} needs "
+            f"{', '.join(missing)}",
+        )
+    in_capture = keylog.client_randoms() & capture_randoms
+    if not in_capture and capture_randoms:
+        return (
+            Reason.KEYLOG_OTHER_SESSIONS,
+            f"none of the key log's {len(keylog.client_randoms())} sessions are in this capture: it was "
+            "probably written on another hop (a proxy or load balancer) or during another run",
+        )
+    return (
+        Reason.NO_KEY,
+        f"no secrets for client_random {cr.hex()[:16]}... in the key log "
+        f"(it has keys for {len(in_capture)} other sessions of this capture)",
+    )
+
+
+def explain_missing(
+    keylog: KeyLog,
+    session: _Session,
+    role: int,
+    want: str,
+    capture_randoms: set[bytes],
+    *,
+    late: bool = False,
+) -> tuple[str, str]:
+    """Why the direction ``role`` has no key at stage ``want``: (reason code, sentence)."""
+    if session.client_random is None:
+        return (
+            Reason.NO_HANDSHAKE,
+            "the handshake is not in the capture (it started mid-connection); trying every "
+            "application secret in the key log",
+        )
+    version = session.version or "1.3"
+    if session.suite is not None:
+        params = suite(session.suite)
+        if params is None:
+            return (
+                Reason.UNSUPPORTED_SUITE,
+                f"cipher suite 0x{session.suite:04x} is not one capdebug can decrypt",
+            )
+        label = _LABELS13.get((want, role))
+        secret = keylog.get(session.client_random, label) if label else None
+        if secret is not None and len(secret) != params.hash_len:
+            return (
+                Reason.SECRET_LENGTH,
+                f"{label} is {len(secret)} bytes but {params.name} uses {params.hash_name} "
+                f"({params.hash_len} bytes): the line belongs to another session or is corrupt",
+            )
+    reason, message = _no_secret(keylog, session, version, capture_randoms)
+    if late and reason == Reason.NO_KEY:
+        message += " (secrets blocks come after the packets they unlock)"
+    return reason, message

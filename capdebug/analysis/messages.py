@@ -1,0 +1,71 @@
+"""Handshake messages for display: framing a handshake stream and the fields worth showing.
+
+The parsing is ``wire.handshake``'s (the engine uses the same codecs); this module only adds
+what a capture reader wants on top: certificate details from ``crypto.x509``, and tolerance:
+a message that does not parse is shown with its error, never dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._buffer import Buffer
+from ..crypto.x509 import summarize_certificate
+from ..errors import CapdebugError, DecodeError
+from ..wire.handshake import Certificate, ClientHello, ServerHello, handshake_name, pull_handshake, summary
+
+__all__ = ["describe_handshake", "frame_messages"]
+
+_HEADER = 4
+
+
+def frame_messages(data: bytearray) -> tuple[list[tuple[int, bytes]], int]:
+    """Complete handshake messages at the start of ``data``: ([(msg_type, body)], consumed)."""
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    end = len(data)
+    while end - pos >= _HEADER:
+        length = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
+        if end - pos - _HEADER < length:
+            break
+        out.append((data[pos], bytes(data[pos + _HEADER : pos + _HEADER + length])))
+        pos += _HEADER + length
+    return out, pos
+
+
+def describe_handshake(msg_type: int, body: bytes, version: str | None) -> tuple[dict[str, Any], Any]:
+    """Decode one message: (JSON-friendly fields, parsed message or None when malformed)."""
+    raw = len(body).to_bytes(3, "big")
+    buf = Buffer(bytes([msg_type]) + raw + body)
+    try:
+        msg = pull_handshake(buf, tls13=None if version is None else version == "1.3")
+    except DecodeError as exc:
+        return {"error": f"malformed {handshake_name(msg_type)}: {exc}"}, None
+    fields: dict[str, Any] = dict(summary(msg))
+    if isinstance(msg, ClientHello):
+        fields["random"] = msg.random.hex()
+    elif isinstance(msg, ServerHello) and msg.is_hello_retry_request:
+        fields["name"] = "hello_retry_request"
+    elif isinstance(msg, Certificate):
+        fields.pop("certificates", None)
+        certs: list[dict[str, Any]] = []
+        for der in msg.der_list:
+            try:
+                s = summarize_certificate(der)
+            except CapdebugError as exc:
+                certs.append({"error": str(exc)})
+                continue
+            certs.append(
+                {
+                    "subject": s.subject,
+                    "issuer": s.issuer,
+                    "sans": list(s.sans),
+                    "not_before": s.not_before.isoformat(),
+                    "not_after": s.not_after.isoformat(),
+                    "key": s.key_type,
+                    "self_signed": s.self_signed,
+                    "sha256": s.sha256_fingerprint,
+                }
+            )
+        fields["certificates"] = certs
+    return fields, msg

@@ -1,0 +1,198 @@
+"""Renderings of decoded events for people: the per-connection text timeline.
+
+Pure functions returning strings with a style tag ("alert", "close", "reset", "warn", "dim",
+""); the CLI decides how a tag looks on a terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .events import (
+    AlertEvent,
+    AppDataEvent,
+    CcsEvent,
+    ConnectionEvent,
+    DecodeEvent,
+    GapEvent,
+    HandshakeEvent,
+    HeartbeatEvent,
+    TcpEvent,
+    UndecryptableEvent,
+)
+
+__all__ = ["Timeline", "TimelineLine", "format_size"]
+
+TimelineLine = tuple[str, str]
+_ARROW = {"client": "C → S", "server": "C ← S"}
+
+
+def format_size(n: int) -> str:
+    if n < 10_000:
+        return f"{n} B"
+    if n < 10_000_000:
+        return f"{n / 1000:.1f} kB"
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def _fields(ev: HandshakeEvent) -> str:
+    f = ev.fields
+    parts: list[str] = []
+
+    def add(key: str, label: str | None = None, limit: int = 6) -> None:
+        v = f.get(key)
+        if v is None or v == [] or v == "":
+            return
+        if isinstance(v, list):
+            shown = ", ".join(str(x) for x in v[:limit]) + (f", +{len(v) - limit}" if len(v) > limit else "")
+            v = shown
+        parts.append(f"{label or key}={v}")
+
+    if "error" in f:
+        return f"!! {f['error']}"
+    name = ev.name
+    if name == "client_hello":
+        add("sni")
+        add("supported_versions", "versions")
+        add("cipher_suites", "suites", 4)
+        add("alpn")
+        add("key_share_groups", "key_share")
+        if f.get("psk_identities"):
+            parts.append(f"psk={f['psk_identities']}")
+        if f.get("early_data"):
+            parts.append("early_data")
+    elif name in ("server_hello", "hello_retry_request"):
+        add("version")
+        add("cipher_suite", "suite")
+        add("key_share_group", "group")
+        add("alpn")
+        if f.get("selected_psk") is not None:
+            parts.append(f"psk={f['selected_psk']}")
+    elif name == "certificate":
+        certs: list[dict[str, Any]] = f.get("certificates") or []
+        for i, c in enumerate(certs[:3]):
+            if "error" in c:
+                parts.append(f"[{i}] {c['error']}")
+                continue
+            sans = ",".join(c.get("sans", [])[:3])
+            parts.append(
+                f"[{i}] {c.get('subject')} (issuer {c.get('issuer')}; {c.get('key')}; "
+                f"until {str(c.get('not_after'))[:10]}{'; SAN ' + sans if sans else ''})"
+            )
+        if len(certs) > 3:
+            parts.append(f"+{len(certs) - 3} more")
+    else:
+        for key, value in f.items():
+            if key in ("random",) or (isinstance(value, (list, dict)) and len(value) > 6):
+                continue
+            parts.append(f"{key}={value}")
+    return "  ".join(parts)
+
+
+def _line(ev: DecodeEvent) -> TimelineLine:
+    if isinstance(ev, TcpEvent):
+        style = {"RST": "reset", "FIN": "close"}.get(ev.flag, "dim")
+        return f"TCP {ev.flag}", style
+    if isinstance(ev, HandshakeEvent):
+        enc = " [encrypted]" if ev.encrypted else ""
+        extra = _fields(ev)
+        return f"{ev.name}{enc}{'  ' + extra if extra else ''}", ""
+    if isinstance(ev, AlertEvent):
+        if ev.description is None:
+            return "alert (encrypted, no key to read it)", "alert"
+        level = {1: "warning", 2: "fatal"}.get(ev.level or 0, f"level {ev.level}")
+        enc = " [encrypted]" if ev.encrypted else ""
+        if ev.description == 0:
+            return f"close_notify{enc}", "close"
+        return f"ALERT {level} {ev.name} ({ev.description}){enc}", "alert"
+    if isinstance(ev, CcsEvent):
+        return "change_cipher_spec", "dim"
+    if isinstance(ev, AppDataEvent):
+        what = "early data" if ev.early else "application data"
+        state = "decrypted" if ev.decrypted else "encrypted"
+        return f"{what} {format_size(ev.length)} ({state})", "dim"
+    if isinstance(ev, HeartbeatEvent):
+        kind = {1: "request", 2: "response"}.get(ev.type or 0, "(encrypted)")
+        return f"heartbeat {kind}", "warn"
+    if isinstance(ev, GapEvent):
+        return f"GAP: {ev.size} bytes missing from the capture", "warn"
+    if isinstance(ev, UndecryptableEvent):
+        return f"cannot decrypt [{ev.reason}]: {ev.message}", "warn"
+    return type(ev).__name__, ""
+
+
+class _Run:
+    """Consecutive application-data records from one side, summarised."""
+
+    __slots__ = ("bytes", "count", "decrypted", "first", "last_frame")
+
+    def __init__(self, ev: AppDataEvent) -> None:
+        self.first = ev
+        self.count = 1
+        self.bytes = ev.length
+        self.decrypted = int(ev.decrypted)
+        self.last_frame = ev.frame
+
+    def add(self, ev: AppDataEvent) -> None:
+        self.count += 1
+        self.bytes += ev.length
+        self.decrypted += ev.decrypted
+        self.last_frame = ev.frame
+
+
+class Timeline:
+    """One connection's timeline, built incrementally: :meth:`add` an event, get the lines it
+    completes (a run of application data from one side is one line, held until it ends)."""
+
+    def __init__(self, *, collapse: bool = True) -> None:
+        self.collapse = collapse
+        self._t0: int | None = None
+        self._run: _Run | None = None
+
+    def _prefix(self, ts: int, frame: int, who: str) -> str:
+        if self._t0 is None:
+            self._t0 = ts
+        return f"  {(ts - self._t0) / 1e9:+10.6f}  #{frame:<7} {_ARROW.get(who, '     ')}  "
+
+    def _flush(self) -> list[TimelineLine]:
+        run = self._run
+        if run is None:
+            return []
+        self._run = None
+        first = run.first
+        if run.count == 1:
+            text, style = _line(first)
+        else:
+            state = (
+                "decrypted"
+                if run.decrypted == run.count
+                else "encrypted"
+                if not run.decrypted
+                else "partly decrypted"
+            )
+            what = "early data" if first.early else "application data"
+            text = f"{what}: {run.count} records, {format_size(run.bytes)} ({state}, to #{run.last_frame})"
+            style = "dim"
+        return [(self._prefix(first.ts_ns, first.frame, first.from_) + text, style)]
+
+    def add(self, ev: DecodeEvent) -> list[TimelineLine]:
+        if isinstance(ev, ConnectionEvent):
+            return [(f"conn {ev.conn}  {ev.client} → {ev.server}  (from frame {ev.first_frame})", "header")]
+        if self.collapse and isinstance(ev, AppDataEvent):
+            run = self._run
+            if run is not None and run.first.from_ == ev.from_ and run.first.early == ev.early:
+                run.add(ev)
+                return []
+            out = self._flush()
+            self._run = _Run(ev)
+            return out
+        out = self._flush()
+        ts = getattr(ev, "ts_ns", None)
+        frame = getattr(ev, "frame", 0)
+        who = getattr(ev, "from_", "")
+        text, style = _line(ev)
+        out.append(((self._prefix(ts, frame, who) if ts is not None else "  ") + text, style))
+        return out
+
+    def close(self) -> list[TimelineLine]:
+        return self._flush()

@@ -1,0 +1,186 @@
+"""``capdebug decrypt``: every TLS event of every connection, decrypted where keys exist."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+from ..analysis.decode import DecodeOptions
+from ..analysis.events import ConnectionEvent, DecodeEvent
+from ..analysis.report import Timeline, TimelineLine
+from ..analysis.sessions import iter_events, load_keys
+from ..errors import UsageError
+from ..pcap.open import open_capture
+from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
+
+_STYLES: dict[str, dict[str, bool | str]] = {
+    "header": {"bold": True},
+    "alert": {"fg": "red", "bold": True},
+    "reset": {"fg": "red"},
+    "close": {"fg": "yellow"},
+    "warn": {"fg": "magenta"},
+    "dim": {"dim": True},
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("decrypt")(decrypt)
+
+
+class _Filter:
+    """Which connections to show: by number, host and port (decided at their first event)."""
+
+    def __init__(self, conns: list[int], host: str | None, port: int | None) -> None:
+        self.conns = set(conns)
+        self.host = host
+        self.port = port
+        self.shown: set[int] = set()
+
+    @property
+    def by_endpoint(self) -> bool:
+        return self.host is not None or self.port is not None
+
+    def accept(self, ev: DecodeEvent) -> bool:
+        if isinstance(ev, ConnectionEvent):
+            ok = True
+            if self.by_endpoint:
+                hosts = {e.rsplit(":", 1)[0].strip("[]") for e in (ev.client, ev.server)}
+                ports = {int(e.rsplit(":", 1)[1]) for e in (ev.client, ev.server)}
+                ok = (self.host is None or self.host in hosts) and (self.port is None or self.port in ports)
+            if ok:
+                self.shown.add(ev.conn)
+            return ok
+        return ev.conn in self.shown
+
+
+class _Exporter:
+    """Decrypted application data per connection and direction, as files in a folder."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.files: dict[tuple[int, str], int] = {}
+
+    def __call__(self, conn: int, who: str, data: bytes) -> None:
+        fd = self.files.get((conn, who))
+        if fd is None:
+            path = self.folder / f"conn{conn}-{who}.bin"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self.files[(conn, who)] = fd
+        os.write(fd, data)
+
+    def close(self) -> None:
+        for fd in self.files.values():
+            os.close(fd)
+
+
+def decrypt(
+    capture: Path = typer.Argument(..., help="pcap or pcapng file (gzip is fine)."),
+    keylog: list[Path] = KEYLOG_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines, one event per line (see README)."),
+    export: Path | None = typer.Option(
+        None, "--export", help="Write decrypted application data to DIR/connN-client.bin and -server.bin."
+    ),
+    conn: list[int] = typer.Option([], "--conn", help="Only this connection number; repeatable."),
+    host: str | None = typer.Option(None, "--host", help="Only connections to or from this address."),
+    port: int | None = typer.Option(None, "--port", help="Only connections on this port."),
+    records: bool = typer.Option(False, "--records", help="One line per application-data record."),
+    no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
+) -> None:
+    """Show every handshake message, alert, close_notify, application-data record and TCP
+    SYN/FIN/RST of each TLS connection, in order, decrypting wherever keys exist.
+
+    Keys come from --keylog files, from secrets embedded in a pcapng, and from $SSLKEYLOGFILE
+    when nothing else is given. A record that cannot be decrypted is shown with the reason.
+
+    Examples:
+
+      capdebug decrypt case.pcapng
+
+      capdebug decrypt case.pcap --keylog keys.log --conn 3
+
+      capdebug decrypt case.pcap -k keys.log --json | jq 'select(.event=="alert")'
+
+      capdebug decrypt case.pcap -k keys.log --export plaintext/
+    """
+    keys = load_keys(capture, keylog, use_env=not no_env)
+    report_keylog_issues(keys.keylog)
+    if keys.late_blocks:
+        echo_err(
+            f"capdebug: note: {keys.late_blocks} secrets block(s) come after packets they may unlock; "
+            "decrypting with them anyway"
+        )
+    if export is not None and export.exists() and not export.is_dir():
+        raise UsageError(f"--export {export} exists and is not a folder")
+    exporter = _Exporter(export) if export is not None else None
+    options = DecodeOptions(
+        decrypt_app_data=True,
+        app_data_sink=exporter,
+        conns=frozenset(conn) if conn else None,
+    )
+    filt = _Filter(conn, host, port)
+    progress = progress_printer(f"decoding {capture.name}")
+    try:
+        with open_capture(capture) as reader:
+            events = (
+                ev
+                for ev in iter_events(
+                    reader, keys.keylog, options, late_secrets=bool(keys.late_blocks), progress=progress
+                )
+                if filt.accept(ev)
+            )
+            if as_json:
+                _write_json(events)
+            else:
+                _write_text(events, collapse=not records)
+            warnings = list(reader.warnings)
+    finally:
+        if progress is not None:
+            clear_progress()
+        if exporter is not None:
+            exporter.close()
+    for w in warnings:
+        echo_err(f"capdebug: warning: {w}")
+    if not filt.shown:
+        echo_err("no TLS connection found" + (" matching the filter" if conn or filt.by_endpoint else ""))
+
+
+def _write_json(events: Iterator[DecodeEvent]) -> None:
+    out = sys.stdout
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    batch: list[str] = []
+    for ev in events:
+        batch.append(dumps(ev.to_json()))
+        if len(batch) >= 512:
+            out.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
+    out.flush()
+
+
+def _write_text(events: Iterator[DecodeEvent], *, collapse: bool) -> None:
+    """Per-connection blocks in connection order; lines are kept (not events), so memory
+    stays proportional to what will be printed."""
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    timelines: dict[int, Timeline] = {}
+    lines: dict[int, list[TimelineLine]] = {}
+    for ev in events:
+        tl = timelines.get(ev.conn)
+        if tl is None:
+            tl = timelines[ev.conn] = Timeline(collapse=collapse)
+            lines[ev.conn] = []
+        lines[ev.conn].extend(tl.add(ev))
+    first = True
+    for number in sorted(lines):
+        block = lines[number] + timelines[number].close()
+        if not first:
+            typer.echo("")
+        first = False
+        for text, style in block:
+            typer.echo(typer.style(text, **_STYLES[style]) if color and style in _STYLES else text)  # type: ignore[arg-type]
