@@ -30,6 +30,7 @@ from .constants import (
     KeyUpdateRequest,
     NamedGroup,
     ProtocolVersion,
+    PskKeyExchangeMode,
     SignatureScheme,
     name_of,
     version_name,
@@ -1016,7 +1017,10 @@ def _summary_client_hello(msg: ClientHello) -> dict[str, object]:
     )
     s.ext("psk_identities", msg, ExtensionType.pre_shared_key, lambda d: len(pull_offered_psks(d).identities))
     s.ext(
-        "psk_modes", msg, ExtensionType.psk_key_exchange_modes, lambda d: list(pull_psk_key_exchange_modes(d))
+        "psk_modes",
+        msg,
+        ExtensionType.psk_key_exchange_modes,
+        lambda d: _names(PskKeyExchangeMode, pull_psk_key_exchange_modes(d)),
     )
     f["early_data"] = ext(msg, ExtensionType.early_data) is not None
     return s.done()
