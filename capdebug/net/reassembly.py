@@ -237,12 +237,14 @@ class StreamReassembler:
                     )
                 )
                 self._next = end
+                if starts:
+                    self._drain(out, frame, ts_ns)
             else:
                 self._insert(u, end, payload, frame, ts_ns)
                 self._drain(out, frame, ts_ns)
             self._give_up_holes(out, frame, ts_ns)
         self._check_fin(out, frame, ts_ns)
-        return out
+        return out or _NOTHING
 
     def ack(self, ack: int, frame: int, ts_ns: int) -> Sequence[Released]:
         """Take an acknowledgment number sent by the *other* direction; return what it releases."""
