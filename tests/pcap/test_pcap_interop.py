@@ -204,3 +204,64 @@ def test_editcap_pcapng_equals_source_pcap(tmp_path: Path) -> None:
         got = [p for p in reader if isinstance(p, Packet)]
         assert reader.format == "pcapng"
     assert [(p.ts_ns, p.data, p.orig_len) for p in got] == [(p.ts_ns, p.data, p.orig_len) for p in packets]
+
+
+def test_tcpdump_killed_mid_write(tmp_path: Path) -> None:
+    """tcpdump killed with SIGKILL leaves its stdio buffer half written: a record cut short."""
+    require("tcpdump", "tshark")
+    require_root()
+    path = tmp_path / "killed.pcap"
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with receiver, sender:
+        receiver.bind(("127.0.0.1", 0))
+        port = receiver.getsockname()[1]
+        # No -U: tcpdump writes whole stdio buffers, so the file ends wherever a buffer ended.
+        proc = subprocess.Popen(
+            ["tcpdump", "-i", "lo", "-Z", "root", "-w", str(path), f"udp and dst port {port}"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            assert "listening on" in proc.stderr.readline()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and (not path.exists() or path.stat().st_size < 20_000):
+                sender.sendto(b"y" * 333, ("127.0.0.1", port))
+                time.sleep(0.0005)
+        finally:
+            proc.kill()
+            proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+    shark = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.len",
+            "-e",
+            "frame.cap_len",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    oracle = [
+        (_epoch_ns(ts), int(n), int(c))
+        for ts, n, c in (line.split("\t") for line in shark.stdout.splitlines())
+    ]
+    with open_capture(path) as reader:
+        packets = [p for p in reader if isinstance(p, Packet)]
+        warnings = reader.warnings
+    assert len(packets) > 10
+    assert [(p.ts_ns, p.orig_len, len(p.data)) for p in packets] == oracle
+    # The two agree on whether the last record was cut (it usually is: 4 KiB buffers, 375-byte records).
+    assert ("cut short" in shark.stderr) == bool(warnings), (shark.stderr, warnings)
+    if warnings:
+        assert f"truncated at byte offset {path.stat().st_size}" in warnings[0]
