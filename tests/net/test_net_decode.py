@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import struct
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -27,8 +28,8 @@ SRC6, DST6 = "2001:db8::10", "2001:db8:0:1::7"
 PAYLOAD = b"\x16\x03\x01\x00\x05hello"
 
 
-def tcp(payload: bytes = PAYLOAD, **kw: object) -> Packet:
-    fields: dict[str, object] = {
+def tcp(payload: bytes = PAYLOAD, **kw: Any) -> Packet:
+    fields: dict[str, Any] = {
         "sport": 50123,
         "dport": 443,
         "seq": 123456789,
@@ -39,12 +40,12 @@ def tcp(payload: bytes = PAYLOAD, **kw: object) -> Packet:
     return TCP(**fields) / Raw(payload)
 
 
-def eth(**kw: object) -> Packet:
+def eth(**kw: Any) -> Packet:
     # Explicit MACs: scapy would otherwise try to resolve them.
     return Ether(dst="02:00:00:00:00:01", src="02:00:00:00:00:02", **kw)
 
 
-def ip4(**kw: object) -> Packet:
+def ip4(**kw: Any) -> Packet:
     return IP(src=SRC4, dst=DST4, **kw)
 
 
