@@ -251,10 +251,13 @@ def connect(
         tls.close()
 
 
+_ONLY_HELP = f"Only these ({', '.join(certs.PKI_LAYOUT)})."
+
+
 @certs_app.command("make")
 def certs_make(
     directory: Path = typer.Argument(..., help="Folder to write the PEM files into."),
-    only: list[str] = typer.Option([], "--only", help=f"Only these ({', '.join(certs.PKI_LAYOUT)})."),
+    only: list[str] = typer.Option([], "--only", help=_ONLY_HELP),
 ) -> None:
     """Test CA, server and client certificates (ECDSA, RSA, Ed25519), and broken ones:
     expired, not yet valid, wrong host name, self-signed."""

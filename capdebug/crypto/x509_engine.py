@@ -121,7 +121,8 @@ def _classify(
         if at > cert.not_valid_after_utc:
             return CertificateExpired(f"client certificate {cert.subject.rfc4514_string()} has expired")
         if at < cert.not_valid_before_utc:
-            return CertificateNotYetValid(f"client certificate {cert.subject.rfc4514_string()} is not yet valid")
+            subject = cert.subject.rfc4514_string()
+            return CertificateNotYetValid(f"client certificate {subject} is not yet valid")
     issuers = {r.subject for r in roots} | {i.subject for i in intermediates}
     if leaf.issuer not in issuers:
         return CertificateUnknownCA(f"no trusted root issued {leaf.subject.rfc4514_string()}")

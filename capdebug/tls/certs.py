@@ -40,12 +40,13 @@ class TestIdentity:
 
 def make_identity(
     now: dt.datetime | None = None,
-    options: LeafOptions = LeafOptions(),
+    options: LeafOptions | None = None,
     ca: Issued | None = None,
 ) -> tuple[TestIdentity, Issued]:
     """A fresh CA (or ``ca``) and a leaf made with ``options``; returns the identity and the CA
     so that several leaves can share one CA. ``now`` defaults to the current time."""
     now = now or dt.datetime.now(dt.UTC)
+    options = options or LeafOptions()
     ca = ca or make_ca(now)
     leaf = make_leaf(ca, now, options)
     chain = (leaf.cert_der,) if options.self_signed else (leaf.cert_der, ca.cert_der)
