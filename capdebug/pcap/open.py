@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
-from ..errors import CaptureFormatError
+from ..errors import CaptureFormatError, UsageError
 from ._reader import CaptureReader, ChunkSource
 from .classic import PcapReader, pcap_magic
 from .pcapng import PcapngReader
@@ -99,13 +99,17 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
 
     Returns a :class:`CaptureReader`; iterate it for packets and secrets blocks. A stream
     passed in is read from its current position and is not closed by the reader.
-    Raises :class:`~capdebug.errors.CaptureFormatError` when the content is not a capture.
+    Raises :class:`~capdebug.errors.CaptureFormatError` when the content is not a capture and
+    :class:`~capdebug.errors.UsageError` when the path cannot be opened.
     """
     close: Callable[[], None] | None = None
     if isinstance(source, (str, os.PathLike)):
         file_name = os.fspath(source)
         path: str | None = file_name
-        f = open(file_name, "rb")  # the reader owns it: CaptureReader.close() closes it
+        try:
+            f = open(file_name, "rb")  # the reader owns it: CaptureReader.close() closes it
+        except OSError as exc:
+            raise UsageError(f"cannot open capture {file_name}: {exc.strerror or exc}") from exc
         stream: BinaryIO = f
         close = f.close
     else:

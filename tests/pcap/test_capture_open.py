@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capdebug.errors import CaptureFormatError
+from capdebug.errors import CaptureFormatError, UsageError
 from capdebug.pcap import Packet, SecretsBlock, open_capture
 
 from . import builders as b
@@ -200,3 +200,10 @@ def test_fuzz_mutated_files(kind: str, edits: list[tuple[int, int]]) -> None:
         if at < len(raw):
             raw[at] = value
     _outcome(bytes(raw))
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"cannot open capture .*nope\.pcap"):
+        open_capture(tmp_path / "nope.pcap")
+    with pytest.raises(UsageError, match="cannot open capture"):
+        open_capture(tmp_path)
