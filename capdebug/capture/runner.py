@@ -307,7 +307,7 @@ def run_capture(
                 except subprocess.TimeoutExpired:
                     s.kill()
             s.proc.wait()
-            for pipe in (s.proc.stdout, s.proc.stderr):
+            for pipe in (s.proc.stdin, s.proc.stdout, s.proc.stderr):
                 if pipe is not None:
                     pipe.close()
             try:
