@@ -100,6 +100,16 @@ def server_hello_suite(server_hello: bytes) -> int:
     return int.from_bytes(server_hello[pos : pos + 2], "big")
 
 
+def first_certificate(certificate: bytes, tls13: bool) -> bytes:
+    """The leaf DER of a Certificate message (RFC 8446 section 4.4.2, RFC 5246 section 7.4.2)."""
+    pos = 4
+    if tls13:
+        pos += 1 + certificate[pos]  # certificate_request_context
+    pos += 3  # certificate_list length
+    length = int.from_bytes(certificate[pos : pos + 3], "big")
+    return certificate[pos + 3 : pos + 3 + length]
+
+
 def hello_random(hello: bytes) -> bytes:
     return hello[6:38]
 

@@ -25,6 +25,7 @@ from capdebug.crypto.cbc import Tls12CbcProtection
 from capdebug.crypto.prf12 import derive_keys12, extended_master_secret, master_secret, verify_data12
 from capdebug.crypto.protection import Protection, Tls12AeadProtection, tls12_protection
 from capdebug.crypto.suites import SuiteParams, suite
+from capdebug.crypto.x509 import SignatureError, verify_signature
 from capdebug.errors import DecryptError
 from tests.tools import require
 
@@ -33,6 +34,7 @@ from .peers import (
     Record,
     Session,
     extensions,
+    first_certificate,
     hello_random,
     make_rsa_identity,
     run_openssl,
@@ -104,6 +106,7 @@ def _check(session: Session, code: int, server_key: rsa.RSAPrivateKey | None) ->
             derived = master_secret(params.hash_name, pre_master, client_random, server_random)
         assert derived == master
 
+    _check_server_key_exchange(params, first_flight, client_random, server_random)
     keys = derive_keys12(params, master, client_random, server_random)
     client_prot = tls12_protection(params, keys, "client", encrypt_then_mac=etm)
     server_prot = tls12_protection(params, keys, "server", encrypt_then_mac=etm)
@@ -133,6 +136,35 @@ def _check(session: Session, code: int, server_key: rsa.RSAPrivateKey | None) ->
             assert _reseal(prot, params, ctype, data, seq, record.fragment) == record.fragment
 
     _check_rejections(params, client_prot, client.protected[1])
+
+
+def _check_server_key_exchange(
+    params: SuiteParams, flight: list[bytes], client_random: bytes, server_random: bytes
+) -> None:
+    """ServerKeyExchange signature (RFC 5246 section 7.4.3, RFC 8422 section 5.4) over
+    client_random + server_random + the server's (EC)DH parameters."""
+    ske = [m for m in flight if m[0] == 12]
+    if params.kx == "RSA":
+        assert not ske
+        return
+    (message,) = ske
+    body = message[4:]
+    if params.kx == "ECDHE":
+        end = 3 + 1 + body[3]  # curve_type, named_curve, opaque point<1..2^8-1>
+    else:
+        end = 0
+        for _ in range(3):  # dh_p, dh_g, dh_Ys, each opaque<1..2^16-1>
+            end += 2 + int.from_bytes(body[end : end + 2], "big")
+    scheme = int.from_bytes(body[end : end + 2], "big")
+    signature = body[end + 4 :]
+    assert len(signature) == int.from_bytes(body[end + 2 : end + 4], "big")
+    leaf = first_certificate(next(m for m in flight if m[0] == 11), tls13=False)
+    signed = client_random + server_random + body[:end]
+    verify_signature(leaf, scheme, signed, signature, strict_curve=False)
+    with pytest.raises(SignatureError):
+        verify_signature(
+            leaf, scheme, server_random + client_random + body[:end], signature, strict_curve=False
+        )
 
 
 def _open_all(prot: Protection, records: list[Record]) -> list[tuple[int, bytes]]:

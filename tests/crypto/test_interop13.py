@@ -17,10 +17,20 @@ import pytest
 from capdebug.crypto.protection import Tls13Protection
 from capdebug.crypto.schedule13 import KeySchedule, Transcript, finished_verify_data
 from capdebug.crypto.suites import SuiteParams, suite
+from capdebug.crypto.x509 import SignatureError, verify_signature
 from capdebug.errors import DecryptError
 from tests.tools import require
 
-from .peers import REQUEST, Record, Session, extensions, run_openssl, server_hello_suite, split_handshake
+from .peers import (
+    REQUEST,
+    Record,
+    Session,
+    extensions,
+    first_certificate,
+    run_openssl,
+    server_hello_suite,
+    split_handshake,
+)
 
 pytestmark = pytest.mark.tools
 
@@ -125,6 +135,20 @@ def _check_session(session: Session, code: int) -> tuple[Direction, Direction]:
         params.hash_name, keys["SERVER_HANDSHAKE_TRAFFIC_SECRET"], transcript.digest()
     )
     assert server_finished[4:] == expected
+
+    # CertificateVerify (RFC 8446 section 4.4.3) over Transcript-Hash(ClientHello..Certificate).
+    certificate_verify = server_flight[-1]
+    if certificate_verify[0] == 15:
+        cv_transcript = Transcript(params.hash_name, client_hello + server_hello)
+        for message in server_flight[:-1]:
+            cv_transcript.update(message)
+        content = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00" + cv_transcript.digest()
+        scheme = int.from_bytes(certificate_verify[4:6], "big")
+        signature = certificate_verify[8:]
+        leaf = first_certificate(server_flight[-2], tls13=True)
+        verify_signature(leaf, scheme, content, signature)
+        with pytest.raises(SignatureError):
+            verify_signature(leaf, scheme, content[:-1] + b"\x00", signature)
     transcript.update(server_finished)
     (client_finished,) = client.handshake_messages
     expected = finished_verify_data(
@@ -148,7 +172,8 @@ def test_openssl_tls13_suites(tmp_path: Path, code: int) -> None:
     require("openssl")
     name = SUITES13[code]
     session = run_openssl(tmp_path, ["-tls1_3", "-ciphersuites", name], ["-tls1_3", "-ciphersuites", name])
-    _check_session(session, code)
+    _, server = _check_session(session, code)
+    assert server.handshake_messages[-2][0] == 15  # CertificateVerify was checked
 
 
 def test_openssl_key_update(tmp_path: Path) -> None:
