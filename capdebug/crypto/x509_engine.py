@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import verification
@@ -123,7 +123,27 @@ def _classify(
         if at < cert.not_valid_before_utc:
             subject = cert.subject.rfc4514_string()
             return CertificateNotYetValid(f"client certificate {subject} is not yet valid")
-    issuers = {r.subject for r in roots} | {i.subject for i in intermediates}
-    if leaf.issuer not in issuers:
-        return CertificateUnknownCA(f"no trusted root issued {leaf.subject.rfc4514_string()}")
+    if not _reaches_root(leaf, intermediates, roots):
+        return CertificateUnknownCA(f"no trusted root issued {leaf.subject.rfc4514_string()}'s chain")
     return CertificateInvalid(f"client certificate chain is invalid: {detail}")
+
+
+def _reaches_root(
+    leaf: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate]
+) -> bool:
+    """Is there a signature path from the leaf through the intermediates to a trusted root?"""
+    frontier, seen = [leaf], set()
+    while frontier:
+        cert = frontier.pop()
+        seen.add(cert)
+        for candidate in (*roots, *intermediates):
+            if candidate in seen or candidate.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(candidate)
+            except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+                continue
+            if candidate in roots:
+                return True
+            frontier.append(candidate)
+    return False
