@@ -73,7 +73,7 @@ def test_each_suite_handshakes_and_carries_data(pki: Pki, suite: CipherSuite) ->
     ],
 )
 def test_signature_schemes(pki: Pki, leaf: str, scheme: SignatureScheme) -> None:
-    client, server = handshake(pki, scfg=server_config(pki, leaf))
+    client, _server = handshake(pki, scfg=server_config(pki, leaf))
     assert complete(drain(client)).signature_scheme is scheme
 
 
@@ -94,7 +94,7 @@ def test_hello_retry_request_for_each_group(pki: Pki, group: NamedGroup) -> None
 
 
 def test_no_hrr_when_the_first_share_fits(pki: Pki) -> None:
-    client, server = handshake(pki)
+    client, _server = handshake(pki)
     assert not complete(drain(client)).hello_retry
 
 
@@ -140,7 +140,7 @@ def test_mutual_tls_required_but_no_certificate(pki: Pki) -> None:
 
 
 def test_mutual_tls_optional_accepts_no_certificate(pki: Pki) -> None:
-    client, server = handshake(pki, scfg=server_config(pki, client_auth=ClientAuth.OPTIONAL))
+    _client, server = handshake(pki, scfg=server_config(pki, client_auth=ClientAuth.OPTIONAL))
     assert complete(drain(server)).peer_certificates == ()
 
 
@@ -187,7 +187,7 @@ def test_certificate_failures_have_distinct_names_and_alerts(
 def test_verification_off_is_loud_and_accepts_anything(pki: Pki) -> None:
     lines: list[str] = []
     ccfg = client_config(pki, verify=False, trace_callback=lambda c, line: lines.append(line))
-    client, server = handshake(pki, ccfg, server_config(pki, "self-signed"))
+    client, _server = handshake(pki, ccfg, server_config(pki, "self-signed"))
     complete(drain(client))
     assert any("verification is DISABLED" in line for line in lines)
 
@@ -200,7 +200,7 @@ def test_verification_needs_a_server_name(pki: Pki) -> None:
 def test_key_log_lines_match_the_negotiated_keys(pki: Pki) -> None:
     c_lines: list[str] = []
     s_lines: list[str] = []
-    client, server = handshake(
+    client, _server = handshake(
         pki,
         client_config(pki, key_log_callback=c_lines.append),
         server_config(pki, key_log_callback=s_lines.append),
@@ -221,7 +221,7 @@ def test_key_log_lines_match_the_negotiated_keys(pki: Pki) -> None:
 
 def test_key_log_survives_a_failure_after_server_hello(pki: Pki) -> None:
     lines: list[str] = []
-    client, server = handshake(
+    client, _server = handshake(
         pki, client_config(pki, key_log_callback=lines.append), server_config(pki, "expired")
     )
     with pytest.raises(TLSError):
@@ -253,7 +253,7 @@ def test_key_update_both_directions(pki: Pki) -> None:
 
 
 def test_new_session_ticket(pki: Pki) -> None:
-    client, server = handshake(pki, scfg=server_config(pki, session_tickets=2))
+    client, _server = handshake(pki, scfg=server_config(pki, session_tickets=2))
     tickets = [e for e in drain(client) if isinstance(e, NewSessionTicketReceived)]
     assert len(tickets) == 2
     assert tickets[0].ticket_nonce != tickets[1].ticket_nonce
@@ -321,7 +321,7 @@ def test_tampered_record_is_bad_record_mac_and_the_peer_is_told(pki: Pki) -> Non
 def test_tampered_handshake_record(pki: Pki) -> None:
     faults = Faults()
     faults.tamper_next_record()
-    client, server = handshake(pki, faults=faults)  # the client's Finished record is corrupted
+    _client, server = handshake(pki, faults=faults)  # the client's Finished record is corrupted
     with pytest.raises(TLSError) as srv:
         drain(server)
     assert srv.value.name == "ERR_BAD_RECORD_MAC"
@@ -435,7 +435,7 @@ def test_trace_categories_and_no_secrets(pki: Pki) -> None:
         trace_callback=lambda c, line: lines.append((c, line)),
         key_log_callback=secrets.append,
     )
-    client, server = handshake(pki, ccfg)
+    client, _server = handshake(pki, ccfg)
     drain(client)
     cats = {c for c, _ in lines}
     assert cats == {TraceCategory.HANDSHAKE, TraceCategory.KEYS}
