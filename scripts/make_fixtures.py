@@ -1186,12 +1186,13 @@ def gnutls_tls13(ctx: Ctx) -> None:
             gnutls_version(),
             "1.3",
             "TLS_AES_256_GCM_SHA384",
-            "close_notify from client",
-            "GnuTLS both sides, key logs via SSLKEYLOGFILE; three lines echoed",
+            "close_notify both",
+            "GnuTLS both sides, key logs via SSLKEYLOGFILE; three lines echoed; gnutls-cli sends "
+            "close_notify at stdin EOF and gnutls-serv answers with its own",
             {
                 "handshake_complete": True,
                 "handshake_types": [1, 2, 8, 11, 15, 20],
-                "alerts": [{"from": "client", "description": 0}],
+                "alerts": [{"from": "client", "description": 0}, {"from": "server", "description": 0}],
             },
             port,
         )
