@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import strategies as st
 
 from capdebug.wire import handshake as hs
@@ -25,7 +27,9 @@ def blob(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[bytes]:
     return st.binary(min_size=min_size, max_size=max_size)
 
 
-def tuples(elements: st.SearchStrategy, min_size: int = 0, max_size: int = 5) -> st.SearchStrategy[tuple]:
+def tuples(
+    elements: st.SearchStrategy[Any], min_size: int = 0, max_size: int = 5
+) -> st.SearchStrategy[tuple[Any, ...]]:
     return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
 
 

@@ -39,15 +39,15 @@ def test_name_of() -> None:
 
 def test_registry_values() -> None:
     # Spot checks against the IANA registries.
-    assert c.AlertDescription.certificate_required == 116
-    assert c.AlertDescription.no_application_protocol == 120
-    assert c.AlertDescription.ech_required == 121
-    assert c.ExtensionType.key_share == 51 and c.ExtensionType.pre_shared_key == 41
-    assert c.ExtensionType.quic_transport_parameters == 57
-    assert c.CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 == 0xCCA9
-    assert c.CipherSuite.TLS_FALLBACK_SCSV == 0x5600
-    assert c.NamedGroup.ffdhe2048 == 256 and c.NamedGroup.x448 == 30
-    assert c.ProtocolVersion.TLS1_3 == 0x0304 and c.ProtocolVersion.SSL3 == 0x0300
+    assert int(c.AlertDescription.certificate_required) == 116
+    assert int(c.AlertDescription.no_application_protocol) == 120
+    assert int(c.AlertDescription.ech_required) == 121
+    assert int(c.ExtensionType.key_share) == 51 and int(c.ExtensionType.pre_shared_key) == 41
+    assert int(c.ExtensionType.quic_transport_parameters) == 57
+    assert int(c.CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256) == 0xCCA9
+    assert int(c.CipherSuite.TLS_FALLBACK_SCSV) == 0x5600
+    assert int(c.NamedGroup.ffdhe2048) == 256 and int(c.NamedGroup.x448) == 30
+    assert int(c.ProtocolVersion.TLS1_3) == 0x0304 and int(c.ProtocolVersion.SSL3) == 0x0300
     assert len(c.CipherSuite) >= 60
 
 

@@ -269,7 +269,9 @@ def test_every_prefix_is_need_data(item: tuple[hs.HandshakeMessage, bool | None]
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(messages, min_size=1, max_size=4), st.data())
-def test_frame_handshake_byte_at_a_time(items: list, data: st.DataObject) -> None:
+def test_frame_handshake_byte_at_a_time(
+    items: list[tuple[hs.HandshakeMessage, bool | None]], data: st.DataObject
+) -> None:
     stream = b"".join(hs.encode_handshake(m) for m, _ in items)
     expected, consumed = hs.frame_handshake(stream)
     assert consumed == len(stream) and len(expected) == len(items)
