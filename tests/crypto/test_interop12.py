@@ -193,8 +193,10 @@ def _check_rejections(params: SuiteParams, prot: Protection, record: Record) -> 
         with pytest.raises(DecryptError):
             prot.open_record(record.header, bytes(flipped), 1)
     wrong_type = bytes((_ALERT,)) + record.header[1:]
-    with pytest.raises(DecryptError):
-        prot.open_record(wrong_type, record.fragment, 1)
+    wrong_version = record.header[:2] + bytes((record.header[2] ^ 1,)) + record.header[3:]
+    for header in (wrong_type, wrong_version):  # both are in the AAD / MAC input
+        with pytest.raises(DecryptError):
+            prot.open_record(header, record.fragment, 1)
     with pytest.raises(DecryptError):
         prot.open_record(record.header, record.fragment[: params.record_iv_len + 3], 1)
 
