@@ -88,16 +88,16 @@ class SshWorld:
         argv = [SSHD, "-D", "-e", "-f", str(cfg)]
         if netns is not None:
             argv = ["ip", "netns", "exec", netns, *argv]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.procs.append(proc)
         if netns is None:
             wait_port(address, port)
         else:
             _wait_port_netns(netns, address, port)
         with self.ssh_config.open("a") as f:
-            f.write(
-                f"\nHost {alias}\n  HostName {address}\n  Port {port}\n  HostKeyAlias capdbg-test-host\n"
-            )
+            f.write(f"\nHost {alias}\n  HostName {address}\n  Port {port}\n  HostKeyAlias capdbg-test-host\n")
         sshd = Sshd(alias, address, port, proc, self.root)
         self.hosts[alias] = sshd
         return sshd
@@ -122,7 +122,9 @@ def _ensure_test_user() -> None:
     """A non-root user without any sudoers entry (sudo -n must refuse it)."""
     if subprocess.run(["id", TEST_USER], capture_output=True, check=False).returncode == 0:
         return
-    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", TEST_USER], capture_output=True, check=False)
+    subprocess.run(
+        ["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", TEST_USER], capture_output=True, check=False
+    )
     # useradd leaves the password field "!" (locked); sshd without PAM refuses locked accounts.
     # "*" means "no password can match" without locking key-based logins.
     subprocess.run(["usermod", "-p", "*", TEST_USER], capture_output=True, check=True)
@@ -266,7 +268,9 @@ class TlsEchoServer:
         self.sock.close()
 
 
-def tls_roundtrip(host: str, port: int, payload: bytes = b"hello capdebug", keylog: Path | None = None) -> bytes:
+def tls_roundtrip(
+    host: str, port: int, payload: bytes = b"hello capdebug", keylog: Path | None = None
+) -> bytes:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -325,5 +329,7 @@ def tshark_count(path: Path | str, display_filter: str, *extra: str) -> int:
 def tcpdump_alive(marker: str, netns: str | None = None) -> list[str]:
     """tcpdump processes whose command line carries ``marker`` (the wrapper's, which names the
     filter before "tcpdump -i", does not match)."""
-    out = subprocess.run(["pgrep", "-af", f"tcpdump -i .*{marker}"], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["pgrep", "-af", f"tcpdump -i .*{marker}"], capture_output=True, text=True, check=False
+    )
     return [ln for ln in out.stdout.splitlines() if "pgrep" not in ln]

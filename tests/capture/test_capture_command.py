@@ -21,12 +21,21 @@ from capdebug.capture.transport import SshTransport, classify_failure, parse_rem
 from capdebug.errors import UsageError
 from tests.tools import require
 
-EVIL = ["'; touch {p}; '", '"; touch {p}; "', "$(touch {p})", "`touch {p}`", "a\ntouch {p}", "x & touch {p} #"]
+EVIL = [
+    "'; touch {p}; '",
+    '"; touch {p}; "',
+    "$(touch {p})",
+    "`touch {p}`",
+    "a\ntouch {p}",
+    "x & touch {p} #",
+]
 
 
 def test_build_filter_combines_groups() -> None:
     assert build_filter([443], [], None) == "tcp port 443"
-    assert build_filter([443, 8443], ["10.0.0.1"], None) == "(tcp port 443 or tcp port 8443) and (host 10.0.0.1)"
+    assert (
+        build_filter([443, 8443], ["10.0.0.1"], None) == "(tcp port 443 or tcp port 8443) and (host 10.0.0.1)"
+    )
     assert build_filter([], [], "  udp  ") == "udp"
     assert build_filter([], [], None) == ""
     assert build_filter([1], [], "icmp") == "(tcp port 1) and (icmp)"
@@ -45,7 +54,9 @@ def test_build_filter_refuses_bad_ports(port: int) -> None:
 
 
 def test_tcpdump_argv_streams_pcap_to_stdout() -> None:
-    argv = tcpdump_argv(TcpdumpOptions(interface="eth0", count=5, snaplen=100, buffer_kib=0, tcpdump_path="/x/td"))
+    argv = tcpdump_argv(
+        TcpdumpOptions(interface="eth0", count=5, snaplen=100, buffer_kib=0, tcpdump_path="/x/td")
+    )
     assert argv[0] == "/x/td"
     assert argv[argv.index("-i") + 1] == "eth0"
     assert argv[argv.index("-w") + 1] == "-"
@@ -84,7 +95,9 @@ def test_wrapper_passes_values_as_words(template: str, tmp_path: Path) -> None:
     tcpdump), through ssh's extra shell layer."""
     target = tmp_path / "pwned"
     evil = template.format(p=target)
-    argv = wrapper_argv(TcpdumpOptions(interface=evil, filter=evil, buffer_kib=0, tcpdump_path="printf"), sudo=False)
+    argv = wrapper_argv(
+        TcpdumpOptions(interface=evil, filter=evil, buffer_kib=0, tcpdump_path="printf"), sudo=False
+    )
     argv[argv.index("printf") + 1 : argv.index("printf") + 1] = ["%s|"]
     out, rc = _run_wrapper(
         ["sh", "-c", remote_command_line(argv)], {"SSH_CONNECTION": "127.0.0.1 40000 127.0.0.1 22"}
@@ -92,7 +105,10 @@ def test_wrapper_passes_values_as_words(template: str, tmp_path: Path) -> None:
     assert rc == 0
     words = out.split("|")[:-1]
     assert words[words.index("-i") + 1] == evil
-    assert words[-1] == f"({evil}) and not (host 127.0.0.1 and host 127.0.0.1 and tcp port 40000 and tcp port 22)"
+    assert (
+        words[-1]
+        == f"({evil}) and not (host 127.0.0.1 and host 127.0.0.1 and tcp port 40000 and tcp port 22)"
+    )
     assert not target.exists()
 
 
@@ -107,7 +123,10 @@ def test_wrapper_ignores_a_malformed_ssh_connection(tmp_path: Path) -> None:
 
 
 def test_parse_tcpdump_stats() -> None:
-    err = "tcpdump: listening on lo\n12 packets captured\n30 packets received by filter\n3 packets dropped by kernel\n"
+    err = (
+        "tcpdump: listening on lo\n12 packets captured\n30 packets received by filter\n"
+        "3 packets dropped by kernel\n"
+    )
     stats = parse_tcpdump_stats(err)
     assert (stats.captured, stats.received, stats.dropped_by_kernel) == (12, 30, 3)
     assert parse_tcpdump_stats("").dropped_by_kernel is None
@@ -161,7 +180,11 @@ def test_host_output_path() -> None:
     ("rc", "stderr", "expect"),
     [
         (255, "Permission denied (publickey).\r\n", "authentication to h was refused"),
-        (255, "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed.", "does not match"),
+        (
+            255,
+            "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed.",
+            "does not match",
+        ),
         (255, "Host key verification failed.\n", "is not known"),
         (255, "ssh: connect to host h port 22: Connection refused\n", "unreachable"),
         (255, "ssh: Could not resolve hostname h: Name or service not known\n", "cannot resolve"),
@@ -169,8 +192,16 @@ def test_host_output_path() -> None:
         (1, "sudo: a password is required\n", "sudo needs a password"),
         (127, "sh: 1: /x/tcpdump: not found\n", "tcpdump is not installed"),
         (1, "sudo: /x/tcpdump: command not found\n", "tcpdump is not installed"),
-        (1, "tcpdump: any: You don't have permission to perform this capture on that device\n", "not permitted"),
-        (1, "tcpdump: eth9: No such device exists\n(SIOCGIFHWADDR: No such device)\n", "cannot open the interface"),
+        (
+            1,
+            "tcpdump: any: You don't have permission to perform this capture on that device\n",
+            "not permitted",
+        ),
+        (
+            1,
+            "tcpdump: eth9: No such device exists\n(SIOCGIFHWADDR: No such device)\n",
+            "cannot open the interface",
+        ),
         (1, "tcpdump: syntax error in filter expression\n", "rejected the filter"),
         (3, "weird\n", "failed (exit status 3): weird"),
     ],

@@ -19,8 +19,8 @@ from capdebug.capture.runner import run_capture
 from capdebug.capture.transport import LocalTransport
 from capdebug.cli.capture import parse_duration, register
 from capdebug.errors import CaptureError, UsageError
-from capdebug.pcap.open import open_capture
 from capdebug.pcap.model import Packet
+from capdebug.pcap.open import open_capture
 from tests.capture.conftest import (
     REPO,
     TlsEchoServer,
@@ -61,7 +61,19 @@ def test_stop_by_count(tls_server: TlsEchoServer, tmp_path: Path) -> None:
     try:
         result = CliRunner().invoke(
             _app(),
-            ["capture", "-i", "lo", "--port", str(tls_server.port), "--count", "12", "--duration", "20s", "-o", str(out)],
+            [
+                "capture",
+                "-i",
+                "lo",
+                "--port",
+                str(tls_server.port),
+                "--count",
+                "12",
+                "--duration",
+                "20s",
+                "-o",
+                str(out),
+            ],
         )
     finally:
         stop.set()
@@ -82,7 +94,8 @@ def test_stop_by_duration_keeps_tls(tls_server: TlsEchoServer, tmp_path: Path) -
     t0 = time.monotonic()
     try:
         result = CliRunner().invoke(
-            _app(), ["capture", "-i", "lo", "--port", str(tls_server.port), "--duration", "1.5s", "-o", str(out)]
+            _app(),
+            ["capture", "-i", "lo", "--port", str(tls_server.port), "--duration", "1.5s", "-o", str(out)],
         )
     finally:
         stop.set()
@@ -162,7 +175,8 @@ def test_no_embed_saves_keylog_apart(tmp_path: Path) -> None:
     out, keylog = tmp_path / "k.pcapng", tmp_path / "in.log"
     keylog.write_text("CLIENT_RANDOM " + "00" * 32 + " " + "11" * 48 + "\n")
     result = CliRunner().invoke(
-        _app(), ["capture", "-i", "lo", "--duration", "0.3s", "--keylog", str(keylog), "--no-embed", "-o", str(out)]
+        _app(),
+        ["capture", "-i", "lo", "--duration", "0.3s", "--keylog", str(keylog), "--no-embed", "-o", str(out)],
     )
     assert result.exit_code == 0, result.output
     saved = tmp_path / "k.keylog"
@@ -211,7 +225,10 @@ def test_disk_full(tls_server: TlsEchoServer) -> None:
     try:
         t0 = time.monotonic()
         result = run_capture(
-            [LocalTransport()], TcpdumpOptions(interface="lo", ports=(tls_server.port,)), "/dev/full", duration_s=20
+            [LocalTransport()],
+            TcpdumpOptions(interface="lo", ports=(tls_server.port,)),
+            "/dev/full",
+            duration_s=20,
         )
     finally:
         stop.set()

@@ -30,7 +30,9 @@ def _packets(n: int, seed: int) -> list[Packet]:
     out = []
     for i in range(n):
         data = rnd.randbytes(rnd.randrange(0, 1600))
-        out.append(Packet(1_700_000_000_000_000_000 + i * 1_234_000, 0, data, len(data) + rnd.randrange(0, 3)))
+        out.append(
+            Packet(1_700_000_000_000_000_000 + i * 1_234_000, 0, data, len(data) + rnd.randrange(0, 3))
+        )
     return out
 
 
@@ -73,7 +75,9 @@ def test_any_chunking_and_cut(sizes: list[int], seed: int) -> None:
 
 def test_big_endian_stream() -> None:
     body = b"\x01\x02\x03"
-    raw = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 113) + struct.pack(">IIII", 5, 7, 3, 9) + body
+    raw = (
+        struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 113) + struct.pack(">IIII", 5, 7, 3, 9) + body
+    )
     parser = PcapStreamParser()
     (pkt,) = parser.feed(raw)
     assert (pkt.ts_ns, pkt.data, pkt.orig_len) == (5_000_007_000, body, 9)
