@@ -108,7 +108,9 @@ class Buffer:
         finally:
             self._end = outer_end
         if self.pos != start + n:
-            raise DecodeError(f"block of {n} bytes at offset {start} has {start + n - self.pos} bytes left over")
+            raise DecodeError(
+                f"block of {n} bytes at offset {start} has {start + n - self.pos} bytes left over"
+            )
 
     def pull_list(self, length_size: int, item_size: int) -> list[int]:
         """A vector of fixed-size unsigned integers, e.g. ``CipherSuite cipher_suites<2..2^16-2>``."""

@@ -126,6 +126,7 @@ class _Direction:
         "role",
         "seq_unknown",
         "started",
+        "want",
     )
 
     def __init__(self, role: int) -> None:
@@ -146,6 +147,8 @@ class _Direction:
         self.seq_unknown = False
         self.started = False
         self.failures = 0
+        self.want = "handshake"
+        """The key stage this direction expects next (for explaining a missing key)."""
 
 
 class _Session:
@@ -521,10 +524,13 @@ class Decoder:
     ) -> None:
         if ctype == ContentType.change_cipher_spec:
             self._emit(session, CcsEvent(session.number, frame, ts, _ROLE[d.role]))
-            if session.version != "1.3":
+            if session.version == "1.2":
                 self._ccs12(session, d, frame, ts)
             return
-        if not d.encrypted:
+        if not d.encrypted or (ctype != ContentType.application_data and session.version != "1.2"):
+            # TLS 1.3 protects records as application_data only (RFC 8446 5.2): an alert or
+            # handshake record is in the clear even after the keys changed (e.g. an alert sent
+            # before the sender switched keys, a ClientHello after HelloRetryRequest).
             self._content(session, d, ctype, record[5:], frame, ts, encrypted=False)
             return
         # Protected record.
@@ -586,7 +592,7 @@ class Decoder:
                     return inner, content, keys.stage == "early"
                 return ctype, plain, False
         if not tried:
-            self._explain_missing(session, d, frame, ts)
+            self._explain_missing(session, d, frame, ts, want=d.want)
             return None
         d.failures += 1
         if d.seq_unknown:
@@ -710,12 +716,18 @@ class Decoder:
             keymod.note_client_hello(session, parsed)
             if session.client_random is not None:
                 self._capture_randoms.add(session.client_random)
+            if session.early_offered and not session.hrr:
+                # 0-RTT: the client's next protected records use early keys (RFC 8446 4.2.10).
+                d.encrypted = True
+                d.want = "early"
+                d.keys = keymod.tls13_next_stage(self.keylog, session, 0, "early")
         elif msg_type == HandshakeType.server_hello and d.role == 1:
             keymod.note_server_hello(session, parsed)
             if session.hrr:
                 return
             self._install_initial_keys(session, frame, ts)
         elif msg_type == HandshakeType.finished and session.version == "1.3":
+            d.want = "app"
             keys = keymod.tls13_next_stage(self.keylog, session, d.role, "app")
             if keys is not None:
                 d.keys = keys
@@ -724,6 +736,7 @@ class Decoder:
                 d.keys = None
                 self._explain_missing(session, d, frame, ts, want="app")
         elif msg_type == HandshakeType.end_of_early_data and d.role == 0:
+            d.want = "handshake"
             keys = keymod.tls13_next_stage(self.keylog, session, 0, "handshake")
             d.keys = keys
             d.candidates = []
@@ -741,6 +754,7 @@ class Decoder:
             # The client's early records (if any) were set up at its ClientHello; from here its
             # protected records use handshake keys unless early keys still authenticate them.
             client.encrypted = True
+            server.want = "handshake"
             hs = keymod.tls13_next_stage(self.keylog, session, 0, "handshake")
             later = keymod.tls13_later_stages(self.keylog, session, 0, "handshake")
             if client.keys is not None and client.keys.stage == "early":

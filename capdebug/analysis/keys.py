@@ -352,23 +352,29 @@ def explain_missing(
     late: bool = False,
 ) -> tuple[str, str]:
     """Why the direction ``role`` has no key at stage ``want``: (reason code, sentence)."""
-    if session.client_random is None:
+    cr = session.client_random
+    if cr is None:
         return (
             Reason.NO_HANDSHAKE,
             "the handshake is not in the capture (it started mid-connection); trying every "
             "application secret in the key log",
         )
     version = session.version or "1.3"
-    if session.suite is not None:
-        params = suite(session.suite)
-        if params is None:
+    params = suite(session.suite) if session.suite is not None else None
+    if session.suite is not None and params is None:
+        return Reason.UNSUPPORTED_SUITE, f"cipher suite 0x{session.suite:04x} is not one capdebug can decrypt"
+    label = _LABELS13.get((want, role)) if version == "1.3" else "CLIENT_RANDOM"
+    if cr in keylog and label is not None:
+        secret = keylog.get(cr, label)
+        if secret is None:
+            have = ", ".join(sorted(keylog.secrets_for(cr)))
+            side = "client" if role == 0 else "server"
             return (
-                Reason.UNSUPPORTED_SUITE,
-                f"cipher suite 0x{session.suite:04x} is not one capdebug can decrypt",
+                Reason.MISSING_LABELS,
+                f"the key log has {have} for this session but not {label}, which the {side}'s "
+                f"{want if version == '1.3' else ''} records need".replace("  ", " "),
             )
-        label = _LABELS13.get((want, role))
-        secret = keylog.get(session.client_random, label) if label else None
-        if secret is not None and len(secret) != params.hash_len:
+        if params is not None and version == "1.3" and len(secret) != params.hash_len:
             return (
                 Reason.SECRET_LENGTH,
                 f"{label} is {len(secret)} bytes but {params.name} uses {params.hash_name} "

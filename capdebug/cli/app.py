@@ -51,8 +51,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import decrypt, keys
+    from . import decrypt, keys, triage
 
+    triage.register(app)
     decrypt.register(app)
     keys.register(app)
 

@@ -1,0 +1,129 @@
+"""``capdebug triage``: what went wrong, per connection, in plain words."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..analysis.decode import DecodeOptions
+from ..analysis.report import format_size
+from ..analysis.sessions import iter_events, load_keys
+from ..analysis.triage import CATALOG, ConnectionReport, Triage
+from ..pcap.open import open_capture
+from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "green"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("triage")(triage)
+
+
+def run_triage(
+    capture: Path, keylog: list[Path], *, slow_handshake: float = 1.0, no_env: bool = False
+) -> tuple[list[ConnectionReport], list[str]]:
+    keys = load_keys(capture, keylog, use_env=not no_env)
+    report_keylog_issues(keys.keylog)
+    progress = progress_printer(f"triaging {capture.name}")
+    t = Triage(slow_handshake_s=slow_handshake)
+    try:
+        with open_capture(capture) as reader:
+            for ev in iter_events(
+                reader,
+                keys.keylog,
+                DecodeOptions(decrypt_app_data=False),
+                late_secrets=bool(keys.late_blocks),
+                progress=progress,
+            ):
+                t.add(ev)
+            warnings = list(reader.warnings)
+    finally:
+        if progress is not None:
+            clear_progress()
+    return t.reports(), warnings
+
+
+def triage(
+    capture: Path = typer.Argument(..., help="pcap or pcapng file (gzip is fine)."),
+    keylog: list[Path] = KEYLOG_OPTION,
+    as_json: bool = typer.Option(
+        False, "--json", help='One JSON object {"connections": [...]} (see README).'
+    ),
+    show_all: bool = typer.Option(
+        False, "--all", help="Details for every connection, not only those with problems."
+    ),
+    slow_handshake: float = typer.Option(
+        1.0, "--slow-handshake", help="Seconds above which a handshake is slow."
+    ),
+    no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
+) -> int:
+    """Say what went wrong on each TLS connection: alerts and who sent them, premature closes,
+    resets, incomplete handshakes, certificate problems, and why records could not be decrypted.
+
+    Exit code 0 when no verdict is an error, 1 otherwise, 2 on bad usage or unreadable input.
+
+    Examples:
+
+      capdebug triage case.pcapng
+
+      capdebug triage case.pcap --keylog keys.log --all
+
+      capdebug triage case.pcap --json | jq '.connections[] | select(.worst != null)'
+    """
+    reports, warnings = run_triage(capture, keylog, slow_handshake=slow_handshake, no_env=no_env)
+    for w in warnings:
+        echo_err(f"capdebug: warning: {w}")
+    if as_json:
+        json.dump({"connections": [r.to_json() for r in reports]}, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        _render(reports, show_all=show_all)
+    return 1 if any(r.has_error for r in reports) else 0
+
+
+def _render(reports: list[ConnectionReport], *, show_all: bool) -> None:
+    console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    if not reports:
+        console.print("no TLS connection found")
+        return
+    table = Table(title=None, show_lines=False, header_style="bold")
+    for col in ("conn", "client → server", "SNI", "version", "suite", "time", "bytes C→S / S→C", "verdict"):
+        table.add_column(col, overflow="fold")
+    for r in reports:
+        worst = r.worst
+        verdict = "[green]ok[/]"
+        if worst is not None and worst.severity != "info":
+            verdict = f"[{_SEVERITY_STYLE[worst.severity]}]{worst.code}[/]"
+        elif worst is not None:
+            codes = sorted({v.code for v in r.verdicts})
+            verdict = f"[green]{', '.join(codes)}[/]"
+        table.add_row(
+            str(r.conn),
+            f"{r.client} → {r.server}",
+            escape(r.sni or ""),
+            (r.version or "").replace("TLS ", ""),
+            (r.cipher_suite or "").replace("TLS_", ""),
+            f"{r.duration:.3f}s" if r.duration is not None else "",
+            f"{format_size(r.bytes_client)} / {format_size(r.bytes_server)}",
+            verdict,
+        )
+    console.print(table)
+    detailed = [r for r in reports if show_all or any(v.severity != "info" for v in r.verdicts)]
+    for r in detailed:
+        console.print()
+        console.print(f"[bold]conn {r.conn}[/]  {r.client} → {r.server}" + (f"  ({r.sni})" if r.sni else ""))
+        for v in sorted(r.verdicts, key=lambda v: -["info", "warning", "error"].index(v.severity)):
+            frame = f" #{v.frame}" if v.frame else ""
+            console.print(
+                f"  [{_SEVERITY_STYLE[v.severity]}]{v.severity:<7}[/] {v.code}{frame}: {escape(v.detail)}"
+            )
+            if v.severity != "info":
+                meaning = CATALOG.get(v.code)
+                if meaning:
+                    console.print(f"          [dim]next: {meaning[1]}[/]")
