@@ -265,13 +265,37 @@ def test_from_file_errors(tmp_path: Path) -> None:
 
 
 def test_from_file_unreadable(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads files regardless of mode")
     p = tmp_path / "secret.keys"
     p.write_text("")
     p.chmod(0)
-    with pytest.raises(KeyLogError, match="cannot read"):
-        KeyLog.from_file(p)
+    if os.geteuid() != 0:
+        with pytest.raises(KeyLogError, match="cannot read"):
+            KeyLog.from_file(p)
+        return
+    # Root reads any file: check as an unprivileged user in a child process instead.
+    tmp_path.chmod(0o755)
+    code = (
+        "import sys\n"
+        "from capdebug.crypto.keylog import KeyLog\n"
+        "from capdebug.errors import KeyLogError\n"
+        "try:\n"
+        f"    KeyLog.from_file({str(p)!r})\n"
+        "except KeyLogError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+        cwd="/",
+    )
+    assert done.returncode == 3, done.stderr
+    assert "cannot read" in done.stdout
 
 
 def test_write_keylog_file_mode_0600_and_append(tmp_path: Path) -> None:
