@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["LinkType", "Interface", "Packet", "SecretsBlock", "SECRETS_TYPE_TLS_KEYLOG"]
+__all__ = ["SECRETS_TYPE_TLS_KEYLOG", "Interface", "LinkType", "Packet", "SecretsBlock"]
 
 #: pcapng Decryption Secrets Block secrets type for an NSS key log ("TLSK").
 SECRETS_TYPE_TLS_KEYLOG = 0x544C534B
