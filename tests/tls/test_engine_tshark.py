@@ -55,11 +55,11 @@ def test_key_log_decrypts_a_tcpdump_capture_in_tshark(pki: Pki, tmp_path: Path) 
     keylog = tmp_path / "keys.log"
     keylog.write_text("\n".join(lines) + "\n")
 
+    base = ["tshark", "-n", "-r", str(pcap), "-o", f"tls.keylog_file:{keylog}"]
+    base += ["-d", f"tcp.port=={server.port},tls"]
+
     def tshark(*args: str) -> str:
-        out = subprocess.run(
-            ["tshark", "-n", "-r", str(pcap), "-o", f"tls.keylog_file:{keylog}", "-d", f"tcp.port=={server.port},tls", *args],
-            capture_output=True, text=True, timeout=TIMEOUT * 3, check=True,
-        )  # fmt: skip
+        out = subprocess.run([*base, *args], capture_output=True, text=True, timeout=TIMEOUT * 3, check=True)
         return out.stdout
 
     types = {t for line in tshark("-Y", "tls.handshake", "-T", "fields", "-e", "tls.handshake.type").split()
