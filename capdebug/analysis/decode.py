@@ -230,12 +230,13 @@ class Decoder:
         keylog: KeyLog | None = None,
         options: DecodeOptions | None = None,
         *,
-        late_secrets: bool = False,
+        late_secrets: dict[bytes, int] | None = None,
     ) -> None:
         self.keylog = keylog if keylog is not None else KeyLog()
         self.options = options or DecodeOptions()
         self.stats = DecodeStats()
-        self._late_secrets = late_secrets
+        self._late_secrets = late_secrets or {}
+        """client_random -> packets before the secrets block that brought its keys."""
         self._tracker = TcpTracker()
         self._sessions: dict[int, _Session] = {}
         self._held: collections.deque[_Held] = collections.deque()
@@ -716,6 +717,17 @@ class Decoder:
             keymod.note_client_hello(session, parsed)
             if session.client_random is not None:
                 self._capture_randoms.add(session.client_random)
+                late = self._late_secrets.get(session.client_random)
+                if late is not None and frame <= late:
+                    self._undecryptable(
+                        session,
+                        d,
+                        frame,
+                        ts,
+                        Reason.LATE_SECRETS,
+                        f"the secrets of this session are in a Decryption Secrets Block after frame {late}, "
+                        "behind the packets they unlock (Wireshark reads them too late); decrypted anyway",
+                    )
             if session.early_offered and not session.hrr:
                 # 0-RTT: the client's next protected records use early keys (RFC 8446 4.2.10).
                 d.encrypted = True
@@ -782,9 +794,7 @@ class Decoder:
     def _explain_missing(
         self, session: _Session, d: _Direction, frame: int, ts: int, want: str = "handshake"
     ) -> None:
-        reason, message = keymod.explain_missing(
-            self.keylog, session, d.role, want, self._capture_randoms, late=self._late_secrets
-        )
+        reason, message = keymod.explain_missing(self.keylog, session, d.role, want, self._capture_randoms)
         self._undecryptable(session, d, frame, ts, reason, message)
         if d.keys is None and not d.candidates and session.client_random is None:
             # Mid-stream: try every application secret the key log holds.
@@ -842,7 +852,7 @@ def decode_capture(
     keylog: KeyLog | None = None,
     options: DecodeOptions | None = None,
     *,
-    late_secrets: bool = False,
+    late_secrets: dict[bytes, int] | None = None,
 ) -> Iterator[DecodeEvent]:
     """Decode every packet of a capture reader (``items`` with its growing ``interfaces``)."""
     decoder = Decoder(keylog, options, late_secrets=late_secrets)

@@ -348,8 +348,6 @@ def explain_missing(
     role: int,
     want: str,
     capture_randoms: set[bytes],
-    *,
-    late: bool = False,
 ) -> tuple[str, str]:
     """Why the direction ``role`` has no key at stage ``want``: (reason code, sentence)."""
     cr = session.client_random
@@ -380,7 +378,4 @@ def explain_missing(
                 f"{label} is {len(secret)} bytes but {params.name} uses {params.hash_name} "
                 f"({params.hash_len} bytes): the line belongs to another session or is corrupt",
             )
-    reason, message = _no_secret(keylog, session, version, capture_randoms)
-    if late and reason == Reason.NO_KEY:
-        message += " (secrets blocks come after the packets they unlock)"
-    return reason, message
+    return _no_secret(keylog, session, version, capture_randoms)

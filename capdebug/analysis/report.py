@@ -117,6 +117,8 @@ def _line(ev: DecodeEvent) -> TimelineLine:
     if isinstance(ev, GapEvent):
         return f"GAP: {ev.size} bytes missing from the capture", "warn"
     if isinstance(ev, UndecryptableEvent):
+        if ev.reason == "late_secrets":
+            return f"note [{ev.reason}]: {ev.message}", "dim"
         return f"cannot decrypt [{ev.reason}]: {ev.message}", "warn"
     return type(ev).__name__, ""
 

@@ -47,6 +47,8 @@ class CaptureKeys:
     embedded_blocks: int = 0
     late_blocks: int = 0
     """Secrets blocks that come after some packets (they may unlock packets before them)."""
+    late_randoms: dict[bytes, int] = field(default_factory=dict)
+    """client_random -> packets before the (first) late block that holds its secrets."""
     from_env: str | None = None
 
 
@@ -65,10 +67,13 @@ def load_keys(
         keys.files.append(os.fspath(path))
     if capture is not None:
         for block in _secrets_blocks(capture):
-            keylog.merge(KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}"))
-            keys.embedded_blocks += 1
+            parsed = KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}")
             if block.packets_before:
                 keys.late_blocks += 1
+                for cr in parsed.client_randoms() - keylog.client_randoms():
+                    keys.late_randoms.setdefault(cr, block.packets_before)
+            keylog.merge(parsed)
+            keys.embedded_blocks += 1
     env = os.environ.get("SSLKEYLOGFILE")
     if use_env and env and not keys.files and not keys.embedded_blocks and os.path.isfile(env):
         keylog.merge(KeyLog.from_file(env))
@@ -90,7 +95,7 @@ def iter_events(
     keylog: KeyLog | None,
     options: DecodeOptions | None = None,
     *,
-    late_secrets: bool = False,
+    late_secrets: dict[bytes, int] | None = None,
     progress: Progress | None = None,
 ) -> Iterator[DecodeEvent]:
     """Decode an open capture: events in capture order. Secrets blocks are not re-read here

@@ -130,7 +130,7 @@ def decrypt(
             events = (
                 ev
                 for ev in iter_events(
-                    reader, keys.keylog, options, late_secrets=bool(keys.late_blocks), progress=progress
+                    reader, keys.keylog, options, late_secrets=keys.late_randoms, progress=progress
                 )
                 if filt.accept(ev)
             )

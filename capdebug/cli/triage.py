@@ -38,7 +38,7 @@ def run_triage(
                 reader,
                 keys.keylog,
                 DecodeOptions(decrypt_app_data=False),
-                late_secrets=bool(keys.late_blocks),
+                late_secrets=keys.late_randoms,
                 progress=progress,
             ):
                 t.add(ev)
