@@ -1,0 +1,89 @@
+"""``capdebug report``: one self-contained HTML file to attach to a ticket."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from ..analysis.decode import DecodeOptions
+from ..analysis.html import LadderCollector, ReportMeta, render_report
+from ..analysis.sessions import CaptureKeys, iter_events, load_keys
+from ..analysis.triage import Triage
+from ..pcap.open import open_capture
+from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+def describe_keys(keys: CaptureKeys) -> str:
+    """Where the secrets came from, for the report's header."""
+    where: list[str] = []
+    if keys.files:
+        where.append("key log " + ", ".join(os.path.basename(f) for f in keys.files))
+    if keys.embedded_blocks:
+        where.append(f"{keys.embedded_blocks} Decryption Secrets Block(s) embedded in the capture")
+    if keys.from_env:
+        where.append(f"$SSLKEYLOGFILE ({os.path.basename(keys.from_env)})")
+    if not where:
+        return "none: no key log given, so encrypted records stay encrypted"
+    n = len(keys.keylog)
+    return f"{'; '.join(where)} ({n} session{'s' if n != 1 else ''} with secrets)"
+
+
+def report(
+    capture: Path = typer.Argument(..., help="pcap or pcapng file (gzip is fine)."),
+    keylog: list[Path] = KEYLOG_OPTION,
+    output: Path = typer.Option(..., "--output", "-o", help="HTML file to write ('-' for stdout)."),
+    slow_handshake: float = typer.Option(
+        1.0, "--slow-handshake", help="Seconds above which a handshake is slow."
+    ),
+    no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
+) -> int:
+    """Write one self-contained HTML report (no network access needed to open it): the summary
+    table of connections with their worst verdict, and per connection a ladder diagram client <->
+    server with every handshake message, alert, close_notify, FIN and RST, and the verdicts.
+
+    Exit code 0 when the report was written (whatever it found), 2 on bad usage or unreadable input.
+
+    Examples:
+
+      capdebug report case.pcapng -o case.html
+
+      capdebug report case.pcap --keylog keys.log -o case.html
+    """
+    keys = load_keys(capture, keylog, use_env=not no_env)
+    report_keylog_issues(keys.keylog)
+    progress = progress_printer(f"reading {capture.name}")
+    triage = Triage(slow_handshake_s=slow_handshake)
+    ladders = LadderCollector()
+    try:
+        with open_capture(capture) as reader:
+            for ev in iter_events(
+                reader,
+                keys.keylog,
+                DecodeOptions(decrypt_app_data=False),
+                late_secrets=keys.late_randoms,
+                progress=progress,
+            ):
+                triage.add(ev)
+                ladders.add(ev)
+            warnings = tuple(reader.warnings)
+    finally:
+        if progress is not None:
+            clear_progress()
+    for w in warnings:
+        echo_err(f"capdebug: warning: {w}")
+    reports = triage.reports()
+    page = render_report(ReportMeta(capture.name, describe_keys(keys), warnings), reports, ladders)
+    if str(output) == "-":
+        sys.stdout.write(page)
+    else:
+        output.write_text(page, encoding="utf-8")
+        errors = sum(1 for r in reports if r.has_error)
+        echo_err(f"wrote {output}: {len(reports)} connections, {errors} with errors")
+    return 0
