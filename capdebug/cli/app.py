@@ -51,11 +51,13 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import decrypt, keys, triage
+    from . import capture, decrypt, engine, keys, triage
 
+    capture.register(app)
     triage.register(app)
     decrypt.register(app)
     keys.register(app)
+    engine.register(app)
 
 
 _register_commands()

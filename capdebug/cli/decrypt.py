@@ -92,8 +92,10 @@ def decrypt(
     records: bool = typer.Option(False, "--records", help="One line per application-data record."),
     no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
 ) -> None:
-    """Show every handshake message, alert, close_notify, application-data record and TCP
-    SYN/FIN/RST of each TLS connection, in order, decrypting wherever keys exist.
+    """Show each TLS connection's messages, alerts, closes and data, decrypted where keys exist.
+
+    Every handshake message, alert, close_notify, change_cipher_spec, application-data record
+    and TCP SYN/FIN/RST, per connection and in order.
 
     Keys come from --keylog files, from secrets embedded in a pcapng, and from $SSLKEYLOGFILE
     when nothing else is given. A record that cannot be decrypted is shown with the reason.

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -33,13 +34,15 @@ __all__ = ["register"]
 certs_app = typer.Typer(help="Make test certificates.", no_args_is_help=True)
 
 
-def _key_logger(path: str | None) -> object:
-    path = path or os.environ.get("SSLKEYLOGFILE") or None
-    if not path:
+def _key_logger(path: str | None) -> Callable[[str], None] | None:
+    """Append each line to ``path`` (or ``$SSLKEYLOGFILE``) at once, 0600: a handshake that
+    fails half-way still leaves the secrets derived so far."""
+    target = path or os.environ.get("SSLKEYLOGFILE") or None
+    if not target:
         return None
 
     def log(line: str) -> None:
-        write_keylog_file(path, [line], append=True)
+        write_keylog_file(target, [line], append=True)
 
     return log
 
@@ -87,10 +90,22 @@ def _load_credential(cert: Path | None, key: Path | None) -> Credential | None:
     return Credential(chain, private_key)
 
 
-def _roots(ca: Path | None) -> tuple[bytes, ...]:
-    if ca is None:
-        return ()
-    return tuple(cx509.load_pem_certificates(ca.read_bytes()))
+_SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+)
+
+
+def _roots(ca: Path | None, system: bool = False) -> tuple[bytes, ...]:
+    """``--ca`` certificates; without one, a client trusts the system bundle."""
+    if ca is not None:
+        return tuple(cx509.load_pem_certificates(ca.read_bytes()))
+    if system:
+        for bundle in _SYSTEM_BUNDLES:
+            if os.path.exists(bundle):
+                return tuple(cx509.load_pem_certificates(Path(bundle).read_bytes()))
+    return ()
 
 
 def _summary(hs: HandshakeComplete) -> str:
@@ -144,7 +159,7 @@ def serve(
         trust_roots=_roots(ca),
         client_auth=mode,
         alpn_protocols=tuple(alpn),
-        key_log_callback=_key_logger(key_log),  # type: ignore[arg-type]
+        key_log_callback=_key_logger(key_log),
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
         session_tickets=tickets,
@@ -225,11 +240,11 @@ def connect(
         groups=group_list,
         key_share_groups=_groups(key_share) if key_share else None,
         credential=_load_credential(cert, key),
-        trust_roots=_roots(ca),
+        trust_roots=_roots(ca, system=not insecure),
         verify=not insecure,
         server_name=sni or host,
         alpn_protocols=tuple(alpn),
-        key_log_callback=_key_logger(key_log),  # type: ignore[arg-type]
+        key_log_callback=_key_logger(key_log),
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
     )

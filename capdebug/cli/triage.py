@@ -63,8 +63,10 @@ def triage(
     ),
     no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
 ) -> int:
-    """Say what went wrong on each TLS connection: alerts and who sent them, premature closes,
-    resets, incomplete handshakes, certificate problems, and why records could not be decrypted.
+    """Say in plain words what went wrong on each TLS connection.
+
+    Alerts and who sent them, premature closes, resets, incomplete handshakes, certificate
+    problems, and why records could not be decrypted.
 
     Exit code 0 when no verdict is an error, 1 otherwise, 2 on bad usage or unreadable input.
 
