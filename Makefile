@@ -16,8 +16,8 @@ system-deps:
 
 ## demo: install capdebug and run it on the bundled sample capture
 demo: install
+	capdebug triage samples/tls13-premature-close.pcapng; test $$? -le 1
 	capdebug decrypt samples/tls13-premature-close.pcapng
-	capdebug triage samples/tls13-premature-close.pcapng
 
 lint:
 	ruff check capdebug tests scripts

@@ -14,6 +14,8 @@ check curl curl
 check sshd openssh-server
 check ssh openssh-client
 check ip iproute2
+check ethtool ethtool
+check setpriv util-linux
 check chromium chromium
 check chromedriver chromium-driver
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
