@@ -131,8 +131,9 @@ class EngineServer:
         try:
             sock, _ = self.listener.accept()
             sock.settimeout(TIMEOUT)
-            self.tls = TLSSocket(sock, Connection(self.config, is_client=False, now=NOW, faults=self.faults),
-                                 self.faults)  # fmt: skip
+            self.tls = TLSSocket(
+                sock, Connection(self.config, is_client=False, now=NOW, faults=self.faults), self.faults
+            )
             try:
                 self.result = self.handler(self.tls)
             finally:

@@ -339,10 +339,21 @@ def echo(tls: TLSSocket) -> object:
 
 def s_client(port: int, *args: str, cwd: Path) -> Proc:
     return Proc(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost", "-tls1_3",
-         "-CAfile", "ca.pem", "-verify_return_error", *args],
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            "localhost",
+            "-tls1_3",
+            "-CAfile",
+            "ca.pem",
+            "-verify_return_error",
+            *args,
+        ],
         cwd=str(cwd),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
@@ -524,10 +535,22 @@ def test_server_vs_curl(pki: Pki) -> None:
 
     server = EngineServer(server_config(pki, alpn_protocols=("http/1.1",)), www)
     out = subprocess.run(
-        ["curl", "-sS", "--max-time", "10", "--tlsv1.3", "--cacert", str(pki.ca_pem),
-         "--resolve", f"localhost:{server.port}:127.0.0.1", f"https://localhost:{server.port}/probe"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "--tlsv1.3",
+            "--cacert",
+            str(pki.ca_pem),
+            "--resolve",
+            f"localhost:{server.port}:127.0.0.1",
+            f"https://localhost:{server.port}/probe",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     request = server.join()
     assert out.returncode == 0, out.stderr
     assert out.stdout == "suite=TLS_AES_128_GCM_SHA256 alpn=http/1.1\n"

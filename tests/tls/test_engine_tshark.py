@@ -62,8 +62,11 @@ def test_key_log_decrypts_a_tcpdump_capture_in_tshark(pki: Pki, tmp_path: Path) 
         out = subprocess.run([*base, *args], capture_output=True, text=True, timeout=TIMEOUT * 3, check=True)
         return out.stdout
 
-    types = {t for line in tshark("-Y", "tls.handshake", "-T", "fields", "-e", "tls.handshake.type").split()
-             for t in line.split(",")}  # fmt: skip
+    types = {
+        t
+        for line in tshark("-Y", "tls.handshake", "-T", "fields", "-e", "tls.handshake.type").split()
+        for t in line.split(",")
+    }
     # 8 EncryptedExtensions, 11 Certificate, 15 CertificateVerify, 20 Finished, 4 NewSessionTicket:
     # all inside protected records, visible only if the key log decrypted them.
     assert {"1", "2", "8", "11", "15", "20", "4"} <= types
