@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Benchmark ``capdebug decrypt`` and ``capdebug triage`` against tshark on a corpus made by
+scripts/make_corpus.py, and check their results against the corpus manifest.
+
+    python3 scripts/bench_decode.py CORPUS_DIR [--skip-tshark] [--json-report FILE]
+
+In one run it times, each as its own process (wall time; peak RSS from ``os.wait4``'s rusage of
+that very child, so no other process is counted):
+
+- ``capdebug decrypt --json CAPTURE --keylog K --export DIR``  (stdout to a file: the
+  ``connection`` events give the conn numbers of the exported files)
+- ``capdebug triage --json CAPTURE --keylog K``
+- ``tshark -r CAPTURE -o tls.keylog_file:K -Y tls -T fields -e frame.number
+  -e tls.record.content_type -e tls.handshake.type -e tls.alert_message.desc``
+
+and prints a table with the ratios tshark/capdebug next to the targets of issue 3 (decrypt at
+least 3x faster than tshark, triage at least 10x, peak memory under 256 MB). Then it verifies:
+
+- every connection's exported plaintext (``DIR/connN-client.bin``, ``connN-server.bin``) has
+  the SHA-256 the manifest holds (connections matched by client ip:port);
+- triage's verdicts match how each connection ended: close_notify answered -> clean_close,
+  unanswered -> close_notify_unanswered by the peer; FIN without close_notify ->
+  premature_close by the closer; RST -> reset or benign_reset by the closer; plus version and
+  cipher suite, and no undecryptable record anywhere (the key log is complete).
+
+Exit code 0 when nothing mismatches, 1 otherwise. The verification functions are importable
+(tests/bench uses them on a tiny corpus).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TARGET_DECRYPT_RATIO = 3.0
+TARGET_TRIAGE_RATIO = 10.0
+TARGET_PEAK_MB = 256.0
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    name: str
+    argv: list[str]
+    wall_s: float
+    peak_rss_mb: float
+    returncode: int
+    stdout_bytes: int
+
+
+@dataclass(slots=True)
+class Mismatches:
+    """Problems found by one verification, grouped by kind, with a few examples each."""
+
+    checked: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, example: str, keep: int = 5) -> None:
+        self.kinds[kind] += 1
+        ex = self.examples.setdefault(kind, [])
+        if len(ex) < keep:
+            ex.append(example)
+
+    @property
+    def total(self) -> int:
+        return sum(self.kinds.values())
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def measure(name: str, argv: list[str], stdout_path: Path, ok_codes: tuple[int, ...] = (0, 1)) -> Measurement:
+    """Run argv with stdout to a file; wall time and the child's own peak RSS (ru_maxrss, KiB)."""
+    with stdout_path.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        err = proc.stderr.read()  # small; read before wait4 so a chatty child cannot block
+        _, status, rusage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in ok_codes:
+        raise RuntimeError(f"{name} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    return Measurement(
+        name=name,
+        argv=argv,
+        wall_s=wall,
+        peak_rss_mb=rusage.ru_maxrss / 1024,
+        returncode=proc.returncode,
+        stdout_bytes=stdout_path.stat().st_size,
+    )
+
+
+def capdebug_argv(capdebug: str) -> list[str]:
+    found = shutil.which(capdebug)
+    if found is None:
+        return [sys.executable, "-m", "capdebug"]
+    return [found]
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def load_manifest(corpus: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((corpus / "manifest.json").read_text())
+    return doc
+
+
+def conn_clients_from_decrypt(json_lines: Path) -> dict[int, str]:
+    """conn number -> client "ip:port", from the decoder's ``connection`` events."""
+    out: dict[int, str] = {}
+    with json_lines.open("rb") as f:
+        for line in f:
+            # Cheap prefilter: most lines are record events.
+            if b'"connection"' not in line:
+                continue
+            ev = json.loads(line)
+            if ev.get("event") == "connection":
+                out[int(ev["conn"])] = str(ev["client"])
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    if not path.exists():
+        return EMPTY_SHA256
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_exports(manifest: dict[str, Any], conn_clients: dict[int, str], export_dir: Path) -> Mismatches:
+    """Exported plaintext of every manifest connection against the manifest's SHA-256."""
+    res = Mismatches()
+    by_client = {c["client"]: c for c in manifest["connections"]}
+    seen: set[str] = set()
+    for conn, client in sorted(conn_clients.items()):
+        m = by_client.get(client)
+        if m is None:
+            res.add("connection not in manifest", f"conn {conn} client {client}")
+            continue
+        seen.add(client)
+        for side in ("client", "server"):
+            res.checked += 1
+            path = export_dir / f"conn{conn}-{side}.bin"
+            got = _file_sha256(path)
+            if got != m[f"{side}_sha256"]:
+                size = path.stat().st_size if path.exists() else 0
+                res.add(
+                    f"{side} plaintext differs",
+                    f"conn {conn} ({client}, {m['version']} {m['suite']}, ending {m['ending']} by "
+                    f"{m['closer']}): exported {size} bytes, manifest {m[f'{side}_bytes']} bytes",
+                )
+    for client, m in by_client.items():
+        if client not in seen:
+            res.add("connection not decoded", f"{client} ({m['version']} {m['suite']})")
+    return res
+
+
+def expected_close(m: dict[str, Any]) -> tuple[set[str], str | None]:
+    """The verdict codes acceptable for how the manifest says the connection ended, and by whom."""
+    closer, peer = m["closer"], ("server" if m["closer"] == "client" else "client")
+    if m["ending"] == "close_notify":
+        if m["answered"]:
+            return {"clean_close"}, None
+        return {"close_notify_unanswered"}, peer
+    if m["ending"] == "fin":
+        return {"premature_close"}, closer
+    return {"reset", "benign_reset"}, closer
+
+
+def verify_verdicts(manifest: dict[str, Any], triage_doc: dict[str, Any]) -> tuple[Mismatches, Mismatches]:
+    """Triage verdicts against the manifest's endings, version and suite.
+
+    Returns (mismatches, unexpected): the second counts error verdicts the ending does not
+    explain (reported, not counted as mismatches: e.g. the peer's own premature close after a
+    FIN is a real consequence)."""
+    res, extra = Mismatches(), Mismatches()
+    by_client = {c["client"]: c for c in manifest["connections"]}
+    seen: set[str] = set()
+    for c in triage_doc["connections"]:
+        m = by_client.get(c["client"])
+        if m is None:
+            res.add("connection not in manifest", f"conn {c['conn']} client {c['client']}")
+            continue
+        seen.add(c["client"])
+        res.checked += 1
+        where = f"conn {c['conn']} ({c['client']}, {m['version']} {m['suite']})"
+        verdicts = c.get("verdicts") or []
+        codes, by = expected_close(m)
+        hit = [v for v in verdicts if v["code"] in codes and (by is None or v.get("by") == by)]
+        if not hit:
+            got = ", ".join(f"{v['code']}/{v.get('by')}" for v in verdicts) or "none"
+            want = "/".join(sorted(codes)) + (f" by {by}" if by else "")
+            ending = m["ending"] + (" answered" if m["answered"] else "")
+            res.add(
+                f"{m['ending']} by {m['closer']}: verdict missing",
+                f"{where}: ending {ending} by {m['closer']}, want {want}, got {got}",
+            )
+        if c.get("version") != m["version"]:
+            res.add("version differs", f"{where}: triage says {c.get('version')}")
+        if c.get("cipher_suite") != m["suite"]:
+            res.add("cipher suite differs", f"{where}: triage says {c.get('cipher_suite')}")
+        for v in verdicts:
+            if v["code"] == "undecryptable":
+                res.add("undecryptable records", f"{where}: {v.get('detail')}")
+            elif v["severity"] == "error" and v not in hit:
+                extra.add(f"{v['code']}/{v.get('by')} after {m['ending']} by {m['closer']}", f"{where}")
+    for client, m in by_client.items():
+        if client not in seen:
+            res.add("connection missing from triage", f"{client} ({m['version']} {m['suite']})")
+    extra.checked = res.checked
+    return res, extra
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def print_mismatches(title: str, mm: Mismatches) -> None:
+    print(f"{title}: {mm.checked} checked, {mm.total} mismatches")
+    for kind, n in mm.kinds.most_common():
+        print(f"  {n:6d}  {kind}")
+        for ex in mm.examples.get(kind, []):
+            print(f"          e.g. {ex}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("corpus", type=Path, help="folder written by make_corpus.py")
+    p.add_argument("--capdebug", default="capdebug", help="capdebug command")
+    p.add_argument("--tshark", default="tshark")
+    p.add_argument("--skip-tshark", action="store_true", help="no tshark run (no ratios)")
+    p.add_argument("--work", type=Path, help="keep outputs here (default: a temporary folder)")
+    p.add_argument("--json-report", type=Path, help="also write the figures as JSON")
+    args = p.parse_args(argv)
+
+    corpus: Path = args.corpus
+    manifest = load_manifest(corpus)
+    capture, keys = corpus / manifest["capture"], corpus / manifest["keylog"]
+    work = args.work or Path(tempfile.mkdtemp(prefix="capdebug-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    export = work / "export"
+    shutil.rmtree(export, ignore_errors=True)
+    export.mkdir()
+    cd = capdebug_argv(args.capdebug)
+    env_note = "SSLKEYLOGFILE ignored" if "SSLKEYLOGFILE" in os.environ else ""
+
+    print(
+        f"corpus: {capture} {manifest['capture_bytes'] / 1e6:.1f} MB, {manifest['packets']} packets, "
+        f"{len(manifest['connections'])} connections, {manifest['plaintext_bytes'] / 1e6:.1f} MB plaintext "
+        f"{env_note}",
+        flush=True,
+    )
+    runs: dict[str, Measurement] = {}
+    runs["decrypt"] = measure(
+        "capdebug decrypt --json --export",
+        [*cd, "decrypt", "--json", str(capture), "--keylog", str(keys), "--no-env", "--export", str(export)],
+        work / "decrypt.jsonl",
+    )
+    print(f"  decrypt: {runs['decrypt'].wall_s:.1f} s", flush=True)
+    runs["triage"] = measure(
+        "capdebug triage --json",
+        [*cd, "triage", "--json", str(capture), "--keylog", str(keys), "--no-env"],
+        work / "triage.json",
+    )
+    print(f"  triage: {runs['triage'].wall_s:.1f} s", flush=True)
+    if not args.skip_tshark:
+        runs["tshark"] = measure(
+            "tshark -Y tls -T fields",
+            [
+                args.tshark,
+                "-r",
+                str(capture),
+                "-o",
+                f"tls.keylog_file:{keys}",
+                "-Y",
+                "tls",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+                "-e",
+                "tls.record.content_type",
+                "-e",
+                "tls.handshake.type",
+                "-e",
+                "tls.alert_message.desc",
+            ],
+            work / "tshark.txt",
+            ok_codes=(0,),
+        )
+        print(f"  tshark: {runs['tshark'].wall_s:.1f} s", flush=True)
+
+    print()
+    print(f"{'command':34s} {'wall s':>9s} {'peak MB':>9s} {'tshark/this (time)':>19s} {'(memory)':>9s}")
+    ts = runs.get("tshark")
+    for r in runs.values():
+        ratio_t = f"{ts.wall_s / r.wall_s:.2f}x" if ts else "-"
+        ratio_m = f"{ts.peak_rss_mb / r.peak_rss_mb:.2f}x" if ts else "-"
+        print(f"{r.name:34s} {r.wall_s:9.2f} {r.peak_rss_mb:9.1f} {ratio_t:>19s} {ratio_m:>9s}")
+    print()
+    targets = []
+    if ts:
+        targets.append(("decrypt >= 3x faster than tshark", ts.wall_s / runs["decrypt"].wall_s >= 3.0))
+        targets.append(("triage >= 10x faster than tshark", ts.wall_s / runs["triage"].wall_s >= 10.0))
+    for key in ("decrypt", "triage"):
+        targets.append((f"{key} peak memory < 256 MB", runs[key].peak_rss_mb < TARGET_PEAK_MB))
+    for label, ok in targets:
+        print(f"  target {label}: {'met' if ok else 'NOT MET'}")
+    print()
+
+    conn_clients = conn_clients_from_decrypt(work / "decrypt.jsonl")
+    exports = verify_exports(manifest, conn_clients, export)
+    print_mismatches("exported plaintext vs manifest SHA-256 (per direction)", exports)
+    triage_doc = json.loads((work / "triage.json").read_text())
+    verdicts, extra = verify_verdicts(manifest, triage_doc)
+    print_mismatches("triage verdicts vs manifest endings", verdicts)
+    print_mismatches("error verdicts not explained by the ending (informational)", extra)
+
+    if args.json_report:
+        report = {
+            "corpus": {k: manifest[k] for k in ("capture_bytes", "packets", "plaintext_bytes", "mix")}
+            | {"connections": len(manifest["connections"])},
+            "runs": {
+                k: {"wall_s": round(r.wall_s, 3), "peak_rss_mb": round(r.peak_rss_mb, 1), "argv": r.argv}
+                for k, r in runs.items()
+            },
+            "targets": dict(targets),
+            "export_mismatches": dict(exports.kinds),
+            "verdict_mismatches": dict(verdicts.kinds),
+            "unexplained_errors": dict(extra.kinds),
+        }
+        args.json_report.write_text(json.dumps(report, indent=1) + "\n")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if exports.total or verdicts.total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
