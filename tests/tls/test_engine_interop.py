@@ -555,3 +555,98 @@ def test_server_vs_curl(pki: Pki) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout == "suite=TLS_AES_128_GCM_SHA256 alpn=http/1.1\n"
     assert isinstance(request, bytes) and request.startswith(b"GET /probe HTTP/1.1\r\n")
+
+
+# ---------------------------------------------------------------- more failure modes
+
+
+def test_client_vs_tls12_only_server_is_protocol_version(pki: Pki) -> None:
+    require("openssl")
+    proc = Proc(
+        [
+            "openssl",
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-tls1_2",
+            "-cert",
+            "ecdsa.pem",
+            "-key",
+            "ecdsa.key",
+        ],
+        cwd=str(pki.folder),
+    )
+    try:
+        port = int(proc.wait_for(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
+        tls = engine_client(port, client_config(pki))
+        with pytest.raises(TLSError) as exc:
+            tls.negotiate()
+        # openssl refuses a TLS 1.3-only ClientHello itself: its alert is what we report.
+        assert exc.value.name in ("ERR_PEER_ALERT", "ERR_PROTOCOL_VERSION")
+        assert exc.value.alert == AlertDescription.protocol_version
+        tls.close()
+    finally:
+        proc.close()
+
+
+def test_server_vs_tls12_only_client_is_protocol_version(pki: Pki) -> None:
+    require("openssl")
+
+    def handler(tls: TLSSocket) -> object:
+        with pytest.raises(TLSError) as exc:
+            tls.negotiate()
+        return (exc.value.name, exc.value.alert)
+
+    server = EngineServer(server_config(pki), handler)
+    proc = Proc(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_2"], cwd=str(pki.folder)
+    )
+    try:
+        assert server.join() == ("ERR_PROTOCOL_VERSION", AlertDescription.protocol_version)
+        proc.wait_for(r"alert protocol version|alert number 70")
+    finally:
+        proc.close()
+
+
+def test_rst_instead_of_fin_is_a_premature_close(pki: Pki) -> None:
+    faults = Faults(rst_instead_of_fin=True)
+
+    def handler(tls: TLSSocket) -> object:
+        tls.negotiate()
+        tls.sendall(b"then RST")
+        assert tls.recv() == b"go"
+        return None  # EngineServer closes the socket: SO_LINGER 0 makes it an RST
+
+    server = EngineServer(server_config(pki), handler, faults)
+    tls = engine_client(server.port, client_config(pki))
+    try:
+        tls.negotiate()
+        assert tls.peek(4) == b"then"  # peek leaves the bytes in place
+        assert tls.pending() == 8
+        assert tls.recv(5) == b"then "
+        assert tls.pending() == 3
+        assert tls.recv() == b"RST"
+        tls.sendall(b"go")
+        server.join()
+        with pytest.raises(TLSError) as exc:
+            tls.recv()
+        assert exc.value.name == "ERR_PREMATURE_CLOSE"
+        assert "rst_instead_of_fin" in faults.fired
+    finally:
+        tls.close()
+
+
+def test_delay_fault_slows_writes(pki: Pki) -> None:
+    faults = Faults(delay_before_send=0.2)
+    server = EngineServer(server_config(pki), echo)
+    tls = engine_client(server.port, client_config(pki), faults)
+    try:
+        tls.negotiate()
+        start = time.monotonic()
+        tls.sendall(b"slow")
+        assert time.monotonic() - start >= 0.2
+        assert tls.recv() == b"slow"
+        tls.shutdown()
+    finally:
+        tls.close()
+    assert server.join() == b"slow"
