@@ -15,6 +15,7 @@ check sshd openssh-server
 check ssh openssh-client
 check ip iproute2
 check ethtool ethtool
+check sudo sudo
 check setpriv util-linux
 check chromium chromium
 check chromedriver chromium-driver

@@ -74,6 +74,7 @@ from .events import (
     HandshakeEvent,
     HeartbeatEvent,
     Reason,
+    RecoveredEvent,
     TcpEvent,
     UndecryptableEvent,
 )
@@ -92,6 +93,8 @@ _RESYNC_WINDOW = 65_536
 """How far to look for a record boundary after a gap before giving up on a direction."""
 _SEQ_WINDOW = 64
 """Sequence numbers tried after a gap or at a mid-stream start."""
+_MAX_TRIAL_RECORDS = 8
+"""Records tried with mid-stream candidate keys before giving up on a direction."""
 _ROLE = ("client", "server")
 
 
@@ -116,11 +119,13 @@ class _Direction:
         "candidates",
         "dead",
         "encrypted",
+        "explained",
         "failures",
         "hs_buf",
         "hs_encrypted",
         "keys",
         "off",
+        "recovery_tried",
         "reported",
         "resync",
         "role",
@@ -147,6 +152,9 @@ class _Direction:
         self.seq_unknown = False
         self.started = False
         self.failures = 0
+        self.recovery_tried = False
+        self.explained: str | None = None
+        """The key stage whose absence was already explained (explained once, not per record)."""
         self.want = "handshake"
         """The key stage this direction expects next (for explaining a missing key)."""
 
@@ -502,7 +510,12 @@ class Decoder:
                 if end - off < 5 + length:
                     break
                 self.stats.records += 1
-                self._record(session, d, ctype, bytes(view[off : off + 5 + length]), frame, ts)
+                if (
+                    ctype != ContentType.application_data
+                    or not d.encrypted
+                    or not self._bulk(session, d, length, frame, ts)
+                ):
+                    self._record(session, d, ctype, bytes(view[off : off + 5 + length]), frame, ts)
                 off += 5 + length
         finally:
             view.release()
@@ -520,6 +533,30 @@ class Decoder:
 
     # -- records ------------------------------------------------------------------------------
 
+    def _bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> bool:
+        """Count a protected application_data record without opening it, when nothing can be
+        learned from it: no keys at all (already explained), or triage's bulk data."""
+        keys = d.keys
+        if keys is None:
+            if d.candidates or d.explained is None:
+                return False
+            self._emit(session, AppDataEvent(session.number, frame, ts, _ROLE[d.role], length, False))
+            return True
+        if (
+            self.options.decrypt_app_data
+            or d.candidates
+            or d.seq_unknown
+            or (keys.tls13 and (keys.stage != "app" or length <= _SMALL_PROTECTED))
+        ):
+            return False
+        # Triage: bulk data is counted; only its sequence number matters.
+        keys.seq += 1
+        self._emit(
+            session,
+            AppDataEvent(session.number, frame, ts, _ROLE[d.role], length - keys.overhead, False),
+        )
+        return True
+
     def _record(
         self, session: _Session, d: _Direction, ctype: int, record: bytes, frame: int, ts: int
     ) -> None:
@@ -535,24 +572,6 @@ class Decoder:
             self._content(session, d, ctype, record[5:], frame, ts, encrypted=False)
             return
         # Protected record.
-        tls13 = session.version == "1.3"
-        if (
-            not self.options.decrypt_app_data
-            and ctype == ContentType.application_data
-            and (not tls13 or len(record) - 5 > _SMALL_PROTECTED)
-            and d.keys is not None
-            and not d.candidates
-            and not d.seq_unknown
-            and (not tls13 or d.keys.stage == "app")
-        ):
-            # Triage: bulk data is counted; only its sequence number matters.
-            d.keys.seq += 1
-            overhead = d.keys.overhead
-            self._emit(
-                session,
-                AppDataEvent(session.number, frame, ts, _ROLE[d.role], len(record) - 5 - overhead, False),
-            )
-            return
         opened = self._open(session, d, ctype, record, frame, ts)
         if opened is None:
             self._opaque(session, d, ctype, record, frame, ts)
@@ -566,6 +585,11 @@ class Decoder:
     ) -> tuple[int, bytes, bool] | None:
         """Authenticate and decrypt a protected record with the current or a candidate key.
         Returns (content type, content, early) or None (reported as undecryptable)."""
+        if d.keys is None and not d.candidates and session.client_random is None and not d.recovery_tried:
+            # Picked up mid-stream: try every application secret the key log holds.
+            d.recovery_tried = True
+            d.candidates = keymod.recover_mid_stream(self.keylog, d.role)
+            d.seq_unknown = bool(d.candidates)
         tried = False
         for keys in ([d.keys] if d.keys is not None else []) + d.candidates:
             tried = True
@@ -579,6 +603,20 @@ class Decoder:
                     d.keys = keys
                     idx = d.candidates.index(keys)
                     del d.candidates[: idx + 1]
+                    if session.client_random is None:
+                        d.candidates = []
+                        self._emit(
+                            session,
+                            RecoveredEvent(
+                                session.number,
+                                frame,
+                                ts,
+                                _ROLE[d.role],
+                                keys.label,
+                                keys.prot.params.name,
+                                seq,
+                            ),
+                        )
                 keys.seq = seq + 1
                 d.seq_unknown = False
                 d.failures = 0
@@ -596,6 +634,13 @@ class Decoder:
             self._explain_missing(session, d, frame, ts, want=d.want)
             return None
         d.failures += 1
+        if d.keys is None:
+            # Only trial keys, and none fits: stop trying after a few records.
+            if d.failures >= _MAX_TRIAL_RECORDS:
+                d.candidates = []
+                d.seq_unknown = False
+                self._explain_missing(session, d, frame, ts, want=d.want)
+            return None
         if d.seq_unknown:
             self._undecryptable(
                 session,
@@ -613,12 +658,10 @@ class Decoder:
                 frame,
                 ts,
                 Reason.BAD_TAG,
-                f"authentication failed with the key log's {d.keys.label if d.keys else 'secret'}: "
-                "the secret is wrong (another session's, or from a different run) or the record "
-                "was modified",
+                f"authentication failed with the key log's {d.keys.label}: the secret is wrong "
+                "(another session's, or from a different run) or the record was modified",
             )
-        if d.keys is not None:
-            d.keys.seq += 1  # keep counting so that a later record can still authenticate
+        d.keys.seq += 1  # keep counting so that a later record can still authenticate
         return None
 
     def _opaque(
@@ -794,13 +837,11 @@ class Decoder:
     def _explain_missing(
         self, session: _Session, d: _Direction, frame: int, ts: int, want: str = "handshake"
     ) -> None:
+        if d.explained == want:
+            return
+        d.explained = want
         reason, message = keymod.explain_missing(self.keylog, session, d.role, want, self._capture_randoms)
         self._undecryptable(session, d, frame, ts, reason, message)
-        if d.keys is None and not d.candidates and session.client_random is None:
-            # Mid-stream: try every application secret the key log holds.
-            found = keymod.recover_mid_stream(self.keylog, d.role)
-            d.candidates = found
-            d.seq_unknown = bool(found)
 
     def _undecryptable(
         self, session: _Session, d: _Direction, frame: int, ts: int, reason: str, msg: str

@@ -20,6 +20,7 @@ __all__ = [
     "HandshakeEvent",
     "HeartbeatEvent",
     "Reason",
+    "RecoveredEvent",
     "TcpEvent",
     "UndecryptableEvent",
 ]
@@ -58,8 +59,6 @@ class Reason:
 class DecodeEvent:
     conn: int
     """1-based connection number in order of first appearance."""
-
-    event: str = field(init=False, default="")
 
     def to_json(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -239,6 +238,32 @@ class HeartbeatEvent(DecodeEvent):
             "ts": self.ts_ns / 1e9,
             "from": self.from_,
             "type": self.type,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredEvent(DecodeEvent):
+    """A connection picked up mid-stream whose records a key-log secret proved to decrypt."""
+
+    frame: int
+    ts_ns: int
+    from_: str
+    label: str
+    """The key-log label that worked, e.g. CLIENT_TRAFFIC_SECRET_0."""
+    cipher_suite: str
+    seq: int
+    """The record sequence number at which it authenticated."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "recovered",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "label": self.label,
+            "cipher_suite": self.cipher_suite,
+            "seq": self.seq,
         }
 
 

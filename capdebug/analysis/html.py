@@ -482,7 +482,7 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
 th { background: #edf2f7; font-weight: 600; position: sticky; top: 0; }
 td { overflow-wrap: anywhere; }
 th.num, td.num { text-align: right; white-space: nowrap; }
-tbody tr { cursor: pointer; }
+tbody tr { cursor: pointer; scroll-margin-top: 48px; }
 tbody tr:hover { background: #f7fafc; }
 tbody tr.selected { background: var(--sel); outline: 2px solid #90cdf4; }
 tbody tr:focus { outline: 2px solid #4299e1; }
@@ -653,8 +653,8 @@ _JS = r"""
       tbody.append(tr);
     }
     const shown = rows.length ? (start + 1) + "\u2013" + Math.min(start + PAGE, rows.length) : "0";
-    $("count").textContent = shown + " of " + rows.length +
-      (rows.length !== conns.length ? " (filtered from " + conns.length + ")" : "") + " connections";
+    $("count").textContent = shown + " of " + rows.length + " connections" +
+      (rows.length !== conns.length ? " (filtered from " + conns.length + ")" : "");
     $("page").textContent = "page " + (state.page + 1) + " of " + pages;
     $("prev").disabled = state.page === 0;
     $("next").disabled = state.page >= pages - 1;
@@ -832,8 +832,14 @@ _JS = r"""
   let timer = 0;
   $("filter").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(applyFilter, 120); });
   for (const id of ["severity", "verdict", "worst-first"]) $(id).addEventListener("change", applyFilter);
-  $("prev").addEventListener("click", () => { state.page--; renderTable(); });
-  $("next").addEventListener("click", () => { state.page++; renderTable(); });
+  function turn(delta) {
+    state.page += delta;
+    renderTable();
+    const top = $("summary").getBoundingClientRect().top;
+    if (top < 0) $("summary").scrollIntoView({ block: "start" });
+  }
+  $("prev").addEventListener("click", () => turn(-1));
+  $("next").addEventListener("click", () => turn(1));
   const tbody = document.querySelector("#conns tbody");
   tbody.addEventListener("click", (ev) => {
     const tr = ev.target.closest("tr");

@@ -354,8 +354,8 @@ def explain_missing(
     if cr is None:
         return (
             Reason.NO_HANDSHAKE,
-            "the handshake is not in the capture (it started mid-connection); trying every "
-            "application secret in the key log",
+            "the handshake is not in the capture (it started mid-connection) and no application "
+            "traffic secret in the key log decrypts these records",
         )
     version = session.version or "1.3"
     params = suite(session.suite) if session.suite is not None else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
@@ -59,13 +58,8 @@ def _progress_line(p: Progress) -> None:
 def embed_fetched_keylog(capture_path: str, keylog_text: str, *, all_keys: bool = False) -> str:
     """Embed a key log into ``capture_path`` as a Decryption Secrets Block; returns a sentence.
 
-    Integration point for ``capdebug.analysis.sessions.embed_keylog`` (which keeps only the
-    lines for sessions present in the capture unless ``all_keys``). When that module is not in
-    this build, the key log is saved beside the capture instead, mode 0600.
+    Only the lines for sessions present in the capture are kept unless ``all_keys``.
     """
-    if importlib.util.find_spec("capdebug.analysis.sessions") is None:
-        saved = _save_keylog_beside(capture_path, keylog_text)
-        return f"key log embedding is not available in this build; key log saved to {saved}"
     from ..analysis.sessions import embed_keylog
     from ..crypto.keylog import KeyLog
 
