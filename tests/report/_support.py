@@ -73,7 +73,7 @@ def expected_labels(events: list[DecodeEvent], conn: int) -> list[str]:
 
 
 def normalise(label: str) -> str:
-    """An app-data arrow's label carries counts ("app data ×3, 2620 B"): compare the kind only."""
+    """An app-data arrow's label carries counts ("app data x3, 2620 B"): compare the kind only."""
     return "app data" if label.startswith("app data") else label
 
 

@@ -119,7 +119,7 @@ def test_data_block_matches_decoder_and_triage(name: str) -> None:
 
 
 def test_unknown_ca_ladder_shows_the_clients_alert() -> None:
-    page, events = _page("tls13-unknown-ca")
+    page, _ = _page("tls13-unknown-ca")
     (conn,) = report_data(page)["conns"]
     alerts = [s for s in conn["ladder"] if s[2] == "alert"]
     assert [(s[1], s[3]) for s in alerts] == [(0, "alert unknown_ca")]
