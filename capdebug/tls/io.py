@@ -272,7 +272,10 @@ class TLSSocket:
             raise TLSError("ERR_IO", ErrorKind.IO, f"shutdown(SHUT_WR) failed: {exc}") from exc
 
     def shutdown(self) -> None:
-        """Send close_notify (if not yet) and wait for the peer's; received data is discarded."""
+        """Send close_notify (if not yet) and wait for the peer's; received data is discarded.
+        After a failure there is nothing to close: the alert already went out."""
+        if self.conn.error is not None:
+            return
         self.conn.close()
         self._flush()
         while not self._peer_closed:
