@@ -106,7 +106,8 @@ def measure(name: str, argv: list[str], stdout_path: Path, ok_codes: tuple[int, 
 def capdebug_argv(capdebug: str) -> list[str]:
     found = shutil.which(capdebug)
     if found is None:
-        return [sys.executable, "-m", "capdebug"]
+        # Not installed as a command: the same entry point through this interpreter.
+        return [sys.executable, "-c", "import sys; from capdebug.cli.app import main; main(sys.argv[1:])"]
     return [found]
 
 

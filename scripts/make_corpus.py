@@ -291,6 +291,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="capdebug-corpus-"))
     netns = Netns()
     procs: list[subprocess.Popen[str]] = []
+    readers: list[threading.Thread] = []
     tcpdump: Tcpdump | None = None
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -331,7 +332,8 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
             first = p.stdout.readline()
             if '"ready"' not in first:
                 raise CorpusError(f"server did not start: {first!r}")
-            threading.Thread(target=read_lines, args=(p.stdout, results, lock), daemon=True).start()
+            readers.append(threading.Thread(target=read_lines, args=(p.stdout, results, lock), daemon=True))
+            readers[-1].start()
 
         groups: dict[str, list[int]] = {}
         for c in plan["connections"]:
@@ -374,7 +376,8 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
             procs.append(p)
             client_procs.append(p)
             assert p.stdout is not None
-            threading.Thread(target=read_lines, args=(p.stdout, results, lock), daemon=True).start()
+            readers.append(threading.Thread(target=read_lines, args=(p.stdout, results, lock), daemon=True))
+            readers[-1].start()
 
         total = len(plan["connections"])
         last = 0.0
@@ -390,6 +393,8 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
                     f"{done}/{total} connections, capture {size / 1e6:.0f} MB, "
                     f"{size / 1e6 / max(now - started, 1e-9):.0f} MB/s"
                 )
+        for t in readers[args.server_procs :]:
+            t.join(timeout=30)  # the clients' last reports
         for p in client_procs:
             if p.returncode != 0:
                 raise CorpusError(f"a client process failed with exit code {p.returncode}")
@@ -429,10 +434,16 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if tcpdump is not None:
             tcpdump.proc.kill()
+            tcpdump.proc.communicate()
         for p in procs:
             if p.poll() is None:
                 p.kill()
             p.wait()
+        for t in readers:
+            t.join(timeout=5)
+        for p in procs:
+            if p.stdout is not None:
+                p.stdout.close()
         netns.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
