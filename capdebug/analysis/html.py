@@ -722,13 +722,33 @@ _JS = r"""
     }
   }
 
+  // The arrow a verdict is about, among those sharing its frame.
+  const PREFER = {
+    undecryptable: ["undec"], reset: ["rst"], benign_reset: ["rst"], alert: ["alert"],
+    handshake_alert: ["alert"], premature_close: ["fin"], close_notify_unanswered: ["fin"],
+    clean_close: ["close"], half_close: ["close"], likely_close_notify: ["app", "alert"],
+    capture_incomplete: ["gap"], data_after_close_notify: ["app"], tcp_only: ["rst", "fin", "syn"],
+  };
+
+  function verdictMarks(c) {
+    const marks = new Map();
+    const sorted = c.verdicts.slice().sort((a, b) => RANK[b[1]] - RANK[a[1]]);
+    for (const v of sorted) {
+      if (!v[3]) continue;
+      const kinds = PREFER[v[0]] || [];
+      let at = c.ladder.findIndex((s) => s[4] === v[3] && kinds.includes(s[2]));
+      if (at < 0) at = c.ladder.findIndex((s) => s[4] === v[3]);
+      if (at < 0) continue;
+      if (!marks.has(at)) marks.set(at, []);
+      marks.get(at).push(v);
+    }
+    return marks;
+  }
+
   function ladder(c) {
     const W = 820, X0 = 150, X1 = 520, TOP = 62;
     const steps = c.ladder;
-    const marks = new Map();
-    for (const v of c.verdicts) {
-      if (v[3] && (!marks.has(v[3]) || RANK[v[1]] > RANK[marks.get(v[3])[1]])) marks.set(v[3], v);
-    }
+    const marks = verdictMarks(c);
     const svg = sv("svg", { class: "ladder", width: W, role: "img" });
     svg.append(sv("title", {}, "Ladder diagram of conn " + c.conn));
     const ends = sv("g", {});
@@ -741,8 +761,7 @@ _JS = r"""
     svg.append(ends);
     const body = sv("g", {});
     let y = TOP, prev = null;
-    const used = new Set();
-    for (const s of steps) {
+    steps.forEach((s, index) => {
       const t = s[0], side = s[1], kind = s[2], label = s[3], frame = s[4], detail = s[5];
       if (prev !== null && t > prev) {
         const dms = (t - prev) / 1000;
@@ -785,16 +804,16 @@ _JS = r"""
           label));
       }
       if (frame) g.append(sv("text", { x: X1 + 24, y: mid + 4, class: "frame" }, "#" + frame));
-      const m = marks.get(frame);
-      if (m && !used.has(frame)) {
-        used.add(frame);
-        g.append(sv("text", { x: X1 + 70, y: mid + 4, class: "vmark " + m[1] }, "◀ " + m[0]));
+      const m = marks.get(index);
+      if (m) {
+        const text = "\u25c0 " + m.map((v) => v[0]).join(", ");
+        g.append(sv("text", { x: X1 + 70, y: mid + 4, class: "vmark " + m[0][1] }, text));
       }
       const tip = label + (detail ? " — " + detail : "") + (frame ? " (frame " + frame + ")" : "");
       g.append(sv("title", {}, tip));
       body.append(g);
       y += ROW;
-    }
+    });
     if (!steps.length) {
       body.append(sv("text", { x: (X0 + X1) / 2, y: y + 20, "text-anchor": "middle", class: "gapnote" },
         "no events"));
@@ -851,6 +870,7 @@ _JS = r"""
   });
   window.addEventListener("hashchange", fromHash);
   window.capdebugReport = { openConn: openConn, applyFilter: applyFilter };
+  window.capdebugData = data;
   renderTable();
   fromHash();
 })();

@@ -25,7 +25,7 @@ _STEPS_JS = """
 return Array.from(document.querySelectorAll('#detail g.step')).map((g) => ({
   kind: g.dataset.kind, label: g.querySelector('.label').textContent, frame: Number(g.dataset.frame),
   y: g.querySelector('.band').getBBox().y,
-  visible: g.getBoundingClientRect().height > 0,
+  mark: g.querySelector('.vmark') ? g.querySelector('.vmark').textContent : "",
 }));
 """
 
@@ -83,6 +83,12 @@ def test_fixture_report_ladder_in_chromium(browser: Browser, tmp_path: Path) -> 
     assert "premature_close" in [v[0] for v in verdicts]
     assert all(len(v[1]) > 20 for v in verdicts)
     assert browser.js("return location.hash;") == "#conn=1"
+    # Each verdict is pointed at from the arrow of its frame, and the FIN carries premature_close.
+    for code, frame in browser.js(
+        "return window.capdebugData.conns[0].verdicts.filter((v) => v[3]).map((v) => [v[0], v[3]]);"
+    ):
+        assert any(code in s["mark"] for s in steps if s["frame"] == frame), (code, frame)
+    assert [s["kind"] for s in steps if "premature_close" in s["mark"]] == ["fin"]
 
     png = browser.screenshot(*_artifacts(tmp_path, "report-tls13-premature-close.png"))
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
