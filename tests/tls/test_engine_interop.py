@@ -263,13 +263,16 @@ def python_ssl_server(
 
 
 @pytest.mark.parametrize("clean", [True, False], ids=["clean", "truncated"])
-def test_client_vs_python_ssl_close_or_truncation(pki: Pki, tmp_path: Path, clean: bool) -> None:
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_client_vs_python_ssl_close_or_truncation(
+    pki: Pki, tmp_path: Path, clean: bool, suite: CipherSuite
+) -> None:
     keylog = tmp_path / "python.keys"
     port, thread = python_ssl_server(pki, clean, keylog)
     lines: list[str] = []
-    tls = engine_client(port, client_config(pki, key_log_callback=lines.append))
+    tls = engine_client(port, client_config(pki, key_log_callback=lines.append, cipher_suites=(suite,)))
     try:
-        tls.negotiate()
+        assert tls.negotiate().cipher_suite is suite
         tls.sendall(b"shout")
         assert tls.recv() == b"SHOUT"
         if clean:
@@ -518,7 +521,8 @@ def test_server_vs_python_ssl_mutual_tls(pki: Pki) -> None:
     assert server.tls.handshake.peer_certificates[0] == pki.leaves["client"].cert_der
 
 
-def test_server_vs_curl(pki: Pki) -> None:
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_server_vs_curl(pki: Pki, suite: CipherSuite) -> None:
     require("curl")
 
     def www(tls: TLSSocket) -> object:
@@ -541,6 +545,8 @@ def test_server_vs_curl(pki: Pki) -> None:
             "--max-time",
             "10",
             "--tlsv1.3",
+            "--tls13-ciphers",
+            suite.name,
             "--cacert",
             str(pki.ca_pem),
             "--resolve",
@@ -553,7 +559,7 @@ def test_server_vs_curl(pki: Pki) -> None:
     )
     request = server.join()
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "suite=TLS_AES_128_GCM_SHA256 alpn=http/1.1\n"
+    assert out.stdout == f"suite={suite.name} alpn=http/1.1\n"
     assert isinstance(request, bytes) and request.startswith(b"GET /probe HTTP/1.1\r\n")
 
 
