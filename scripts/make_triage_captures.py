@@ -45,7 +45,12 @@ def main(argv: list[str]) -> int:
                 shutil.copyfile(cap.keys, out / keys)
             else:
                 (out / f"{name}.keys").unlink(missing_ok=True)
-            manifest[name] = {"pcap": f"{name}.pcap", "keys": keys, "server_port": cap.port, "method": cap.method}
+            manifest[name] = {
+                "pcap": f"{name}.pcap",
+                "keys": keys,
+                "server_port": cap.port,
+                "method": cap.method,
+            }
             print(f"{name}: {cap.pcap.stat().st_size} bytes", file=sys.stderr)
     manifest_path.write_text(
         json.dumps({"generator": "scripts/make_triage_captures.py", "captures": manifest}, indent=1) + "\n"

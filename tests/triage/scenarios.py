@@ -90,7 +90,8 @@ def tcpdump(path: Path, port: int, *, snaplen: int | None = None) -> Iterator[No
             if "listening on" in seen[-1]:
                 ready.set()
 
-    threading.Thread(target=watch, daemon=True).start()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     if not ready.wait(TIMEOUT):
         proc.kill()
         proc.wait()
@@ -106,6 +107,9 @@ def tcpdump(path: Path, port: int, *, snaplen: int | None = None) -> Iterator[No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        watcher.join(TIMEOUT)
+        assert proc.stderr is not None
+        proc.stderr.close()
     if not path.exists() or path.stat().st_size <= 24:
         raise ScenarioError(f"tcpdump wrote nothing to {path}: {''.join(seen)}")
 
@@ -118,8 +122,11 @@ class _Proc:
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self._eof = False
-        self.p = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.p = subprocess.Popen(
+            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.p.stdout is not None
@@ -137,7 +144,9 @@ class _Proc:
             while sum(text in line for line in self.lines) < count:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._eof:
-                    raise ScenarioError(f"{self.argv[:2]}: {text!r} not seen; output:\n" + "\n".join(self.lines[-30:]))
+                    raise ScenarioError(
+                        f"{self.argv[:2]}: {text!r} not seen; output:\n" + "\n".join(self.lines[-30:])
+                    )
                 self._cond.wait(min(left, 0.1))
 
     def send(self, data: bytes) -> None:
@@ -156,12 +165,20 @@ class _Proc:
         except subprocess.TimeoutExpired:
             self.kill()
             raise ScenarioError(f"{self.argv[:2]} did not exit:\n" + "\n".join(self.lines[-30:])) from None
+        self._release()
         return rc
 
     def kill(self) -> None:
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
+        self._release()
+
+    def _release(self) -> None:
+        self._reader.join(TIMEOUT)
+        self.close_stdin()
+        assert self.p.stdout is not None
+        self.p.stdout.close()
 
 
 # -- certificates ---------------------------------------------------------------------------
@@ -191,7 +208,13 @@ def make_pki(directory: Path) -> Pki:
     paths = testpki.make_test_pki(
         directory,
         now,
-        only=("server-ecdsa", "server-expired", "server-not-yet-valid", "server-wrong-host", "server-self-signed"),
+        only=(
+            "server-ecdsa",
+            "server-expired",
+            "server-not-yet-valid",
+            "server-wrong-host",
+            "server-self-signed",
+        ),
     )
     other = directory / "other"
     other_paths = testpki.make_test_pki(other, now, only=("client-ecdsa",))
@@ -301,12 +324,28 @@ def _linger0(s: socket.socket) -> None:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+_opened = threading.local()
+"""The TLS sockets a server thread made (wrap_socket detaches the TCP socket it was given)."""
+
+
+def _accept_tls(
+    ctx: ssl.SSLContext, conn: socket.socket, *, suppress_ragged_eofs: bool = True
+) -> ssl.SSLSocket:
+    s = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=suppress_ragged_eofs)
+    _opened.sockets.append(s)
+    return s
+
+
 ServerFn = Callable[[socket.socket], None]
 ClientFn = Callable[[int], None]
 
 
 def _python_pair(
-    out: Path, name: str, server: ServerFn, client: ClientFn, *,
+    out: Path,
+    name: str,
+    server: ServerFn,
+    client: ClientFn,
+    *,
     accepts: int = 1,
     method: str,
     keys: Path | None,
@@ -319,6 +358,7 @@ def _python_pair(
     errors: list[BaseException] = []
 
     def serve() -> None:
+        _opened.sockets = []
         try:
             for _ in range(accepts):
                 conn, _addr = lsock.accept()
@@ -327,6 +367,9 @@ def _python_pair(
                     server(conn)
                 finally:
                     conn.close()
+                    for tls in _opened.sockets:
+                        tls.close()
+                    _opened.sockets.clear()
         except BaseException as exc:
             errors.append(exc)
 
@@ -345,16 +388,18 @@ def _python_pair(
     return Capture(name, pcap, keys if keys is not None and keys.exists() else None, port, method)
 
 
-def _connect(port: int, ctx: ssl.SSLContext, sni: str | None = "localhost", **kw: object) -> ssl.SSLSocket:
+def _connect(
+    port: int, ctx: ssl.SSLContext, sni: str | None = "localhost", session: ssl.SSLSession | None = None
+) -> ssl.SSLSocket:
     raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    return ctx.wrap_socket(raw, server_hostname=sni, **kw)  # type: ignore[arg-type]
+    return ctx.wrap_socket(raw, server_hostname=sni, session=session)
 
 
 def _exchange_then_unwrap(server_ctx: ssl.SSLContext) -> ServerFn:
     """Server: echo one 5-byte request, then answer the client's close_notify with its own."""
 
     def server(conn: socket.socket) -> None:
-        s = server_ctx.wrap_socket(conn, server_side=True)
+        s = _accept_tls(server_ctx, conn)
         s.sendall(b"hello" + _recv_exactly(s, 5))
         if s.recv(1) != b"":
             raise ScenarioError("expected close_notify")
@@ -402,7 +447,7 @@ def premature_close(out: Path, pki: Pki) -> Capture:
     sctx = _server_ctx(pki.good, keys)
 
     def server(conn: socket.socket) -> None:
-        s = sctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+        s = _accept_tls(sctx, conn, suppress_ragged_eofs=False)
         s.sendall(b"hello" + _recv_exactly(s, 5))
         try:
             s.recv(1)
@@ -435,7 +480,7 @@ def close_notify_unanswered(out: Path, pki: Pki) -> Capture:
     sctx = _server_ctx(pki.good, keys)
 
     def server(conn: socket.socket) -> None:
-        s = sctx.wrap_socket(conn, server_side=True)
+        s = _accept_tls(sctx, conn)
         s.sendall(b"hello" + _recv_exactly(s, 5))
         _send_close_notify_only(s)
         # The client closes TCP without answering; our read sees the EOF.
@@ -465,7 +510,7 @@ def half_close(out: Path, pki: Pki) -> Capture:
     sctx = _server_ctx(pki.good, keys)
 
     def server(conn: socket.socket) -> None:
-        s = sctx.wrap_socket(conn, server_side=True)
+        s = _accept_tls(sctx, conn)
         _recv_exactly(s, 5)
         if s.recv(1) != b"":
             raise ScenarioError("expected the client's close_notify")
@@ -511,7 +556,7 @@ def data_after_close_notify(out: Path, pki: Pki) -> Capture:
     sctx = _server_ctx(pki.good, keys)
 
     def server(conn: socket.socket) -> None:
-        s = sctx.wrap_socket(conn, server_side=True)
+        s = _accept_tls(sctx, conn)
         _recv_exactly(s, 5)
         with suppress(ssl.SSLError, OSError):
             s.recv(1)  # close_notify (b""); the record after it is never read by OpenSSL
@@ -556,7 +601,7 @@ def reset(out: Path, pki: Pki) -> Capture:
     sctx = _server_ctx(pki.good, keys)
 
     def server(conn: socket.socket) -> None:
-        s = sctx.wrap_socket(conn, server_side=True)
+        s = _accept_tls(sctx, conn)
         _recv_exactly(s, 5)
         s.sendall(b"partial")
         time.sleep(0.05)  # the client's second request arrives and stays unread
@@ -589,7 +634,7 @@ def benign_reset(out: Path, pki: Pki) -> Capture:
     closed = threading.Event()
 
     def server(conn: socket.socket) -> None:
-        s = sctx.wrap_socket(conn, server_side=True)
+        s = _accept_tls(sctx, conn)
         _recv_exactly(s, 5)
         _send_close_notify_only(s)
         s.close()
@@ -624,7 +669,7 @@ def handshake_alert_protocol_version(out: Path, pki: Pki) -> Capture:
 
     def server(conn: socket.socket) -> None:
         with suppress(ssl.SSLError):
-            sctx.wrap_socket(conn, server_side=True)
+            _accept_tls(sctx, conn)
             raise ScenarioError("the handshake should have failed")
 
     def client(port: int) -> None:
@@ -656,7 +701,7 @@ def alert_certificate_required(out: Path, pki: Pki) -> Capture:
 
     def server(conn: socket.socket) -> None:
         try:
-            sctx.wrap_socket(conn, server_side=True)
+            _accept_tls(sctx, conn)
         except ssl.SSLError:
             return
         raise ScenarioError("the server should have rejected the client")
@@ -750,7 +795,9 @@ def handshake_server_fin(out: Path, pki: Pki) -> Capture:
     )
 
 
-def _cert_scenario(name: str, cert_attr: str, *, sni: str = "localhost", seclevel0: bool = False) -> Callable[[Path, Pki], Capture]:
+def _cert_scenario(
+    name: str, cert_attr: str, *, sni: str = "localhost", seclevel0: bool = False
+) -> Callable[[Path, Pki], Capture]:
     def run(out: Path, pki: Pki) -> Capture:
         keys = out / f"{name}.keys"
         cert: tuple[Path, Path] = getattr(pki, cert_attr)
@@ -835,7 +882,7 @@ def resumed(out: Path, pki: Pki) -> Capture:
     cctx = _client_ctx(keys, verify=pki.ca)
 
     def server(conn: socket.socket) -> None:
-        _exchange_then_unwrap_body(sctx.wrap_socket(conn, server_side=True))
+        _exchange_then_unwrap_body(_accept_tls(sctx, conn))
 
     def client(port: int) -> None:
         c = _connect(port, cctx)
@@ -868,7 +915,7 @@ def slow_handshake(out: Path, pki: Pki) -> Capture:
     def slow_sni(sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
         time.sleep(0.5)  # a server stalled in its handshake (think OCSP fetch)
 
-    sctx.sni_callback = slow_sni  # type: ignore[assignment]
+    sctx.sni_callback = slow_sni
     return _python_pair(
         out,
         "slow_handshake",
