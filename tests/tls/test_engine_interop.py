@@ -656,3 +656,58 @@ def test_delay_fault_slows_writes(pki: Pki) -> None:
     finally:
         tls.close()
     assert server.join() == b"slow"
+
+
+def test_non_blocking_send_reports_partial_writes_then_blocks_on_write(pki: Pki) -> None:
+    import select
+
+    from capdebug.tls.io import BlockedError
+
+    go = threading.Event()
+
+    def slow_reader(tls: TLSSocket) -> object:
+        tls.negotiate()
+        assert go.wait(TIMEOUT)  # read nothing until the client has filled the pipe
+        total = 0
+        while data := tls.recv():
+            total += len(data)
+        tls.shutdown()
+        return total
+
+    server = EngineServer(server_config(pki), slow_reader)
+    tls = engine_client(server.port, client_config(pki), blocking=False)
+    payload = memoryview(bytes(8 * 1024 * 1024))
+    sent = 0
+    try:
+        while True:
+            try:
+                tls.negotiate()
+                break
+            except BlockedError as exc:
+                select.select(
+                    [tls] if exc.blocked == "read" else [],
+                    [tls] if exc.blocked == "write" else [],
+                    [],
+                    TIMEOUT,
+                )
+        first = tls.send(payload)
+        assert 0 < first < len(payload)  # a partial write, reported as such
+        sent = first
+        with pytest.raises(BlockedError) as exc:
+            while sent < len(payload):
+                sent += tls.send(payload[sent:])
+        assert exc.value.blocked == "write" and exc.value.kind is ErrorKind.BLOCKED
+        go.set()
+        while sent < len(payload):
+            try:
+                sent += tls.send(payload[sent:])
+            except BlockedError:
+                select.select([], [tls], [], TIMEOUT)
+        tls.sock.setblocking(True)
+        tls.flush()
+        tls.shutdown_send()
+        assert tls.recv() == b""
+    finally:
+        go.set()
+        tls.close()
+    assert server.join() == len(payload)
