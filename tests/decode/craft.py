@@ -276,7 +276,7 @@ def decode(capture: Path, keylog: Path | KeyLog | None) -> list[DecodeEvent]:
     else:
         keys = load_keys(capture, [keylog] if keylog is not None else [], use_env=False)
     with open_capture(capture) as reader:
-        return list(iter_events(reader, keys.keylog, late_secrets=bool(keys.late_blocks)))
+        return list(iter_events(reader, keys.keylog, late_secrets=keys.late_randoms))
 
 
 def as_json(events: Iterable[DecodeEvent]) -> list[dict[str, Any]]:
