@@ -17,6 +17,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..crypto.x509 import PrivateKey
 from ..errors import UsageError
 from ..wire.constants import CipherSuite, NamedGroup, SignatureScheme
 from .trace import TraceCallback, TraceCategory
@@ -61,12 +62,13 @@ class ClientAuth(enum.Enum):
 class Credential:
     """A certificate chain (DER, leaf first) and the private key of its leaf.
 
-    ``private_key`` is an opaque handle made by ``crypto/`` (see :func:`load_credential`), so
-    that the key is parsed once, not per connection.
+    ``private_key`` is a key object made by ``crypto/``
+    (:func:`capdebug.crypto.x509_engine.load_private_key`), so that the key is parsed once, not
+    per connection.
     """
 
     chain: tuple[bytes, ...]
-    private_key: object = field(repr=False)
+    private_key: PrivateKey = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1099,7 +1099,7 @@ class Connection:
         self.server_name = names[0] if names else None
         # Our signature scheme: the first our key can make that the client accepts.
         assert cfg.credential is not None
-        ours = x509_engine.compatible_schemes(cfg.credential.private_key)  # type: ignore[arg-type]
+        ours = x509_engine.compatible_schemes(cfg.credential.private_key)
         self._our_scheme = next((s for s in ours if s in self._peer_schemes), None)
         if self._our_scheme is None:
             raise _err(
@@ -1266,7 +1266,7 @@ class Connection:
         if server:
             scheme = self._our_scheme
         else:
-            ours = x509_engine.compatible_schemes(cred.private_key)  # type: ignore[arg-type]
+            ours = x509_engine.compatible_schemes(cred.private_key)
             scheme = next((s for s in ours if s in self._peer_schemes), None)
             if scheme is None:
                 # Nothing the server accepts: send no certificate and let it decide.
@@ -1276,7 +1276,7 @@ class Connection:
         self._send_handshake(Certificate(context, tuple(CertificateEntry(der) for der in cred.chain)))
         content = _CV_PAD + (_CV_SERVER if server else _CV_CLIENT) + self._transcript.digest()
         try:
-            signature = cx509.sign(cred.private_key, scheme, content)  # type: ignore[arg-type]
+            signature = cx509.sign(cred.private_key, scheme, content)
         except CryptoError as exc:
             raise _err(
                 "ERR_INTERNAL",
