@@ -131,6 +131,9 @@ def serve(
     ca: Path | None = typer.Option(None, "--ca", help="PEM CA certificates to verify client certificates."),
     client_auth: str = typer.Option("none", "--client-auth", help="none | optional | required."),
     key_log: str | None = typer.Option(None, "--key-log", help="Append key log lines here (0600)."),
+    key_log_updates: bool = typer.Option(
+        False, "--key-log-updates", help="Also log CLIENT_/SERVER_TRAFFIC_SECRET_N after KeyUpdates."
+    ),
     trace: str | None = typer.Option(None, "--trace", help="Trace categories: handshake,messages,..."),
     alpn: list[str] = typer.Option([], "--alpn", help="Accepted ALPN protocol (repeatable)."),
     suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
@@ -160,6 +163,7 @@ def serve(
         client_auth=mode,
         alpn_protocols=tuple(alpn),
         key_log_callback=_key_logger(key_log),
+        key_log_update_lines=key_log_updates,
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
         session_tickets=tickets,
@@ -223,6 +227,9 @@ def connect(
     cert: Path | None = typer.Option(None, "--cert", help="Client certificate chain (mutual TLS)."),
     key: Path | None = typer.Option(None, "--key", help="Client private key."),
     key_log: str | None = typer.Option(None, "--key-log", help="Append key log lines here (0600)."),
+    key_log_updates: bool = typer.Option(
+        False, "--key-log-updates", help="Also log CLIENT_/SERVER_TRAFFIC_SECRET_N after KeyUpdates."
+    ),
     trace: str | None = typer.Option(None, "--trace", help="Trace categories: handshake,messages,..."),
     alpn: list[str] = typer.Option([], "--alpn", help="Offered ALPN protocol (repeatable)."),
     suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
@@ -245,6 +252,7 @@ def connect(
         server_name=sni or host,
         alpn_protocols=tuple(alpn),
         key_log_callback=_key_logger(key_log),
+        key_log_update_lines=key_log_updates,
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
     )
