@@ -7,10 +7,15 @@ error carries ssh's, sudo's and tcpdump's messages; standard input carries nothi
 stop signal: closing it makes the wrapper send tcpdump SIGINT, on the remote host, even when the
 reason it closed is that capdebug or the SSH connection died.
 
-One thread multiplexes every pipe with a selector. Bytes from a pcap stream are pushed into an
-incremental parser; every complete packet is written to that host's pcapng file at once, and the
-file is flushed after each read, so it is a valid pcapng ending with a complete packet at any
-moment (a stream cut mid-packet loses only that packet). A capture stops when every tcpdump has
+One thread multiplexes every pipe with a selector and does nothing but ``os.read`` (1 MiB at a
+time) and hand the chunks to the host's writer thread through a queue bounded in bytes. Reading
+must never wait for the disk: while the reader is blocked, ssh stops draining the connection,
+the remote tcpdump blocks on its output and the kernel drops packets once its capture buffer is
+full. The writer thread takes everything queued at once, parses the pcap records in bulk, passes
+the packets through the optional :class:`PacketFilter` (which may hold packets briefly and insert
+Decryption Secrets Blocks before them) and writes the batch of blocks with one ``write`` and one
+flush, so the file is a valid pcapng ending with a complete block at any moment (a stream cut
+mid-packet loses only that packet). A capture stops when every tcpdump has
 exited: by itself (``-c``), or after capdebug closed the stdin pipes (duration, a stop event set
 by SIGINT, or a failure elsewhere). A source that has not exited ``grace_s`` after that is killed.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import heapq
+import io
 import os
 import re
 import selectors
@@ -32,14 +38,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from ..errors import CapdebugError, CaptureError, UsageError
-from ..pcap.model import Packet
+from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Interface, Packet, SecretsBlock
 from ..pcap.open import open_capture
 from ..pcap.pcapng import PcapngWriter
 from .command import (
@@ -56,7 +62,9 @@ from .transport import SshTransport, Transport, classify_failure, run_checked, r
 
 __all__ = [
     "CaptureResult",
+    "FilterFactory",
     "HostResult",
+    "PacketFilter",
     "Progress",
     "fetch_keylog",
     "host_output_path",
@@ -68,6 +76,11 @@ __all__ = [
 ]
 
 _READ_SIZE = 1 << 20
+_MAX_QUEUED = 256 << 20
+"""Bytes read but not yet written after which the reader waits for the writer (a disk that
+cannot keep up at all must slow the capture down, not exhaust memory)."""
+_TICK_S = 0.1
+"""How often a writer thread wakes without data, so that a filter can release held packets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,24 +141,59 @@ def host_output_path(output: str, label: str) -> str:
     return f"{root}.{_SAFE_LABEL.sub('_', label).strip('_') or 'host'}{ext or '.pcapng'}"
 
 
-class _Source:
-    """One running capture: process, parser and output file."""
+class PacketFilter(Protocol):
+    """Sits between one host's packet stream and its pcapng file (see ``run_capture``).
 
-    def __init__(self, transport: Transport, opts: TcpdumpOptions, path: str) -> None:
+    Called from that host's writer thread only. ``feed`` gets the packets that just arrived (maybe
+    none: it is also called about every 0.1 s so that held packets can be released on time) and
+    returns what to write now, in order: packets, and secrets blocks to put before them.
+    """
+
+    def feed(self, packets: list[Packet], now: float) -> Iterable[Packet | SecretsBlock]: ...
+
+    def finish(self, now: float) -> Iterable[Packet | SecretsBlock]:
+        """The stream ended: everything still held."""
+        ...
+
+
+FilterFactory = Callable[[str, Interface], PacketFilter]
+"""(host label, interface of its stream) -> the filter for that host's file."""
+
+
+class _Source:
+    """One running capture: process, parser, queue, writer thread and output file."""
+
+    def __init__(
+        self, transport: Transport, opts: TcpdumpOptions, path: str, filter_for: FilterFactory | None
+    ) -> None:
         self.label = transport.label
         self.path = path
         self.count = opts.count
         self.parser = PcapStreamParser(name=opts.interface, description=self.label)
+        self.filter_for = filter_for
+        self.filter: PacketFilter | None = None
         self.file: BinaryIO | None = None
         self.writer: PcapngWriter | None = None
+        self.batch = io.BytesIO()
+        """One batch of blocks, so that it reaches the file in one system call."""
         self.packets = 0
         self.bytes = 0
         self.stderr = bytearray()
         self.open_fds = 0
         self.error: str | None = None
+        self.fatal: str | None = None
+        """Set by the writer thread when the output cannot be written (stops every host)."""
+        self.want_stop = False
+        """Set by the writer thread: the stream is corrupt or the count is reached."""
         self.warnings: list[str] = []
         self.stop_sent_at: float | None = None
         self.killed = False
+        # The queue between the reader (selector thread) and the writer thread.
+        self._cond = threading.Condition()
+        self._chunks: list[bytes] = []
+        self._queued = 0
+        self._eof = False
+        self._thread: threading.Thread | None = None
         argv = transport.argv(wrapper_argv(opts, sudo=transport.sudo))
         try:
             self.proc = subprocess.Popen(
@@ -176,23 +224,118 @@ class _Source:
         except ProcessLookupError:
             pass
 
-    def on_packets(self, packets: list[Packet]) -> None:
-        if self.file is None:
-            iface = self.parser.interface
-            if iface is None:
+    # -- reader side (selector thread) ------------------------------------------------------
+
+    def put(self, chunk: bytes) -> None:
+        """Queue a chunk of the pcap stream; waits only when the writer is ``_MAX_QUEUED`` behind."""
+        with self._cond:
+            while self._queued >= _MAX_QUEUED and self._thread is not None and self._thread.is_alive():
+                self._cond.wait(0.5)
+            self._chunks.append(chunk)
+            self._queued += len(chunk)
+            self._cond.notify_all()
+
+    def start_writer(self, clock: Callable[[], float]) -> None:
+        self._thread = threading.Thread(
+            target=self._write_loop, args=(clock,), name=f"capdebug-writer-{self.label}", daemon=True
+        )
+        self._thread.start()
+
+    def end_input(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def join_writer(self) -> None:
+        self.end_input()
+        if self._thread is not None:
+            self._thread.join()
+
+    # -- writer side (writer thread) --------------------------------------------------------
+
+    def _write_loop(self, clock: Callable[[], float]) -> None:
+        while True:
+            with self._cond:
+                if not self._chunks and not self._eof:
+                    self._cond.wait(_TICK_S)
+                chunks, self._chunks = self._chunks, []
+                self._queued = 0
+                eof = self._eof
+                self._cond.notify_all()
+            if self.error is None:
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                self._process(data, clock(), eof)
+            if eof:
                 return
-            self.file = open(self.path, "wb")
-            self.writer = PcapngWriter(self.file)
-            self.writer.add_interface(iface)
-        writer = self.writer
-        assert writer is not None
-        if self.count is not None and self.packets + len(packets) > self.count:
-            packets = packets[: max(0, self.count - self.packets)]
-        for pkt in packets:
-            writer.write_packet(pkt, 0)
-            self.bytes += pkt.orig_len
-        self.packets += len(packets)
-        self.file.flush()
+
+    def _process(self, data: bytes, now: float, eof: bool) -> None:
+        try:
+            packets = self.parser.feed(data) if data else []
+            if self.count is not None and self.packets + len(packets) > self.count:
+                packets = packets[: max(0, self.count - self.packets)]
+            self.packets += len(packets)
+            for pkt in packets:
+                self.bytes += pkt.orig_len
+            if self.count is not None and self.packets >= self.count:
+                self.want_stop = True
+            if self.file is None and not self._open():
+                return
+            items: Iterable[Packet | SecretsBlock] = packets
+            if self.filter is not None:
+                items = self.filter.feed(packets, now)
+                if eof:
+                    items = [*items, *self.filter.finish(now)]
+            self._write(items)
+        except CapdebugError as exc:
+            self.error = f"{self.label}: {exc}"
+            self.want_stop = True
+            self._salvage(now)
+        except OSError as exc:
+            self.fatal = self.error = _write_error(self.path, exc, self.packets)
+            self.want_stop = True
+            try:
+                self.close_file()
+            except OSError:
+                pass  # the same error again (ENOSPC on the final flush): already reported
+
+    def _open(self) -> bool:
+        iface = self.parser.interface
+        if iface is None:
+            return False
+        self.file = open(self.path, "wb")
+        self.writer = PcapngWriter(self.batch)
+        self.writer.add_interface(iface)
+        if self.filter_for is not None:
+            self.filter = self.filter_for(self.label, iface)
+        return True
+
+    def _write(self, items: Iterable[Packet | SecretsBlock]) -> None:
+        writer, f, batch = self.writer, self.file, self.batch
+        assert writer is not None and f is not None
+        write_packet = writer.write_packet
+        for item in items:
+            if type(item) is Packet:
+                write_packet(item, 0)
+            else:
+                assert isinstance(item, SecretsBlock)
+                writer.write_secrets(item.secrets_type, item.data)
+        if batch.tell():
+            try:
+                with batch.getbuffer() as view:
+                    f.write(view)
+                f.flush()
+            finally:
+                batch.seek(0)
+                batch.truncate()
+
+    def _salvage(self, now: float) -> None:
+        """The stream is corrupt: write what the filter still holds, then nothing more."""
+        if self.filter is not None and self.file is not None:
+            try:
+                self._write(list(self.filter.finish(now)))
+            except (CapdebugError, OSError):
+                pass  # the error already reported is the one that matters
+        self.filter = None
 
     def close_file(self) -> None:
         f, self.file = self.file, None
@@ -211,8 +354,12 @@ def run_capture(
     progress_interval_s: float = 0.5,
     grace_s: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
+    filter_for: FilterFactory | None = None,
 ) -> CaptureResult:
     """Capture on every target until count, duration, ``stop`` or the end of every tcpdump.
+
+    ``filter_for(label, interface)`` builds, when a host's stream starts, a :class:`PacketFilter`
+    through which that host's packets pass on their way to its file (live secrets, live decoding).
 
     Returns what was captured; a failed host is reported in its :class:`HostResult` (call
     :meth:`CaptureResult.raise_for_errors`), after its file was closed valid.
@@ -233,8 +380,9 @@ def run_capture(
     fatal: str | None = None
     try:
         for transport, path in zip(targets, paths, strict=True):
-            src = _Source(transport, opts, path)
+            src = _Source(transport, opts, path, filter_for)
             sources.append(src)
+            src.start_writer(clock)
             for pipe in (src.proc.stdout, src.proc.stderr):
                 assert pipe is not None
                 sel.register(pipe.fileno(), selectors.EVENT_READ, (src, pipe is src.proc.stdout))
@@ -255,9 +403,15 @@ def run_capture(
                     for s in sources:
                         s.request_stop(now)
             for s in sources:
+                if s.fatal is not None:
+                    fatal = s.fatal
+                if s.want_stop:
+                    s.request_stop(now)
                 if s.stop_sent_at is not None and not s.killed and now - s.stop_sent_at > grace_s:
                     s.kill()
-                    s.error = f"tcpdump on {s.label} did not stop within {grace_s:g} s and was killed"
+                    s.error = s.error or (
+                        f"tcpdump on {s.label} did not stop within {grace_s:g} s and was killed"
+                    )
             timeout = 0.1
             if duration_s is not None and stopped_by == "exit":
                 timeout = max(0.0, min(timeout, start + duration_s - now))
@@ -271,28 +425,21 @@ def run_capture(
                 if not chunk:
                     sel.unregister(fd)
                     src.open_fds -= 1
+                    if is_pcap:
+                        src.end_input()
                     continue
-                if not is_pcap:
+                if is_pcap:
+                    src.put(chunk)
+                else:
                     src.stderr += chunk
-                    continue
-                if src.error is not None and src.file is None:
-                    continue
-                try:
-                    src.on_packets(src.parser.feed(chunk))
-                except CapdebugError as exc:
-                    src.error = f"{src.label}: {exc}"
-                    src.request_stop(clock())
-                except OSError as exc:
-                    fatal = _write_error(src.path, exc, src.packets)
-                    src.error = fatal
-                    _abandon(src)
-                if src.count is not None and src.packets >= src.count:
-                    src.request_stop(clock())
             if on_progress is not None and now >= next_progress:
                 next_progress = now + progress_interval_s
                 on_progress(
                     Progress(sum(s.packets for s in sources), sum(s.bytes for s in sources), now - start)
                 )
+        for s in sources:
+            s.join_writer()
+            fatal = fatal or s.fatal
         if fatal is not None:
             stopped_by = "error"
         elif opts.count is not None and all(s.packets >= opts.count for s in sources):
@@ -307,6 +454,7 @@ def run_capture(
                 except subprocess.TimeoutExpired:
                     s.kill()
             s.proc.wait()
+            s.join_writer()
             for pipe in (s.proc.stdin, s.proc.stdout, s.proc.stderr):
                 if pipe is not None:
                     pipe.close()
@@ -325,15 +473,6 @@ def run_capture(
             except OSError as exc:
                 results[0] = replace(results[0], error=results[0].error or _write_error(output, exc, 0))
     return CaptureResult(tuple(results), out, stopped_by, clock() - start)
-
-
-def _abandon(src: _Source) -> None:
-    """Stop a source whose output cannot be written; keep what the file already holds."""
-    src.request_stop(time.monotonic())
-    try:
-        src.close_file()
-    except OSError:
-        pass  # the same error again (ENOSPC on the final flush): already reported
 
 
 def _write_error(path: str, exc: OSError, packets: int) -> str:
@@ -369,28 +508,48 @@ def _host_result(s: _Source) -> HostResult:
 
 def merge_captures(parts: Sequence[tuple[str, str]], output: str) -> None:
     """Merge per-host pcapng files into ``output``: one interface per (host, interface), with
-    ``if_description`` = host, packets ordered by timestamp (stable for equal timestamps)."""
+    ``if_description`` = host, packets ordered by timestamp (stable for equal timestamps).
+
+    Decryption Secrets Blocks keep their place before the packets that followed them in their
+    host's file; a key-log line already written (both ends of one connection were captured) is
+    not repeated.
+    """
     readers = [open_capture(path) for _, path in parts]
     try:
         with open(output, "wb") as f:
             writer = PcapngWriter(f)
             mapping: dict[tuple[int, int], int] = {}
+            seen_lines: set[bytes] = set()
 
-            def items(i: int) -> Iterator[tuple[int, int, int, int, Packet]]:
+            def items(i: int) -> Iterator[tuple[int, int, int, int, Packet | SecretsBlock]]:
                 reader = readers[i]
                 n = 0
+                last_ts = 0
                 for item in reader:
-                    if isinstance(item, Packet):
-                        key = (i, item.interface)
-                        if key not in mapping:
-                            iface = reader.interfaces[item.interface]
-                            mapping[key] = writer.add_interface(replace(iface, description=parts[i][0]))
-                        n += 1
-                        # (ts, host, n) is unique: heapq.merge never compares two Packets.
-                        yield item.ts_ns, i, n, mapping[key], item
+                    n += 1
+                    if isinstance(item, SecretsBlock):
+                        # Timestamped as the packet before it: it sorts before the next one.
+                        yield last_ts, i, n, -1, item
+                        continue
+                    key = (i, item.interface)
+                    if key not in mapping:
+                        iface = reader.interfaces[item.interface]
+                        mapping[key] = writer.add_interface(replace(iface, description=parts[i][0]))
+                    last_ts = item.ts_ns
+                    # (ts, host, n) is unique: heapq.merge never compares two items.
+                    yield item.ts_ns, i, n, mapping[key], item
 
-            for _, _, _, index, pkt in heapq.merge(*(items(i) for i in range(len(readers)))):
-                writer.write_packet(pkt, index)
+            for _, _, _, index, item in heapq.merge(*(items(i) for i in range(len(readers)))):
+                if isinstance(item, Packet):
+                    writer.write_packet(item, index)
+                    continue
+                if item.secrets_type != SECRETS_TYPE_TLS_KEYLOG:
+                    writer.write_secrets(item.secrets_type, item.data)
+                    continue
+                new = [ln for ln in item.data.splitlines() if ln.strip() and ln not in seen_lines]
+                seen_lines.update(new)
+                if new:
+                    writer.write_secrets(item.secrets_type, b"\n".join(new) + b"\n")
     finally:
         for r in readers:
             r.close()
