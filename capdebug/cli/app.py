@@ -51,10 +51,11 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import capture, decrypt, engine, keys, triage
+    from . import capture, decrypt, engine, keys, report, triage
 
     capture.register(app)
     triage.register(app)
+    report.register(app)
     decrypt.register(app)
     keys.register(app)
     engine.register(app)
