@@ -130,7 +130,11 @@ def split(seg: Seg, sizes: Iterable[int]) -> list[Seg]:
     for n in sizes:
         if off >= len(data):
             break
-        out.append(replace(seg, seq=(seg.seq + off) & 0xFFFFFFFF, payload=data[off : off + n], flags=seg.flags & ~FIN))
+        out.append(
+            replace(
+                seg, seq=(seg.seq + off) & 0xFFFFFFFF, payload=data[off : off + n], flags=seg.flags & ~FIN
+            )
+        )
         off += n
     if off < len(data):
         out.append(replace(seg, seq=(seg.seq + off) & 0xFFFFFFFF, payload=data[off:], flags=seg.flags & ~FIN))
@@ -147,8 +151,9 @@ def sub(seg: Seg, start: int, end: int, payload: bytes | None = None) -> Seg:
     return replace(seg, seq=(seg.seq + start) & 0xFFFFFFFF, payload=data, flags=seg.flags & ~(FIN | SYN))
 
 
-def shift(segs: Iterable[Seg], *, seq_client: int = 0, seq_server: int = 0, client: tuple[str, int],
-          ts: int = 0) -> list[Seg]:
+def shift(
+    segs: Iterable[Seg], *, seq_client: int = 0, seq_server: int = 0, client: tuple[str, int], ts: int = 0
+) -> list[Seg]:
     """Move the sequence spaces (a new ISN each way) and the clock."""
     out = []
     for s in segs:
@@ -165,10 +170,14 @@ def shift(segs: Iterable[Seg], *, seq_client: int = 0, seq_server: int = 0, clie
 
 
 def with_ports(segs: Iterable[Seg], mapping: dict[int, int]) -> list[Seg]:
-    return [replace(s, sport=mapping.get(s.sport, s.sport), dport=mapping.get(s.dport, s.dport)) for s in segs]
+    return [
+        replace(s, sport=mapping.get(s.sport, s.sport), dport=mapping.get(s.dport, s.dport)) for s in segs
+    ]
 
 
-def set_bytes(segs: list[Seg], client: tuple[str, int], from_client: bool, offset: int, data: bytes) -> list[Seg]:
+def set_bytes(
+    segs: list[Seg], client: tuple[str, int], from_client: bool, offset: int, data: bytes
+) -> list[Seg]:
     """Overwrite stream bytes at ``offset`` (0 = first payload byte) of one direction."""
     out = []
     pos = 0
@@ -202,8 +211,12 @@ def _v6(addr: str) -> str:
 
 def _ip(seg: Seg, v6: bool) -> Any:
     tcp = TCP(
-        sport=seg.sport, dport=seg.dport, seq=seg.seq, ack=seg.ack if seg.flags & ACK else 0,
-        flags=seg.flags, window=65535,
+        sport=seg.sport,
+        dport=seg.dport,
+        seq=seg.seq,
+        ack=seg.ack if seg.flags & ACK else 0,
+        flags=seg.flags,
+        window=65535,
     )
     body = tcp / Raw(seg.payload) if seg.payload else tcp
     if v6:
@@ -224,7 +237,10 @@ LINKS: dict[str, tuple[int, Callable[[Seg], bytes]]] = {
         lambda s: bytes(_ether(s) / Dot1AD(vlan=100) / Dot1Q(vlan=42) / _ip(s, False)),
     ),
     "vlan-ipv6": (LinkType.ETHERNET, lambda s: bytes(_ether(s) / Dot1Q(vlan=42) / _ip(s, True))),
-    "sll": (LinkType.LINUX_SLL, lambda s: bytes(CookedLinux(pkttype=0, lladdrtype=772, lladdrlen=6) / _ip(s, False))),
+    "sll": (
+        LinkType.LINUX_SLL,
+        lambda s: bytes(CookedLinux(pkttype=0, lladdrtype=772, lladdrlen=6) / _ip(s, False)),
+    ),
     "sll2": (
         LinkType.LINUX_SLL2,
         lambda s: bytes(CookedLinuxV2(ifindex=1, lladdrtype=772, pkttype=0, lladdrlen=6) / _ip(s, False)),

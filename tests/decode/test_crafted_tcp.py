@@ -82,7 +82,7 @@ def test_partial_overlap_retransmission_after_both(tmp_path: Path, name: str) ->
         sa, sb = segs[a], segs[b]
         half = len(sa.payload) // 2
         bridge = replace(sa, seq=(sa.seq + half) & 0xFFFFFFFF, payload=sa.payload[half:] + sb.payload[:3])
-        segs = segs[: b + 1] + [bridge] + segs[b + 1 :]
+        segs = [*segs[: b + 1], bridge, *segs[b + 1 :]]
     _check_frames(tmp_path, name, segs)
 
 
@@ -94,10 +94,10 @@ def test_original_overlapping_an_early_partial_copy(tmp_path: Path, name: str) -
     tshark 4.0 agrees only with tcp.reassemble_out_of_order on (see conftest.py): with its
     defaults it shows no record of that direction from there on.
     """
-    segs, keys, _ = _clean(name)
+    segs, _keys, _ = _clean(name)
     client = c.client_of(segs)
     k = c.data_segs(segs, client, False)[-2]
-    crafted = segs[:k] + [c.sub(segs[k], 0, 3)] + segs[k:]
+    crafted = [*segs[:k], c.sub(segs[k], 0, 3), *segs[k:]]
     got = _check_frames(tmp_path, name, crafted)
     assert not [o for o in got if o["event"] in ("gap", "undecryptable")]
 
@@ -173,7 +173,7 @@ def test_conflicting_retransmission_after_original_is_ignored(tmp_path: Path) ->
     segs, _, _ = _clean(LARGE)
     i = _server_record_segment(segs)
     bad = c.sub(segs[i], 100, 200, b"\xaa" * 100)
-    _check_frames(tmp_path, LARGE, segs[: i + 1] + [bad] + segs[i + 1 :])
+    _check_frames(tmp_path, LARGE, [*segs[: i + 1], bad, *segs[i + 1 :]])
 
 
 def test_conflicting_overlap_while_buffered_first_wins(tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ def test_conflicting_bytes_first_wins_and_fail_authentication(tmp_path: Path) ->
     segs, keys, clean = _clean(LARGE)
     i = _server_record_segment(segs)
     bad = c.sub(segs[i], 100, 200, b"\xaa" * 100)
-    crafted = segs[:i] + [bad] + segs[i:]
+    crafted = [*segs[:i], bad, *segs[i:]]
     out = c.write(tmp_path / "conflict.pcap", crafted)
     events = c.decode(out, keys)
     got = c.as_json(events)
@@ -297,7 +297,6 @@ def test_one_byte_segments(tmp_path: Path, name: str) -> None:
     got = c.as_json(events)
     assert c.kinds(got) == c.kinds(clean)
     # Each record completes in the frame of its last byte.
-    client = c.client_of(segs)
     expected = c.remap(clean, c.completion_frames(segs, crafted))
     for g, e in zip(got, expected, strict=True):
         if g["event"] == "connection":
@@ -308,6 +307,5 @@ def test_one_byte_segments(tmp_path: Path, name: str) -> None:
             # The record's last byte lies within the original frame's bytes.
             assert g["frame"] <= e["frame"]
             assert crafted[g["frame"] - 1].origin == crafted[e["frame"] - 1].origin
-    del client
     require("tshark")
     assert by_frame(capdebug_rows(events)) == by_frame(tshark_rows(out, keys))

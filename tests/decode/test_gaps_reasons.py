@@ -93,16 +93,18 @@ def test_long_gap_is_stream_gap(tmp_path: Path) -> None:
         total += len(segs[i].payload)
         if total > 70 * 16_401:
             break
-    assert drop == list(range(drop[0], drop[0] + len(drop))) or True
     crafted, start, end = _drop(segs, drop)
     got = c.as_json(c.decode(c.write(tmp_path / "long-gap.pcap", crafted), keys))
     gaps = [o for o in got if o["event"] == "gap"]
     assert sum(g["size"] for g in gaps) == end - start
     assert {g["from"] for g in gaps} == {"server"}
-    assert ("server" in {r[1] for r in c.reasons(got)}) and c.reasons(got) == [(1, "server", "stream_gap")]
+    assert c.reasons(got) == [(1, "server", "stream_gap")]
     first_gap = gaps[0]["frame"]
-    assert not [o for o in got if o["event"] == "app_data" and o["from"] == "server" and o["frame"] > first_gap
-                and o["decrypted"]]
+    assert not [
+        o
+        for o in got
+        if o["event"] == "app_data" and o["from"] == "server" and o["frame"] > first_gap and o["decrypted"]
+    ]
     assert _app(got, "client") == _app(clean, "client")
 
 
@@ -128,7 +130,9 @@ def test_mid_stream_tls13_recovered_by_trial(tmp_path: Path, name: str) -> None:
     got = c.as_json(c.decode(c.write(tmp_path / "mid.pcap", _mid_stream(segs, clean)), keys))
     conn = got[0]
     assert conn["event"] == "connection" and conn["roles_from"] == "guess"
-    assert conn["server"].endswith(":443") and conn["client"].split(":")[-1] == clean[0]["client"].split(":")[-1]
+    assert (
+        conn["server"].endswith(":443") and conn["client"].split(":")[-1] == clean[0]["client"].split(":")[-1]
+    )
     # Every application record decrypts (the AEAD tag proves the secret and suite) ...
     assert _app(got) == _app(clean)
     alerts = [(o["from"], o["description"], o["encrypted"]) for o in got if o["event"] == "alert"]
@@ -226,7 +230,7 @@ def test_reason_keylog_other_sessions(tmp_path: Path) -> None:
 def test_reason_missing_labels_only_application_secrets(tmp_path: Path) -> None:
     """Only the *_TRAFFIC_SECRET_0 lines: the handshake cannot be decrypted (missing_labels),
     the application data still can."""
-    segs, keys, clean = _load(SMALL)
+    _segs, keys, clean = _load(SMALL)
     lines = [p for p in _keylines(keys) if p[0].endswith("_TRAFFIC_SECRET_0")]
     got = c.as_json(c.decode(c.fixture(SMALL)[0], _keyfile(tmp_path, lines)))
     assert (1, "server", "missing_labels") in c.reasons(got)
@@ -296,7 +300,10 @@ def test_reason_unsupported_suite(tmp_path: Path) -> None:
     client = c.client_of(segs)
     crafted = c.set_bytes(segs, client, False, _server_hello_suite_offset(segs), b"\xc0\x61")
     got = c.as_json(c.decode(c.write(tmp_path / "aria.pcap", crafted), keys))
-    assert sorted(set(c.reasons(got))) == [(1, "client", "unsupported_suite"), (1, "server", "unsupported_suite")]
+    assert sorted(set(c.reasons(got))) == [
+        (1, "client", "unsupported_suite"),
+        (1, "server", "unsupported_suite"),
+    ]
     assert "0xc061" in next(o["reason"]["message"] for o in got if o["event"] == "undecryptable")
     assert not [a for a in _app(got) if a[2]]
 
@@ -319,9 +326,17 @@ def test_reason_rsa_no_master_secret(tmp_path: Path) -> None:
 
 def _sslv2_client_hello() -> bytes:
     """SSLv2-compatible CLIENT-HELLO (RFC 5246 appendix E.2) offering TLS 1.0."""
-    specs = bytes.fromhex("00002f" "000035" "00000a")
+    specs = bytes.fromhex("00002f00003500000a")
     challenge = bytes(range(16))
-    body = bytes([1]) + b"\x03\x01" + len(specs).to_bytes(2, "big") + b"\x00\x00" + b"\x00\x10" + specs + challenge
+    body = (
+        bytes([1])
+        + b"\x03\x01"
+        + len(specs).to_bytes(2, "big")
+        + b"\x00\x00"
+        + b"\x00\x10"
+        + specs
+        + challenge
+    )
     return (0x8000 | len(body)).to_bytes(2, "big") + body
 
 
