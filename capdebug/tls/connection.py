@@ -862,18 +862,18 @@ class Connection:
                 _AD.illegal_parameter,
             )
         key_share = _find(msg.extensions, ExtensionType.key_share)
-        if key_share is None:
-            raise _err(
-                "ERR_MISSING_EXTENSION",
-                "no key_share (PSK-only modes are not offered)",
-                _AD.missing_extension,
-            )
         self.suite = SUITES[msg.cipher_suite]
         self.cipher_suite = CipherSuite(msg.cipher_suite)
         if hrr:
             self._transition(HandshakeType.server_hello, Branch.HELLO_RETRY_REQUEST)
             self._client_on_hello_retry_request(msg, raw, key_share)
             return
+        if key_share is None:
+            raise _err(
+                "ERR_MISSING_EXTENSION",
+                "no key_share (PSK-only modes are not offered)",
+                _AD.missing_extension,
+            )
         try:
             share = wx.pull_key_share_server(key_share)
         except DecodeError as exc:
@@ -904,38 +904,47 @@ class Connection:
         self._set_write_key(self._client_hs_secret, "handshake")
         self._transition(HandshakeType.server_hello)
 
-    def _client_on_hello_retry_request(self, msg: ServerHello, raw: bytes, key_share: bytes) -> None:
+    def _client_on_hello_retry_request(self, msg: ServerHello, raw: bytes, key_share: bytes | None) -> None:
         assert self.suite is not None
-        try:
-            group = wx.pull_key_share_hrr(key_share)
-        except DecodeError as exc:
-            raise _err("ERR_DECODE", str(exc), _AD.decode_error) from exc
-        # RFC 8446 4.1.4: the group must be one we support and not one we already sent.
-        if group not in self.config.groups or group in self._key_shares:
-            raise _err(
-                "ERR_ILLEGAL_PARAMETER",
-                f"HelloRetryRequest asks for {name_of(NamedGroup, group)}, which we "
-                + ("already sent" if group in self._key_shares else "do not support"),
-                _AD.illegal_parameter,
-            )
+        group: int | None = None
+        if key_share is not None:
+            try:
+                group = wx.pull_key_share_hrr(key_share)
+            except DecodeError as exc:
+                raise _err("ERR_DECODE", str(exc), _AD.decode_error) from exc
+            # RFC 8446 4.1.4: the group must be one we support and not one we already sent.
+            if group not in self.config.groups or group in self._key_shares:
+                raise _err(
+                    "ERR_ILLEGAL_PARAMETER",
+                    f"HelloRetryRequest asks for {name_of(NamedGroup, group)}, which we "
+                    + ("already sent" if group in self._key_shares else "do not support"),
+                    _AD.illegal_parameter,
+                )
         cookie = _find(msg.extensions, ExtensionType.cookie)
         if cookie is not None:
             try:
                 self._cookie = wx.pull_cookie(cookie)
             except DecodeError as exc:
                 raise _err("ERR_DECODE", str(exc), _AD.decode_error) from exc
+        if group is None and cookie is None:
+            # RFC 8446 4.1.4: an HRR that would not change the ClientHello is illegal.
+            raise _err("ERR_ILLEGAL_PARAMETER", "HelloRetryRequest asks for no change", _AD.illegal_parameter)
         self.hello_retry = True
         self._hrr_suite = msg.cipher_suite
         self._transcript = Transcript(self.suite.hash_name)
         self._transcript.update(self._client_hello_bytes)
         self._transcript.hello_retry_request()
         self._transcript.update(raw)
-        self._events.append(HelloRetryRequestReceived(NamedGroup(group)))
-        self._key_shares.clear()
-        self._public_shares.clear()
-        self._new_key_share(group)
-        if self._want_ccs and not self._ccs_sent:
-            self._send_ccs()  # RFC 8446 D.4: before the second ClientHello
+        self._events.append(HelloRetryRequestReceived(NamedGroup(group) if group is not None else None))
+        if group is not None:
+            # A key_share in the HRR replaces our shares by one for its group (4.1.2);
+            # without one (a cookie-only HRR) the shares stay as they were.
+            self._key_shares.clear()
+            self._public_shares.clear()
+            self._new_key_share(group)
+        # RFC 8446 D.4 allows our CCS before the second ClientHello or before our first
+        # encrypted flight; the latter (see _set_write_key) also suits servers that keep no
+        # state across the HRR (openssl s_server -stateless fails on a CCS before ClientHello2).
         hello = self._build_client_hello()
         self._client_hello = hello
         self._client_hello_bytes = self._send_handshake(hello)

@@ -32,8 +32,8 @@ class Event:
 class HelloRetryRequestReceived(Event):
     """Client side: the server asked for a key share in another group (RFC 8446 4.1.4)."""
 
-    group: NamedGroup
-    """The group the server selected."""
+    group: NamedGroup | None
+    """The group the server selected; None for an HRR that only carries a cookie."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -711,3 +711,19 @@ def test_non_blocking_send_reports_partial_writes_then_blocks_on_write(pki: Pki)
         go.set()
         tls.close()
     assert server.join() == len(payload)
+
+
+def test_client_echoes_the_hrr_cookie_of_a_stateless_openssl_server(pki: Pki) -> None:
+    require("openssl")
+    # -stateless answers every first ClientHello with a HelloRetryRequest carrying a cookie.
+    proc, port = openssl_server(["-cert", "ecdsa.pem", "-key", "ecdsa.key", "-stateless"], str(pki.folder))
+    try:
+        tls = engine_client(port, client_config(pki))
+        hs = tls.negotiate()
+        assert hs.hello_retry
+        tls.sendall(b"cookie ok\n")
+        proc.wait_for("^cookie ok$")
+        tls.shutdown()
+        tls.close()
+    finally:
+        proc.close()
