@@ -727,3 +727,35 @@ def test_client_echoes_the_hrr_cookie_of_a_stateless_openssl_server(pki: Pki) ->
         tls.close()
     finally:
         proc.close()
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_server_vs_gnutls_client(pki: Pki, suite: CipherSuite) -> None:
+    require("gnutls-cli")
+    gnutls_cipher = {
+        CipherSuite.TLS_AES_128_GCM_SHA256: "AES-128-GCM",
+        CipherSuite.TLS_AES_256_GCM_SHA384: "AES-256-GCM",
+        CipherSuite.TLS_CHACHA20_POLY1305_SHA256: "CHACHA20-POLY1305",
+    }[suite]
+    server = EngineServer(server_config(pki, "rsa"), echo)
+    out = subprocess.run(
+        [
+            "gnutls-cli",
+            "--x509cafile",
+            str(pki.ca_pem),
+            "-p",
+            str(server.port),
+            "localhost",
+            "--priority",
+            f"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+{gnutls_cipher}",
+        ],
+        input=b"gnutls hello\n",
+        capture_output=True,
+        timeout=TIMEOUT * 2,
+        check=False,
+    )
+    assert server.join() == b"gnutls hello\n"
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert "The certificate is trusted" in text and f"({gnutls_cipher})" in text
+    assert "gnutls hello" in text
