@@ -189,7 +189,6 @@ class Connection:
         self.state = State.CLIENT_START if is_client else State.SERVER_EXPECT_CLIENT_HELLO
         self._events: deque[Event] = deque()
         self._error: TLSError | None = None
-        self._error_delivered = False
         self._out = bytearray()
         self._in = bytearray()
         self._hs_in = bytearray()
@@ -340,7 +339,6 @@ class Connection:
         if self._events:
             return self._events.popleft()
         if self._error is not None:
-            self._error_delivered = True
             raise self._error
         return None
 
@@ -1308,12 +1306,9 @@ class Connection:
 
     def _on_certificate(self, msg: Certificate, raw: bytes) -> None:
         assert self._transcript is not None
-        expected_context = (
-            b""
-            if self.is_client
-            else (self._cert_requested or CertificateRequest(b"", ())).certificate_request_context
-        )
-        if msg.certificate_request_context != expected_context:
+        # RFC 8446 4.4.2: empty for the server's, and our in-handshake CertificateRequest always
+        # has an empty context for the client to echo (no post-handshake authentication).
+        if msg.certificate_request_context:
             raise _err("ERR_ILLEGAL_PARAMETER", "certificate_request_context mismatch", _AD.illegal_parameter)
         chain = msg.der_list
         self._transcript.update(raw)
