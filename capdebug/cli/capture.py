@@ -11,17 +11,22 @@ from typing import Annotated
 
 import typer
 
+from ..analysis.live import LiveKeys, LiveMonitor, SecretsInjector
 from ..capture.command import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN, TcpdumpOptions
 from ..capture.runner import (
     CaptureResult,
+    FilterFactory,
     Progress,
     fetch_keylog,
     list_interfaces,
     run_capture,
+    split_keylog_spec,
     stop_on_sigint,
 )
+from ..capture.tail import KeylogTail
 from ..capture.transport import LocalTransport, SshTransport, Transport, parse_remote
 from ..errors import UsageError
+from ..pcap.model import Interface, Packet, SecretsBlock
 
 __all__ = ["embed_fetched_keylog", "parse_duration", "register"]
 
@@ -108,6 +113,71 @@ def _summary(result: CaptureResult) -> None:
     typer.echo(f"stopped by {result.stopped_by} after {result.elapsed_s:.1f} s")
 
 
+class _LiveFilter:
+    """One host's stream on its way to the file: key-log follower -> secrets -> live decoding."""
+
+    def __init__(
+        self,
+        iface: Interface,
+        label: str | None,
+        tail: KeylogTail | None,
+        keys: LiveKeys | None,
+        show: _Lines | None,
+    ) -> None:
+        self.tail = tail
+        self.keys = keys
+        self.injector = SecretsInjector(iface.linktype, keys) if keys is not None else None
+        self.monitor = LiveMonitor(iface.linktype, label=label) if show is not None else None
+        self.show = show
+
+    def feed(self, packets: list[Packet], now: float) -> list[Packet | SecretsBlock]:
+        if self.tail is not None and self.keys is not None:
+            data = self.tail.read()
+            if data:
+                self.keys.feed(data)
+        items: list[Packet | SecretsBlock] = (
+            self.injector.feed(packets, now) if self.injector is not None else list(packets)
+        )
+        if self.monitor is not None and self.show is not None and items:
+            self.show.emit(self.monitor.feed(items))
+        return items
+
+    def finish(self, now: float) -> list[Packet | SecretsBlock]:
+        items = self.injector.finish(now) if self.injector is not None else []
+        if self.monitor is not None and self.show is not None:
+            self.show.emit(self.monitor.feed(items) + self.monitor.finish())
+        return items
+
+
+class _Lines:
+    """Live lines from every host's writer thread, one whole line at a time, above the
+    progress line."""
+
+    def __init__(self, progress: bool) -> None:
+        self._lock = threading.Lock()
+        self._progress = progress
+
+    def emit(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        with self._lock:
+            text = "".join(line + "\n" for line in lines)
+            sys.stdout.write(("\r\x1b[K" if self._progress else "") + text)
+            sys.stdout.flush()
+
+
+def _live_filters(
+    tail: KeylogTail | None, keys: LiveKeys | None, show: _Lines | None, several_hosts: bool
+) -> FilterFactory | None:
+    if keys is None and show is None:
+        return None
+
+    def make(label: str, iface: Interface) -> _LiveFilter:
+        return _LiveFilter(iface, label if several_hosts else None, tail, keys, show)
+
+    return make
+
+
 def register(app: typer.Typer) -> None:
     """Add ``capture`` and ``interfaces`` to ``app``."""
 
@@ -140,8 +210,25 @@ def register(app: typer.Typer) -> None:
         ssh_option: Annotated[
             list[str] | None, typer.Option("--ssh-option", help="ssh -o OPTION (repeatable).")
         ] = None,
+        live: Annotated[
+            bool, typer.Option("--live", help="Decode and triage while capturing (one line per event).")
+        ] = False,
     ) -> None:
-        """Capture with tcpdump, locally or on remote hosts over SSH, into a pcapng file."""
+        """Capture with tcpdump, locally or on remote hosts over SSH, into a pcapng file.
+
+        With --keylog the key log is followed during the capture: each session's secrets are
+        written into the growing file before its encrypted records, so Wireshark can open and
+        decrypt it while the capture runs; after the capture the key log is fetched once more
+        and embedded whole (only the capture's sessions unless --all-keys).
+
+        \b
+        Examples:
+          capdebug capture -i lo --port 443 --duration 30s -o out.pcapng
+          capdebug capture --port 443 --keylog ~/sslkeys.log --live -o out.pcapng
+          capdebug capture --remote web1 --port 8443 --keylog web1:/tmp/keys.log -o web1.pcapng
+          capdebug capture --remote lb1 --remote app1 --host 10.0.0.5 -c 1000 -o fleet.pcapng
+          capdebug capture --remote admin@db:2222 --filter 'tcp port 5432' --no-embed -o db.pcapng
+        """
         opts = TcpdumpOptions(
             interface=interface,
             ports=tuple(port or ()),
@@ -162,8 +249,30 @@ def register(app: typer.Typer) -> None:
         if output.parent and not output.parent.is_dir():
             raise UsageError(f"cannot write {out}: directory {output.parent} does not exist")
         progress = _progress_line if sys.stderr.isatty() else None
-        with stop_on_sigint(threading.Event()) as stop:
-            result = run_capture(targets, opts, out, duration_s=seconds, stop=stop, on_progress=progress)
+        tail: KeylogTail | None = None
+        keys: LiveKeys | None = None
+        if keylog is not None and not no_embed:
+            tail_host, tail_path = split_keylog_spec(keylog)
+            tail = KeylogTail(LocalTransport() if tail_host is None else ssh_for(tail_host), tail_path)
+            keys = LiveKeys(exporter_secrets=all_keys)
+        show = _Lines(progress is not None) if live else None
+        filters = _live_filters(tail, keys, show, len(targets) > 1)
+        if tail is not None:
+            tail.start()
+        try:
+            with stop_on_sigint(threading.Event()) as stop:
+                result = run_capture(
+                    targets,
+                    opts,
+                    out,
+                    duration_s=seconds,
+                    stop=stop,
+                    on_progress=progress,
+                    filter_for=filters,
+                )
+        finally:
+            if tail is not None:
+                tail.close()
         if progress is not None:
             sys.stderr.write("\n")
         _summary(result)
