@@ -248,7 +248,9 @@ def test_local_capture_growing_file_decrypts_and_live_lines(
     assert _encrypted_extensions(out, tls_server.port) == 3
     assert stdout.count("client_hello") == 3
     assert "TCP FIN" in stdout
-    assert "closed" in stdout and ("clean_close" in stdout or "close_notify_unanswered" in stdout)
+    # Python's ssl closes these sockets without close_notify: triage says so as each one closes.
+    assert stdout.count("closed: TLS 1.3") == 3, stdout
+    assert stdout.count("premature_close by server") == 3, stdout
 
 
 def _tails_alive(path: str) -> list[str]:
