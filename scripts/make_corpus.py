@@ -173,6 +173,8 @@ class Netns:
             run("ip", "netns", "exec", ns, ethtool, "-K", dev, "tso", "off", "gso", "off", "gro", "off")
 
     def close(self) -> None:
+        # The pair may still sit in the root namespace if setup failed before moving it.
+        subprocess.run(["ip", "link", "del", self.server_if], capture_output=True, check=False)
         for ns in reversed(self.created):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         self.created.clear()
@@ -535,4 +537,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # A SIGTERM must still run the teardown in generate()'s finally.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     sys.exit(main())
