@@ -279,3 +279,41 @@ def test_remote_keylog_followed_over_ssh(
     assert _encrypted_extensions(out, tls_server.port) == 3
     _wait_for(lambda: not _tails_alive(str(keylog)), 5)
     assert not _tails_alive(str(keylog)), "the remote tail must end with the capture"
+
+
+def test_merge_keeps_secrets_before_their_packets(tmp_path: Path) -> None:
+    """Both ends of one connection captured: the merged file carries each line once, before the
+    records it decrypts."""
+    from capdebug.capture.runner import merge_captures
+
+    packets, linktype, keytext = _fixture("tls13-aes128gcm")
+    keys = LiveKeys()
+    keys.feed(keytext)
+    parts = []
+    for host, shift in (("a", 0), ("b", 1000)):
+        items = SecretsInjector(linktype, keys).feed(
+            [Packet(p.ts_ns + shift, 0, p.data, p.orig_len) for p in packets], 0.0
+        )
+        path = tmp_path / f"{host}.pcapng"
+        with open_capture(FIXTURES / "tls13-aes128gcm.pcap") as reader, path.open("wb") as f:
+            w = PcapngWriter(f)
+            w.add_interface(reader.interfaces[0])
+            for item in items:
+                if isinstance(item, Packet):
+                    w.write_packet(item, 0)
+                else:
+                    w.write_secrets(item.secrets_type, item.data)
+        parts.append((host, str(path)))
+    merged = tmp_path / "merged.pcapng"
+    merge_captures(parts, str(merged))
+    with open_capture(merged) as reader:
+        items = list(reader)
+    blocks = [i for i in items if isinstance(i, SecretsBlock)]
+    assert len(blocks) == 1 and blocks[0].data.count(b"\n") == 4
+    first_hello = next(
+        n for n, i in enumerate(items) if isinstance(i, Packet) and client_hello_random(_payload(i, linktype))
+    )
+    assert items.index(blocks[0]) < first_hello
+    assert sum(isinstance(i, Packet) for i in items) == 2 * len(packets)
+    events = _decode([i for i in items if isinstance(i, SecretsBlock) or i.interface == 0], linktype)
+    assert not [e for e in events if isinstance(e, UndecryptableEvent)]
