@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def _fixture(name: str) -> tuple[list[Packet], int, bytes]:
     return packets, linktype, (FIXTURES / f"{name}.keys").read_bytes()
 
 
-def _decode(items: list[Packet | SecretsBlock], linktype: int) -> list[object]:
+def _decode(items: Sequence[Packet | SecretsBlock], linktype: int) -> list[object]:
     dec = Decoder()
     events: list[object] = []
     frame = 0
@@ -115,7 +116,7 @@ def test_keys_arriving_mid_handshake_are_written_before_the_held_packets() -> No
     assert b"ab" * 32 not in block.data and b"EXPORTER" not in block.data
     assert block.data.count(b"\n") == 4  # the two handshake and two application secrets
     assert [i for i in out[1:] if isinstance(i, Packet)] == packets[ch:]
-    events = _decode(packets[:ch] + out, linktype)
+    events = _decode([*packets[:ch], *out], linktype)
     assert not [e for e in events if isinstance(e, UndecryptableEvent)]
 
 
