@@ -14,7 +14,9 @@ MAKEFILE = (Path(__file__).parent.parent / "Makefile").read_text()
 
 def test_quick_start_is_two_commands_that_exist() -> None:
     block = README.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
-    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith(" ")]
+    commands = [
+        line.split("#")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith(" ")
+    ]
     assert commands == ["make demo", "make test"]
     for target in ("demo", "test"):
         assert re.search(rf"^{target}:", MAKEFILE, re.M)

@@ -252,6 +252,8 @@ class Decoder:
         self._out: list[DecodeEvent] = []
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
+        self._snaplen_cut = False
+        """The frame being fed was cut short by the snaplen (a gap it causes is not a loss)."""
 
     # -- input ------------------------------------------------------------------------------
 
@@ -262,6 +264,7 @@ class Decoder:
         if seg is None:
             return []
         self.stats.tcp_segments += 1
+        self._snaplen_cut = seg.truncated
         for ev in self._tracker.feed(frame, pkt.ts_ns, seg):
             self._net_event(ev)
         return self._drain()
@@ -452,7 +455,8 @@ class Decoder:
         d = session.dirs[self._role(session, net_dir)]
         if d.dead:
             return
-        self._emit(session, GapEvent(session.number, frame, ts, _ROLE[d.role], size))
+        cause = "snaplen" if self._snaplen_cut else "lost"
+        self._emit(session, GapEvent(session.number, frame, ts, _ROLE[d.role], size, cause))
         # Bytes before the gap that never formed a whole record are lost with it.
         d.buf.clear()
         d.off = 0
@@ -565,7 +569,20 @@ class Decoder:
             if session.version == "1.2":
                 self._ccs12(session, d, frame, ts)
             return
-        if not d.encrypted or (ctype != ContentType.application_data and session.version != "1.2"):
+        if not d.encrypted and session.client_random is None and not session.sh_seen:
+            # No hello seen: picked up mid-stream. Application data, an alert longer than two
+            # bytes, or a handshake record that is not a hello can only be protected.
+            body = len(record) - 5
+            if (
+                ctype == ContentType.application_data
+                or (ctype == ContentType.alert and body != 2)
+                or (ctype == ContentType.handshake and (body < 4 or record[5] not in (1, 2)))
+            ):
+                d.encrypted = True
+        if not d.encrypted or (
+            ctype != ContentType.application_data
+            and (session.version == "1.3" or (session.version is None and session.client_random is not None))
+        ):
             # TLS 1.3 protects records as application_data only (RFC 8446 5.2): an alert or
             # handshake record is in the clear even after the keys changed (e.g. an alert sent
             # before the sender switched keys, a ClientHello after HelloRetryRequest).
@@ -635,11 +652,12 @@ class Decoder:
             return None
         d.failures += 1
         if d.keys is None:
-            # Only trial keys, and none fits: stop trying after a few records.
-            if d.failures >= _MAX_TRIAL_RECORDS:
+            # The expected key is missing (later-stage candidates wait for their records), or
+            # no mid-stream trial key fits: say so once, and stop trying after a few records.
+            self._explain_missing(session, d, frame, ts, want=d.want)
+            if session.client_random is None and d.failures >= _MAX_TRIAL_RECORDS:
                 d.candidates = []
                 d.seq_unknown = False
-                self._explain_missing(session, d, frame, ts, want=d.want)
             return None
         if d.seq_unknown:
             self._undecryptable(
@@ -829,9 +847,10 @@ class Decoder:
             d.keys = None
             return
         try:
-            d.keys = keymod.tls12_keys(self.keylog, self._store, session, d.role)
+            d.keys = keymod.tls12_keys(self.keylog, self._store, session, d.role, self._capture_randoms)
         except keymod.MissingKeys as exc:
             d.keys = None
+            d.explained = d.want  # this is the explanation for every record that follows
             self._undecryptable(session, d, frame, ts, exc.reason, str(exc))
 
     def _explain_missing(

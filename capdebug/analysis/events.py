@@ -109,6 +109,8 @@ class GapEvent(DecodeEvent):
     from_: str
     size: int
     """Bytes missing from the stream (lost by the capture, not necessarily by the network)."""
+    cause: str = "lost"
+    """"snaplen" when the capture cut the packet short, else "lost" (not captured)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +120,7 @@ class GapEvent(DecodeEvent):
             "ts": self.ts_ns / 1e9,
             "from": self.from_,
             "size": self.size,
+            "cause": self.cause,
         }
 
 

@@ -280,7 +280,9 @@ class SessionStore:
         return None
 
 
-def tls12_keys(keylog: KeyLog, store: SessionStore, session: _Session, role: int) -> Keys:
+def tls12_keys(
+    keylog: KeyLog, store: SessionStore, session: _Session, role: int, capture_randoms: set[bytes]
+) -> Keys:
     """Key-block keys of ``role`` for a TLS 1.2 session after its ChangeCipherSpec."""
     if session.suite is None or session.client_random is None or session.server_random is None:
         raise MissingKeys(
@@ -293,7 +295,13 @@ def tls12_keys(keylog: KeyLog, store: SessionStore, session: _Session, role: int
         )
     ms = store.master_secret(session, keylog)
     if ms is None:
-        reason, message = _no_secret(keylog, session, "1.2", set())
+        reason, message = _no_secret(keylog, session, "1.2", capture_randoms)
+        if params.kx == "RSA" and reason == Reason.NO_KEY:
+            reason = Reason.RSA_KEY_EXCHANGE
+            message += (
+                "; this session uses RSA key exchange, so only its CLIENT_RANDOM line (or the "
+                "server's RSA private key, which capdebug does not use) can decrypt it"
+            )
         raise MissingKeys(reason, message)
     store.remember_ticket(session, ms)
     sid = getattr(session, "sh_session_id", b"")

@@ -17,6 +17,7 @@ from .events import (
     GapEvent,
     HandshakeEvent,
     HeartbeatEvent,
+    RecoveredEvent,
     TcpEvent,
     UndecryptableEvent,
 )
@@ -116,6 +117,12 @@ def _line(ev: DecodeEvent) -> TimelineLine:
         return f"heartbeat {kind}", "warn"
     if isinstance(ev, GapEvent):
         return f"GAP: {ev.size} bytes missing from the capture", "warn"
+    if isinstance(ev, RecoveredEvent):
+        return (
+            f"keys recovered without the handshake: {ev.label} with {ev.cipher_suite} "
+            f"authenticates from record {ev.seq}",
+            "warn",
+        )
     if isinstance(ev, UndecryptableEvent):
         if ev.reason == "late_secrets":
             return f"note [{ev.reason}]: {ev.message}", "dim"

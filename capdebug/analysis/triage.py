@@ -186,6 +186,7 @@ class _Side:
     key_updates: int = 0
     gaps: int = 0
     gap_bytes: int = 0
+    snaplen_gaps: int = 0
     undecryptable: list[UndecryptableEvent] = field(default_factory=list)
     protected_records: int = 0
 
@@ -330,6 +331,8 @@ class Triage:
         elif isinstance(ev, GapEvent):
             side.gaps += 1
             side.gap_bytes += ev.size
+            if ev.cause == "snaplen":
+                side.snaplen_gaps += 1
         elif isinstance(ev, UndecryptableEvent):
             side.undecryptable.append(ev)
 
@@ -424,6 +427,8 @@ def _ms(ns: int) -> str:
 def _handshake_done(c: _Conn) -> bool | None:
     """True when the handshake finished; None when that cannot be seen (TLS 1.3, no keys)."""
     client, server = c.sides
+    if c.client_hello is None and c.server_hello is None:
+        return None  # picked up mid-connection: the handshake is not in the capture
     if c.version == "TLS 1.2":
         return (client.finished is not None and server.finished is not None) or (
             # Encrypted Finished messages without keys: both sides sent CCS + a protected record.
@@ -509,19 +514,29 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
                 "the capture started mid-connection: the handshake is missing",
             )
         )
-    gaps = [(i, s) for i, s in enumerate(sides) if s.gaps]
-    for i, s in gaps:
-        out.append(
-            Verdict(
-                "capture_incomplete",
-                "warning",
-                _NAMES[i],
-                None,
-                f"{s.gap_bytes} bytes sent by the {_NAMES[i]} are missing from the capture "
-                f"({s.gaps} gap(s)): "
-                "packets lost by the capture, not necessarily by the network",
+    for i, s in enumerate(sides):
+        if s.snaplen_gaps:
+            out.append(
+                Verdict(
+                    "capture_incomplete",
+                    "warning",
+                    _NAMES[i],
+                    None,
+                    f"the snaplen cut {s.snaplen_gaps} packet(s) sent by the {_NAMES[i]} short "
+                    f"({s.gap_bytes} bytes not captured): capture with -s 0 to keep whole records",
+                )
             )
-        )
+        elif s.gaps:
+            out.append(
+                Verdict(
+                    "capture_incomplete",
+                    "warning",
+                    _NAMES[i],
+                    None,
+                    f"{s.gap_bytes} bytes sent by the {_NAMES[i]} are missing from the capture "
+                    f"({s.gaps} gap(s)): packets lost by the capture, not necessarily by the network",
+                )
+            )
 
     # Decryption.
     for i, s in enumerate(sides):
@@ -539,12 +554,30 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     fatal = [(i, s.fatal_alert) for i, s in enumerate(sides) if s.fatal_alert is not None]
     fatal.sort(key=lambda x: x[1].frame)
     hs_alert = None
+    reaction = None
     if fatal and (done is False or (c.sides[0].finished and fatal[0][1].frame <= c.sides[0].finished[0])):
         i, a = fatal[0]
         hs_alert = a
-        out.append(
-            Verdict("handshake_alert", "error", _NAMES[i], a.frame, _alert_detail(c, i, a, handshake=True))
-        )
+        peer = sides[1 - i]
+        if peer.fin is not None and peer.fin[0] < a.frame and peer.close_notify is None:
+            # The peer closed TCP first; OpenSSL answers that EOF with decode_error.
+            reaction = a
+            out.append(
+                Verdict(
+                    "alert",
+                    "warning",
+                    _NAMES[i],
+                    a.frame,
+                    _alert_detail(c, i, a, handshake=True)
+                    + f"; sent after the {_NAMES[1 - i]} closed TCP during the handshake, in reaction to it",
+                )
+            )
+        else:
+            out.append(
+                Verdict(
+                    "handshake_alert", "error", _NAMES[i], a.frame, _alert_detail(c, i, a, handshake=True)
+                )
+            )
     for i, a in fatal:
         if a is hs_alert:
             continue
@@ -579,7 +612,11 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
                 )
 
     ended = any(s.fin or s.rst for s in sides)
-    if done is False and hs_alert is None and not any(s.rst for s in sides):
+    if (
+        done is False
+        and (hs_alert is None or hs_alert is reaction)
+        and not any(s.rst and (s.fin is None or s.rst[0] < s.fin[0]) for s in sides)
+    ):
         last = ", ".join(f"{_NAMES[i]}: {s.last_handshake or 'nothing'}" for i, s in enumerate(sides))
         how = "the connection closed" if ended else "the capture ended"
         out.append(
@@ -604,9 +641,7 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
             if took > slow_handshake_s * 1e9:
                 extra = f" (network round trip {_ms(rtt)})" if rtt is not None else ""
                 out.append(
-                    Verdict(
-                        "slow_handshake", "warning", None, end[0], f"the handshake took {_ms(took)}{extra}"
-                    )
+                    Verdict("slow_handshake", "info", None, end[0], f"the handshake took {_ms(took)}{extra}")
                 )
     return out
 
@@ -641,7 +676,7 @@ def _close_verdicts(c: _Conn, done: bool | None) -> list[Verdict]:
                     f"({other.app_after_peer_close} records) before its own",
                 )
             )
-        else:
+        elif not any(s.app_after_own_close for s in sides):
             out.append(
                 Verdict("clean_close", "info", None, max(c0[0], c1[0]), "close_notify from both sides")
             )
@@ -665,14 +700,6 @@ def _fin_verdict(c: _Conn, i: int, done: bool | None) -> Verdict | None:
     fin = s.fin[0]
     if s.close_notify is not None or (s.fatal_alert is not None and s.fatal_alert.frame <= fin):
         return None
-    if peer.close_notify is not None and peer.close_notify[0] <= fin:
-        return Verdict(
-            "close_notify_unanswered",
-            "info",
-            me,
-            fin,
-            f"the {other} sent close_notify; the {me} closed TCP without its own",
-        )
     if _likely_close_notify(c, s):
         what = "encrypted, 19 bytes" if c.version == "TLS 1.3" else "an encrypted alert"
         return Verdict(
@@ -681,6 +708,23 @@ def _fin_verdict(c: _Conn, i: int, done: bool | None) -> Verdict | None:
             me,
             s.likely_close,
             f"likely close_notify from the {me} ({what}) before its FIN; keys would confirm it",
+        )
+    if peer.close_notify is not None and peer.close_notify[0] <= fin:
+        return Verdict(
+            "close_notify_unanswered",
+            "info",
+            me,
+            fin,
+            f"the {other} sent close_notify; the {me} closed TCP without its own",
+        )
+    if _likely_close_notify(c, peer) and peer.likely_close is not None and peer.likely_close <= fin:
+        return Verdict(
+            "close_notify_unanswered",
+            "info",
+            me,
+            fin,
+            f"the {other} sent what is likely close_notify (no keys to confirm); the {me} closed TCP "
+            "without its own",
         )
     if peer.fatal_alert is not None and peer.fatal_alert.frame <= fin:
         return None  # the peer ended the session with its alert first

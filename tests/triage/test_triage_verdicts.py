@@ -243,11 +243,6 @@ def test_data_after_close_notify() -> None:
     assert later and v.frame == later[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triage: clean_close is also given when a side sent application data after its close_notify "
-    "(the catalog says clean_close means no application data after either close_notify)",
-)
 def test_data_after_close_notify_is_not_a_clean_close() -> None:
     assert "clean_close" not in codes(only(triage("data_after_close_notify")))
 
@@ -300,11 +295,6 @@ def test_handshake_incomplete_capture_ends() -> None:
     assert codes(r) == {"handshake_incomplete"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triage: server FIN mid-handshake, OpenSSL's client answers the EOF with decode_error; triage "
-    "says handshake_alert by the client instead of handshake_incomplete (the alert is a consequence)",
-)
 def test_handshake_incomplete_server_closes() -> None:
     r = only(triage("handshake_server_fin", keys=False))
     v = one(r, "handshake_incomplete")
@@ -362,11 +352,6 @@ def test_capture_incomplete_midstream() -> None:
     assert "mid-connection" in v.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triage: a capture started after the handshake also gets handshake_incomplete (error): the "
-    "handshake was not captured, it did not fail",
-)
 def test_capture_incomplete_midstream_is_no_error() -> None:
     assert not only(triage("capture_incomplete")).has_error
 
@@ -382,11 +367,6 @@ def test_capture_snaplen_is_no_error() -> None:
     assert not only(triage("capture_snaplen")).has_error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triage: packets cut by the snaplen are reported as 'packets lost by the capture'; the "
-    "verdict should name the snaplen truncation (the remedy, -s 0, differs from -B for losses)",
-)
 def test_capture_snaplen_names_the_snaplen() -> None:
     assert any("snaplen" in v.detail for v in find(only(triage("capture_snaplen")), "capture_incomplete"))
 
@@ -437,11 +417,6 @@ def test_slow_handshake() -> None:
     assert "slow_handshake" not in codes(only(triage("clean_close", slow=0.3)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triage: slow_handshake has severity warning; the specification (issue 4) lists it with the "
-    "facts reported as info",
-)
 def test_slow_handshake_is_info() -> None:
     assert one(only(triage("slow_handshake", slow=0.3)), "slow_handshake").severity == "info"
 
@@ -498,12 +473,6 @@ def test_reset_and_benign_reset_without_keys() -> None:
     assert not r.has_error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triage: without keys, the server's 19-byte close_notify is recognised (likely_close_notify) "
-    "but the client's FIN after it is still called premature_close (error); it should be "
-    "close_notify_unanswered or at least no error",
-)
 def test_close_notify_unanswered_without_keys() -> None:
     r = only(triage("close_notify_unanswered", keys=False))
     assert "premature_close" not in codes(r)
