@@ -47,8 +47,12 @@ __all__ = [
 DEFAULT_SNAPLEN = 262144
 
 #: Kernel capture buffer (tcpdump ``-B``, KiB). libpcap's 2 MiB default drops packets within
-#: a second of a loopback bulk transfer while the reader is scheduled out; 32 MiB does not.
-DEFAULT_BUFFER_KIB = 32768
+#: a second of a loopback bulk transfer while the reader is scheduled out. It must cover the
+#: longest stall of the whole path home (tcpdump -> sshd -> ssh -> capdebug) on a busy host; on
+#: loopback every packet is stored twice (outgoing and incoming copy). Measured with
+#: scripts/bench_capture.py at 60 MB/s over ssh on 2 busy CPUs: 32 MiB still dropped up to ~800
+#: packets in some 10 s runs, 64 MiB none.
+DEFAULT_BUFFER_KIB = 65536
 
 # POSIX sh. $1 = sudo mode (auto | none), $2 = filter given by the user (may be empty), rest =
 # tcpdump argv without the filter. The background list gets its stdin from /dev/null (POSIX
