@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from capdebug.capture.command import DEFAULT_BUFFER_KIB, TcpdumpOptions
 from capdebug.capture.runner import run_capture
 from capdebug.capture.transport import LocalTransport, parse_remote
+from capdebug.pcap.model import Interface, Packet, SecretsBlock
 
 CHUNK = 64 * 1024
 
@@ -76,7 +77,13 @@ def _cert(root: Path) -> tuple[Path, Path]:
 
 
 def _transfer(
-    cert: Path, key: Path, port_box: list[int], rate: float, seconds: float, result: dict[str, float]
+    cert: Path,
+    key: Path,
+    port_box: list[int],
+    rate: float,
+    seconds: float,
+    result: dict[str, float],
+    keylog: Path | None = None,
 ) -> None:
     """Server sends at ``rate`` MB/s for ``seconds``; the client drains."""
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -89,6 +96,8 @@ def _transfer(
         cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         cctx.check_hostname = False
         cctx.verify_mode = ssl.CERT_NONE
+        if keylog is not None:
+            cctx.keylog_filename = str(keylog)
         with socket.create_connection(("127.0.0.1", port_box[0])) as raw, cctx.wrap_socket(raw) as tls:
             while data := tls.recv(1 << 20):
                 received[0] += len(data)
@@ -122,6 +131,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--buffer-kib", type=int, default=DEFAULT_BUFFER_KIB, help="tcpdump -B")
     ap.add_argument("--local", action="store_true", help="capture locally instead of over ssh (baseline)")
+    ap.add_argument(
+        "--live-secrets",
+        action="store_true",
+        help="follow the client's key log and write secrets into the growing file (as --keylog does)",
+    )
     ap.add_argument("--out-dir", default=None, help="where the pcapng goes (default: a temporary directory)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="capdbg-bench-"))
@@ -135,6 +149,28 @@ def main() -> int:
         capture_box: dict[str, object] = {}
         stop = threading.Event()
 
+        keylog = root / "keys.log" if args.live_secrets else None
+        filter_for = None
+        if keylog is not None:
+            from capdebug.analysis.live import LiveKeys, SecretsInjector
+            from capdebug.capture.tail import KeylogTail
+
+            tail, keys = KeylogTail(LocalTransport(), str(keylog)), LiveKeys()
+
+            class Secrets:
+                def __init__(self, linktype: int) -> None:
+                    self.injector = SecretsInjector(linktype, keys)
+
+                def feed(self, packets: list[Packet], now: float) -> list[Packet | SecretsBlock]:
+                    keys.feed(tail.read())
+                    return self.injector.feed(packets, now)
+
+                def finish(self, now: float) -> list[Packet | SecretsBlock]:
+                    return self.injector.finish(now)
+
+            def filter_for(label: str, iface: Interface) -> Secrets:
+                return Secrets(iface.linktype)
+
         def capture() -> None:
             # The port is chosen by the transfer thread; capture all TCP on lo except ssh (excluded
             # automatically), which is only the TLS transfer on this otherwise idle host.
@@ -143,12 +179,13 @@ def main() -> int:
                 TcpdumpOptions(interface="lo", filter="tcp", buffer_kib=args.buffer_kib),
                 str(out),
                 stop=stop,
+                filter_for=filter_for,
             )
 
         cap = threading.Thread(target=capture)
         cap.start()
         time.sleep(2.0)
-        _transfer(cert, key, port_box, args.rate, args.seconds, tls_result)
+        _transfer(cert, key, port_box, args.rate, args.seconds, tls_result, keylog)
         time.sleep(1.5)  # let the last packets stream home
         stop.set()
         cap.join()
@@ -172,6 +209,12 @@ def main() -> int:
             f"tcpdump: captured {host.stats.captured}, received by filter {host.stats.received}, "
             f"dropped by kernel {host.stats.dropped_by_kernel}"
         )
+        if keylog is not None:
+            from capdebug.pcap.open import open_capture
+
+            with open_capture(out) as reader:
+                blocks = sum(1 for item in reader if isinstance(item, SecretsBlock))
+            print(f"live secrets: {blocks} secrets blocks written into the growing file")
         ok = host.stats.dropped_by_kernel == 0 and host.bytes >= tls_result["sent"]
         print("result:", "OK: no drops, every TLS byte captured" if ok else "DROPS or missing bytes")
         return 0 if ok else 1
