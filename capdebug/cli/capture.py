@@ -216,18 +216,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Capture with tcpdump, locally or on remote hosts over SSH, into a pcapng file.
 
-        With --keylog the key log is followed during the capture: each session's secrets are
-        written into the growing file before its encrypted records, so Wireshark can open and
-        decrypt it while the capture runs; after the capture the key log is fetched once more
-        and embedded whole (only the capture's sessions unless --all-keys).
+        \b
+        --keylog is followed during the capture: each session's secrets go
+        into the growing file before its encrypted records, so Wireshark can
+        open and decrypt it while the capture runs. Afterwards the key log is
+        fetched and embedded whole (the capture's sessions only, unless
+        --all-keys). --live prints handshakes, alerts, closes and each
+        connection's verdicts as they happen.
 
         \b
         Examples:
           capdebug capture -i lo --port 443 --duration 30s -o out.pcapng
-          capdebug capture --port 443 --keylog ~/sslkeys.log --live -o out.pcapng
-          capdebug capture --remote web1 --port 8443 --keylog web1:/tmp/keys.log -o web1.pcapng
-          capdebug capture --remote lb1 --remote app1 --host 10.0.0.5 -c 1000 -o fleet.pcapng
-          capdebug capture --remote admin@db:2222 --filter 'tcp port 5432' --no-embed -o db.pcapng
+          capdebug capture --port 443 --keylog ~/k.log --live -o out.pcapng
+          capdebug capture --remote web1 --port 443 \\
+              --keylog web1:/tmp/k.log -o web1.pcapng
+          capdebug capture --remote lb1 --remote app1 --port 443 -c 1000 \\
+              -o fleet.pcapng
+          capdebug capture --remote admin@db:2222 --filter 'port 5432' -o db.pcapng
         """
         opts = TcpdumpOptions(
             interface=interface,
