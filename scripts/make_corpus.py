@@ -278,7 +278,20 @@ def make_cert(tmp: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def preflight() -> None:
+    missing = [
+        tool
+        for tool in ("ip", "tcpdump", "ethtool", "openssl")
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()
+    ]
+    if missing:
+        raise CorpusError(
+            f"missing tools: {', '.join(missing)} (apt-get install iproute2 tcpdump ethtool openssl)"
+        )
+
+
 def generate(args: argparse.Namespace) -> dict[str, Any]:
+    preflight()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pcap, keys, manifest_path = out / "corpus.pcap", out / "corpus.keys", out / "manifest.json"
