@@ -44,8 +44,8 @@ where a connection was not TLS.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..crypto.keylog import KeyLog
@@ -80,7 +80,7 @@ from .events import (
 )
 from .messages import describe_handshake, frame_messages
 
-__all__ = ["DecodeOptions", "Decoder", "decode_capture"]
+__all__ = ["DecodeOptions", "DecodeStats", "Decoder"]
 
 _MAX_HELD = 20_000
 """Events held for connections not yet known to be TLS before the oldest is shown anyway."""
@@ -227,7 +227,6 @@ class DecodeStats:
     tcp_segments: int = 0
     records: int = 0
     decrypted: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 class Decoder:
@@ -248,7 +247,6 @@ class Decoder:
         self._tracker = TcpTracker()
         self._sessions: dict[int, _Session] = {}
         self._held: collections.deque[_Held] = collections.deque()
-        self._undecided_held = 0
         self._out: list[DecodeEvent] = []
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
@@ -329,7 +327,6 @@ class Decoder:
                 self._emit(session, self._materialize(session, raw))
             return
         self._held.append(_Held(session, None, raw))
-        self._undecided_held += 1
 
     def _materialize(self, session: _Session, raw: tuple[Any, ...]) -> DecodeEvent:
         if raw[0] == "tcp":
@@ -368,7 +365,6 @@ class Decoder:
                 self._decide(session, None)
             held.popleft()
             if slot.raw is not None:
-                self._undecided_held -= 1
                 if session.is_tls:
                     out.append(self._materialize(session, slot.raw))
             elif slot.event is not None and session.is_tls:
@@ -400,21 +396,15 @@ class Decoder:
             return False
         verdict = looks_like_tls(bytes(buf[:16]))
         if not session.decided:
-            if not verdict:
-                # Mid-stream starts are TLS too when a record boundary can be found.
-                if session.conn.roles_from_syn or _find_boundary(buf, 0) is None:
-                    self._decide(session, False)
-                    return False
-            self._decide(session, True)
+            # A connection picked up mid-stream is TLS too when a record boundary can be found.
+            tls = verdict or (not session.conn.roles_from_syn and _find_boundary(buf, 0) is not None)
+            self._decide(session, tls)
+            if not tls:
+                return False
             if not session.conn.roles_from_syn:
                 self._guess_roles(session, net_dir, buf)
-        elif not verdict and session.conn.roles_from_syn:
-            d.resync = True
-        elif not verdict:
-            d.resync = True
         d.started = True
-        if not verdict:
-            d.resync = True
+        d.resync = not verdict
         if buf[0] == 0x80 or (buf[0] & 0x80 and buf[2] == 1):
             self._sslv2(session, d, frame, ts)
             return False
@@ -904,23 +894,3 @@ def _find_boundary(buf: bytearray, start: int) -> int | None:
                 return at
         at += 1
     return None
-
-
-def decode_capture(
-    items: Iterable[Packet | SecretsBlock],
-    interfaces: list[Any],
-    keylog: KeyLog | None = None,
-    options: DecodeOptions | None = None,
-    *,
-    late_secrets: dict[bytes, int] | None = None,
-) -> Iterator[DecodeEvent]:
-    """Decode every packet of a capture reader (``items`` with its growing ``interfaces``)."""
-    decoder = Decoder(keylog, options, late_secrets=late_secrets)
-    frame = 0
-    for item in items:
-        if isinstance(item, SecretsBlock):
-            decoder.feed_secrets(item)
-            continue
-        frame += 1
-        yield from decoder.feed_packet(frame, item, interfaces[item.interface].linktype)
-    yield from decoder.finish()
