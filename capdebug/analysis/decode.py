@@ -124,12 +124,15 @@ class _Direction:
         "hs_buf",
         "hs_encrypted",
         "keys",
+        "need",
         "off",
         "recovery_tried",
         "reported",
         "resync",
         "role",
         "seq_unknown",
+        "skip",
+        "skip_length",
         "started",
         "want",
     )
@@ -153,6 +156,11 @@ class _Direction:
         self.started = False
         self.failures = 0
         self.recovery_tried = False
+        self.need = 0
+        """Bytes still missing from the incomplete record at the front of the buffer."""
+        self.skip = 0
+        """Bytes of a bulk record still to drop unread (triage), and that record's length."""
+        self.skip_length = 0
         self.explained: str | None = None
         """The key stage whose absence was already explained (explained once, not per record)."""
         self.want = "handshake"
@@ -379,7 +387,24 @@ class Decoder:
         d = session.dirs[role]
         if d.dead:
             return
+        if d.skip:
+            # Inside a bulk record that triage counts without reading: drop its bytes.
+            n = min(d.skip, len(data))
+            d.skip -= n
+            if d.skip:
+                return
+            self.stats.records += 1
+            self._count_bulk(session, d, d.skip_length, frame, ts)
+            data = data[n:]
+            if not data:
+                return
         d.buf += data
+        if d.need:
+            # The record at the front is still incomplete: framing can wait (O(1) per segment).
+            if d.need > len(data):
+                d.need -= len(data)
+                return
+            d.need = 0
         if not d.started:
             if not self._start(session, d, net_dir, frame, ts):
                 return
@@ -450,6 +475,8 @@ class Decoder:
         # Bytes before the gap that never formed a whole record are lost with it.
         d.buf.clear()
         d.off = 0
+        d.need = 0
+        d.skip = 0
         d.hs_buf.clear()
         d.resync = True
         if d.encrypted:
@@ -502,6 +529,17 @@ class Decoder:
                         self._frame(session, d, frame, ts)
                     return
                 if end - off < 5 + length:
+                    if (
+                        ctype == ContentType.application_data
+                        and d.encrypted
+                        and end - off > 5
+                        and self._is_bulk(d, length)
+                    ):
+                        d.skip = 5 + length - (end - off)
+                        d.skip_length = length
+                        off = end
+                    else:
+                        d.need = 5 + length - (end - off)
                     break
                 self.stats.records += 1
                 if (
@@ -527,28 +565,31 @@ class Decoder:
 
     # -- records ------------------------------------------------------------------------------
 
-    def _bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> bool:
-        """Count a protected application_data record without opening it, when nothing can be
-        learned from it: no keys at all (already explained), or triage's bulk data."""
+    def _is_bulk(self, d: _Direction, length: int) -> bool:
+        """Can this protected application_data record be counted without opening it? When
+        nothing can be learned from it: no keys at all (already explained), or triage's bulk
+        data, whose only effect is on the sequence number."""
         keys = d.keys
         if keys is None:
-            if d.candidates or d.explained is None:
-                return False
-            self._emit(session, AppDataEvent(session.number, frame, ts, _ROLE[d.role], length, False))
-            return True
-        if (
+            return not d.candidates and d.explained is not None
+        return not (
             self.options.decrypt_app_data
             or d.candidates
             or d.seq_unknown
             or (keys.tls13 and (keys.stage != "app" or length <= _SMALL_PROTECTED))
-        ):
-            return False
-        # Triage: bulk data is counted; only its sequence number matters.
-        keys.seq += 1
-        self._emit(
-            session,
-            AppDataEvent(session.number, frame, ts, _ROLE[d.role], length - keys.overhead, False),
         )
+
+    def _count_bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> None:
+        keys = d.keys
+        if keys is not None:
+            keys.seq += 1
+            length -= keys.overhead
+        self._emit(session, AppDataEvent(session.number, frame, ts, _ROLE[d.role], length, False))
+
+    def _bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> bool:
+        if not self._is_bulk(d, length):
+            return False
+        self._count_bulk(session, d, length, frame, ts)
         return True
 
     def _record(
