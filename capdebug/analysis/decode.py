@@ -44,7 +44,7 @@ where a connection was not TLS.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,7 @@ _RESYNC_WINDOW = 65_536
 """How far to look for a record boundary after a gap before giving up on a direction."""
 _SEQ_WINDOW = 64
 """Sequence numbers tried after a gap or at a mid-stream start."""
+_NO_EVENTS: Sequence[DecodeEvent] = ()
 _MAX_TRIAL_RECORDS = 8
 """Records tried with mid-stream candidate keys before giving up on a direction."""
 _ROLE = ("client", "server")
@@ -263,16 +264,25 @@ class Decoder:
 
     # -- input ------------------------------------------------------------------------------
 
-    def feed_packet(self, frame: int, pkt: Packet, linktype: int) -> list[DecodeEvent]:
-        """Decode one captured frame; returns the events that are ready, in capture order."""
-        self.stats.frames = frame
+    def feed_packet(self, frame: int, pkt: Packet, linktype: int) -> Sequence[DecodeEvent]:
+        """Decode one captured frame; returns the events that are ready, in capture order
+        (a shared empty sequence when there are none: do not modify it)."""
+        stats = self.stats
+        stats.frames = frame
         seg = decode_tcp(linktype, pkt.data)
         if seg is None:
-            return []
-        self.stats.tcp_segments += 1
+            return _NO_EVENTS
+        stats.tcp_segments += 1
         self._snaplen_cut = seg.truncated
         for ev in self._tracker.feed(frame, pkt.ts_ns, seg):
-            self._net_event(ev)
+            if type(ev) is StreamData:
+                session = self._sessions.get(ev.conn.id)
+                if session is not None:
+                    self._data(session, ev.direction, ev.data, ev.frame, ev.ts_ns)
+            else:
+                self._net_event(ev)
+        if not self._out and not self._held:
+            return _NO_EVENTS
         return self._drain()
 
     def feed_secrets(self, block: SecretsBlock) -> None:

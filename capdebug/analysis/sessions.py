@@ -101,15 +101,21 @@ def iter_events(
     """Decode an open capture: events in capture order. Secrets blocks are not re-read here
     (``load_keys`` collected them before decoding started)."""
     decoder = Decoder(keylog, options, late_secrets=late_secrets)
+    feed = decoder.feed_packet
     interfaces = reader.interfaces
+    linktypes: list[int] = []
     frame = 0
     for item in reader:
-        if isinstance(item, SecretsBlock):
+        if type(item) is SecretsBlock:
             continue
+        assert isinstance(item, Packet)
         frame += 1
         if progress is not None and not frame & 0x3FFF:
             progress(frame)
-        events = decoder.feed_packet(frame, item, interfaces[item.interface].linktype)
+        index = item.interface
+        if index >= len(linktypes):
+            linktypes = [i.linktype for i in interfaces]
+        events = feed(frame, item, linktypes[index])
         if events:
             yield from events
     yield from decoder.finish()
