@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import typer
 
@@ -59,24 +61,36 @@ class _Filter:
 
 
 class _Exporter:
-    """Decrypted application data per connection and direction, as files in a folder."""
+    """Decrypted application data per connection and direction, as files in a folder (0600:
+    plaintext is as sensitive as the keys). At most :attr:`MAX_OPEN` files stay open; others
+    are reopened for appending when their connection sends again."""
+
+    MAX_OPEN = 128
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.files: dict[tuple[int, str], int] = {}
+        self.open_files: collections.OrderedDict[tuple[int, str], BinaryIO] = collections.OrderedDict()
+        self.created: set[tuple[int, str]] = set()
 
     def __call__(self, conn: int, who: str, data: bytes) -> None:
-        fd = self.files.get((conn, who))
-        if fd is None:
-            path = self.folder / f"conn{conn}-{who}.bin"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            self.files[(conn, who)] = fd
-        os.write(fd, data)
+        key = (conn, who)
+        f = self.open_files.get(key)
+        if f is None:
+            if len(self.open_files) >= self.MAX_OPEN:
+                self.open_files.popitem(last=False)[1].close()
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if key in self.created else os.O_TRUNC)
+            fd = os.open(self.folder / f"conn{conn}-{who}.bin", flags, 0o600)
+            f = self.open_files[key] = os.fdopen(fd, "wb", buffering=1 << 16)
+            self.created.add(key)
+        else:
+            self.open_files.move_to_end(key)
+        f.write(data)
 
     def close(self) -> None:
-        for fd in self.files.values():
-            os.close(fd)
+        for f in self.open_files.values():
+            f.close()
+        self.open_files.clear()
 
 
 def decrypt(

@@ -188,3 +188,21 @@ def test_export_needs_a_selection(tmp_path: Path) -> None:
     assert isinstance(res.exception, UsageError)
     assert res.exception.exit_code == 2
     assert not (tmp_path / "x.pcapng").exists()
+
+
+def test_decrypt_export_writes_plaintext_per_direction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--export writes each direction's plaintext (0600); files closed to stay under the open
+    file limit are reopened for appending, never truncated."""
+    from capdebug.cli import decrypt as decrypt_cli
+
+    src, keys = FIXTURES / "tls13-resumption.pcap", FIXTURES / "tls13-resumption.keys"
+    big, small = tmp_path / "big", tmp_path / "small"
+    assert runner.invoke(app, ["decrypt", str(src), "-k", str(keys), "--export", str(big)]).exit_code == 0
+    monkeypatch.setattr(decrypt_cli._Exporter, "MAX_OPEN", 1)
+    assert runner.invoke(app, ["decrypt", str(src), "-k", str(keys), "--export", str(small)]).exit_code == 0
+    names = sorted(p.name for p in big.iterdir())
+    assert names == ["conn1-client.bin", "conn1-server.bin", "conn2-client.bin", "conn2-server.bin"]
+    for name in names:
+        assert (small / name).read_bytes() == (big / name).read_bytes()
+        assert stat.S_IMODE((big / name).stat().st_mode) == 0o600
+    assert sum((big / n).stat().st_size for n in names) > 0
