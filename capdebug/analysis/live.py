@@ -30,9 +30,8 @@ passes the time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from ..crypto.keylog import EXPORTER_LABELS, KeyLog, format_line
 from ..net.tcp import TcpFlags, decode_tcp
@@ -47,7 +46,7 @@ from .events import (
     TcpEvent,
     UndecryptableEvent,
 )
-from .report import _line as timeline_line
+from .report import format_event as timeline_line
 from .triage import ConnectionReport, Triage
 
 __all__ = ["DEFAULT_HOLD_PACKETS", "DEFAULT_HOLD_S", "LiveKeys", "LiveMonitor", "SecretsInjector"]
@@ -358,13 +357,5 @@ class LiveMonitor:
 
 
 def _connection_report(triage: Triage, conn: int) -> ConnectionReport | None:
-    """One connection's verdicts now. Uses ``Triage.report(conn)`` when triage has it; until
-    then the per-connection step that ``Triage.reports`` runs for every connection."""
-    public: Callable[[int], ConnectionReport] | None = getattr(triage, "report", None)
-    if public is not None:
-        return public(conn)
-    summary: Any = triage.conns.get(conn)
-    if summary is None:
-        return None
-    per_conn: Callable[[Any], ConnectionReport] = triage._report
-    return per_conn(summary)
+    """One connection's verdicts now."""
+    return triage.report(conn)

@@ -22,7 +22,7 @@ from .events import (
     UndecryptableEvent,
 )
 
-__all__ = ["Timeline", "TimelineLine", "format_size"]
+__all__ = ["Timeline", "TimelineLine", "format_event", "format_size"]
 
 TimelineLine = tuple[str, str]
 _ARROW = {"client": "C → S", "server": "C ← S"}
@@ -90,7 +90,8 @@ def _fields(ev: HandshakeEvent) -> str:
     return "  ".join(parts)
 
 
-def _line(ev: DecodeEvent) -> TimelineLine:
+def format_event(ev: DecodeEvent) -> TimelineLine:
+    """One event as (text, style) for a person."""
     if isinstance(ev, TcpEvent):
         style = {"RST": "reset", "FIN": "close"}.get(ev.flag, "dim")
         return f"TCP {ev.flag}", style
@@ -170,7 +171,7 @@ class Timeline:
         self._run = None
         first = run.first
         if run.count == 1:
-            text, style = _line(first)
+            text, style = format_event(first)
         else:
             state = (
                 "decrypted"
@@ -199,7 +200,7 @@ class Timeline:
         ts = getattr(ev, "ts_ns", None)
         frame = getattr(ev, "frame", 0)
         who = getattr(ev, "from_", "")
-        text, style = _line(ev)
+        text, style = format_event(ev)
         out.append(((self._prefix(ts, frame, who) if ts is not None else "  ") + text, style))
         return out
 

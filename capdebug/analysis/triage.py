@@ -389,6 +389,11 @@ class Triage:
     def reports(self) -> list[ConnectionReport]:
         return [self._report(c) for c in sorted(self.conns.values(), key=lambda c: c.number)]
 
+    def report(self, conn: int) -> ConnectionReport | None:
+        """One connection's verdicts as of now (e.g. when it closes during a live capture)."""
+        c = self.conns.get(conn)
+        return None if c is None else self._report(c)
+
     def _report(self, c: _Conn) -> ConnectionReport:
         duration = (
             (c.last_ts - c.first_ts) / 1e9 if c.first_ts is not None and c.last_ts is not None else None
