@@ -8,12 +8,10 @@ from pathlib import Path
 
 import typer
 
-from ..analysis.decode import DecodeOptions
 from ..analysis.html import LadderCollector, ReportMeta, render_report
-from ..analysis.sessions import CaptureKeys, iter_events, load_keys
-from ..analysis.triage import Triage
-from ..pcap.open import open_capture
-from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
+from ..analysis.sessions import CaptureKeys, load_keys
+from ._common import KEYLOG_OPTION, echo_err, report_keylog_issues
+from .triage import run_triage
 
 
 def register(app: typer.Typer) -> None:
@@ -58,27 +56,13 @@ def report(
     """
     keys = load_keys(capture, keylog, use_env=not no_env)
     report_keylog_issues(keys.keylog)
-    progress = progress_printer(f"reading {capture.name}")
-    triage = Triage(slow_handshake_s=slow_handshake)
     ladders = LadderCollector()
-    try:
-        with open_capture(capture) as reader:
-            for ev in iter_events(
-                reader,
-                keys.keylog,
-                DecodeOptions(decrypt_app_data=False),
-                late_secrets=keys.late_randoms,
-                progress=progress,
-            ):
-                triage.add(ev)
-                ladders.add(ev)
-            warnings = tuple(reader.warnings)
-    finally:
-        if progress is not None:
-            clear_progress()
+    reports, warning_list = run_triage(
+        capture, keylog, slow_handshake=slow_handshake, keys=keys, also=ladders.add
+    )
+    warnings = tuple(warning_list)
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
-    reports = triage.reports()
     page = render_report(ReportMeta(capture.name, describe_keys(keys), warnings), reports, ladders)
     if str(output) == "-":
         sys.stdout.write(page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -12,8 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..analysis.decode import DecodeOptions
+from ..analysis.events import DecodeEvent
 from ..analysis.report import format_size
-from ..analysis.sessions import iter_events, load_keys
+from ..analysis.sessions import CaptureKeys, iter_events, load_keys
 from ..analysis.triage import CATALOG, ConnectionReport, Triage
 from ..pcap.open import open_capture
 from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
@@ -26,10 +28,19 @@ def register(app: typer.Typer) -> None:
 
 
 def run_triage(
-    capture: Path, keylog: list[Path], *, slow_handshake: float = 1.0, no_env: bool = False
+    capture: Path,
+    keylog: list[Path],
+    *,
+    slow_handshake: float = 1.0,
+    no_env: bool = False,
+    keys: CaptureKeys | None = None,
+    also: Callable[[DecodeEvent], None] | None = None,
 ) -> tuple[list[ConnectionReport], list[str]]:
-    keys = load_keys(capture, keylog, use_env=not no_env)
-    report_keylog_issues(keys.keylog)
+    """Decode ``capture`` for triage (bulk data counted, not decrypted) and return the reports
+    and the capture's warnings. ``also`` sees every event too (e.g. the HTML ladders)."""
+    if keys is None:
+        keys = load_keys(capture, keylog, use_env=not no_env)
+        report_keylog_issues(keys.keylog)
     progress = progress_printer(f"triaging {capture.name}")
     t = Triage(slow_handshake_s=slow_handshake)
     try:
@@ -42,6 +53,8 @@ def run_triage(
                 progress=progress,
             ):
                 t.add(ev)
+                if also is not None:
+                    also(ev)
             warnings = list(reader.warnings)
     finally:
         if progress is not None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import verification
@@ -25,6 +25,7 @@ from .x509 import (
     CertificateUnknownCA,
     CertificateVerifyError,
     PrivateKey,
+    _reaches_root,
     load_certificates,
 )
 
@@ -126,24 +127,3 @@ def _classify(
     if not _reaches_root(leaf, intermediates, roots):
         return CertificateUnknownCA(f"no trusted root issued {leaf.subject.rfc4514_string()}'s chain")
     return CertificateInvalid(f"client certificate chain is invalid: {detail}")
-
-
-def _reaches_root(
-    leaf: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate]
-) -> bool:
-    """Is there a signature path from the leaf through the intermediates to a trusted root?"""
-    frontier, seen = [leaf], set()
-    while frontier:
-        cert = frontier.pop()
-        seen.add(cert)
-        for candidate in (*roots, *intermediates):
-            if candidate in seen or candidate.subject != cert.issuer:
-                continue
-            try:
-                cert.verify_directly_issued_by(candidate)
-            except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-                continue
-            if candidate in roots:
-                return True
-            frontier.append(candidate)
-    return False
