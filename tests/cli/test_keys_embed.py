@@ -190,7 +190,9 @@ def test_export_needs_a_selection(tmp_path: Path) -> None:
     assert not (tmp_path / "x.pcapng").exists()
 
 
-def test_decrypt_export_writes_plaintext_per_direction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decrypt_export_writes_plaintext_per_direction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--export writes each direction's plaintext (0600); files closed to stay under the open
     file limit are reopened for appending, never truncated."""
     from capdebug.cli import decrypt as decrypt_cli
