@@ -80,7 +80,7 @@ from .events import (
 )
 from .messages import describe_handshake, frame_messages
 
-__all__ = ["DecodeOptions", "DecodeStats", "Decoder"]
+__all__ = ["DecodeOptions", "Decoder"]
 
 _MAX_HELD = 20_000
 """Events held for connections not yet known to be TLS before the oldest is shown anyway."""
@@ -228,16 +228,6 @@ class _Held:
     raw: tuple[Any, ...] | None = None
 
 
-@dataclass(slots=True)
-class DecodeStats:
-    """Counters for progress and the closing summary."""
-
-    frames: int = 0
-    tcp_segments: int = 0
-    records: int = 0
-    decrypted: int = 0
-
-
 class Decoder:
     """Turn a capture's packets into TLS events (see the module docstring)."""
 
@@ -250,7 +240,6 @@ class Decoder:
     ) -> None:
         self.keylog = keylog if keylog is not None else KeyLog()
         self.options = options or DecodeOptions()
-        self.stats = DecodeStats()
         self._late_secrets = late_secrets or {}
         """client_random -> packets before the secrets block that brought its keys."""
         self._tracker = TcpTracker()
@@ -267,12 +256,9 @@ class Decoder:
     def feed_packet(self, frame: int, pkt: Packet, linktype: int) -> Sequence[DecodeEvent]:
         """Decode one captured frame; returns the events that are ready, in capture order
         (a shared empty sequence when there are none: do not modify it)."""
-        stats = self.stats
-        stats.frames = frame
         seg = decode_tcp(linktype, pkt.data)
         if seg is None:
             return _NO_EVENTS
-        stats.tcp_segments += 1
         self._snaplen_cut = seg.truncated
         for ev in self._tracker.feed(frame, pkt.ts_ns, seg):
             if type(ev) is StreamData:
@@ -403,7 +389,6 @@ class Decoder:
             d.skip -= n
             if d.skip:
                 return
-            self.stats.records += 1
             self._count_bulk(session, d, d.skip_length, frame, ts)
             data = data[n:]
             if not data:
@@ -551,7 +536,6 @@ class Decoder:
                     else:
                         d.need = 5 + length - (end - off)
                     break
-                self.stats.records += 1
                 if (
                     ctype != ContentType.application_data
                     or not d.encrypted
@@ -635,7 +619,6 @@ class Decoder:
             self._opaque(session, d, ctype, record, frame, ts)
             return
         inner_type, content, early = opened
-        self.stats.decrypted += 1
         self._content(session, d, inner_type, content, frame, ts, encrypted=True, early=early)
 
     def _open(
