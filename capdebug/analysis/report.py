@@ -84,7 +84,9 @@ def _fields(ev: HandshakeEvent) -> str:
             parts.append(f"+{len(certs) - 3} more")
     else:
         for key, value in f.items():
-            if key in ("random",) or (isinstance(value, (list, dict)) and len(value) > 6):
+            if value is None or value == [] or key == "random":
+                continue
+            if isinstance(value, (list, dict)) and len(value) > 6:
                 continue
             parts.append(f"{key}={value}")
     return "  ".join(parts)
