@@ -89,6 +89,9 @@ _MAX_RECORD = (1 << 14) + 2048
 _SMALL_PROTECTED = 64
 """In triage mode, TLS 1.3 protected records up to this size are decrypted: alerts (19 bytes
 with a 16-byte tag), KeyUpdate (21), and other control messages."""
+_FIRST_OPENED = 4
+"""In triage mode, the first TLS 1.3 application-stage records of a direction are opened
+anyway: NewSessionTickets come there, and they are not application data."""
 _RESYNC_WINDOW = 65_536
 """How far to look for a record boundary after a gap before giving up on a direction."""
 _SEQ_WINDOW = 64
@@ -570,7 +573,9 @@ class Decoder:
             self.options.decrypt_app_data
             or d.candidates
             or d.seq_unknown
-            or (keys.tls13 and (keys.stage != "app" or length <= _SMALL_PROTECTED))
+            or (
+                keys.tls13 and (keys.stage != "app" or length <= _SMALL_PROTECTED or keys.seq < _FIRST_OPENED)
+            )
         )
 
     def _count_bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> None:
