@@ -8,11 +8,21 @@
     ├── CaptureFormatError          a capture file cannot be read (names the byte offset)
     ├── KeyLogError                 a key log file cannot be used at all
     ├── DecodeError                 bytes on the wire do not parse (malformed)
-    │   └── NeedData                ... or are only truncated: more bytes may fix it
+    │   ├── NeedData                ... or are only truncated: more bytes may fix it
+    │   └── crypto.x509.CertificateDecodeError      a certificate's DER does not parse
     ├── CryptoError                 a cryptographic operation failed
-    │   └── DecryptError            AEAD tag or MAC did not verify (wrong key, tampering)
+    │   ├── DecryptError            AEAD tag or MAC did not verify (wrong key, tampering)
+    │   ├── crypto.x509.CertificateVerifyError      a chain does not verify; one subclass per
+    │   │                           reason: ...UnknownCA, ...Expired, ...NotYetValid,
+    │   │                           ...HostnameMismatch, ...Invalid (with a stable .reason)
+    │   ├── crypto.x509.SignatureError              a signature does not verify
+    │   └── crypto.x509.KeyExchangeError            a peer's key share is unusable
     ├── TLSError                    the TLS engine failed; carries name, kind and debug
+    │   └── tls.io.BlockedError     a non-blocking socket would block (kind BLOCKED)
     └── CaptureError                running tcpdump / ssh failed (capture/)
+
+Subclasses live beside the code that raises them (named above with their module) so that
+this module needs no knowledge of X.509 or sockets.
 
 Third-party exceptions are wrapped with their cause (``raise DecryptError(...) from exc``) so
 that nothing outside this tree escapes the library on bad input.
