@@ -45,6 +45,8 @@ _SYN = 0x02
 _RST = 0x04
 _ACK = 0x10
 _CONTROL = _FIN | _SYN | _RST
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
 
 Endpoint = tuple[bytes, int]
 """``(address bytes, port)``."""
@@ -202,27 +204,46 @@ class TcpTracker:
         else:
             key = (dst, dport, src, sport)
         conn = self._table.get(key)
-        flags = seg.flags
-        if conn is None or flags & (_SYN | _ACK) == _SYN:
+        if conn is None:
             return self._feed_slow(key, conn, frame, ts_ns, seg)
+        flags = seg.flags
         client = conn.client
         d = 0 if client[1] == sport and client[0] == src else 1
         if not flags & _CONTROL:
-            # Fast path: in-order data or a bare ACK, the bulk of any capture.
+            # Fast path: in-order data or a bare ACK on a started stream, the bulk of any capture.
+            # It inlines StreamReassembler.take_in_order and skips StreamReassembler.ack when the
+            # acknowledgment is not beyond the other side's next position, where ack() would
+            # release nothing (and the acknowledgment it would record can never matter: a hole
+            # only ever opens at or beyond that position). Everything else takes _process.
             streams = conn.streams
-            payload = seg.payload
-            if payload and streams[d].take_in_order(seg.seq, payload):
-                data = StreamData(conn, _DIRECTIONS[d], payload, frame, ts_ns)
+            mine = streams[d]
+            nxt = mine._next
+            if nxt is not None:
+                payload = seg.payload
+                if payload:
+                    if (seg.seq - nxt) & _MASK or mine._fin is not None or mine._starts or mine.rst:
+                        return self._process(conn, d, frame, ts_ns, seg, None)
+                    mine._next = nxt + len(payload)
+                    data = StreamData(conn, _DIRECTIONS[d], payload, frame, ts_ns)
+                    if flags & _ACK:
+                        other = streams[1 - d]
+                        onxt = other._next
+                        if onxt is not None and 0 < (seg.ack - onxt) & _MASK < _HALF:
+                            acked = other.ack(seg.ack, frame, ts_ns)
+                            if acked:
+                                out: list[FlowEvent] = [data]
+                                _wrap(out, conn, 1 - d, acked)
+                                if streams[0].fin_done and streams[1].fin_done:
+                                    self._close(conn, out)
+                                return out
+                    return (data,)
                 if not flags & _ACK:
-                    return (data,)
-                acked = streams[1 - d].ack(seg.ack, frame, ts_ns)
-                if not acked:
-                    return (data,)
-                out: list[FlowEvent] = [data]
-                _wrap(out, conn, 1 - d, acked)
-                if streams[0].fin_done and streams[1].fin_done:
-                    self._close(conn, out)
-                return out
+                    return _NOTHING
+                onxt = streams[1 - d]._next
+                if onxt is None or not 0 < (seg.ack - onxt) & _MASK < _HALF:
+                    return _NOTHING
+        elif flags & (_SYN | _ACK) == _SYN:
+            return self._feed_slow(key, conn, frame, ts_ns, seg)
         return self._process(conn, d, frame, ts_ns, seg, None)
 
     def _process(
