@@ -130,7 +130,7 @@ class CertSummary:
 def _load_der(der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise CertificateDecodeError(f"malformed certificate: {exc}") from exc
 
 
@@ -142,7 +142,7 @@ def load_certificates(data: bytes | Sequence[bytes]) -> list[x509.Certificate]:
         if bytes(item[:64]).lstrip().startswith(b"-----BEGIN"):
             try:
                 out.extend(x509.load_pem_x509_certificates(bytes(item)))
-            except ValueError as exc:
+            except (ValueError, x509.InvalidVersion) as exc:
                 raise CertificateDecodeError(f"malformed PEM certificate: {exc}") from exc
         else:
             out.append(_load_der(bytes(item)))

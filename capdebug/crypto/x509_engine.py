@@ -99,7 +99,7 @@ def verify_client_chain(
     try:
         leaf = x509.load_der_x509_certificate(leaf_der)
         intermediates = [x509.load_der_x509_certificate(d) for d in intermediates_der]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise CertificateInvalid(f"malformed client certificate: {exc}") from exc
     roots = load_certificates(list(roots_der))
     if not roots:
