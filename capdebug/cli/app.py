@@ -101,4 +101,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         where = f": {exc.filename}" if exc.filename else ""
         _fail(f"{exc.strerror or exc}{where}", 1)
+    except Exception as exc:  # the edge of the program: a bug must still end in one line
+        if debug:
+            raise
+        _fail(
+            f"internal error {type(exc).__name__}: {exc} (a bug in capdebug: rerun with --debug "
+            "and report the traceback)",
+            70,
+        )
     sys.exit(rv if isinstance(rv, int) else 0)
