@@ -266,8 +266,13 @@ def connect(
         if send is not None:
             tls.sendall(send.encode())
             tls.shutdown_send()
+        last = b"\n"
         while data := tls.recv():
             sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            last = data[-1:]
+        if last != b"\n" and sys.stdout.isatty() == sys.stderr.isatty():
+            sys.stdout.write("\n")  # status lines start on their own line
             sys.stdout.flush()
         typer.echo("peer sent close_notify", err=True)
     finally:
