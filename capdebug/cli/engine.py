@@ -271,7 +271,7 @@ def connect(
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
             last = data[-1:]
-        if last != b"\n" and sys.stdout.isatty() == sys.stderr.isatty():
+        if last != b"\n" and sys.stdout.isatty():
             sys.stdout.write("\n")  # status lines start on their own line
             sys.stdout.flush()
         typer.echo("peer sent close_notify", err=True)
