@@ -340,8 +340,9 @@ def _no_secret(
     if not in_capture and capture_randoms:
         return (
             Reason.KEYLOG_OTHER_SESSIONS,
-            f"none of the key log's {len(keylog.client_randoms())} sessions are in this capture: it was "
-            "probably written on another hop (a proxy or load balancer) or during another run",
+            f"none of the key log's {len(keylog.client_randoms())} sessions has appeared in this capture "
+            "so far: it was probably written on another hop (a proxy or load balancer) or during "
+            "another run",
         )
     return (
         Reason.NO_KEY,
