@@ -1,0 +1,181 @@
+"""The per-packet fast paths give the same answers as the general code they short-cut.
+
+* ``decode_tcp`` reads untagged Ethernet + IPv4/IPv6 + TCP with one unpack; on damaged and
+  truncated variants of such frames it must agree with the general link -> IP -> TCP walk.
+* ``TcpTracker.feed`` inlines in-order data and skips acknowledgments that release nothing; on
+  random segment orders it must release exactly what two :class:`StreamReassembler` fed every
+  segment and every acknowledgment release.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from capdebug.net import (
+    ConnectionClosed,
+    ConnectionStarted,
+    Data,
+    Flag,
+    Gap,
+    StreamData,
+    StreamGap,
+    StreamReassembler,
+    TcpFlag,
+    TcpFlags,
+    TcpSegment,
+    TcpTracker,
+    decode_tcp,
+)
+from capdebug.net.reassembly import Released
+from capdebug.net.tcp import _decode_tcp
+from capdebug.pcap.model import LinkType
+
+SYN, FIN, ACK, PSH = (int(f) for f in (TcpFlags.SYN, TcpFlags.FIN, TcpFlags.ACK, TcpFlags.PSH))
+MAC = bytes.fromhex("020000000001020000000002")
+
+
+def tcp_header(seq: int, ack: int, flags: int, options: bytes = b"") -> bytes:
+    offset = (20 + len(options)) // 4
+    return struct.pack("!HHIIBBHHH", 50123, 443, seq, ack, offset << 4, flags, 65535, 0, 0) + options
+
+
+def eth_ipv4(tcp: bytes, payload: bytes) -> bytes:
+    total = 20 + len(tcp) + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 7, 0x4000, 64, 6, 0, bytes([192, 0, 2, 1]), bytes(4))
+    return MAC + b"\x08\x00" + ip + tcp + payload
+
+
+def eth_ipv6(tcp: bytes, payload: bytes) -> bytes:
+    src = bytes(15) + b"\x01"
+    ip = struct.pack("!IHBB16s16s", 0x60000000, len(tcp) + len(payload), 6, 64, src, bytes(16))
+    return MAC + b"\x86\xdd" + ip + tcp + payload
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    ipv6=st.booleans(),
+    options=st.sampled_from([b"", b"\x01\x01\x01\x01", bytes(12)]),
+    payload=st.binary(max_size=40),
+    padding=st.sampled_from([b"", bytes(6)]),  # Ethernet pads short frames to 60 bytes
+    edits=st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=3),
+    cut=st.one_of(st.none(), st.integers(0, 120)),
+)
+def test_decode_fast_path_agrees_with_general_path(
+    ipv6: bool,
+    options: bytes,
+    payload: bytes,
+    padding: bytes,
+    edits: list[tuple[int, int]],
+    cut: int | None,
+) -> None:
+    tcp = tcp_header(0x01020304, 0xFFFFFFF0, PSH | ACK, options)
+    frame = bytearray((eth_ipv6 if ipv6 else eth_ipv4)(tcp, payload) + padding)
+    for at, value in edits:
+        if at < len(frame):
+            frame[at] = value
+    data = bytes(frame if cut is None else frame[:cut])
+    assert decode_tcp(LinkType.ETHERNET, data) == _decode_tcp(LinkType.ETHERNET, data)
+
+
+def test_decode_fast_path_fields() -> None:
+    # Exact values, so that agreement with the general path is not agreement on a wrong answer.
+    for build, addr_len in ((eth_ipv4, 4), (eth_ipv6, 16)):
+        tcp = tcp_header(0x01020304, 0xFFFFFFF0, PSH | ACK, b"\x01\x01\x01\x01")
+        seg = decode_tcp(LinkType.ETHERNET, build(tcp, b"hello") + bytes(3))
+        assert seg is not None
+        assert (seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.window) == (
+            50123,
+            443,
+            0x01020304,
+            0xFFFFFFF0,
+            PSH | ACK,
+            65535,
+        )
+        assert seg.payload == b"hello" and not seg.truncated  # the padding is not payload
+        assert len(seg.src) == addr_len and seg.src[-1] == 1 and seg.dst == bytes(addr_len)
+
+
+C = (bytes([10, 0, 0, 1]), 40000)
+S = (bytes([10, 0, 0, 2]), 443)
+CISN, SISN = 0xFFFFFF00, 0x7FFFFFF0  # the client wraps around 2**32 within a few hundred bytes
+
+
+def released(items: Sequence[Released]) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for r in items:
+        if isinstance(r, Data):
+            out.append(("data", r.data, r.frame))
+        elif isinstance(r, Gap):
+            out.append(("gap", r.size, r.frame))
+        else:
+            assert isinstance(r, Flag)
+            out.append((r.flag, r.frame))
+    return out
+
+
+# One step: (sender 0 client / 1 server, start offset, length, ack offset into the peer's stream,
+# ACK set, FIN set).
+steps = st.lists(
+    st.tuples(
+        st.integers(0, 1),
+        st.integers(0, 300),
+        st.integers(0, 60),
+        st.integers(-20, 320),
+        st.booleans(),
+        st.integers(0, 9),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=steps, max_buffered=st.sampled_from([40, 1 << 20]))
+def test_tracker_fast_path_agrees_with_reassemblers(
+    steps: list[tuple[int, int, int, int, bool, int]], max_buffered: int
+) -> None:
+    tracker = TcpTracker(max_buffered=max_buffered)
+    ref = [StreamReassembler(max_buffered), StreamReassembler(max_buffered)]
+    ends = (C, S)
+    isns = (CISN, SISN)
+    content = [bytes((7 * i + d) & 0xFF for i in range(400)) for d in (0, 1)]
+    got: list[tuple[object, ...]] = []
+    want: list[tuple[object, ...]] = []
+    closed = False
+    frame = 0
+
+    def send(d: int, seq: int, ack: int, flags: int, payload: bytes) -> None:
+        nonlocal closed
+        nonlocal frame
+        frame += 1
+        seq &= 0xFFFFFFFF
+        ack &= 0xFFFFFFFF
+        segment = TcpSegment(*ends[d], *ends[1 - d], seq, ack, flags, 65535, payload)
+        for ev in tracker.feed(frame, frame, segment):
+            if isinstance(ev, StreamData):
+                got.append((int(ev.direction), "data", ev.data, ev.frame))
+            elif isinstance(ev, StreamGap):
+                got.append((int(ev.direction), "gap", ev.size, ev.frame))
+            elif isinstance(ev, TcpFlag):
+                got.append((int(ev.direction), ev.flag, ev.frame))
+            elif isinstance(ev, ConnectionClosed):
+                closed = True
+            else:
+                assert isinstance(ev, ConnectionStarted)
+        # The reference follows until the tracker closes the connection (the caller stops then).
+        want.extend((d, *r) for r in released(ref[d].feed(seq, payload, flags, frame, frame)))
+        if flags & ACK:
+            want.extend((1 - d, *r) for r in released(ref[1 - d].ack(ack, frame, frame)))
+
+    send(0, CISN, 0, SYN, b"")
+    send(1, SISN, CISN + 1, SYN | ACK, b"")
+    for d, start, length, ack_at, has_ack, fin in steps:
+        payload = content[d][start : start + length]
+        flags = (ACK if has_ack else 0) | (FIN if fin == 0 else 0) | (PSH if payload else 0)
+        send(d, isns[d] + 1 + start, isns[1 - d] + 1 + ack_at, flags, payload)
+        if closed:
+            break
+    assert got == want
