@@ -227,8 +227,9 @@ def summarize_certificate(der: bytes) -> CertSummary:
             signature_algorithm=_oid_name(cert.signature_algorithm_oid),
             sha256_fingerprint=hashlib.sha256(der).hexdigest(),
         )
-    except ValueError as exc:
-        raise CertificateDecodeError(f"malformed certificate: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        # Seen from fuzzing: a mangled name makes rfc4514_string() raise KeyError.
+        raise CertificateDecodeError(f"malformed certificate: {exc!r}") from exc
 
 
 def _parse_ip(hostname: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
