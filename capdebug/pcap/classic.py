@@ -91,11 +91,14 @@ class PcapReader(CaptureReader):
     def _iter_items(self) -> Generator[Packet | SecretsBlock, None, None]:
         if not self._header_ok:
             return
+        # The per-packet hot path of every capture read: names bound to locals, one unpack, one
+        # test for the uncommon cases (the window needs refilling, or the length is corrupt).
         src = self._src
         unpack_from = struct.Struct(self._order + "IIII").unpack_from
+        packet = Packet
         unit = self._unit_ns
-        snaplen = self._snaplen
-        limit = min(MAX_BLOCK, max(_MIN_RECORD_LIMIT, 2 * snaplen))
+        limit = min(MAX_BLOCK, max(_MIN_RECORD_LIMIT, 2 * self._snaplen))
+        count = self.packets_read
         buf, pos = src.buf, src.pos
         end = len(buf)
         while True:
@@ -107,25 +110,27 @@ class PcapReader(CaptureReader):
                 buf, pos = src.buf, src.pos
                 end = len(buf)
             ts_sec, ts_frac, incl_len, orig_len = unpack_from(buf, pos)
-            if incl_len > limit:
-                raise CaptureFormatError(
-                    f"pcap record claims {incl_len} captured bytes (snaplen {snaplen}): "
-                    "the file is corrupt or not a capture",
-                    offset=src.base + pos,
-                )
-            stop = pos + _RECORD_HEADER_LEN + incl_len
-            if stop > end:
+            start = pos + _RECORD_HEADER_LEN
+            pos = start + incl_len
+            if pos > end or incl_len > limit:
+                pos = start - _RECORD_HEADER_LEN
+                if incl_len > limit:
+                    raise CaptureFormatError(
+                        f"pcap record claims {incl_len} captured bytes (snaplen {self._snaplen}): "
+                        "the file is corrupt or not a capture",
+                        offset=src.base + pos,
+                    )
                 src.pos = pos
                 if not src.fill(_RECORD_HEADER_LEN + incl_len):
                     self._note_truncation("packet")
                     return
                 buf, pos = src.buf, src.pos
                 end = len(buf)
-                stop = pos + _RECORD_HEADER_LEN + incl_len
-            data = buf[pos + _RECORD_HEADER_LEN : stop]
-            pos = stop
-            self.packets_read += 1
-            yield Packet(ts_sec * 1_000_000_000 + ts_frac * unit, 0, data, orig_len)
+                start = pos + _RECORD_HEADER_LEN
+                pos = start + incl_len
+            count += 1
+            self.packets_read = count
+            yield packet(ts_sec * 1_000_000_000 + ts_frac * unit, 0, buf[start:pos], orig_len)
 
     def _note_truncation(self, what: str) -> None:
         src = self._src
