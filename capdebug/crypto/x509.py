@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa, x448, x25519
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 
 from ..errors import CryptoError, DecodeError, UsageError
@@ -129,7 +131,11 @@ class CertSummary:
 
 def _load_der(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        with warnings.catch_warnings():
+            # Certificates seen on the wire are not ours to fix: a non-positive serial is shown,
+            # not warned about on every parse.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise CertificateDecodeError(f"malformed certificate: {exc}") from exc
 
@@ -212,24 +218,30 @@ def summarize_certificate(der: bytes) -> CertSummary:
     cert = _load_der(der)
     # cryptography parses lazily: malformed names or extensions surface on access.
     try:
-        key_type, key_bits = _key_description(cert)
-        return CertSummary(
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
-            serial=format(cert.serial_number, "x"),
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            sans=_sans(cert),
-            key_type=key_type,
-            key_bits=key_bits,
-            self_signed=_is_self_signed(cert),
-            is_ca=_is_ca(cert),
-            signature_algorithm=_oid_name(cert.signature_algorithm_oid),
-            sha256_fingerprint=hashlib.sha256(der).hexdigest(),
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return _summary(cert, der)
     except (ValueError, KeyError, TypeError) as exc:
         # Seen from fuzzing: a mangled name makes rfc4514_string() raise KeyError.
         raise CertificateDecodeError(f"malformed certificate: {exc!r}") from exc
+
+
+def _summary(cert: x509.Certificate, der: bytes) -> CertSummary:
+    key_type, key_bits = _key_description(cert)
+    return CertSummary(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sans=_sans(cert),
+        key_type=key_type,
+        key_bits=key_bits,
+        self_signed=_is_self_signed(cert),
+        is_ca=_is_ca(cert),
+        signature_algorithm=_oid_name(cert.signature_algorithm_oid),
+        sha256_fingerprint=hashlib.sha256(der).hexdigest(),
+    )
 
 
 def _parse_ip(hostname: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
