@@ -65,7 +65,7 @@ _DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
 class Connection:
     """One TCP connection. Mutable: the tracker updates it, the analysis may swap its roles."""
 
-    __slots__ = ("client", "first_frame", "id", "roles_from_syn", "server", "streams")
+    __slots__ = ("_sides", "client", "first_frame", "id", "roles_from_syn", "server", "streams")
 
     def __init__(
         self,
@@ -86,6 +86,7 @@ class Connection:
         """The roles come from a SYN or SYN+ACK, not from a guess."""
         self.streams = [StreamReassembler(max_buffered), StreamReassembler(max_buffered)]
         """Reassembly state per sending side, indexed by :class:`Direction`."""
+        self._sides: tuple[_Side, ...] = ()  # the tracker's table entries, kept in step by swap_roles
 
     @property
     def client_str(self) -> str:
@@ -103,9 +104,27 @@ class Connection:
         """Exchange client and server: later events name directions the other way round."""
         self.client, self.server = self.server, self.client
         self.streams.reverse()
+        for side in self._sides:
+            side.direction = _DIRECTIONS[1 - side.direction]
 
     def __repr__(self) -> str:
         return f"Connection(id={self.id}, client={self.client_str}, server={self.server_str})"
+
+
+class _Side:
+    """What the tracker's table holds for one direction of a connection: everything the per-packet
+    fast path needs, one dictionary lookup away (no key normalisation, no direction test)."""
+
+    __slots__ = ("conn", "direction", "peer", "stream")
+
+    def __init__(self, conn: Connection, direction: Direction) -> None:
+        self.conn = conn
+        self.direction = direction
+        """Who sends on this side (:meth:`Connection.swap_roles` flips it)."""
+        self.stream = conn.streams[direction]
+        """Reassembly of the bytes this side sends (the same object whatever the roles)."""
+        self.peer = conn.streams[1 - direction]
+        """Reassembly of the other side's bytes, which this side's ACKs acknowledge."""
 
 
 # Not frozen (hot path: frozen construction costs three times as much); treat as immutable.
@@ -163,6 +182,13 @@ _Key = tuple[bytes, int, bytes, int]
 _NOTHING: tuple[FlowEvent, ...] = ()
 
 
+def _canonical(src: bytes, sport: int, dst: bytes, dport: int) -> _Key:
+    """The 4-tuple of a connection whichever way a segment goes (the key of closed connections)."""
+    if sport < dport or (sport == dport and src <= dst):
+        return (src, sport, dst, dport)
+    return (dst, dport, src, sport)
+
+
 def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Released]) -> None:
     direction = _DIRECTIONS[d]
     for r in released:
@@ -177,74 +203,66 @@ def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Rel
 class TcpTracker:
     """Follow every TCP connection of a capture; see the module docstring."""
 
-    __slots__ = ("_closed", "_last_id", "_table", "max_buffered", "max_closed")
+    __slots__ = ("_closed", "_last_id", "_open", "_table", "max_buffered", "max_closed")
 
     def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED, max_closed: int = 65536) -> None:
         self.max_buffered = max_buffered
         """Per direction: bytes held behind a hole before it becomes a gap."""
         self.max_closed = max_closed
         """How many closed 4-tuples to remember (oldest forgotten first)."""
-        self._table: dict[_Key, Connection] = {}
+        # Both directions of every open connection: (src, sport, dst, dport) as sent -> its side.
+        self._table: dict[_Key, _Side] = {}
         self._closed: dict[_Key, int | None] = {}  # closed 4-tuple -> its client's ISN
         self._last_id = 0
+        self._open = 0
 
     @property
     def open_connections(self) -> int:
         """Connections currently held in memory."""
-        return len(self._table)
+        return self._open
 
     def feed(self, frame: int, ts_ns: int, seg: TcpSegment) -> Sequence[FlowEvent]:
         """Take the segment captured in ``frame`` (1-based) at ``ts_ns``; return its events."""
-        src = seg.src
-        sport = seg.sport
-        dst = seg.dst
-        dport = seg.dport
-        if sport < dport or (sport == dport and src <= dst):
-            key = (src, sport, dst, dport)
-        else:
-            key = (dst, dport, src, sport)
-        conn = self._table.get(key)
-        if conn is None:
-            return self._feed_slow(key, conn, frame, ts_ns, seg)
+        side = self._table.get((seg.src, seg.sport, seg.dst, seg.dport))
+        if side is None:
+            return self._feed_slow(None, frame, ts_ns, seg)
         flags = seg.flags
-        client = conn.client
-        d = 0 if client[1] == sport and client[0] == src else 1
         if not flags & _CONTROL:
             # Fast path: in-order data or a bare ACK on a started stream, the bulk of any capture.
             # It inlines StreamReassembler.take_in_order and skips StreamReassembler.ack when the
             # acknowledgment is not beyond the other side's next position, where ack() would
             # release nothing (and the acknowledgment it would record can never matter: a hole
             # only ever opens at or beyond that position). Everything else takes _process.
-            streams = conn.streams
-            mine = streams[d]
+            mine = side.stream
             nxt = mine._next
             if nxt is not None:
                 payload = seg.payload
                 if payload:
                     if (seg.seq - nxt) & _MASK or mine._fin is not None or mine._starts or mine.rst:
-                        return self._process(conn, d, frame, ts_ns, seg, None)
+                        return self._process(side.conn, side.direction, frame, ts_ns, seg, None)
                     mine._next = nxt + len(payload)
-                    data = StreamData(conn, _DIRECTIONS[d], payload, frame, ts_ns)
+                    data = StreamData(side.conn, side.direction, payload, frame, ts_ns)
                     if flags & _ACK:
-                        other = streams[1 - d]
-                        onxt = other._next
-                        if onxt is not None and 0 < (seg.ack - onxt) & _MASK < _HALF:
-                            acked = other.ack(seg.ack, frame, ts_ns)
+                        peer = side.peer
+                        pnxt = peer._next
+                        if pnxt is not None and 0 < (seg.ack - pnxt) & _MASK < _HALF:
+                            acked = peer.ack(seg.ack, frame, ts_ns)
                             if acked:
+                                conn = side.conn
                                 out: list[FlowEvent] = [data]
-                                _wrap(out, conn, 1 - d, acked)
-                                if streams[0].fin_done and streams[1].fin_done:
+                                _wrap(out, conn, 1 - side.direction, acked)
+                                if mine.fin_done and peer.fin_done:
                                     self._close(conn, out)
                                 return out
                     return (data,)
                 if not flags & _ACK:
                     return _NOTHING
-                onxt = streams[1 - d]._next
-                if onxt is None or not 0 < (seg.ack - onxt) & _MASK < _HALF:
+                pnxt = side.peer._next
+                if pnxt is None or not 0 < (seg.ack - pnxt) & _MASK < _HALF:
                     return _NOTHING
         elif flags & (_SYN | _ACK) == _SYN:
-            return self._feed_slow(key, conn, frame, ts_ns, seg)
-        return self._process(conn, d, frame, ts_ns, seg, None)
+            return self._feed_slow(side.conn, frame, ts_ns, seg)
+        return self._process(side.conn, side.direction, frame, ts_ns, seg, None)
 
     def _process(
         self, conn: Connection, d: int, frame: int, ts_ns: int, seg: TcpSegment, out: list[FlowEvent] | None
@@ -268,9 +286,10 @@ class TcpTracker:
         return out
 
     def _feed_slow(
-        self, key: _Key, conn: Connection | None, frame: int, ts_ns: int, seg: TcpSegment
+        self, conn: Connection | None, frame: int, ts_ns: int, seg: TcpSegment
     ) -> Sequence[FlowEvent]:
         """A segment of an unknown 4-tuple, or a bare SYN (maybe a new connection on the same one)."""
+        key = _canonical(seg.src, seg.sport, seg.dst, seg.dport)
         flags = seg.flags
         pure_syn = flags & (_SYN | _ACK) == _SYN
         out: list[FlowEvent] = []
@@ -301,7 +320,7 @@ class TcpTracker:
         else:  # SYN+ACK: the sender is the server
             conn = Connection(self._last_id, receiver, sender, frame, True, self.max_buffered)
             d = 1
-        self._table[key] = conn
+        self._register(conn)
         out.append(ConnectionStarted(conn))
         return self._process(conn, d, frame, ts_ns, seg, out)
 
@@ -317,13 +336,25 @@ class TcpTracker:
         self._close(conn, out)
         return out
 
+    def _register(self, conn: Connection) -> None:
+        client, server = conn.client, conn.server
+        sides = (_Side(conn, Direction.CLIENT), _Side(conn, Direction.SERVER))
+        conn._sides = sides
+        self._open += 1
+        table = self._table
+        # Server first: a connection from an endpoint to itself has one key, and the client's
+        # side must win it (the sender of such a segment counts as the client).
+        table[(server[0], server[1], client[0], client[1])] = sides[1]
+        table[(client[0], client[1], server[0], server[1])] = sides[0]
+
     def _close(self, conn: Connection, out: list[FlowEvent]) -> None:
         client, server = conn.client, conn.server
-        if client[1] < server[1] or (client[1] == server[1] and client[0] <= server[0]):
-            key = (client[0], client[1], server[0], server[1])
-        else:
-            key = (server[0], server[1], client[0], client[1])
-        del self._table[key]
+        table = self._table
+        table.pop((server[0], server[1], client[0], client[1]), None)
+        table.pop((client[0], client[1], server[0], server[1]), None)
+        conn._sides = ()
+        self._open -= 1
+        key = _canonical(client[0], client[1], server[0], server[1])
         closed = self._closed
         closed[key] = conn.streams[0].isn
         if len(closed) > self.max_closed:
@@ -333,7 +364,8 @@ class TcpTracker:
     def flush(self) -> list[FlowEvent]:
         """End of capture: release what every connection still holds and close them all."""
         out: list[FlowEvent] = []
-        for conn in list(self._table.values()):
+        # dict.fromkeys: each connection once, in order of first appearance.
+        for conn in list(dict.fromkeys(side.conn for side in self._table.values())):
             for d, stream in enumerate(conn.streams):
                 _wrap(out, conn, d, stream.flush())
             self._close(conn, out)
