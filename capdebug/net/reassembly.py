@@ -132,6 +132,8 @@ class StreamReassembler:
         """The FIN was reported (it and everything before it are released)."""
         self.rst = False
         """An RST was reported; the stream is over."""
+        # TcpTracker.feed reads _next, _fin, _starts and rst and advances _next itself for in-order
+        # data (take_in_order, inlined on its hot path): keep those four meaning what they do here.
         self._next: int | None = None  # unwrapped position of the next byte to release
         self._acked = -1  # highest unwrapped acknowledgment from the peer
         self._fin: int | None = None  # unwrapped position of the FIN, once seen
@@ -184,9 +186,9 @@ class StreamReassembler:
         return self._feed(seq, payload, flags, frame, ts_ns, truncated)
 
     def take_in_order(self, seq: int, payload: bytes) -> bool:
-        """Fast path for the common case, used by the tracker: if ``payload`` (no control flags)
-        is exactly the next bytes and nothing is held, advance past it and return True; the caller
-        then reports it as :class:`Data` itself. Otherwise change nothing and return False."""
+        """Fast path for the common case: if ``payload`` (no control flags) is exactly the next
+        bytes and nothing is held, advance past it and return True; the caller then reports it as
+        :class:`Data` itself. Otherwise change nothing and return False. (TcpTracker inlines it.)"""
         nxt = self._next
         if (
             nxt is not None
