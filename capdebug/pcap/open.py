@@ -120,7 +120,8 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
         warnings: list[str] = []
         read: Callable[[int], bytes] = stream.read
         head = _read_up_to(read, 16)
-        if head[:2] == _GZIP_MAGIC:
+        gunzipped = head[:2] == _GZIP_MAGIC
+        if gunzipped:
             rest = read
             pending = [head]
 
@@ -145,7 +146,7 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
             reader = PcapReader(src, path=path, close=close, warnings=warnings)
         else:
             message = _describe(head)
-            if read is not stream.read:
+            if gunzipped:
                 message = message.replace("file:", "file after gunzip:", 1)
                 message += "".join(f"; {w}" for w in warnings)
             raise CaptureFormatError(message, offset=0)

@@ -120,3 +120,17 @@ def test_output_cannot_overwrite_input(tmp_path: Path, out_name: str) -> None:
     done = run("embed", str(src), str(FIXTURES / "tls13-aes128gcm.keys"), "-o", str(src))
     assert_one_line_error(done, 2, "is the input capture")
     assert src.read_bytes() == (FIXTURES / "tls13-aes128gcm.pcap").read_bytes()
+
+
+def test_empty_and_gzip_garbage_are_named_correctly(tmp_path: Path) -> None:
+    import gzip
+
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    done = run("triage", str(empty))
+    assert_one_line_error(done, 2, "empty")
+    assert "gunzip" not in done.stderr
+    packed = tmp_path / "notes.txt.gz"
+    packed.write_bytes(gzip.compress(b"just some notes, not a capture"))
+    done = run("triage", str(packed))
+    assert_one_line_error(done, 2, "after gunzip")
