@@ -62,6 +62,7 @@ from ..net.tcp import decode_tcp, format_endpoint
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
 from ..wire.alert import alert_name
 from ..wire.constants import ContentType, HandshakeType
+from ..wire.handshake import frame_handshake, handshake_name
 from ..wire.record import looks_like_tls, split_inner_plaintext
 from . import keys as keymod
 from .events import (
@@ -78,7 +79,7 @@ from .events import (
     TcpEvent,
     UndecryptableEvent,
 )
-from .messages import describe_handshake, frame_messages
+from .messages import describe_handshake
 
 __all__ = ["DecodeOptions", "Decoder"]
 
@@ -776,10 +777,12 @@ class Decoder:
             self._emit(session, CcsEvent(session.number, frame, ts, role))
 
     def _messages(self, session: _Session, d: _Direction, frame: int, ts: int, encrypted: bool) -> None:
-        msgs, consumed = frame_messages(d.hs_buf)
+        buf = d.hs_buf
+        msgs, consumed = frame_handshake(buf)
+        bodies = [(msg_type, bytes(buf[at + 4 : at + 4 + length])) for msg_type, at, length in msgs]
         if consumed:
-            del d.hs_buf[:consumed]
-        for msg_type, body in msgs:
+            del buf[:consumed]
+        for msg_type, body in bodies:
             fields, parsed = describe_handshake(msg_type, body, session.version)
             self._emit(
                 session,
@@ -789,7 +792,7 @@ class Decoder:
                     ts,
                     _ROLE[d.role],
                     msg_type,
-                    fields.pop("name", None) or _hs_name(msg_type, parsed),
+                    fields.pop("name", None) or handshake_name(msg_type),
                     encrypted,
                     fields,
                     len(body),
@@ -898,12 +901,6 @@ class Decoder:
             return
         d.reported.add(reason)
         self._emit(session, UndecryptableEvent(session.number, frame, ts, _ROLE[d.role], reason, msg))
-
-
-def _hs_name(msg_type: int, parsed: Any) -> str:
-    from ..wire.handshake import handshake_name
-
-    return handshake_name(msg_type)
 
 
 def _plausible_header(buf: bytearray | bytes, at: int) -> int:

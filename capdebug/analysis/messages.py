@@ -15,23 +15,7 @@ from ..crypto.x509 import summarize_certificate
 from ..errors import CapdebugError, DecodeError
 from ..wire.handshake import Certificate, ClientHello, ServerHello, handshake_name, pull_handshake, summary
 
-__all__ = ["describe_handshake", "frame_messages"]
-
-_HEADER = 4
-
-
-def frame_messages(data: bytearray) -> tuple[list[tuple[int, bytes]], int]:
-    """Complete handshake messages at the start of ``data``: ([(msg_type, body)], consumed)."""
-    out: list[tuple[int, bytes]] = []
-    pos = 0
-    end = len(data)
-    while end - pos >= _HEADER:
-        length = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
-        if end - pos - _HEADER < length:
-            break
-        out.append((data[pos], bytes(data[pos + _HEADER : pos + _HEADER + length])))
-        pos += _HEADER + length
-    return out, pos
+__all__ = ["describe_handshake"]
 
 
 def describe_handshake(msg_type: int, body: bytes, version: str | None) -> tuple[dict[str, Any], Any]:
