@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +98,6 @@ def _pem(key: _PrivateKey) -> bytes:
 
 
 def _san(hostnames: tuple[str, ...]) -> x509.SubjectAlternativeName:
-    import ipaddress
-
     names: list[x509.GeneralName] = []
     for h in hostnames:
         try:
@@ -108,37 +107,53 @@ def _san(hostnames: tuple[str, ...]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(names)
 
 
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: _PrivateKey,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    *,
+    ca: bool,
+) -> x509.CertificateBuilder:
+    """What every certificate here starts with: basicConstraints and keyUsage, both critical
+    (RFC 5280 sections 4.2.1.9 and 4.2.1.3). Only a CA signs certificates and CRLs; an RSA leaf
+    also allows keyEncipherment for TLS 1.2 RSA key exchange."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=not ca and isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+
+
 def make_ca(
     now: dt.datetime, common_name: str = "capdebug test CA", key_type: KeyType = KeyType.ECDSA_P256
 ) -> Issued:
     """A self-signed root CA valid from a day before ``now`` for ten years."""
     key = _new_key(key_type)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ski, critical=False)
+        _builder(name, name, key, now - dt.timedelta(days=1), now + dt.timedelta(days=3650), ca=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, _hash_for(key))
     )
     return Issued(cert.public_bytes(serialization.Encoding.DER), _pem(key), common_name)
@@ -155,42 +170,17 @@ def make_leaf(ca: Issued, now: dt.datetime, options: LeafOptions = LeafOptions()
         not_before, not_after = now + dt.timedelta(days=1), now + dt.timedelta(days=30)
     else:
         not_before, not_after = now - dt.timedelta(days=1), now + dt.timedelta(days=365)
-    ca_cert = x509.load_der_x509_certificate(ca.cert_der)
     signer: _PrivateKey = key if options.self_signed else ca.private_key()
-    issuer = subject if options.self_signed else ca_cert.subject
+    issuer = subject if options.self_signed else x509.load_der_x509_certificate(ca.cert_der).subject
     eku = ExtendedKeyUsageOID.CLIENT_AUTH if options.client else ExtendedKeyUsageOID.SERVER_AUTH
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        _builder(subject, issuer, key, not_before, not_after, ca=False)
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     if options.hostnames:
         builder = builder.add_extension(_san(options.hostnames), critical=False)
-    if options.self_signed:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
-    else:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key().public_key())
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key())
     builder = builder.add_extension(aki, critical=False)
     cert = builder.sign(signer, _hash_for(signer))
     return Issued(cert.public_bytes(serialization.Encoding.DER), _pem(key), cn)
