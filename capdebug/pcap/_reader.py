@@ -122,7 +122,12 @@ class CaptureReader:
         """Packets yielded so far."""
         self.interface_drops: dict[int, int] = {}
         """Packets dropped per interface (sum of the latest ``isb_ifdrop`` and ``isb_osdrop``)."""
+        self._start()
         self._items = self._iter_items()
+
+    def _start(self) -> None:
+        """Format-specific setup, run once at open: a pcap file header is read here so that a
+        bad version fails at open time rather than at the first packet."""
 
     def _iter_items(self) -> Generator[Packet | SecretsBlock, None, None]:
         raise NotImplementedError

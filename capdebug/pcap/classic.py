@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from typing import BinaryIO
 
 from ..errors import CaptureFormatError, UsageError
-from ._reader import MAX_BLOCK, CaptureReader, ChunkSource, truncation_warning
+from ._reader import MAX_BLOCK, CaptureReader, truncation_warning
 from .model import Interface, Packet, SecretsBlock
 
 __all__ = [
@@ -54,15 +54,8 @@ class PcapReader(CaptureReader):
 
     format = "pcap"
 
-    def __init__(
-        self,
-        source: ChunkSource,
-        *,
-        path: str | None = None,
-        close: Callable[[], None] | None = None,
-        warnings: list[str] | None = None,
-    ) -> None:
-        super().__init__(source, path=path, close=close, warnings=warnings)
+    def _start(self) -> None:
+        source = self._src
         magic = pcap_magic(source.buf[source.pos : source.pos + 4])
         if magic is None:
             raise CaptureFormatError("not a pcap file: bad magic number", offset=source.offset)

@@ -14,11 +14,11 @@ declares nanosecond resolution, so converting a pcap (micro- or nanosecond) lose
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import BinaryIO
 
 from ..errors import CaptureFormatError, UsageError
-from ._reader import MAX_BLOCK, CaptureReader, ChunkSource, truncation_warning
+from ._reader import MAX_BLOCK, CaptureReader, truncation_warning
 from .model import Interface, Packet, SecretsBlock
 
 __all__ = [
@@ -152,15 +152,7 @@ class PcapngReader(CaptureReader):
 
     format = "pcapng"
 
-    def __init__(
-        self,
-        source: ChunkSource,
-        *,
-        path: str | None = None,
-        close: Callable[[], None] | None = None,
-        warnings: list[str] | None = None,
-    ) -> None:
-        super().__init__(source, path=path, close=close, warnings=warnings)
+    def _start(self) -> None:
         self.sections = 0
         """Section Header Blocks read so far."""
         self.skipped_blocks: dict[int, int] = {}
