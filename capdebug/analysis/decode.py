@@ -779,11 +779,11 @@ class Decoder:
     def _messages(self, session: _Session, d: _Direction, frame: int, ts: int, encrypted: bool) -> None:
         buf = d.hs_buf
         msgs, consumed = frame_handshake(buf)
-        bodies = [(msg_type, bytes(buf[at + 4 : at + 4 + length])) for msg_type, at, length in msgs]
+        messages = [(msg_type, bytes(buf[at : at + 4 + length])) for msg_type, at, length in msgs]
         if consumed:
             del buf[:consumed]
-        for msg_type, body in bodies:
-            fields, parsed = describe_handshake(msg_type, body, session.version)
+        for msg_type, message in messages:
+            fields, parsed = describe_handshake(message, session.version)
             self._emit(
                 session,
                 HandshakeEvent(
@@ -795,7 +795,7 @@ class Decoder:
                     fields.pop("name", None) or handshake_name(msg_type),
                     encrypted,
                     fields,
-                    len(body),
+                    len(message) - 4,
                 ),
             )
             self._after_message(session, d, msg_type, parsed, frame, ts)

@@ -18,10 +18,11 @@ from ..wire.handshake import Certificate, ClientHello, ServerHello, handshake_na
 __all__ = ["describe_handshake"]
 
 
-def describe_handshake(msg_type: int, body: bytes, version: str | None) -> tuple[dict[str, Any], Any]:
-    """Decode one message: (JSON-friendly fields, parsed message or None when malformed)."""
-    raw = len(body).to_bytes(3, "big")
-    buf = Buffer(bytes([msg_type]) + raw + body)
+def describe_handshake(message: bytes, version: str | None) -> tuple[dict[str, Any], Any]:
+    """Decode one message, its 4-byte header included: (JSON-friendly fields, parsed message
+    or None when malformed)."""
+    msg_type = message[0]
+    buf = Buffer(message)
     try:
         msg = pull_handshake(buf, tls13=None if version is None else version == "1.3")
     except DecodeError as exc:
