@@ -26,9 +26,6 @@ import datetime
 import ipaddress
 import json
 import os
-import re
-import shutil
-import signal
 import socket
 import ssl
 import struct
@@ -37,8 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,159 +48,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from capdebug.crypto.keylog import KeyLog  # noqa: E402  (after the sys.path tweak)
+from tests.support.proc import TIMEOUT, Proc, ToolError, tool  # noqa: E402
+from tests.support.tcpdump import tcpdump  # noqa: E402
 
-TIMEOUT = 15.0
 
-
-class FixtureError(RuntimeError):
+class FixtureError(ToolError):
     """A tool failed or a fixture did not turn out as the scenario requires."""
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
-    if path is None:
-        raise FixtureError(f"{name} is not installed (run `make system-deps`)")
-    return path
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-# -- processes -----------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process whose output (stdout and stderr merged) is collected line by line."""
-
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self.p = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for raw in self.p.stdout:
-            with self._cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def output(self) -> str:
-        with self._cond:
-            return "\n".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float = TIMEOUT, count: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while sum(text in line for line in self.lines) < count:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._eof:
-                    raise FixtureError(
-                        f"{self.name}: {text!r} not seen ({'exited' if self._eof else 'timeout'});"
-                        f" output:\n{chr(10).join(self.lines[-40:])}"
-                    )
-                self._cond.wait(min(left, 0.1))
-
-    def send(self, data: bytes) -> None:
-        assert self.p.stdin is not None
-        self.p.stdin.write(data)
-        self.p.stdin.flush()
-
-    def close_stdin(self) -> None:
-        assert self.p.stdin is not None
-        if not self.p.stdin.closed:
-            self.p.stdin.close()
-
-    def finish(self, ok: Sequence[int] = (0,), timeout: float = TIMEOUT) -> int:
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired as exc:
-            self.p.kill()
-            self.p.wait()
-            raise FixtureError(f"{self.name} did not exit; output:\n{self.output()}") from exc
-        self._reader.join(5)
-        self.close_stdin()
-        if rc not in ok:
-            raise FixtureError(f"{self.name} exited with {rc}; argv {self.argv}; output:\n{self.output()}")
-        return rc
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
-
-
-@contextmanager
-def tcpdump(path: Path, port: int) -> Iterator[None]:
-    """Capture ``tcp port PORT`` on lo into ``path`` for the duration of the block."""
-    # --immediate-mode: without it the kernel ring hands packets over only when a block fills or
-    # its timeout (about 1 s) expires, and a SIGINT 0.3 s after the last packet loses them all.
-    # -B 65536: in immediate mode every ring slot is snaplen-sized (256 KiB by default), so the
-    # default 2 MiB buffer holds about 8 packets and a short stall drops packets.
-    argv = [
-        tool("tcpdump"),
-        "-i",
-        "lo",
-        "--immediate-mode",
-        "-B",
-        "65536",
-        "-U",
-        "-w",
-        str(path),
-        f"tcp port {port}",
-    ]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    seen: list[str] = []
-    ready = threading.Event()
-
-    def watch() -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            seen.append(raw.decode("utf-8", "replace"))
-            if "listening on" in seen[-1]:
-                ready.set()
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    if not ready.wait(TIMEOUT):
-        proc.kill()
-        proc.wait()
-        raise FixtureError(f"tcpdump did not start: {''.join(seen)}")
-    ok = False
-    try:
-        yield
-        ok = True
-    finally:
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        try:
-            rc = proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-        watcher.join(5)
-        report = "".join(seen)
-        if ok and rc != 0:
-            raise FixtureError(f"tcpdump exited with {rc}: {report}")
-        if ok and not re.search(r"(?m)^0 packets dropped by kernel", report):
-            raise FixtureError(f"tcpdump dropped packets: {report}")
 
 
 # -- certificates --------------------------------------------------------------------------
@@ -427,7 +282,7 @@ def s_server(
         str(naccept),
         *args,
     ]
-    server = Proc(f"{name} s_server", argv)
+    server = Proc(argv, name=f"{name} s_server")
     server.wait_for("ACCEPT")
     return server
 
@@ -453,7 +308,7 @@ def s_client(
         str(ctx.keyfiles(name)[0]),
         *args,
     ]
-    return Proc(f"{name} s_client", argv, env=env)
+    return Proc(argv, name=f"{name} s_client", env=env)
 
 
 def chat(client: Proc, server: Proc, rounds: int = 3, tag: bytes = b"") -> None:
@@ -1136,7 +991,6 @@ def gnutls_tls13(ctx: Ctx) -> None:
     prio = "NORMAL:-VERS-ALL:+VERS-TLS1.3"
     with tcpdump(ctx.out / f"{name}.pcap", port):
         server = Proc(
-            f"{name} gnutls-serv",
             [
                 tool("gnutls-serv"),
                 "--echo",
@@ -1149,12 +1003,12 @@ def gnutls_tls13(ctx: Ctx) -> None:
                 "--x509keyfile",
                 str(ctx.pki.server_ec_key),
             ],
+            name=f"{name} gnutls-serv",
             env={"SSLKEYLOGFILE": str(skeys)},
         )
         try:
             server.wait_for("listening")
             client = Proc(
-                f"{name} gnutls-cli",
                 [
                     tool("gnutls-cli"),
                     "-p",
@@ -1165,6 +1019,7 @@ def gnutls_tls13(ctx: Ctx) -> None:
                     str(ctx.pki.ca),
                     "127.0.0.1",
                 ],
+                name=f"{name} gnutls-cli",
                 env={"SSLKEYLOGFILE": str(ckeys)},
             )
             try:
@@ -1387,6 +1242,6 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv))
-    except FixtureError as exc:
+    except ToolError as exc:  # FixtureError included
         print(f"make_fixtures: {exc}", file=sys.stderr)
         sys.exit(1)

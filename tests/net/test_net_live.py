@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from capdebug.net import (
     TcpTracker,
     decode_tcp,
 )
+from tests.support.tcpdump import tcpdump
 from tests.tools import require, require_root
 
 pytestmark = pytest.mark.tools
@@ -72,48 +71,25 @@ def test_loopback_capture_reassembles(tmp_path: Path) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     pcap = tmp_path / "lo.pcap"
-    tcpdump = subprocess.Popen(
-        [
-            "tcpdump",
-            "-i",
-            "lo",
-            "-w",
-            str(pcap),
-            "-U",
-            "--immediate-mode",
-            "-n",
-            "-Z",
-            "root",
-            "-s",
-            "0",
-            f"tcp port {port}",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    received = bytearray()
+    thread = threading.Thread(target=serve, args=(server, received, reply))
     try:
-        assert tcpdump.stderr is not None
-        line = tcpdump.stderr.readline()  # "listening on lo, ..." once the capture is live
-        assert "listening" in line, line
-        received = bytearray()
-        thread = threading.Thread(target=serve, args=(server, received, reply))
-        thread.start()
-        with socket.create_connection(("127.0.0.1", port)) as client:
-            client_port = client.getsockname()[1]
-            client.sendall(request)
-            client.shutdown(socket.SHUT_WR)
-            answer = bytearray()
-            while chunk := client.recv(65536):
-                answer += chunk
-        thread.join(10)
-        assert bytes(received) == request and bytes(answer) == reply  # the sockets themselves worked
-        # Wait until both FINs are in the file: tcpdump writes each packet (-U) as it gets it.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and count_fins(pcap) < 2:
-            time.sleep(0.05)
+        with tcpdump(pcap, port, extra=("-n", "-Z", "root", "-s", "0")):
+            thread.start()
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client_port = client.getsockname()[1]
+                client.sendall(request)
+                client.shutdown(socket.SHUT_WR)
+                answer = bytearray()
+                while chunk := client.recv(65536):
+                    answer += chunk
+            thread.join(10)
+            assert bytes(received) == request and bytes(answer) == reply  # the sockets themselves worked
+            # Wait until both FINs are in the file: tcpdump writes each packet (-U) as it gets it.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and count_fins(pcap) < 2:
+                time.sleep(0.05)
     finally:
-        tcpdump.send_signal(signal.SIGINT)
-        tcpdump.communicate(timeout=10)  # also closes the stderr pipe
         server.close()
 
     linktype, frames = read_classic_pcap(pcap)

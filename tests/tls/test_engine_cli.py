@@ -130,8 +130,8 @@ def test_serve_and_connect_as_processes(tmp_path: Path) -> None:
         _engine("serve", "--port", "0", "--once", "--echo", "--key-log", str(tmp_path / "server.keys"))
     )
     try:
-        port = int(server.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
-        ca = server.wait_for(r"--ca (\S+)").group(1)
+        port = int(server.wait_match(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        ca = server.wait_match(r"--ca (\S+)").group(1)
         client = subprocess.run(
             _engine(
                 "connect",
@@ -181,7 +181,7 @@ def test_connect_reports_a_certificate_failure(pki: Pki) -> None:
         cwd=str(pki.folder),
     )
     try:
-        port = int(server.wait_for(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
+        port = int(server.wait_match(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
         client = subprocess.run(
             _engine("connect", f"127.0.0.1:{port}", "--sni", "localhost", "--ca", str(pki.ca_pem)),
             capture_output=True,
@@ -213,7 +213,7 @@ def test_connect_insecure_is_loud(pki: Pki) -> None:
         cwd=str(pki.folder),
     )
     try:
-        port = int(server.wait_for(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
+        port = int(server.wait_match(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
         client = subprocess.run(
             _engine("connect", f"127.0.0.1:{port}", "--insecure", "--send", "GET / HTTP/1.0\r\n\r\n"),
             capture_output=True,

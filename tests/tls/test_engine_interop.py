@@ -55,13 +55,13 @@ def test_client_vs_openssl_server_each_suite(pki: Pki, tmp_path: Path, suite: Ci
         hs = tls.negotiate()
         assert hs.cipher_suite is suite
         tls.sendall(b"hello from capdebug\n")
-        proc.wait_for("^hello from capdebug$")
+        proc.wait_match("^hello from capdebug$")
         proc.write("hello from openssl\n")
         assert tls.recv() == b"hello from openssl\n"
         # Our close_notify first; openssl answers with its own and shutdown() returns.
         tls.shutdown()
         tls.close()
-        proc.wait_for("^DONE$")
+        proc.wait_match("^DONE$")
     finally:
         proc.close()
     assert secrets(lines) == secrets(keylog.read_text())
@@ -76,7 +76,7 @@ def test_client_vs_openssl_server_hello_retry_request(pki: Pki) -> None:
         hs = tls.negotiate()
         assert hs.hello_retry and hs.group is NamedGroup.secp384r1
         tls.sendall(b"after hrr\n")
-        proc.wait_for("^after hrr$")
+        proc.wait_match("^after hrr$")
         tls.shutdown()
         tls.close()
     finally:
@@ -101,8 +101,8 @@ def test_client_vs_openssl_server_mutual_tls(pki: Pki) -> None:
         tls = engine_client(port, client_config(pki, credential=pki.credential("client")))
         tls.negotiate()
         tls.sendall(b"mtls\n")
-        proc.wait_for("^mtls$")
-        assert "capdebug client" in proc.output  # openssl printed our certificate's subject
+        proc.wait_match("^mtls$")
+        assert "capdebug client" in proc.output()  # openssl printed our certificate's subject
         tls.shutdown()
         tls.close()
     finally:
@@ -143,7 +143,7 @@ def test_client_key_update_both_directions_with_openssl(pki: Pki) -> None:
         tls.negotiate()
         tls.key_update(request=True)  # ours, asking openssl to update too
         tls.sendall(b"one\n")
-        proc.wait_for("^one$")  # openssl decrypted with our next key
+        proc.wait_match("^one$")  # openssl decrypted with our next key
         proc.write("K\n")  # openssl's own KeyUpdate, update_requested
         time.sleep(0.5)  # s_server takes one stdin read per command and prints nothing for "K"
         proc.write("two\n")
@@ -151,7 +151,7 @@ def test_client_key_update_both_directions_with_openssl(pki: Pki) -> None:
         updates = [e for e in tls.events if isinstance(e, KeyUpdateReceived)]
         assert updates and updates[-1].update_requested
         tls.sendall(b"three\n")  # under the key we moved to when answering
-        proc.wait_for("^three$")
+        proc.wait_match("^three$")
         tls.shutdown()
         tls.close()
     finally:
@@ -207,7 +207,7 @@ def test_client_certificate_failures_tell_openssl(pki: Pki, leaf: str, name: str
             tls.negotiate()
         assert (exc.value.name, exc.value.alert) == (name, alert)
         tls.close()
-        proc.wait_for(rf"alert number {alert}\b")
+        proc.wait_match(rf"alert number {alert}\b")
     finally:
         proc.close()
 
@@ -226,7 +226,7 @@ def test_client_tampered_record_openssl_answers_bad_record_mac(pki: Pki) -> None
         assert exc.value.name == "ERR_PEER_ALERT"
         assert exc.value.alert == AlertDescription.bad_record_mac
         tls.close()
-        proc.wait_for("bad record mac|decryption failed")
+        proc.wait_match("bad record mac|decryption failed")
     finally:
         proc.close()
 
@@ -367,10 +367,10 @@ def test_server_vs_openssl_client_each_suite(pki: Pki, tmp_path: Path, suite: Ci
     keylog = tmp_path / "s_client.keys"
     proc = s_client(server.port, "-ciphersuites", suite.name, "-keylogfile", str(keylog), cwd=pki.folder)
     try:
-        proc.wait_for(r"Verify return code: 0 \(ok\)")
-        proc.wait_for(rf"Cipher is {suite.name}")
+        proc.wait_match(r"Verify return code: 0 \(ok\)")
+        proc.wait_match(rf"Cipher is {suite.name}")
         proc.write("echo me\n")
-        proc.wait_for("^echo me$")
+        proc.wait_match("^echo me$")
         proc.write("Q\n")  # s_client: close_notify and exit; the echo loop ends with b""
         assert server.join() == b"echo me\n"
         proc.wait_exit()
@@ -385,12 +385,12 @@ def test_server_vs_openssl_client_hello_retry_request(pki: Pki) -> None:
     server = EngineServer(cfg, echo)
     proc = s_client(server.port, "-groups", "X25519:P-384", cwd=pki.folder)
     try:
-        proc.wait_for(r"Verify return code: 0 \(ok\)")
+        proc.wait_match(r"Verify return code: 0 \(ok\)")
         proc.write("Q\n")
         server.join()
         assert server.tls is not None
         assert HelloRetryRequestSent(NamedGroup.secp384r1) in server.tls.events
-        assert "P-384" in proc.output or "secp384r1" in proc.output
+        assert "P-384" in proc.output() or "secp384r1" in proc.output()
     finally:
         proc.close()
 
@@ -400,9 +400,9 @@ def test_server_vs_openssl_client_mutual_tls(pki: Pki) -> None:
     server = EngineServer(server_config(pki, client_auth=ClientAuth.REQUIRED), echo)
     proc = s_client(server.port, "-cert", "client-rsa.pem", "-key", "client-rsa.key", cwd=pki.folder)
     try:
-        proc.wait_for(r"Verify return code: 0 \(ok\)")
+        proc.wait_match(r"Verify return code: 0 \(ok\)")
         proc.write("mtls\n")
-        proc.wait_for("^mtls$")
+        proc.wait_match("^mtls$")
         proc.write("Q\n")
         server.join()
         assert server.tls is not None and server.tls.handshake is not None
@@ -429,15 +429,15 @@ def test_server_key_update_both_directions_with_openssl(pki: Pki) -> None:
     server = EngineServer(server_config(pki), handler)
     proc = s_client(server.port, cwd=pki.folder)
     try:
-        proc.wait_for(r"Verify return code: 0 \(ok\)")
+        proc.wait_match(r"Verify return code: 0 \(ok\)")
         proc.write("first\n")
-        proc.wait_for("^after our update$")
+        proc.wait_match("^after our update$")
         assert ready.wait(TIMEOUT)
         proc.write("K\n")
-        proc.wait_for("^KEYUPDATE$")
+        proc.wait_match("^KEYUPDATE$")
         proc.write("second\n")
         assert server.join() == b"second\n"
-        proc.wait_for("^bye$")
+        proc.wait_match("^bye$")
         assert server.tls is not None
         updates = [e.update_requested for e in server.tls.events if isinstance(e, KeyUpdateReceived)]
         assert True in updates  # openssl's "K": update_requested
@@ -457,9 +457,9 @@ def test_server_close_notify_reaches_openssl_client(pki: Pki) -> None:
     server = EngineServer(server_config(pki), handler)
     proc = s_client(server.port, cwd=pki.folder)
     try:
-        proc.wait_for("^closing now$")
+        proc.wait_match("^closing now$")
         assert server.join() is True
-        proc.wait_for("closed|DONE")
+        proc.wait_match("closed|DONE")
         assert proc.wait_exit() == 0
     finally:
         proc.close()
@@ -480,9 +480,9 @@ def test_server_tampered_record_openssl_client_says_bad_record_mac(pki: Pki) -> 
     server = EngineServer(server_config(pki), handler, faults)
     proc = s_client(server.port, cwd=pki.folder)
     try:
-        proc.wait_for(r"Verify return code: 0 \(ok\)")
+        proc.wait_match(r"Verify return code: 0 \(ok\)")
         assert server.join() == ("ERR_PEER_ALERT", AlertDescription.bad_record_mac)
-        proc.wait_for("bad record mac|decryption failed")
+        proc.wait_match("bad record mac|decryption failed")
     finally:
         proc.close()
 
@@ -583,7 +583,7 @@ def test_client_vs_tls12_only_server_is_protocol_version(pki: Pki) -> None:
         cwd=str(pki.folder),
     )
     try:
-        port = int(proc.wait_for(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
+        port = int(proc.wait_match(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
         tls = engine_client(port, client_config(pki))
         with pytest.raises(TLSError) as exc:
             tls.negotiate()
@@ -609,7 +609,7 @@ def test_server_vs_tls12_only_client_is_protocol_version(pki: Pki) -> None:
     )
     try:
         assert server.join() == ("ERR_PROTOCOL_VERSION", AlertDescription.protocol_version)
-        proc.wait_for(r"alert protocol version|alert number 70")
+        proc.wait_match(r"alert protocol version|alert number 70")
     finally:
         proc.close()
 
@@ -722,7 +722,7 @@ def test_client_echoes_the_hrr_cookie_of_a_stateless_openssl_server(pki: Pki) ->
         hs = tls.negotiate()
         assert hs.hello_retry
         tls.sendall(b"cookie ok\n")
-        proc.wait_for("^cookie ok$")
+        proc.wait_match("^cookie ok$")
         tls.shutdown()
         tls.close()
     finally:

@@ -4,26 +4,18 @@ connection in tshark: the oracle is an independent TLS implementation (Wireshark
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from capdebug.tls.io import TLSSocket
+from tests.support.tcpdump import tcpdump
 from tests.tools import require, require_root
 
-from ._peers import TIMEOUT, EngineServer, Proc, engine_client
+from ._peers import TIMEOUT, EngineServer, engine_client
 from ._pki import Pki, client_config, server_config
 
 pytestmark = [pytest.mark.tools]
-
-
-def _capture(port: int, out: Path) -> Proc:
-    proc = Proc(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-w", str(out), f"tcp port {port}"])
-    proc.wait_for("listening on")
-    # "listening on" is printed when the handle is active; give the kernel filter a moment.
-    time.sleep(0.5)
-    return proc
 
 
 def test_key_log_decrypts_a_tcpdump_capture_in_tshark(pki: Pki, tmp_path: Path) -> None:
@@ -40,8 +32,8 @@ def test_key_log_decrypts_a_tcpdump_capture_in_tshark(pki: Pki, tmp_path: Path) 
 
     server = EngineServer(server_config(pki, key_log_callback=lines.append), handler)
     pcap = tmp_path / "engine.pcap"
-    dump = _capture(server.port, pcap)
-    try:
+    # The capture stops 0.5 s after the block, once the last packets are written.
+    with tcpdump(pcap, server.port, settle=0.5, extra=("-n",)):
         tls = engine_client(server.port, client_config(pki))
         tls.negotiate()
         tls.sendall(b"capdebug-request")
@@ -49,9 +41,6 @@ def test_key_log_decrypts_a_tcpdump_capture_in_tshark(pki: Pki, tmp_path: Path) 
         tls.shutdown()
         tls.close()
         assert server.join() == b"capdebug-request"
-        time.sleep(0.5)  # let tcpdump write the last packets (immediate mode, -U: per packet)
-    finally:
-        dump.close()
     keylog = tmp_path / "keys.log"
     keylog.write_text("\n".join(lines) + "\n")
 

@@ -23,27 +23,24 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
-import signal
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from capdebug.crypto import testpki
 from capdebug.crypto.protection import Tls13Protection
 from capdebug.crypto.suites import SUITES
+from tests.support.proc import TIMEOUT, Proc, ToolError, tool
+from tests.support.tcpdump import tcpdump
 
-TIMEOUT = 15.0
 
-
-class ScenarioError(RuntimeError):
+class ScenarioError(ToolError):
     """A tool failed or the conversation did not go as the scenario needs."""
 
 
@@ -57,128 +54,12 @@ class Capture:
     """How the capture was made (which stacks, what they did)."""
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
-    if path is None:
-        raise ScenarioError(f"{name} is not installed")
-    return path
-
-
 def _listener() -> socket.socket:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(8)
     s.settimeout(TIMEOUT)
     return s
-
-
-@contextmanager
-def tcpdump(path: Path, port: int, *, snaplen: int | None = None) -> Iterator[None]:
-    """Capture ``tcp port PORT`` on lo into ``path`` for the duration of the block."""
-    argv = [_tool("tcpdump"), "-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-w", str(path)]
-    if snaplen is not None:
-        argv += ["-s", str(snaplen)]
-    argv.append(f"tcp port {port}")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    seen: list[str] = []
-    ready = threading.Event()
-
-    def watch() -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            seen.append(raw.decode("utf-8", "replace"))
-            if "listening on" in seen[-1]:
-                ready.set()
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    if not ready.wait(TIMEOUT):
-        proc.kill()
-        proc.wait()
-        raise ScenarioError(f"tcpdump did not start: {''.join(seen)}")
-    try:
-        yield
-    finally:
-        # Packets still in flight (the last FIN/RST, the kernel's answers) need a moment.
-        time.sleep(0.25)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        watcher.join(TIMEOUT)
-        assert proc.stderr is not None
-        proc.stderr.close()
-    if not path.exists() or path.stat().st_size <= 24:
-        raise ScenarioError(f"tcpdump wrote nothing to {path}: {''.join(seen)}")
-
-
-class _Proc:
-    """A child process with stdout+stderr collected line by line."""
-
-    def __init__(self, argv: Sequence[str]) -> None:
-        self.argv = list(argv)
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self.p = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for raw in self.p.stdout:
-            with self._cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def wait_for(self, text: str, timeout: float = TIMEOUT, count: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while sum(text in line for line in self.lines) < count:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._eof:
-                    raise ScenarioError(
-                        f"{self.argv[:2]}: {text!r} not seen; output:\n" + "\n".join(self.lines[-30:])
-                    )
-                self._cond.wait(min(left, 0.1))
-
-    def send(self, data: bytes) -> None:
-        assert self.p.stdin is not None
-        self.p.stdin.write(data)
-        self.p.stdin.flush()
-
-    def close_stdin(self) -> None:
-        assert self.p.stdin is not None
-        with suppress(BrokenPipeError):
-            self.p.stdin.close()
-
-    def finish(self, timeout: float = TIMEOUT) -> int:
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise ScenarioError(f"{self.argv[:2]} did not exit:\n" + "\n".join(self.lines[-30:])) from None
-        self._release()
-        return rc
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
-        self._release()
-
-    def _release(self) -> None:
-        self._reader.join(TIMEOUT)
-        self.close_stdin()
-        assert self.p.stdout is not None
-        self.p.stdout.close()
 
 
 # -- certificates ---------------------------------------------------------------------------
@@ -958,9 +839,9 @@ def _openssl_pair(
     lsock.bind(("127.0.0.1", 0))
     port = lsock.getsockname()[1]
     lsock.close()
-    server = _Proc(
+    server = Proc(
         [
-            _tool("openssl"), "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(pki.good[0]),
+            tool("openssl"), "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(pki.good[0]),
             "-key", str(pki.good[1]), "-keylogfile", str(keys), "-naccept", "4", *server_args,
         ]
     )  # fmt: skip
@@ -974,9 +855,9 @@ def _openssl_pair(
     return Capture(name, pcap, keys, port, method)
 
 
-def _s_client(port: int, *args: str) -> _Proc:
-    return _Proc(
-        [_tool("openssl"), "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost", *args]
+def _s_client(port: int, *args: str) -> Proc:
+    return Proc(
+        [tool("openssl"), "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost", *args]
     )
 
 
@@ -987,7 +868,7 @@ def hello_retry_request(out: Path, pki: Pki) -> Capture:
         c.send(b"hi\n")
         time.sleep(0.1)
         c.close_stdin()
-        c.finish()
+        c.finish(ok=None)
 
     return _openssl_pair(
         out,
@@ -1008,7 +889,7 @@ def key_update(out: Path, pki: Pki) -> Capture:
         c.send(b"after\n")
         time.sleep(0.1)
         c.close_stdin()
-        c.finish()
+        c.finish(ok=None)
 
     return _openssl_pair(
         out, "key_update", pki, [], converse, "openssl s_client sends a KeyUpdate ('k' command) to s_server"
@@ -1023,14 +904,14 @@ def early_data(out: Path, pki: Pki) -> Capture:
         c.send(b"first\n")
         time.sleep(0.2)  # the ticket arrives
         c.close_stdin()
-        c.finish()
+        c.finish(ok=None)
         ed = out / "early_data.txt"
         ed.write_bytes(b"GET / early\n")
         c2 = _s_client(port, "-tls1_3", "-sess_in", str(sess), "-early_data", str(ed))
         c2.wait_for("Verify return code")
         time.sleep(0.1)
         c2.close_stdin()
-        c2.finish()
+        c2.finish(ok=None)
         sess.unlink()
         ed.unlink()
 
