@@ -6,7 +6,6 @@ depend on the codecs).
 
 from __future__ import annotations
 
-import datetime
 import selectors
 import socket
 import struct
@@ -17,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from tests.support.peers import openssl_s_server, self_signed_localhost
 
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 TIMEOUT = 15.0
@@ -116,26 +114,7 @@ def hello_random(hello: bytes) -> bytes:
 
 def make_rsa_identity(directory: Path) -> tuple[Path, Path, rsa.RSAPrivateKey]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "server.crt", directory / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    cert_path, key_path = self_signed_localhost(directory, key, "server.crt", "server.key")
     return cert_path, key_path, key
 
 
@@ -212,24 +191,6 @@ class Relay:
             self._listener.close()
 
 
-def _start_server(args: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
-    proc = subprocess.Popen(
-        ["openssl", "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-www", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=cwd,
-    )
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith(b"ACCEPT "):
-            return proc, int(line.rsplit(b":", 1)[1])
-    proc.wait(TIMEOUT)
-    raise AssertionError(f"s_server did not start: {b''.join(seen)!r}")
-
-
 def _read_keylog(path: Path) -> tuple[dict[str, bytes], bytes]:
     secrets: dict[str, bytes] = {}
     client_random = b""
@@ -259,7 +220,7 @@ def run_openssl(
     if identity:
         cert, key_file, server_key = make_rsa_identity(tmp_path)
         server_args = ["-cert", str(cert), "-key", str(key_file), *server_args]
-    server, port = _start_server(server_args, tmp_path)
+    server, port = openssl_s_server(["-naccept", "1", "-www", *server_args], tmp_path)
     relay = Relay(port)
     keylog = tmp_path / "keylog.txt"
     client = subprocess.Popen(
@@ -292,13 +253,11 @@ def run_openssl(
         relay.join()
         client.stdin.close()
         client.wait(TIMEOUT)
-        server.wait(TIMEOUT)
+        server.wait_exit(TIMEOUT)
     finally:
-        for proc in (client, server):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if server.stdout is not None:
-            server.stdout.close()
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        server.kill()
     secrets, client_random = _read_keylog(keylog)
     return Session(bytes(relay.c2s), bytes(relay.s2c), secrets, client_random, server_key)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import ssl
 import stat
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +21,7 @@ from capdebug.crypto.keylog import (
     write_keylog_file,
 )
 from capdebug.errors import KeyLogError, UsageError
+from tests.support.peers import self_signed_localhost
 
 CR1 = bytes(range(32))
 CR2 = bytes(range(100, 132))
@@ -353,33 +350,8 @@ def test_parse_never_raises_on_near_miss_lines(labels: list[str], blob: bytes) -
 # -- a real key log from Python's ssl module (OpenSSL underneath) ------------------------
 
 
-def _make_cert(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 def _memory_handshake(tmp: Path, version: ssl.TLSVersion) -> Path:
-    cert, key = _make_cert(tmp)
+    cert, key = self_signed_localhost(tmp, ec.generate_private_key(ec.SECP256R1()))
     keylog = tmp / f"py-{version.name}.keys"
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)

@@ -12,6 +12,7 @@ from capdebug.tls.config import TLSConfig
 from capdebug.tls.connection import Connection
 from capdebug.tls.faults import Faults
 from capdebug.tls.io import TLSSocket
+from tests.support.peers import openssl_s_server
 from tests.support.proc import Proc
 
 from ._pki import NOW
@@ -20,9 +21,7 @@ TIMEOUT = 10.0
 
 
 def openssl_server(args: list[str], cwd: str) -> tuple[Proc, int]:
-    proc = Proc(["openssl", "s_server", "-accept", "127.0.0.1:0", "-tls1_3", *args], cwd=cwd)
-    port = int(proc.wait_match(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
-    return proc, port
+    return openssl_s_server(["-tls1_3", *args], cwd)
 
 
 def engine_client(
