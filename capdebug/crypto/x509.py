@@ -328,12 +328,12 @@ def _classify(
     leaf: x509.Certificate,
     intermediates: list[x509.Certificate],
     roots: list[x509.Certificate],
-    hostname: str,
+    hostname: str | None,
     at: datetime,
     detail: str,
 ) -> CertificateVerifyError:
     """Turn the verifier's message into a reason by re-checking the likely causes ourselves:
-    the verifier's wording is not a stable interface."""
+    the verifier's wording is not a stable interface. ``hostname`` is None for a client chain."""
     for cert in (leaf, *intermediates):
         if at > cert.not_valid_after_utc:
             return CertificateExpired(
@@ -343,7 +343,9 @@ def _classify(
             return CertificateNotYetValid(
                 f"certificate {_describe(cert)} is not valid before {cert.not_valid_before_utc.isoformat()}"
             )
-    if not hostname_matches(summarize_certificate(leaf.public_bytes(serialization.Encoding.DER)), hostname):
+    if hostname is not None and not hostname_matches(
+        summarize_certificate(leaf.public_bytes(serialization.Encoding.DER)), hostname
+    ):
         return CertificateHostnameMismatch(f"certificate {_describe(leaf)} does not name {hostname!r}")
     if not _reaches_root(leaf, intermediates, roots):
         return CertificateUnknownCA(

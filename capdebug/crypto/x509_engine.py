@@ -9,23 +9,21 @@ engine's side; it is small enough to fold into ``x509.py`` later.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509 import verification
 
 from ..errors import UsageError
 from .x509 import (
-    CertificateExpired,
     CertificateInvalid,
-    CertificateNotYetValid,
     CertificateUnknownCA,
-    CertificateVerifyError,
     PrivateKey,
-    _reaches_root,
+    _classify,
+    _load_private_key,
+    _utc,
     load_certificates,
 )
 
@@ -44,14 +42,10 @@ _ED25519 = 0x0807
 
 
 def load_private_key(pem_or_der: bytes) -> PrivateKey:
-    try:
-        if pem_or_der.lstrip().startswith(b"-----"):
-            key = serialization.load_pem_private_key(pem_or_der, password=None)
-        else:
-            key = serialization.load_der_private_key(pem_or_der, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise UsageError(f"cannot load private key: {exc}") from exc
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+    """A PEM or DER private key the engine can sign with: RSA, ECDSA or Ed25519 (no Ed448, for
+    which :func:`compatible_schemes` has no scheme)."""
+    key = _load_private_key(pem_or_der)
+    if isinstance(key, ed448.Ed448PrivateKey):
         raise UsageError(f"unsupported private key type {type(key).__name__}")
     return key
 
@@ -95,7 +89,7 @@ def verify_client_chain(
     Raises the same :class:`~capdebug.crypto.x509.CertificateVerifyError` subclasses as
     ``verify_chain`` (no host name is checked: a client names no host).
     """
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    at = _utc(at)
     try:
         leaf = x509.load_der_x509_certificate(leaf_der)
         intermediates = [x509.load_der_x509_certificate(d) for d in intermediates_der]
@@ -108,22 +102,4 @@ def verify_client_chain(
     try:
         verifier.verify(leaf, intermediates)
     except verification.VerificationError as exc:
-        raise _classify(leaf, intermediates, roots, at, str(exc)) from exc
-
-
-def _classify(
-    leaf: x509.Certificate,
-    intermediates: list[x509.Certificate],
-    roots: list[x509.Certificate],
-    at: datetime,
-    detail: str,
-) -> CertificateVerifyError:
-    for cert in (leaf, *intermediates):
-        if at > cert.not_valid_after_utc:
-            return CertificateExpired(f"client certificate {cert.subject.rfc4514_string()} has expired")
-        if at < cert.not_valid_before_utc:
-            subject = cert.subject.rfc4514_string()
-            return CertificateNotYetValid(f"client certificate {subject} is not yet valid")
-    if not _reaches_root(leaf, intermediates, roots):
-        return CertificateUnknownCA(f"no trusted root issued {leaf.subject.rfc4514_string()}'s chain")
-    return CertificateInvalid(f"client certificate chain is invalid: {detail}")
+        raise _classify(leaf, intermediates, roots, None, at, str(exc)) from exc
