@@ -62,7 +62,7 @@ from ..net.tcp import decode_tcp, format_endpoint
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
 from ..wire.alert import alert_name
 from ..wire.constants import ContentType, HandshakeType
-from ..wire.handshake import frame_handshake, handshake_name
+from ..wire.handshake import NewSessionTicket12, frame_handshake, handshake_name
 from ..wire.record import looks_like_tls, split_inner_plaintext
 from . import keys as keymod
 from .events import (
@@ -847,7 +847,7 @@ class Decoder:
             d.candidates = []
         elif msg_type == HandshakeType.key_update and session.version == "1.3" and d.keys is not None:
             d.keys = d.keys.next_generation()
-        elif msg_type == HandshakeType.new_session_ticket and session.version == "1.2":
+        elif isinstance(parsed, NewSessionTicket12):
             self._store.note_ticket(session, parsed)
 
     def _install_initial_keys(self, session: _Session, frame: int, ts: int) -> None:

@@ -7,7 +7,7 @@ and a sentence, the way a person reading Wireshark's TLS debug log would conclud
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..crypto.keylog import KeyLog
 from ..crypto.prf12 import derive_keys12
@@ -15,6 +15,8 @@ from ..crypto.protection import Protection, Tls13Protection, tls12_protection
 from ..crypto.schedule13 import next_traffic_secret
 from ..crypto.suites import SUITES, SuiteParams, suite
 from ..wire.constants import ExtensionType, ProtocolVersion
+from ..wire.extensions import ext
+from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello
 from .events import Reason
 
 if TYPE_CHECKING:
@@ -99,36 +101,29 @@ class MissingKeys(Exception):  # noqa: N818 - a result, not an error condition o
 # -- facts from the hellos -------------------------------------------------------------------
 
 
-def _ext(msg: Any, ext_type: int) -> bytes | None:
-    for ext in msg.extensions:
-        if ext.type == ext_type:
-            return bytes(ext.data)
-    return None
-
-
-def note_client_hello(session: _Session, hello: Any) -> None:
+def note_client_hello(session: _Session, hello: ClientHello) -> None:
     if session.client_random is None:
         session.client_random = bytes(hello.random)
     session.ch_session_id = bytes(hello.legacy_session_id)
-    ticket = _ext(hello, ExtensionType.session_ticket)
+    ticket = ext(hello, ExtensionType.session_ticket)
     session.ch_ticket = ticket or None
-    session.early_offered = _ext(hello, ExtensionType.early_data) is not None
+    session.early_offered = ext(hello, ExtensionType.early_data) is not None
 
 
-def note_server_hello(session: _Session, hello: Any) -> None:
+def note_server_hello(session: _Session, hello: ServerHello) -> None:
     session.sh_seen = True
     session.server_random = bytes(hello.random)
     session.suite = int(hello.cipher_suite)
-    sv = _ext(hello, ExtensionType.supported_versions)
+    sv = ext(hello, ExtensionType.supported_versions)
     if sv is not None and len(sv) == 2 and int.from_bytes(sv, "big") == ProtocolVersion.TLS1_3:
         session.version = "1.3"
     else:
         session.version = "1.2"
-    if getattr(hello, "is_hello_retry_request", False):
+    if hello.is_hello_retry_request:
         session.hrr = True
         return
     session.hrr = False
-    session.etm = _ext(hello, ExtensionType.encrypt_then_mac) is not None
+    session.etm = ext(hello, ExtensionType.encrypt_then_mac) is not None
     session.sh_session_id = bytes(hello.legacy_session_id_echo)
 
 
@@ -248,15 +243,15 @@ class SessionStore:
 
     def note_session(self, session: _Session, keylog: KeyLog) -> None:
         ms = self.master_secret(session, keylog)
-        sid = getattr(session, "sh_session_id", b"")
+        sid = session.sh_session_id
         if ms is not None and sid:
             self.by_session_id.setdefault(sid, ms)
         ticket = self._pending_ticket.pop(id(session), None)
         if ms is not None and ticket:
             self.by_ticket[ticket] = ms
 
-    def note_ticket(self, session: _Session, ticket_msg: Any) -> None:
-        ticket = bytes(getattr(ticket_msg, "ticket", b""))
+    def note_ticket(self, session: _Session, ticket_msg: NewSessionTicket12) -> None:
+        ticket = bytes(ticket_msg.ticket)
         if not ticket or session.client_random is None:
             return
         # Called from the decoder with the keylog via master_secret lookups at CCS time.
@@ -272,7 +267,7 @@ class SessionStore:
             ms = keylog.get(session.client_random, "CLIENT_RANDOM")
             if ms is not None:
                 return ms
-        sid = getattr(session, "sh_session_id", b"")
+        sid = session.sh_session_id
         if sid and sid == session.ch_session_id and sid in self.by_session_id:
             return self.by_session_id[sid]
         if session.ch_ticket and session.ch_ticket in self.by_ticket:
@@ -304,7 +299,7 @@ def tls12_keys(
             )
         raise MissingKeys(reason, message)
     store.remember_ticket(session, ms)
-    sid = getattr(session, "sh_session_id", b"")
+    sid = session.sh_session_id
     if sid:
         store.by_session_id.setdefault(sid, ms)
     if len(ms) != 48:
@@ -312,9 +307,7 @@ def tls12_keys(
             Reason.SECRET_LENGTH, f"CLIENT_RANDOM secret is {len(ms)} bytes, a master secret is 48"
         )
     keys12 = derive_keys12(params, ms, session.client_random, session.server_random)
-    prot = tls12_protection(
-        params, keys12, "client" if role == 0 else "server", encrypt_then_mac=getattr(session, "etm", False)
-    )
+    prot = tls12_protection(params, keys12, "client" if role == 0 else "server", encrypt_then_mac=session.etm)
     return Keys(prot, "tls12", "CLIENT_RANDOM", tls13=False)
 
 
