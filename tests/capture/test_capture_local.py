@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -144,8 +143,6 @@ def test_sigint_stops_cleanly(tls_server: TlsEchoServer, tmp_path: Path) -> None
 def test_embedded_keylog_decrypts(tls_server: TlsEchoServer, tmp_path: Path) -> None:
     require_root()
     require("tcpdump", "tshark")
-    if importlib.util.find_spec("capdebug.analysis.sessions") is None:
-        pytest.skip("capdebug.analysis.sessions (key-log embedding) is not in this build")
     out, keylog = tmp_path / "keys.pcapng", tmp_path / "keys.log"
     done = threading.Event()
 

@@ -34,31 +34,27 @@ def _epoch_ns(text: str) -> int:
     return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
 
 
-def _tshark_fields(path: Path) -> list[tuple[int, int, int]]:
-    out = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(path),
-            "-T",
-            "fields",
-            "-e",
-            "frame.time_epoch",
-            "-e",
-            "frame.len",
-            "-e",
-            "frame.cap_len",
-        ],
-        check=True,
+def _tshark(path: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``tshark -T fields``: epoch time, wire length and captured length of every frame."""
+    fields = ("frame.time_epoch", "frame.len", "frame.cap_len")
+    return subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", *(a for f in fields for a in ("-e", f))],
+        check=check,
         capture_output=True,
         text=True,
         timeout=60,
-    ).stdout
-    rows = []
-    for line in out.splitlines():
-        ts, length, cap_len = line.split("\t")
-        rows.append((_epoch_ns(ts), int(length), int(cap_len)))
-    return rows
+    )
+
+
+def _rows(stdout: str) -> list[tuple[int, int, int]]:
+    return [
+        (_epoch_ns(ts), int(length), int(cap_len))
+        for ts, length, cap_len in (line.split("\t") for line in stdout.splitlines())
+    ]
+
+
+def _tshark_fields(path: Path) -> list[tuple[int, int, int]]:
+    return _rows(_tshark(path).stdout)
 
 
 def _capture_udp(argv: list[str], count: int) -> None:
@@ -234,28 +230,9 @@ def test_tcpdump_killed_mid_write(tmp_path: Path) -> None:
             proc.wait()
             if proc.stderr:
                 proc.stderr.close()
-    shark = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(path),
-            "-T",
-            "fields",
-            "-e",
-            "frame.time_epoch",
-            "-e",
-            "frame.len",
-            "-e",
-            "frame.cap_len",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    oracle = [
-        (_epoch_ns(ts), int(n), int(c))
-        for ts, n, c in (line.split("\t") for line in shark.stdout.splitlines())
-    ]
+    # tshark exits non-zero on the cut record; its output up to there is still the oracle.
+    shark = _tshark(path, check=False)
+    oracle = _rows(shark.stdout)
     with open_capture(path) as reader:
         packets = [p for p in reader if isinstance(p, Packet)]
         warnings = reader.warnings

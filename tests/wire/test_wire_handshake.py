@@ -319,4 +319,11 @@ def test_mutated_golden_messages(golden: bytes, data: st.DataObject) -> None:
 
 
 def test_key_share_entry_is_a_value() -> None:
-    assert KeyShareEntry(29, b"k") == KeyShareEntry(29, b"k")
+    """Equal fields make equal, interchangeable entries (dict keys, set members); the entry is
+    immutable; a different group or key is a different entry."""
+    a, b = KeyShareEntry(29, b"k"), KeyShareEntry(29, bytes([0x6B]))
+    assert a is not b and a == b and hash(a) == hash(b)
+    assert len({a, b}) == 1
+    assert a != KeyShareEntry(23, b"k") and a != KeyShareEntry(29, b"j")
+    with pytest.raises(AttributeError):
+        a.group = 23  # type: ignore[misc]
