@@ -58,7 +58,7 @@ from .command import (
     wrapper_argv,
 )
 from .stream import PcapStreamParser
-from .transport import SshTransport, Transport, classify_failure, run_checked, run_command
+from .transport import SshTransport, Transport, classify_failure, run_checked, run_command, start_command
 
 __all__ = [
     "CaptureResult",
@@ -194,17 +194,7 @@ class _Source:
         self._queued = 0
         self._eof = False
         self._thread: threading.Thread | None = None
-        argv = transport.argv(wrapper_argv(opts, sudo=transport.sudo))
-        try:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                process_group=0,
-            )
-        except FileNotFoundError as exc:
-            raise CaptureError(f"cannot run {argv[0]!r}: not installed or not on PATH") from exc
+        self.proc = start_command(transport, wrapper_argv(opts, sudo=transport.sudo), stderr=subprocess.PIPE)
 
     def request_stop(self, now: float) -> None:
         if self.stop_sent_at is not None:

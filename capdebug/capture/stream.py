@@ -15,16 +15,11 @@ from __future__ import annotations
 import struct
 
 from ..errors import CaptureFormatError
+from ..pcap.classic import pcap_magic
 from ..pcap.model import Interface, Packet
 
 __all__ = ["PcapStreamParser"]
 
-_MAGICS: dict[bytes, tuple[str, int]] = {
-    struct.pack("<I", 0xA1B2C3D4): ("<", 1000),
-    struct.pack(">I", 0xA1B2C3D4): (">", 1000),
-    struct.pack("<I", 0xA1B23C4D): ("<", 1),
-    struct.pack(">I", 0xA1B23C4D): (">", 1),
-}
 _FILE_HEADER = 24
 _RECORD_HEADER = 16
 # No link type tcpdump writes allows records this large; a bigger length is a corrupt stream,
@@ -96,14 +91,14 @@ class PcapStreamParser:
 
     def _read_header(self) -> bool:
         buf = self._buf
-        if len(buf) - self._pos < _FILE_HEADER:
-            if len(buf) - self._pos >= 4 and bytes(buf[self._pos : self._pos + 4]) not in _MAGICS:
-                raise CaptureFormatError("tcpdump output is not a pcap stream (bad magic)", offset=0)
+        available = len(buf) - self._pos
+        if available < 4:
             return False
-        magic = bytes(buf[self._pos : self._pos + 4])
-        found = _MAGICS.get(magic)
+        found = pcap_magic(bytes(buf[self._pos : self._pos + 4]))
         if found is None:
             raise CaptureFormatError("tcpdump output is not a pcap stream (bad magic)", offset=0)
+        if available < _FILE_HEADER:
+            return False
         order, self._unit_ns = found
         snaplen, linktype = struct.unpack_from(order + "II", buf, self._pos + 16)
         # The top bits of the link type field carry the FCS length (section 4); the type is the low 16.

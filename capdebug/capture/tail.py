@@ -20,9 +20,8 @@ import signal
 import subprocess
 import threading
 
-from ..errors import CaptureError
 from .command import WRAPPER_NAME
-from .transport import LocalTransport, SshTransport, Transport
+from .transport import LocalTransport, SshTransport, Transport, start_command
 
 __all__ = ["TAIL_SCRIPT", "KeylogTail"]
 
@@ -65,19 +64,11 @@ class KeylogTail:
 
     def start(self) -> None:
         if isinstance(self.transport, SshTransport):
-            argv = self.transport.argv(["sh", "-c", TAIL_SCRIPT, WRAPPER_NAME, self.path])
-            try:
-                self._proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    # tail's complaints (a file not there yet) are not errors while following;
-                    # the fetch after the capture reports a path that never appeared.
-                    stderr=subprocess.DEVNULL,
-                    process_group=0,
-                )
-            except FileNotFoundError as exc:
-                raise CaptureError(f"cannot run {argv[0]!r}: not installed or not on PATH") from exc
+            # tail's complaints (a file not there yet) are not errors while following; the fetch
+            # after the capture reports a path that never appeared.
+            self._proc = start_command(
+                self.transport, ["sh", "-c", TAIL_SCRIPT, WRAPPER_NAME, self.path], stderr=subprocess.DEVNULL
+            )
             self._thread = threading.Thread(target=self._pump, name="capdebug-keylog-tail", daemon=True)
             self._thread.start()
 

@@ -31,6 +31,7 @@ __all__ = [
     "parse_remote",
     "run_checked",
     "run_command",
+    "start_command",
 ]
 
 #: ssh's own exit status for its failures (connection, authentication, host key).
@@ -247,6 +248,18 @@ def run_command(
     except subprocess.TimeoutExpired as exc:
         raise CaptureError(f"{what} on {transport.label} did not finish within {timeout:g} s") from exc
     return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
+
+
+def start_command(transport: Transport, command: Sequence[str], *, stderr: int) -> subprocess.Popen[bytes]:
+    """Start a long-running command with pipes on stdin and stdout, in its own process group so
+    that it can be killed whole. The wrapper scripts stop their child when stdin closes."""
+    argv = transport.argv(command)
+    try:
+        return subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, process_group=0
+        )
+    except FileNotFoundError as exc:
+        raise CaptureError(f"cannot run {argv[0]!r}: not installed or not on PATH") from exc
 
 
 def run_checked(transport: Transport, command: Sequence[str], *, timeout: float = 60.0, what: str) -> bytes:
