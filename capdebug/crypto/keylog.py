@@ -377,10 +377,6 @@ class KeyLog:
         """Client_random-keyed entries in first-seen order."""
         return iter(self._order)
 
-    def rsa_entries(self) -> Iterator[RsaPremasterEntry]:
-        """Legacy RSA premaster entries in first-seen order."""
-        return iter(self._rsa.values())
-
     def rsa_premaster(self, encrypted_premaster: bytes) -> bytes | None:
         """The premaster for an EncryptedPreMasterSecret (whole, or its first 8 bytes)."""
         entry = self._rsa.get(bytes(encrypted_premaster[:_RSA_PREFIX_LENGTH]))

@@ -96,10 +96,6 @@ class Tls13Protection:
         self._iv = int.from_bytes(iv, "big")
         self._overhead = params.tag_len
 
-    @classmethod
-    def from_secret(cls, params: SuiteParams, secret: bytes) -> Tls13Protection:
-        return cls(params, secret)
-
     def __repr__(self) -> str:
         return f"Tls13Protection({self.params.name})"
 

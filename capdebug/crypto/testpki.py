@@ -52,7 +52,7 @@ class Issued:
 
     def private_key(self) -> _PrivateKey:
         key = serialization.load_pem_private_key(self.key_pem, password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey)
+        assert isinstance(key, _PrivateKey)
         return key
 
 

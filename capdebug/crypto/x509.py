@@ -384,7 +384,6 @@ def _reaches_root(
 PrivateKey = (
     rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
 )
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 
 # SignatureScheme (RFC 8446 section 4.2.3) -> (kind, hash, curve the scheme binds in TLS 1.3).
 _SCHEMES: dict[int, tuple[str, type[hashes.HashAlgorithm] | None, str | None]] = {
@@ -431,10 +430,7 @@ def _load_private_key(key: bytes | str | PrivateKey) -> PrivateKey:
         )
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise UsageError(f"cannot load private key: {exc}") from exc
-    if not isinstance(
-        loaded,
-        rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey,
-    ):
+    if not isinstance(loaded, PrivateKey):
         raise UsageError(f"unsupported private key type {type(loaded).__name__}")
     return loaded
 

@@ -179,7 +179,7 @@ class StreamReassembler:
             # Fast path: plain data or a bare ACK on a started stream.
             if not payload:
                 return _NOTHING
-            u = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF
+            u = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF  # self._unwrap(seq), inlined
             if u == nxt and self._fin is None and not self._starts and not self.rst:
                 self._next = nxt + len(payload)
                 return [Data(payload, frame, ts_ns)]
@@ -222,7 +222,7 @@ class StreamReassembler:
         if self._next is None:
             self._next = seq
         nxt = self._next
-        u = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF
+        u = self._unwrap(seq)
         end = u + len(payload)
         if flags & _FIN and self._fin is None and not truncated:
             self._set_fin(end, frame, ts_ns)
