@@ -221,8 +221,9 @@ def summarize_certificate(der: bytes) -> CertSummary:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             return _summary(cert, der)
-    except (ValueError, KeyError, TypeError) as exc:
-        # Seen from fuzzing: a mangled name makes rfc4514_string() raise KeyError.
+    except (ValueError, KeyError, TypeError, x509.DuplicateExtension) as exc:
+        # Seen from fuzzing: a mangled name makes rfc4514_string() raise KeyError, and a repeated
+        # extension raises DuplicateExtension (not a ValueError) on the first extension lookup.
         raise CertificateDecodeError(f"malformed certificate: {exc!r}") from exc
 
 
