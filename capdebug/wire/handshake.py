@@ -38,6 +38,7 @@ from .constants import (
 from .extensions import (
     CertificateStatus,
     Extension,
+    _check_len,
     ext,
     pull_alpn_protocols,
     pull_early_data,
@@ -173,11 +174,6 @@ def _pull_session_id(buf: Buffer) -> bytes:
     if n > 32:
         raise DecodeError(f"legacy_session_id of {n} bytes (at most 32)")
     return buf.pull_bytes(n)
-
-
-def _check_vector(what: str, n: int, minimum: int, maximum: int) -> None:
-    if not minimum <= n <= maximum:
-        raise DecodeError(f"{what}: vector of {n} bytes outside <{minimum}..{maximum}>")
 
 
 # -- ClientHello / ServerHello (RFC 8446 4.1.2-4.1.4, RFC 5246 7.4.1) -------------------------
@@ -322,34 +318,23 @@ class Certificate:
         return tuple(e.cert_data for e in self.certificate_list)
 
 
-def _pull_certificate13(buf: Buffer) -> Certificate:
-    context = buf.pull_opaque(1)
+def _pull_certificate(buf: Buffer, tls13: bool) -> Certificate:
+    context = buf.pull_opaque(1) if tls13 else b""
     entries: list[CertificateEntry] = []
     with buf.pull_block(3):
         while not buf.eof():
             cert = buf.pull_opaque(3)
             if not cert:
-                raise DecodeError("empty cert_data in Certificate")
-            entries.append(CertificateEntry(cert, pull_extensions(buf)))
-    return Certificate(context, tuple(entries), True)
-
-
-def _pull_certificate12(buf: Buffer) -> Certificate:
-    entries: list[CertificateEntry] = []
-    with buf.pull_block(3):
-        while not buf.eof():
-            cert = buf.pull_opaque(3)
-            if not cert:
-                raise DecodeError("empty ASN.1Cert in Certificate")
-            entries.append(CertificateEntry(cert))
-    return Certificate(b"", tuple(entries), False)
+                raise DecodeError(f"empty {'cert_data' if tls13 else 'ASN.1Cert'} in Certificate")
+            entries.append(CertificateEntry(cert, pull_extensions(buf) if tls13 else ()))
+    return Certificate(context, tuple(entries), tls13)
 
 
 def pull_certificate(buf: Buffer, tls13: bool | None = True) -> Certificate:
     """``tls13=None`` tries the TLS 1.3 form, then the TLS 1.2 form."""
     if tls13 is None:
-        return _either(buf, _pull_certificate13, _pull_certificate12)
-    return _pull_certificate13(buf) if tls13 else _pull_certificate12(buf)
+        return _either(buf, lambda b: _pull_certificate(b, True), lambda b: _pull_certificate(b, False))
+    return _pull_certificate(buf, tls13)
 
 
 def push_certificate(buf: Buffer, msg: Certificate) -> None:
@@ -404,11 +389,11 @@ def push_certificate_request(buf: Buffer, msg: CertificateRequest) -> None:
 
 def _pull_certificate_request12(buf: Buffer, with_signature_algorithms: bool) -> CertificateRequest12:
     types = buf.pull_opaque(1)
-    _check_vector("certificate_types", len(types), 1, 255)
+    _check_len("certificate_types", len(types), 1, 255)
     sig_algs: tuple[int, ...] | None = None
     if with_signature_algorithms:
         sig_algs = tuple(buf.pull_list(2, 2))
-        _check_vector("supported_signature_algorithms", 2 * len(sig_algs), 2, 0xFFFE)
+        _check_len("supported_signature_algorithms", 2 * len(sig_algs), 2, 0xFFFE)
     authorities: list[bytes] = []
     with buf.pull_block(2):
         while not buf.eof():
@@ -814,9 +799,8 @@ HandshakeMessage = (
 def _either(buf: Buffer, first: Callable[[Buffer], T], second: Callable[[Buffer], T]) -> T:
     """Parse the rest of ``buf`` with ``first``, or else with ``second`` (both must consume it)."""
     start = buf.pos
-    end = start + buf.remaining
     try:
-        value = _parse_body(buf.pull_view(end - start), "", first)
+        value = _parse_body(buf.pull_view(buf.remaining), "", first)
     except DecodeError:
         buf.pos = start
     else:
