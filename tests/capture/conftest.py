@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -333,3 +334,28 @@ def tcpdump_alive(marker: str, netns: str | None = None) -> list[str]:
         ["pgrep", "-af", f"tcpdump -i .*{marker}"], capture_output=True, text=True, check=False
     )
     return [ln for ln in out.stdout.splitlines() if "pgrep" not in ln]
+
+
+def interrupt_capture(args: list[str], out: Path, port: int, min_size: int) -> tuple[int, str, str]:
+    """Run ``capdebug capture ARGS -o OUT`` in a subprocess while TLS round trips go to
+    127.0.0.1:PORT; once ``out`` holds ``min_size`` bytes, check that a tcpdump filtering on the
+    port runs and interrupt the command like Ctrl-C. Returns (exit code, stdout, stderr)."""
+    proc = subprocess.Popen(
+        cli_argv("capture", *args, "-o", str(out)),
+        cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    stop = threading.Event()
+    keep_sending("127.0.0.1", port, stop)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < min_size):
+            time.sleep(0.05)
+        assert tcpdump_alive(f"tcp port {port}"), "tcpdump should be running during the capture"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=15)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, stdout, stderr

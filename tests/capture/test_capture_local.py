@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -23,8 +22,8 @@ from capdebug.pcap.open import open_capture
 from tests.capture.conftest import (
     REPO,
     TlsEchoServer,
-    cli_argv,
     cli_env,
+    interrupt_capture,
     keep_sending,
     tcpdump_alive,
     tls_roundtrip,
@@ -116,24 +115,8 @@ def test_sigint_stops_cleanly(tls_server: TlsEchoServer, tmp_path: Path) -> None
     require("tcpdump", "tshark", "capinfos")
     out = tmp_path / "sigint.pcapng"
     marker = f"tcp port {tls_server.port}"
-    proc = subprocess.Popen(
-        cli_argv("capture", "-i", "lo", "--filter", marker, "-o", str(out)),
-        cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    stop = threading.Event()
-    keep_sending("127.0.0.1", tls_server.port, stop)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 2000):
-            time.sleep(0.05)
-        assert tcpdump_alive(marker), "tcpdump should be running during the capture"
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=15)
-    finally:
-        stop.set()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
+    rc, stdout, stderr = interrupt_capture(["-i", "lo", "--filter", marker], out, tls_server.port, 2000)
+    assert rc == 0, stderr
     assert "stopped by signal" in stdout
     _capinfos_ok(out)
     assert tshark_count(out, "tls.handshake.type == 1") >= 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import threading
 import time
@@ -20,16 +19,14 @@ from capdebug.errors import CaptureError
 from capdebug.pcap.model import Packet
 from capdebug.pcap.open import open_capture
 from tests.capture.conftest import (
-    REPO,
     TEST_USER,
     Cert,
     Netns,
     Sshd,
     SshWorld,
     TlsEchoServer,
-    cli_argv,
-    cli_env,
     free_port,
+    interrupt_capture,
     keep_sending,
     tcpdump_alive,
     tshark_count,
@@ -103,25 +100,9 @@ def test_remote_sigint_leaves_no_tcpdump(ssh_world: SshWorld, lo_host: Sshd, tls
     require("capinfos")
     out = tmp_path / "sigint.pcapng"
     marker = f"tcp port {tls_server.port}"
-    proc = subprocess.Popen(
-        cli_argv("capture", "--remote", "lo-host", "--ssh-config", str(ssh_world.ssh_config), "-i", "lo",
-                 "--filter", marker, "-o", str(out)),
-        cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    stop = threading.Event()
-    keep_sending("127.0.0.1", tls_server.port, stop)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 3000):
-            time.sleep(0.05)
-        assert tcpdump_alive(marker), "the remote tcpdump should be running"
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=15)
-    finally:
-        stop.set()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
+    args = ["--remote", "lo-host", "--ssh-config", str(ssh_world.ssh_config), "-i", "lo", "--filter", marker]
+    rc, stdout, stderr = interrupt_capture(args, out, tls_server.port, 3000)
+    assert rc == 0, stderr
     assert "stopped by signal" in stdout
     assert subprocess.run(["capinfos", str(out)], capture_output=True, check=False).returncode == 0
     assert not _wait_no_tcpdump(marker)

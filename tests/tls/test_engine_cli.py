@@ -20,7 +20,7 @@ from capdebug.crypto.x509_engine import load_pem_certificates
 from capdebug.tls.io import TLSSocket
 from tests.tools import require
 
-from ._peers import TIMEOUT, EngineServer, Proc
+from ._peers import TIMEOUT, EngineServer, Proc, openssl_server
 from ._pki import NOW, Pki, server_config
 
 
@@ -166,22 +166,8 @@ def test_serve_and_connect_as_processes(tmp_path: Path) -> None:
 
 def test_connect_reports_a_certificate_failure(pki: Pki) -> None:
     require("openssl")
-    server = Proc(
-        [
-            "openssl",
-            "s_server",
-            "-accept",
-            "127.0.0.1:0",
-            "-tls1_3",
-            "-cert",
-            "wrong-host.pem",
-            "-key",
-            "wrong-host.key",
-        ],
-        cwd=str(pki.folder),
-    )
+    server, port = openssl_server(["-cert", "wrong-host.pem", "-key", "wrong-host.key"], str(pki.folder))
     try:
-        port = int(server.wait_match(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
         client = subprocess.run(
             _engine("connect", f"127.0.0.1:{port}", "--sni", "localhost", "--ca", str(pki.ca_pem)),
             capture_output=True,
@@ -197,23 +183,10 @@ def test_connect_reports_a_certificate_failure(pki: Pki) -> None:
 
 def test_connect_insecure_is_loud(pki: Pki) -> None:
     require("openssl")
-    server = Proc(
-        [
-            "openssl",
-            "s_server",
-            "-accept",
-            "127.0.0.1:0",
-            "-tls1_3",
-            "-cert",
-            "self-signed.pem",
-            "-key",
-            "self-signed.key",
-            "-www",
-        ],
-        cwd=str(pki.folder),
+    server, port = openssl_server(
+        ["-cert", "self-signed.pem", "-key", "self-signed.key", "-www"], str(pki.folder)
     )
     try:
-        port = int(server.wait_match(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
         client = subprocess.run(
             _engine("connect", f"127.0.0.1:{port}", "--insecure", "--send", "GET / HTTP/1.0\r\n\r\n"),
             capture_output=True,

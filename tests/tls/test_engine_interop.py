@@ -19,6 +19,7 @@ from capdebug.tls.events import HelloRetryRequestSent, KeyUpdateReceived
 from capdebug.tls.faults import Faults
 from capdebug.tls.io import TLSSocket
 from capdebug.wire.constants import AlertDescription, CipherSuite, NamedGroup
+from tests.support.peers import openssl_s_server
 from tests.tools import require
 
 from ._peers import TIMEOUT, EngineServer, Proc, engine_client, openssl_server
@@ -568,22 +569,8 @@ def test_server_vs_curl(pki: Pki, suite: CipherSuite) -> None:
 
 def test_client_vs_tls12_only_server_is_protocol_version(pki: Pki) -> None:
     require("openssl")
-    proc = Proc(
-        [
-            "openssl",
-            "s_server",
-            "-accept",
-            "127.0.0.1:0",
-            "-tls1_2",
-            "-cert",
-            "ecdsa.pem",
-            "-key",
-            "ecdsa.key",
-        ],
-        cwd=str(pki.folder),
-    )
+    proc, port = openssl_s_server(["-tls1_2", "-cert", "ecdsa.pem", "-key", "ecdsa.key"], pki.folder)
     try:
-        port = int(proc.wait_match(r"ACCEPT 127\.0\.0\.1:(\d+)").group(1))
         tls = engine_client(port, client_config(pki))
         with pytest.raises(TLSError) as exc:
             tls.negotiate()
