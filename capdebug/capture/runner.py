@@ -58,7 +58,15 @@ from .command import (
     wrapper_argv,
 )
 from .stream import PcapStreamParser
-from .transport import SshTransport, Transport, classify_failure, run_checked, run_command, start_command
+from .transport import (
+    SshTransport,
+    Transport,
+    classify_failure,
+    parse_remote,
+    run_checked,
+    run_command,
+    start_command,
+)
 
 __all__ = [
     "CaptureResult",
@@ -605,8 +613,6 @@ def fetch_keylog(spec: str, *, ssh_for: Callable[[str], SshTransport] | None = N
         except OSError as exc:
             raise CaptureError(f"cannot read key log {path}: {exc.strerror or exc}") from exc
     if ssh_for is None:
-        from .transport import parse_remote
-
         transport: SshTransport = parse_remote(host)
     else:
         transport = ssh_for(host)

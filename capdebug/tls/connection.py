@@ -38,6 +38,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import sys
 from collections import deque
 from datetime import UTC, datetime
 
@@ -46,7 +47,13 @@ from ..crypto import x509 as cx509
 from ..crypto import x509_engine
 from ..crypto.keylog import format_line
 from ..crypto.protection import Tls13Protection
-from ..crypto.schedule13 import KeySchedule, Transcript, finished_verify_data, resumption_psk
+from ..crypto.schedule13 import (
+    KeySchedule,
+    Transcript,
+    finished_verify_data,
+    next_traffic_secret,
+    resumption_psk,
+)
 from ..crypto.suites import SUITES, SuiteParams
 from ..errors import CryptoError, DecodeError, DecryptError, ErrorKind, TLSError, UsageError
 from ..wire import extensions as wx
@@ -122,8 +129,6 @@ _T = TraceCategory
 
 
 def _err(name: str, message: str, alert: int | None, kind: ErrorKind = ErrorKind.PROTOCOL) -> TLSError:
-    import sys
-
     frame = sys._getframe(1)
     debug = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
     return TLSError(name, kind, message, alert=alert, debug=debug)
@@ -1440,8 +1445,6 @@ class Connection:
     def _log_update_line(self, write: bool) -> None:
         # OpenSSL-style CLIENT_/SERVER_TRAFFIC_SECRET_N. The secret is derived again here so
         # that Tls13Protection keeps its secret private.
-        from ..crypto.schedule13 import next_traffic_secret
-
         assert self.suite is not None
         ours_client = self.is_client == write
         generation = self._write_generation if write else self._read_generation
