@@ -128,7 +128,7 @@ def test_two_hosts_merge(ssh_world: SshWorld, lo_host: Sshd, ns_host: Sshd, netn
             [_ssh(ssh_world, "lo-host"), _ssh(ssh_world, "ns-host")],
             TcpdumpOptions(interface="any", ports=(port,)),
             str(out),
-            duration_s=3,
+            duration_s=6,  # generous: under load ssh and remote tcpdump take seconds to start
         )
     finally:
         stop.set()
