@@ -289,13 +289,16 @@ def tls_server(tls_cert: Cert) -> Iterator[TlsEchoServer]:
     server.close()
 
 
-def keep_sending(host: str, port: int, stop: threading.Event, every: float = 0.1) -> threading.Thread:
-    """Background TLS round trips until ``stop`` is set."""
+def keep_sending(
+    host: str, port: int, stop: threading.Event, every: float = 0.1, payload: bytes = b"hello capdebug\n"
+) -> threading.Thread:
+    """Background TLS round trips until ``stop`` is set (the server must answer each one:
+    an echo server, or ``openssl s_server -rev``, which answers each line)."""
 
     def run() -> None:
         while not stop.is_set():
             try:
-                tls_roundtrip(host, port)
+                tls_roundtrip(host, port, payload)
             except OSError:
                 pass
             stop.wait(every)

@@ -115,7 +115,7 @@ def test_two_hosts_merge(ssh_world: SshWorld, lo_host: Sshd, ns_host: Sshd, netn
     require("openssl", "tshark")
     port = 4433
     server = subprocess.Popen(
-        ["ip", "netns", "exec", netns.name, "openssl", "s_server", "-quiet",
+        ["ip", "netns", "exec", netns.name, "openssl", "s_server", "-quiet", "-rev",
          "-accept", f"{netns.ns_addr}:{port}", "-cert", str(tls_cert.cert), "-key", str(tls_cert.key)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
