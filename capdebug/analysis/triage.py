@@ -520,28 +520,19 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
             )
         )
     for i, s in enumerate(sides):
+        if not s.gaps:
+            continue
         if s.snaplen_gaps:
-            out.append(
-                Verdict(
-                    "capture_incomplete",
-                    "warning",
-                    _NAMES[i],
-                    None,
-                    f"the snaplen cut {s.snaplen_gaps} packet(s) sent by the {_NAMES[i]} short "
-                    f"({s.gap_bytes} bytes not captured): capture with -s 0 to keep whole records",
-                )
+            detail = (
+                f"the snaplen cut {s.snaplen_gaps} packet(s) sent by the {_NAMES[i]} short "
+                f"({s.gap_bytes} bytes not captured): capture with -s 0 to keep whole records"
             )
-        elif s.gaps:
-            out.append(
-                Verdict(
-                    "capture_incomplete",
-                    "warning",
-                    _NAMES[i],
-                    None,
-                    f"{s.gap_bytes} bytes sent by the {_NAMES[i]} are missing from the capture "
-                    f"({s.gaps} gap(s)): packets lost by the capture, not necessarily by the network",
-                )
+        else:
+            detail = (
+                f"{s.gap_bytes} bytes sent by the {_NAMES[i]} are missing from the capture "
+                f"({s.gaps} gap(s)): packets lost by the capture, not necessarily by the network"
             )
+        out.append(Verdict("capture_incomplete", "warning", _NAMES[i], None, detail))
 
     # Decryption.
     for i, s in enumerate(sides):

@@ -84,20 +84,23 @@ def test_client_vs_openssl_server_hello_retry_request(pki: Pki) -> None:
         proc.close()
 
 
+# openssl s_server requiring a client certificate issued by the test CA.
+MTLS_SERVER_ARGS = [
+    "-cert",
+    "ecdsa.pem",
+    "-key",
+    "ecdsa.key",
+    "-CAfile",
+    "ca.pem",
+    "-Verify",
+    "1",
+    "-verify_return_error",
+]
+
+
 def test_client_vs_openssl_server_mutual_tls(pki: Pki) -> None:
     require("openssl")
-    args = [
-        "-cert",
-        "ecdsa.pem",
-        "-key",
-        "ecdsa.key",
-        "-CAfile",
-        "ca.pem",
-        "-Verify",
-        "1",
-        "-verify_return_error",
-    ]
-    proc, port = openssl_server(args, str(pki.folder))
+    proc, port = openssl_server(MTLS_SERVER_ARGS, str(pki.folder))
     try:
         tls = engine_client(port, client_config(pki, credential=pki.credential("client")))
         tls.negotiate()
@@ -112,18 +115,7 @@ def test_client_vs_openssl_server_mutual_tls(pki: Pki) -> None:
 
 def test_client_without_certificate_gets_certificate_required(pki: Pki) -> None:
     require("openssl")
-    args = [
-        "-cert",
-        "ecdsa.pem",
-        "-key",
-        "ecdsa.key",
-        "-CAfile",
-        "ca.pem",
-        "-Verify",
-        "1",
-        "-verify_return_error",
-    ]
-    proc, port = openssl_server(args, str(pki.folder))
+    proc, port = openssl_server(MTLS_SERVER_ARGS, str(pki.folder))
     try:
         tls = engine_client(port, client_config(pki))
         tls.negotiate()  # TLS 1.3: the client finishes before the server judges its flight
