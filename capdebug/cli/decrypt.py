@@ -35,10 +35,10 @@ def register(app: typer.Typer) -> None:
 
 
 class _Filter:
-    """Which connections to show: by number, host and port (decided at their first event)."""
+    """Which connections to show by host and port (decided at their first event); the decoder
+    itself drops connections not chosen by number."""
 
-    def __init__(self, conns: list[int], host: str | None, port: int | None) -> None:
-        self.conns = set(conns)
+    def __init__(self, host: str | None, port: int | None) -> None:
         self.host = host
         self.port = port
         self.shown: set[int] = set()
@@ -139,7 +139,7 @@ def decrypt(
         app_data_sink=exporter,
         conns=frozenset(conn) if conn else None,
     )
-    filt = _Filter(conn, host, port)
+    filt = _Filter(host, port)
     progress = progress_printer(f"decoding {capture.name}")
     try:
         with open_capture(capture) as reader:
