@@ -201,12 +201,6 @@ class EmbedResult:
     packets: int
 
 
-def _keylog_lines(
-    keylog: KeyLog, randoms: Collection[bytes] | None, exclude: Collection[str] = ()
-) -> list[str]:
-    return keylog.lines(randoms, exclude_labels=exclude)
-
-
 def embed_keylog(
     capture: str | os.PathLike[str],
     keylog: KeyLog,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -61,10 +60,3 @@ def clear_progress() -> None:
     if sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
-
-
-def file_size(path: Path) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
