@@ -53,6 +53,8 @@ from ..errors import CryptoError, DecodeError
 from ..net.flow import (
     ConnectionClosed,
     ConnectionStarted,
+    Deliver,
+    FrameFilter,
     StreamData,
     StreamGap,
     TcpFlag,
@@ -97,6 +99,9 @@ _RESYNC_WINDOW = 65_536
 """How far to look for a record boundary after a gap before giving up on a direction."""
 _SEQ_WINDOW = 64
 """Sequence numbers tried after a gap or at a mid-stream start."""
+_MAX_PENDING = _MAX_HELD + 4096
+"""Events piled up by data the frame filter delivered before it stops taking frames, so that
+the next frame goes through feed_packet, which hands them out."""
 _NO_EVENTS: Sequence[DecodeEvent] = ()
 _MAX_TRIAL_RECORDS = 8
 """Records tried with mid-stream candidate keys before giving up on a direction."""
@@ -184,6 +189,7 @@ class _Session:
         "dirs",
         "early_offered",
         "etm",
+        "fast",
         "first_frame",
         "flip",
         "hrr",
@@ -217,6 +223,8 @@ class _Session:
         self.ch_ticket: bytes | None = None
         self.sh_session_id = b""
         self.etm = False
+        self.fast = False
+        """Its frames may be taken by the tracker's frame filter (see Decoder.frame_filter)."""
 
     @property
     def number(self) -> int:
@@ -254,6 +262,8 @@ class Decoder:
         self._capture_randoms: set[bytes] = set()
         self._snaplen_cut = False
         """The frame being fed was cut short by the snaplen (a gap it causes is not a loss)."""
+        self._direct = False
+        """Connections take data straight from the tracker's frame filter (see frame_filter)."""
 
     # -- input ------------------------------------------------------------------------------
 
@@ -274,6 +284,16 @@ class Decoder:
         if not self._out and not self._held:
             return _NO_EVENTS
         return self._drain()
+
+    def frame_filter(self) -> FrameFilter:
+        """A frame filter for :meth:`capdebug.pcap.CaptureReader.skip_frames` (Ethernet frames):
+        from now on the plain frames of each connection (in-order data, bare ACKs) are taken
+        in without a packet object, and the middle of records this decoder counts without
+        reading (triage's bulk data, records no key can open) is not even copied. Frames it
+        takes must not be given to :meth:`feed_packet`; the events are the same as if they had
+        been, and come out of the next :meth:`feed_packet` or :meth:`finish`."""
+        self._direct = True
+        return self._tracker.frame_filter()
 
     def feed_secrets(self, block: SecretsBlock) -> None:
         if block.secrets_type == SECRETS_TYPE_TLS_KEYLOG:
@@ -309,6 +329,8 @@ class Decoder:
             session = _Session(conn, conn.first_frame, wanted)
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))
+            if self._direct:
+                self._tracker.deliver_direct(conn, self._deliver(session))
         elif isinstance(ev, ConnectionClosed):
             session = self._sessions.pop(ev.conn.id, None)
             if session is not None:
@@ -362,6 +384,7 @@ class Decoder:
                 d.dead = True
 
     def _drain(self, final: bool = False) -> list[DecodeEvent]:
+        self._tracker.hold = False
         held = self._held
         out = self._out
         while held:
@@ -537,6 +560,8 @@ class Decoder:
                         d.skip = 5 + length - (end - off)
                         d.skip_length = length
                         off = end
+                        if not session.fast and self._direct:
+                            self._skip_unread(session)
                     else:
                         d.need = 5 + length - (end - off)
                     break
@@ -578,6 +603,28 @@ class Decoder:
                 keys.tls13 and (keys.stage != "app" or length <= _SMALL_PROTECTED or keys.seq < _FIRST_OPENED)
             )
         )
+
+    def _deliver(self, session: _Session) -> tuple[Deliver, Deliver]:
+        """Where the frame filter hands each direction's data: as feed_packet would, then
+        out of the filter's way whenever events pile up (so that they are handed out)."""
+
+        def deliver(net_dir: int) -> Deliver:
+            def take(data: bytes, frame: int, ts: int) -> None:
+                self._data(session, net_dir, data, frame, ts)
+                if len(self._out) + len(self._held) > _MAX_PENDING:
+                    self._tracker.hold = True
+
+            return take
+
+        return deliver(0), deliver(1)
+
+    def _skip_unread(self, session: _Session) -> None:
+        """From the first record dropped unread on (its roles are settled: records are
+        protected), the frame filter drops the middle of such records without copying them."""
+        session.fast = True
+        dirs = session.dirs
+        flip = 1 if session.flip else 0
+        self._tracker.deliver_direct(session.conn, self._deliver(session), (dirs[flip], dirs[1 - flip]))
 
     def _count_bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> None:
         keys = d.keys

@@ -16,7 +16,7 @@ from .._files import atomic_output
 from ..crypto.keylog import EXPORTER_LABELS, KeyLog
 from ..errors import UsageError
 from ..net.tcp import decode_tcp, format_endpoint
-from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
+from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, SecretsBlock
 from ..pcap.open import CaptureReader, open_capture
 from ..pcap.pcapng import PcapngWriter
 from .decode import DecodeOptions, Decoder
@@ -102,15 +102,19 @@ def iter_events(
     (``load_keys`` collected them before decoding started)."""
     decoder = Decoder(keylog, options, late_secrets=late_secrets)
     feed = decoder.feed_packet
+    # Frames that would only move positions (bulk data counted unread, bare ACKs) are taken in
+    # by the decoder's filter inside the reader, so frame numbers come from the reader.
+    reader.skip_frames(LinkType.ETHERNET, decoder.frame_filter())
     interfaces = reader.interfaces
     linktypes: list[int] = []
-    frame = 0
+    shown = 0
     for item in reader:
         if type(item) is SecretsBlock:
             continue
         assert isinstance(item, Packet)
-        frame += 1
-        if progress is not None and not frame & 0x3FFF:
+        frame = reader.packets_read
+        if progress is not None and frame - shown > 0x3FFF:
+            shown = frame
             progress(frame)
         index = item.interface
         if index >= len(linktypes):

@@ -19,7 +19,12 @@ from types import TracebackType
 
 from .model import Interface, Packet, SecretsBlock
 
-__all__ = ["CHUNK_SIZE", "MAX_BLOCK", "CaptureReader", "ChunkSource", "truncation_warning"]
+__all__ = ["CHUNK_SIZE", "MAX_BLOCK", "CaptureReader", "ChunkSource", "FrameFilter", "truncation_warning"]
+
+FrameFilter = Callable[[bytes, int, int, int, int], bool]
+"""``predicate(window, start, stop, frame, ts_ns)``: the captured frame ``window[start:stop]``,
+its number (1-based) and timestamp; True means the consumer has taken it in already and the
+reader moves on without yielding it."""
 
 #: Bytes requested from the underlying stream per refill.
 CHUNK_SIZE = 1 << 20
@@ -119,9 +124,12 @@ class CaptureReader:
         self.warnings: list[str] = warnings if warnings is not None else []
         """Human-readable problems met so far that did not stop reading."""
         self.packets_read = 0
-        """Packets yielded so far."""
+        """Packets read so far (yielded, or taken by the frame filter): the frame number of
+        the last packet yielded."""
         self.interface_drops: dict[int, int] = {}
         """Packets dropped per interface (sum of the latest ``isb_ifdrop`` and ``isb_osdrop``)."""
+        self._skip_linktype = -1
+        self._skip: FrameFilter | None = None
         self._start()
         self._items = self._iter_items()
 
@@ -131,6 +139,16 @@ class CaptureReader:
 
     def _iter_items(self) -> Generator[Packet | SecretsBlock, None, None]:
         raise NotImplementedError
+
+    def skip_frames(self, linktype: int, predicate: FrameFilter | None) -> None:
+        """Offer every frame of an interface of ``linktype`` to ``predicate`` before a
+        :class:`Packet` is made for it; frames it accepts are not yielded (they still count in
+        :attr:`packets_read`, so frame numbers stay those of the file). This is how a consumer
+        that needs nothing from most frames (e.g. bulk data it only counts) reads a capture at
+        the speed of its own test rather than of packet objects. Call it before iterating;
+        ``None`` removes the filter."""
+        self._skip_linktype = linktype if predicate is not None else -1
+        self._skip = predicate
 
     def __iter__(self) -> Iterator[Packet | SecretsBlock]:
         return self._items

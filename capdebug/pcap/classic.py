@@ -92,6 +92,7 @@ class PcapReader(CaptureReader):
         unit = self._unit_ns
         limit = min(MAX_BLOCK, max(_MIN_RECORD_LIMIT, 2 * self._snaplen))
         count = self.packets_read
+        skip = self._skip if self.interfaces[0].linktype == self._skip_linktype else None
         buf, pos = src.buf, src.pos
         end = len(buf)
         while True:
@@ -123,7 +124,10 @@ class PcapReader(CaptureReader):
                 pos = start + incl_len
             count += 1
             self.packets_read = count
-            yield packet(ts_sec * 1_000_000_000 + ts_frac * unit, 0, buf[start:pos], orig_len)
+            ts = ts_sec * 1_000_000_000 + ts_frac * unit
+            if skip is not None and skip(buf, start, pos, count, ts):
+                continue
+            yield packet(ts, 0, buf[start:pos], orig_len)
 
     def _note_truncation(self, what: str) -> None:
         src = self._src

@@ -119,10 +119,11 @@ def _parse_options(buf: bytes, start: int, stop: int, codec: _Codec, base: int) 
 class _LocalInterface:
     """What a packet block needs about the interface it names, precomputed at the IDB."""
 
-    __slots__ = ("div", "index", "mul", "offset_ns", "snaplen")
+    __slots__ = ("div", "index", "linktype", "mul", "offset_ns", "snaplen")
 
-    def __init__(self, index: int, mul: int, div: int, offset_ns: int, snaplen: int) -> None:
+    def __init__(self, index: int, mul: int, div: int, offset_ns: int, snaplen: int, linktype: int) -> None:
         self.index = index
+        self.linktype = linktype
         self.mul = mul
         self.div = div
         self.offset_ns = offset_ns
@@ -169,6 +170,8 @@ class PcapngReader(CaptureReader):
         epb = codec.epb.unpack_from
         u32 = codec.u32.unpack_from
         local = self._local
+        skip = self._skip
+        skip_linktype = self._skip_linktype
         in_section = False
         while True:
             if end - pos < 12:
@@ -242,15 +245,23 @@ class PcapngReader(CaptureReader):
                 if iface_id >= len(local):
                     raise self._no_interface(iface_id, src.base + pos + 8)
                 li = local[iface_id]
+                ts = ((ts_high << 32) | ts_low) * li.mul // li.div + li.offset_ns
+                self.packets_read += 1
+                if (
+                    li.linktype == skip_linktype
+                    and skip is not None
+                    and skip(buf, data_start, data_stop, self.packets_read, ts)
+                ):
+                    pos = stop + 4
+                    continue
                 flags = None
                 opt_start = data_start + ((caplen + 3) & ~3)
                 if opt_start < stop:
                     for code, value in _parse_options(buf, opt_start, stop, codec, src.base):
                         if code == EPB_FLAGS and len(value) == 4:
                             flags = u32(value)[0]
-                self.packets_read += 1
                 yield Packet(
-                    ((ts_high << 32) | ts_low) * li.mul // li.div + li.offset_ns,
+                    ts,
                     li.index,
                     buf[data_start:data_stop],
                     orig_len,
@@ -329,7 +340,7 @@ class PcapngReader(CaptureReader):
                 options=tuple(others),
             )
         )
-        self._local.append(_LocalInterface(index, mul, div, tsoffset * _NS, snaplen))
+        self._local.append(_LocalInterface(index, mul, div, tsoffset * _NS, snaplen, linktype))
 
     def _read_spb(self, buf: bytes, pos: int, stop: int, codec: _Codec, base: int) -> Packet:
         # Section 4.4: only the original length; the interface is the section's first and there
