@@ -259,8 +259,8 @@ class TcpTracker:
         # stream, the consumer's skip counter for its bytes, where its data goes).
         self._direct: dict[bytes, _Direct] = {}
         self.hold = False
-        """While True, :meth:`frame_filter` takes no frame (the consumer wants them through
-        :meth:`feed`, e.g. to hand out the events it has piled up)."""
+        """While True, :meth:`frame_filter` delivers nothing: frames with data for the consumer go
+        through :meth:`feed` (e.g. so that the consumer hands out the events it has piled up)."""
         self._last_id = 0
         self._open = 0
 
@@ -297,7 +297,7 @@ class TcpTracker:
         what the other side has released. It updates the stream state exactly as :meth:`feed`
         would and hands the data to the consumer. Anything else (IP options, VLAN tags,
         fragments, truncation, SYN/FIN/RST, holes, retransmissions) is left to :meth:`feed`,
-        and so is every frame while :attr:`hold` is set.
+        and so is every frame with data to deliver while :attr:`hold` is set.
 
         The point is speed: a frame taken here costs two unpacks and a dictionary lookup, where
         :meth:`feed` needs a packet, a segment and an event object."""
@@ -308,7 +308,7 @@ class TcpTracker:
 
         def take(buf: bytes, start: int, stop: int, frame: int, ts_ns: int) -> bool:
             n = stop - start
-            if n < 54 or tracker.hold:
+            if n < 54:
                 return False
             ethertype, ver, length, frag, proto, seq, ack, offset_byte, flags = v4(buf, start + 12)
             if ethertype == 0x0800:
@@ -339,12 +339,16 @@ class TcpTracker:
             if size:
                 if (seq - nxt) & _MASK or mine._fin is not None or mine._starts or mine.rst:
                     return False
-                mine._next = nxt + size
                 skip = counter.skip
                 if skip > size:
                     counter.skip = skip - size
+                elif tracker.hold:
+                    return False
                 else:
+                    mine._next = nxt + size
                     deliver(buf[start + end - size : start + end], frame, ts_ns)
+                    return True
+                mine._next = nxt + size
             return True
 
         return take

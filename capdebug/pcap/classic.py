@@ -95,39 +95,42 @@ class PcapReader(CaptureReader):
         skip = self._skip if self.interfaces[0].linktype == self._skip_linktype else None
         buf, pos = src.buf, src.pos
         end = len(buf)
-        while True:
-            if end - pos < _RECORD_HEADER_LEN:
-                src.pos = pos
-                if not src.fill(_RECORD_HEADER_LEN):
-                    self._note_truncation("packet")
-                    return
-                buf, pos = src.buf, src.pos
-                end = len(buf)
-            ts_sec, ts_frac, incl_len, orig_len = unpack_from(buf, pos)
-            start = pos + _RECORD_HEADER_LEN
-            pos = start + incl_len
-            if pos > end or incl_len > limit:
-                pos = start - _RECORD_HEADER_LEN
-                if incl_len > limit:
-                    raise CaptureFormatError(
-                        f"pcap record claims {incl_len} captured bytes (snaplen {self._snaplen}): "
-                        "the file is corrupt or not a capture",
-                        offset=src.base + pos,
-                    )
-                src.pos = pos
-                if not src.fill(_RECORD_HEADER_LEN + incl_len):
-                    self._note_truncation("packet")
-                    return
-                buf, pos = src.buf, src.pos
-                end = len(buf)
+        try:
+            while True:
+                if end - pos < _RECORD_HEADER_LEN:
+                    src.pos = pos
+                    if not src.fill(_RECORD_HEADER_LEN):
+                        self._note_truncation("packet")
+                        return
+                    buf, pos = src.buf, src.pos
+                    end = len(buf)
+                ts_sec, ts_frac, incl_len, orig_len = unpack_from(buf, pos)
                 start = pos + _RECORD_HEADER_LEN
                 pos = start + incl_len
-            count += 1
+                if pos > end or incl_len > limit:
+                    pos = start - _RECORD_HEADER_LEN
+                    if incl_len > limit:
+                        raise CaptureFormatError(
+                            f"pcap record claims {incl_len} captured bytes (snaplen {self._snaplen}): "
+                            "the file is corrupt or not a capture",
+                            offset=src.base + pos,
+                        )
+                    src.pos = pos
+                    if not src.fill(_RECORD_HEADER_LEN + incl_len):
+                        self._note_truncation("packet")
+                        return
+                    buf, pos = src.buf, src.pos
+                    end = len(buf)
+                    start = pos + _RECORD_HEADER_LEN
+                    pos = start + incl_len
+                count += 1
+                ts = ts_sec * 1_000_000_000 + ts_frac * unit
+                if skip is not None and skip(buf, start, pos, count, ts):
+                    continue
+                self.packets_read = count
+                yield packet(ts, 0, buf[start:pos], orig_len)
+        finally:
             self.packets_read = count
-            ts = ts_sec * 1_000_000_000 + ts_frac * unit
-            if skip is not None and skip(buf, start, pos, count, ts):
-                continue
-            yield packet(ts, 0, buf[start:pos], orig_len)
 
     def _note_truncation(self, what: str) -> None:
         src = self._src
