@@ -273,6 +273,23 @@ class Triage:
         self.slow_handshake_s = slow_handshake_s
 
     def add(self, ev: DecodeEvent) -> None:
+        if type(ev) is AppDataEvent:
+            # Most events of a capture; the general path below, unrolled for them.
+            c = self.conns.get(ev.conn)
+            if c is None:
+                return
+            ts = ev.ts_ns
+            if c.first_ts is None:
+                c.first_ts = ts
+            c.last_ts = ts
+            if ev.frame > c.last_frame:
+                c.last_frame = ev.frame
+            sides = c.sides
+            if ev.from_ == "server":
+                self._app_data(c, sides[1], sides[0], ev)
+            else:
+                self._app_data(c, sides[0], sides[1], ev)
+            return
         c = self.conns.get(ev.conn)
         if isinstance(ev, ConnectionEvent):
             self.conns[ev.conn] = _Conn(ev.conn, ev.client, ev.server, ev.first_frame, ev.roles_from)
@@ -311,23 +328,7 @@ class Triage:
                 if side.fatal_alert is None:
                     side.fatal_alert = ev
         elif isinstance(ev, AppDataEvent):
-            c.tls_seen = True
-            if ev.early:
-                c.early_records += 1
-            side.app_records += 1
-            side.app_bytes += ev.length
-            # 19 bytes: 2-byte alert + content type + 16-byte tag (every TLS 1.3 AEAD suite).
-            tls13_alert_size = not ev.decrypted and ev.length == 19 and c.version == "TLS 1.3"
-            side.likely_close = ev.frame if tls13_alert_size else None
-            if not ev.decrypted:
-                side.protected_records += 1
-            if side.first_app is None:
-                side.first_app = (ev.frame, ev.ts_ns)
-            side.last_app = (ev.frame, ev.ts_ns)
-            if side.close_notify is not None and side.app_after_own_close is None:
-                side.app_after_own_close = (ev.frame, ev.ts_ns)
-            if peer.close_notify is not None:
-                side.app_after_peer_close += 1
+            self._app_data(c, side, peer, ev)
         elif isinstance(ev, GapEvent):
             side.gaps += 1
             side.gap_bytes += ev.size
@@ -335,6 +336,27 @@ class Triage:
                 side.snaplen_gaps += 1
         elif isinstance(ev, UndecryptableEvent):
             side.undecryptable.append(ev)
+
+    @staticmethod
+    def _app_data(c: _Conn, side: _Side, peer: _Side, ev: AppDataEvent) -> None:
+        c.tls_seen = True
+        if ev.early:
+            c.early_records += 1
+        side.app_records += 1
+        side.app_bytes += ev.length
+        # 19 bytes: 2-byte alert + content type + 16-byte tag (every TLS 1.3 AEAD suite).
+        tls13_alert_size = not ev.decrypted and ev.length == 19 and c.version == "TLS 1.3"
+        side.likely_close = ev.frame if tls13_alert_size else None
+        if not ev.decrypted:
+            side.protected_records += 1
+        at = (ev.frame, ev.ts_ns)
+        if side.first_app is None:
+            side.first_app = at
+        side.last_app = at
+        if side.close_notify is not None and side.app_after_own_close is None:
+            side.app_after_own_close = at
+        if peer.close_notify is not None:
+            side.app_after_peer_close += 1
 
     def _handshake(self, c: _Conn, side: _Side, ev: HandshakeEvent) -> None:
         f = ev.fields
