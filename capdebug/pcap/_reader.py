@@ -41,10 +41,20 @@ class ChunkSource:
     so ``base + pos`` is the byte offset that error messages name.
     """
 
-    __slots__ = ("_read", "base", "buf", "eof", "pos")
+    __slots__ = ("_pread", "_read", "base", "buf", "eof", "pos")
 
-    def __init__(self, read: Callable[[int], bytes], initial: bytes = b"") -> None:
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        initial: bytes = b"",
+        *,
+        pread: Callable[[int, int], bytes] | None = None,
+    ) -> None:
         self._read = read
+        self._pread = pread
+        """``pread(n, offset)``, when the stream is a plain file (``os.pread``): a refill then
+        reads the window from the first unread byte on, instead of joining the unread tail
+        to a new chunk (which would copy every chunk once more)."""
         self.buf = initial
         self.pos = 0
         self.base = 0
@@ -69,6 +79,8 @@ class ChunkSource:
             return True
         if self.eof:
             return False
+        if self._pread is not None:
+            return self._fill_at(need)
         parts = [self.buf[self.pos :]] if have else []
         self.base += self.pos
         want = max(need - have, CHUNK_SIZE)
@@ -85,6 +97,27 @@ class ChunkSource:
         self.buf = b"".join(parts)
         self.pos = 0
         return len(self.buf) >= need
+
+    def _fill_at(self, need: int) -> bool:
+        assert self._pread is not None
+        offset = self.base + self.pos
+        want = max(need, CHUNK_SIZE)
+        chunk = self._pread(want, offset)
+        if len(chunk) < need:
+            parts = [chunk]
+            got = len(chunk)
+            while got < need:
+                more = self._pread(want - got, offset + got)
+                if not more:
+                    self.eof = True
+                    break
+                parts.append(more)
+                got += len(more)
+            chunk = b"".join(parts)
+        self.base = offset
+        self.buf = chunk
+        self.pos = 0
+        return len(chunk) >= need
 
 
 def truncation_warning(end: int, start: int, what: str) -> str:

@@ -7,6 +7,7 @@ as Wireshark does, and byte offsets in messages then count uncompressed bytes.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import os
@@ -138,7 +139,9 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
 
             read = _GzipStream(raw, warnings).read
             head = _read_up_to(read, 16)
-        src = ChunkSource(read, head)
+        # A file we opened is read by offset (no copy of each chunk to keep the unread tail).
+        pread = functools.partial(os.pread, f.fileno()) if close is not None and not gunzipped else None
+        src = ChunkSource(read, head, pread=pread)
         reader: CaptureReader
         if head[:4] == _PCAPNG_MAGIC:
             reader = PcapngReader(src, path=path, close=close, warnings=warnings)
