@@ -7,26 +7,22 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..analysis.live import LiveKeys, LiveMonitor, SecretsInjector
-from ..capture.command import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN, TcpdumpOptions
-from ..capture.runner import (
-    CaptureResult,
-    FilterFactory,
-    Progress,
-    fetch_keylog,
-    list_interfaces,
-    run_capture,
-    split_keylog_spec,
-    stop_on_sigint,
-)
-from ..capture.tail import KeylogTail
-from ..capture.transport import LocalTransport, SshTransport, Transport, parse_remote
+# Only the option defaults are needed to build the command (typer evaluates them when the root
+# app is built): capture.command is light. The runner, transports and live decoding are imported
+# by the commands that use them, so `capdebug triage` and friends start without them.
+from ..capture.command import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from ..errors import UsageError
-from ..pcap.model import Interface, Packet, SecretsBlock
+
+if TYPE_CHECKING:
+    from ..analysis.live import LiveKeys
+    from ..capture.runner import CaptureResult, FilterFactory, Progress
+    from ..capture.tail import KeylogTail
+    from ..capture.transport import SshTransport, Transport
+    from ..pcap.model import Interface, Packet, SecretsBlock
 
 __all__ = ["embed_fetched_keylog", "parse_duration", "register"]
 
@@ -124,6 +120,8 @@ class _LiveFilter:
         keys: LiveKeys | None,
         show: _Lines | None,
     ) -> None:
+        from ..analysis.live import LiveMonitor, SecretsInjector
+
         self.tail = tail
         self.keys = keys
         self.injector = SecretsInjector(iface.linktype, keys) if keys is not None else None
@@ -234,6 +232,12 @@ def register(app: typer.Typer) -> None:
               -o fleet.pcapng
           capdebug capture --remote admin@db:2222 --filter 'port 5432' -o db.pcapng
         """
+        from ..analysis.live import LiveKeys
+        from ..capture.command import TcpdumpOptions
+        from ..capture.runner import fetch_keylog, run_capture, split_keylog_spec, stop_on_sigint
+        from ..capture.tail import KeylogTail
+        from ..capture.transport import LocalTransport, parse_remote
+
         opts = TcpdumpOptions(
             interface=interface,
             ports=tuple(port or ()),
@@ -299,6 +303,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """List the capture interfaces (tcpdump -D), locally or on a remote host."""
+        from ..capture.runner import list_interfaces
+        from ..capture.transport import LocalTransport, parse_remote
+
         transport: Transport = (
             LocalTransport()
             if remote is None

@@ -15,19 +15,22 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..crypto import x509_engine as cx509
-from ..crypto.keylog import write_keylog_file
+# The engine, its certificates and the X.509 loader are imported by the commands that use them,
+# so `capdebug triage` and friends start without them. The names of the test PKI are needed for
+# the help of `certs make`; they live in crypto.testpki, whose imports (cryptography.x509) the
+# decoder has already loaded.
+from ..crypto.testpki import PKI_LAYOUT
 from ..errors import TLSError, UsageError
-from ..tls import certs
-from ..tls.config import DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS, ClientAuth, Credential, TLSConfig
-from ..tls.connection import Connection
-from ..tls.events import HandshakeComplete
-from ..tls.io import TLSSocket
-from ..tls.trace import TraceCategory, parse_categories
 from ..wire.constants import CipherSuite, NamedGroup
+
+if TYPE_CHECKING:
+    from ..tls.config import Credential, TLSConfig
+    from ..tls.events import HandshakeComplete
+    from ..tls.trace import TraceCategory
 
 __all__ = ["register"]
 
@@ -40,6 +43,7 @@ def _key_logger(path: str | None) -> Callable[[str], None] | None:
     target = path or os.environ.get("SSLKEYLOGFILE") or None
     if not target:
         return None
+    from ..crypto.keylog import write_keylog_file
 
     def log(line: str) -> None:
         write_keylog_file(target, [line], append=True)
@@ -48,6 +52,8 @@ def _key_logger(path: str | None) -> Callable[[str], None] | None:
 
 
 def _suites(spec: str | None) -> tuple[CipherSuite, ...]:
+    from ..tls.config import DEFAULT_CIPHER_SUITES
+
     if not spec:
         return DEFAULT_CIPHER_SUITES
     out = []
@@ -60,6 +66,8 @@ def _suites(spec: str | None) -> tuple[CipherSuite, ...]:
 
 
 def _groups(spec: str | None) -> tuple[NamedGroup, ...]:
+    from ..tls.config import DEFAULT_GROUPS
+
     if not spec:
         return DEFAULT_GROUPS
     out = []
@@ -74,7 +82,11 @@ def _groups(spec: str | None) -> tuple[NamedGroup, ...]:
 
 
 def _trace(spec: str | None) -> TraceCategory | None:
-    return parse_categories(spec) if spec else None
+    if not spec:
+        return None
+    from ..tls.trace import parse_categories
+
+    return parse_categories(spec)
 
 
 def _trace_sink(category: TraceCategory, line: str) -> None:
@@ -86,6 +98,9 @@ def _load_credential(cert: Path | None, key: Path | None) -> Credential | None:
         return None
     if cert is None or key is None:
         raise UsageError("--cert and --key go together")
+    from ..crypto import x509_engine as cx509
+    from ..tls.config import Credential
+
     chain, private_key = cx509.load_credential(cert.read_bytes(), key.read_bytes())
     return Credential(chain, private_key)
 
@@ -99,6 +114,8 @@ _SYSTEM_BUNDLES = (
 
 def _roots(ca: Path | None, system: bool = False) -> tuple[bytes, ...]:
     """``--ca`` certificates; without one, a client trusts the system bundle."""
+    from ..crypto import x509_engine as cx509
+
     if ca is not None:
         return tuple(cx509.load_pem_certificates(ca.read_bytes()))
     if system:
@@ -144,6 +161,10 @@ def serve(
     tickets: int = typer.Option(1, "--tickets", help="NewSessionTickets to send."),
 ) -> None:
     """A TLS 1.3 server on the capdebug engine (like openssl s_server)."""
+    from ..crypto import x509_engine as cx509
+    from ..tls import certs
+    from ..tls.config import ClientAuth, Credential, TLSConfig
+
     credential = _load_credential(cert, key)
     if credential is None:
         folder = Path(tempfile.mkdtemp(prefix="capdebug-serve-"))
@@ -184,6 +205,9 @@ def serve(
 
 
 def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bool, www: bool) -> None:
+    from ..tls.connection import Connection
+    from ..tls.io import TLSSocket
+
     tls = TLSSocket(sock, Connection(config, is_client=False))
     try:
         hs = tls.negotiate()
@@ -240,6 +264,10 @@ def connect(
     timeout: float = typer.Option(10.0, "--timeout", help="Socket timeout in seconds."),
 ) -> None:
     """A TLS 1.3 client on the capdebug engine (like openssl s_client)."""
+    from ..tls.config import TLSConfig
+    from ..tls.connection import Connection
+    from ..tls.io import TLSSocket
+
     host, port = _split_hostport(target)
     group_list = _groups(groups)
     config = TLSConfig(
@@ -279,7 +307,7 @@ def connect(
         tls.close()
 
 
-_ONLY_HELP = f"Only these ({', '.join(certs.PKI_LAYOUT)})."
+_ONLY_HELP = f"Only these ({', '.join(PKI_LAYOUT)})."
 
 
 @certs_app.command("make")
@@ -289,9 +317,11 @@ def certs_make(
 ) -> None:
     """Test CA, server and client certificates (ECDSA, RSA, Ed25519), and broken ones:
     expired, not yet valid, wrong host name, self-signed."""
+    from ..tls import certs
+
     for name in only:
-        if name not in certs.PKI_LAYOUT:
-            raise UsageError(f"unknown certificate {name!r} (known: {', '.join(certs.PKI_LAYOUT)})")
+        if name not in PKI_LAYOUT:
+            raise UsageError(f"unknown certificate {name!r} (known: {', '.join(PKI_LAYOUT)})")
     paths = certs.make_pki_dir(directory, only=tuple(only) or None)
     for name, path in paths.items():
         typer.echo(f"{name:24} {path}")

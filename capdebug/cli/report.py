@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from ..analysis.html import LadderCollector, ReportMeta, render_report
+# analysis.html (and the stdlib html module) is imported by the command itself, so the
+# other commands start without it; analysis.sessions is loaded by triage anyway.
 from ..analysis.sessions import CaptureKeys, load_keys
 from ._common import KEYLOG_OPTION, echo_err, report_keylog_issues
 from .triage import run_triage
@@ -54,6 +55,8 @@ def report(
 
       capdebug report case.pcap --keylog keys.log -o case.html
     """
+    from ..analysis.html import LadderCollector, ReportMeta, render_report
+
     keys = load_keys(capture, keylog, use_env=not no_env)
     report_keylog_issues(keys.keylog)
     ladders = LadderCollector()
