@@ -406,8 +406,7 @@ class Decoder:
     # -- stream data --------------------------------------------------------------------------
 
     def _data(self, session: _Session, net_dir: int, data: bytes, frame: int, ts: int) -> None:
-        role = self._role(session, net_dir)
-        d = session.dirs[role]
+        d = session.dirs[net_dir ^ 1 if session.flip else net_dir]
         if d.dead:
             return
         if d.skip:
@@ -529,7 +528,9 @@ class Decoder:
         buf = d.buf
         off = d.off
         end = len(buf)
-        view = memoryview(buf)
+        # Records are cut out through a view (one copy, not two); made only when one is, as
+        # most calls in triage only count records or wait for more bytes.
+        view: memoryview | None = None
         try:
             while end - off >= 5 and not d.dead:
                 ctype = buf[off]
@@ -546,7 +547,9 @@ class Decoder:
                     )
                     d.off = off + 1
                     d.resync = True
-                    view.release()
+                    if view is not None:
+                        view.release()
+                        view = None
                     if self._resync(session, d, frame, ts):
                         self._frame(session, d, frame, ts)
                     return
@@ -570,10 +573,13 @@ class Decoder:
                     or not d.encrypted
                     or not self._bulk(session, d, length, frame, ts)
                 ):
+                    if view is None:
+                        view = memoryview(buf)
                     self._record(session, d, ctype, bytes(view[off : off + 5 + length]), frame, ts)
                 off += 5 + length
         finally:
-            view.release()
+            if view is not None:
+                view.release()
         if d.dead:
             return
         # Compact lazily: O(bytes read) overall, as h11's ReceiveBuffer.

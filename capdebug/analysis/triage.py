@@ -278,10 +278,9 @@ class Triage:
             c = self.conns.get(ev.conn)
             if c is None:
                 return
-            ts = ev.ts_ns
             if c.first_ts is None:
-                c.first_ts = ts
-            c.last_ts = ts
+                c.first_ts = ev.ts_ns
+            c.last_ts = ev.ts_ns
             if ev.frame > c.last_frame:
                 c.last_frame = ev.frame
             sides = c.sides
