@@ -44,7 +44,8 @@ where a connection was not TLS.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,11 @@ _MAX_PENDING = _MAX_HELD + 4096
 the next frame goes through feed_packet, which hands them out."""
 _NO_EVENTS: Sequence[DecodeEvent] = ()
 _MAX_TRIAL_RECORDS = 8
+_TRIAL_BUDGET = 8192
+"""Trial decryptions one direction may spend to recover a connection picked up mid-stream
+(every candidate secret times the window of sequence numbers, on the first records)."""
+_RECOVERY_SWEEPS = ((0, 2), (2, 8), (8, _SEQ_WINDOW))
+"""Mid-stream recovery tries every candidate on these ranges of sequence numbers in turn."""
 """Records tried with mid-stream candidate keys before giving up on a direction."""
 _ROLE = ("client", "server")
 
@@ -134,16 +140,20 @@ class _Direction:
         "hs_buf",
         "hs_encrypted",
         "keys",
+        "lost_seq",
         "need",
         "off",
         "recovery_tried",
         "reported",
         "resync",
         "role",
+        "scan_from",
         "seq_unknown",
         "skip",
         "skip_length",
         "started",
+        "trials",
+        "undecided",
         "want",
     )
 
@@ -163,8 +173,18 @@ class _Direction:
         self.dead = False
         self.resync = False
         self.seq_unknown = False
+        self.trials: int | None = None
+        """Mid-stream recovery: how many more trial decryptions it may spend (None: not
+        recovering)."""
+        self.lost_seq = False
+        """After a gap, no record in a row opened: the sequence number is given up on."""
         self.started = False
         self.failures = 0
+        """Records in a row that no key (or, after a gap, no nearby sequence number) opened."""
+        self.scan_from = 0
+        self.undecided: list[int] = []
+        """Resynchronising: the buffer is searched up to ``scan_from``, and of those offsets
+        only ``undecided`` could still be a record boundary."""
         self.recovery_tried = False
         self.need = 0
         """Bytes still missing from the incomplete record at the front of the buffer."""
@@ -498,6 +518,8 @@ class Decoder:
         d.off = 0
         d.need = 0
         d.skip = 0
+        d.scan_from = 0
+        d.undecided = []
         d.hs_buf.clear()
         d.resync = True
         if d.encrypted:
@@ -506,7 +528,37 @@ class Decoder:
             d.started = True
 
     def _resync(self, session: _Session, d: _Direction, frame: int, ts: int) -> bool:
-        at = _find_boundary(d.buf, d.off)
+        """Find the next record boundary after a gap or a corrupt record (as _find_boundary),
+        as data arrives: each call looks again only at the offsets the data could not yet
+        decide (plausible headers of incomplete records: rare) and at the new bytes, so the
+        search is linear in the data however long it waits."""
+        buf = d.buf
+        end = len(buf)
+        at: int | None = None
+        undecided: list[int] = []
+        for pos in d.undecided:
+            if pos >= d.off:
+                verdict = _boundary_at(buf, pos, end)
+                if verdict > 0:
+                    at = pos
+                    break
+                if verdict == 0:
+                    undecided.append(pos)
+        if at is None:
+            limit = min(end - 5, d.off + _RESYNC_WINDOW)
+            search = _HEADER_START.search
+            found = search(buf, max(d.off, d.scan_from), limit + 3)
+            while found is not None:
+                pos = found.start()
+                verdict = _boundary_at(buf, pos, end)
+                if verdict > 0:
+                    at = pos
+                    break
+                if verdict == 0:
+                    undecided.append(pos)
+                found = search(buf, pos + 1, limit + 3)
+            d.scan_from = (at if at is not None else limit) + 1
+        d.undecided = undecided
         if at is None:
             if len(d.buf) - d.off > _RESYNC_WINDOW:
                 self._undecryptable(
@@ -522,6 +574,8 @@ class Decoder:
             return False
         d.off = at
         d.resync = False
+        d.scan_from = 0
+        d.undecided = []
         return True
 
     def _frame(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
@@ -604,7 +658,7 @@ class Decoder:
         return not (
             self.options.decrypt_app_data
             or d.candidates
-            or d.seq_unknown
+            or (d.seq_unknown and not d.lost_seq)
             or (
                 keys.tls13 and (keys.stage != "app" or length <= _SMALL_PROTECTED or keys.seq < _FIRST_OPENED)
             )
@@ -687,49 +741,52 @@ class Decoder:
         Returns (content type, content, early) or None (reported as undecryptable)."""
         if d.keys is None and not d.candidates and session.client_random is None and not d.recovery_tried:
             # Picked up mid-stream: try every application secret the key log holds.
+            # Sessions whose ClientHello was seen belong to other connections.
             d.recovery_tried = True
-            d.candidates = keymod.recover_mid_stream(self.keylog, d.role)
+            d.candidates = keymod.recover_mid_stream(self.keylog, d.role, exclude=self._capture_randoms)
             d.seq_unknown = bool(d.candidates)
+            d.trials = _TRIAL_BUDGET
+        if d.lost_seq:
+            return None  # said once (stream_gap); the record is shown unopened
         tried = False
-        for keys in ([d.keys] if d.keys is not None else []) + d.candidates:
+        for keys, seq in self._trials(d):
             tried = True
-            seqs: Iterable[int] = range(keys.seq, keys.seq + _SEQ_WINDOW) if d.seq_unknown else (keys.seq,)
-            for seq in seqs:
+            try:
+                plain = keys.open(record, seq)
+            except CryptoError:
+                continue
+            if keys is not d.keys:
+                d.keys = keys
+                idx = d.candidates.index(keys)
+                del d.candidates[: idx + 1]
+                if session.client_random is None:
+                    d.candidates = []
+                    self._emit(
+                        session,
+                        RecoveredEvent(
+                            session.number,
+                            frame,
+                            ts,
+                            _ROLE[d.role],
+                            keys.label,
+                            keys.prot.params.name,
+                            seq,
+                        ),
+                    )
+            keys.seq = seq + 1
+            d.seq_unknown = False
+            d.failures = 0
+            d.trials = None
+            if keys.tls13:
                 try:
-                    plain = keys.open(record, seq)
-                except CryptoError:
-                    continue
-                if keys is not d.keys:
-                    d.keys = keys
-                    idx = d.candidates.index(keys)
-                    del d.candidates[: idx + 1]
-                    if session.client_random is None:
-                        d.candidates = []
-                        self._emit(
-                            session,
-                            RecoveredEvent(
-                                session.number,
-                                frame,
-                                ts,
-                                _ROLE[d.role],
-                                keys.label,
-                                keys.prot.params.name,
-                                seq,
-                            ),
-                        )
-                keys.seq = seq + 1
-                d.seq_unknown = False
-                d.failures = 0
-                if keys.tls13:
-                    try:
-                        inner, content = split_inner_plaintext(plain)
-                    except DecodeError:
-                        self._undecryptable(
-                            session, d, frame, ts, Reason.NOT_TLS, "decrypted record has no content type"
-                        )
-                        return None
-                    return inner, content, keys.stage == "early"
-                return ctype, plain, False
+                    inner, content = split_inner_plaintext(plain)
+                except DecodeError:
+                    self._undecryptable(
+                        session, d, frame, ts, Reason.NOT_TLS, "decrypted record has no content type"
+                    )
+                    return None
+                return inner, content, keys.stage == "early"
+            return ctype, plain, False
         if not tried:
             self._explain_missing(session, d, frame, ts, want=d.want)
             return None
@@ -752,6 +809,13 @@ class Decoder:
                 "bytes are missing from the stream and no nearby sequence number authenticates the "
                 "records after the gap",
             )
+            # This record used a sequence number too: the next one's window starts after it.
+            # After a few such records in a row the number is lost for good (a capture missing
+            # many segments), and trying every record against a whole window would cost more
+            # than the rest of the decoding together.
+            d.keys.seq += 1
+            if d.failures >= _MAX_TRIAL_RECORDS:
+                d.lost_seq = True
         else:
             self._undecryptable(
                 session,
@@ -764,6 +828,31 @@ class Decoder:
             )
         d.keys.seq += 1  # keep counting so that a later record can still authenticate
         return None
+
+    def _trials(self, d: _Direction) -> Iterator[tuple[keymod.Keys, int]]:
+        """(keys, sequence number) pairs to try on a protected record, likeliest first."""
+        keys_list = ([d.keys] if d.keys is not None else []) + d.candidates
+        if not d.seq_unknown:
+            for keys in keys_list:
+                yield keys, keys.seq
+        elif d.trials is None:
+            for keys in keys_list:
+                for seq in range(keys.seq, keys.seq + _SEQ_WINDOW):
+                    yield keys, seq
+        else:
+            # Mid-stream recovery: every candidate on the first numbers, then further, within a
+            # budget (a key log of another hop can hold thousands of secrets, and each try
+            # authenticates a whole record).
+            for lo, hi in _RECOVERY_SWEEPS:
+                for keys in keys_list:
+                    for seq in range(keys.seq + lo, keys.seq + hi):
+                        if d.trials is None or d.trials <= 0:
+                            d.candidates = []
+                            d.trials = None
+                            d.failures = _MAX_TRIAL_RECORDS
+                            return
+                        d.trials -= 1
+                        yield keys, seq
 
     def _opaque(
         self, session: _Session, d: _Direction, ctype: int, record: bytes, frame: int, ts: int
@@ -956,6 +1045,12 @@ class Decoder:
         self._emit(session, UndecryptableEvent(session.number, frame, ts, _ROLE[d.role], reason, msg))
 
 
+_HEADER_START = re.compile(rb"[\x14-\x18]\x03[\x00-\x04]")
+"""What _plausible_header accepts of a record header's first three bytes (content type,
+version major, minor): searched for by the regular expression engine, so that looking for a
+boundary in random ciphertext costs a scan in C, not a Python step per byte."""
+
+
 def _plausible_header(buf: bytearray | bytes, at: int) -> int:
     """Length of the record whose header is at ``at`` if it looks like one, else -1."""
     ctype = buf[at]
@@ -967,19 +1062,26 @@ def _plausible_header(buf: bytearray | bytes, at: int) -> int:
     return length
 
 
+def _boundary_at(buf: bytearray, at: int, end: int) -> int:
+    """Is ``at`` a record boundary: 1 yes (two records in a row parse, or one reaches exactly
+    the end of the data), -1 no, 0 cannot tell yet (a plausible record not complete yet)."""
+    length = _plausible_header(buf, at)
+    if length < 0:
+        return -1
+    nxt = at + 5 + length
+    if nxt == end:
+        return 1
+    if nxt + 5 <= end:
+        return 1 if _plausible_header(buf, nxt) >= 0 else -1
+    return 0
+
+
 def _find_boundary(buf: bytearray, start: int) -> int | None:
     """The first offset from ``start`` where two records in a row parse (or one record
     reaching exactly the end of the data). None when the data cannot tell yet."""
     end = len(buf)
-    limit = min(end - 5, start + _RESYNC_WINDOW)
-    at = start
-    while at <= limit:
-        length = _plausible_header(buf, at)
-        if length >= 0:
-            nxt = at + 5 + length
-            if nxt == end:
-                return at
-            if nxt + 5 <= end and _plausible_header(buf, nxt) >= 0:
-                return at
-        at += 1
+    stop = min(end - 5, start + _RESYNC_WINDOW) + 3
+    for found in _HEADER_START.finditer(buf, start, stop):
+        if _boundary_at(buf, found.start(), end) > 0:
+            return found.start()
     return None

@@ -7,6 +7,7 @@ and a sentence, the way a person reading Wireshark's TLS debug log would conclud
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ..crypto.keylog import KeyLog
@@ -207,14 +208,15 @@ def tls13_later_stages(keylog: KeyLog, session: _Session, role: int, after: str)
     return out
 
 
-def recover_mid_stream(keylog: KeyLog, role: int) -> list[Keys]:
-    """Every application secret of ``role`` in the key log, with each suite that fits its
-    length, for a connection whose handshake was not captured. The AEAD tag proves which."""
+def recover_mid_stream(keylog: KeyLog, role: int, exclude: Collection[bytes] = ()) -> list[Keys]:
+    """Every application secret of ``role`` in the key log (but those of the client_randoms in
+    ``exclude``), with each suite that fits its length, for a connection whose handshake was
+    not captured. The AEAD tag proves which."""
     out: list[Keys] = []
     prefix = "CLIENT_TRAFFIC_SECRET_" if role == 0 else "SERVER_TRAFFIC_SECRET_"
     suites13 = [p for p in SUITES.values() if p.version == "1.3"]
     for entry in keylog.entries():
-        if not entry.label.startswith(prefix):
+        if not entry.label.startswith(prefix) or entry.client_random in exclude:
             continue
         for params in suites13:
             if params.hash_len != len(entry.secret):
