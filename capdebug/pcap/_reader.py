@@ -26,6 +26,9 @@ FrameFilter = Callable[[bytes, int, int, int, int], bool]
 its number (1-based) and timestamp; True means the consumer has taken it in already and the
 reader moves on without yielding it."""
 
+ANY_LINKTYPE = -2
+"""``_skip_linktype`` when the frame filter applies to every interface."""
+
 #: Bytes requested from the underlying stream per refill.
 CHUNK_SIZE = 1 << 20
 
@@ -173,14 +176,17 @@ class CaptureReader:
     def _iter_items(self) -> Generator[Packet | SecretsBlock, None, None]:
         raise NotImplementedError
 
-    def skip_frames(self, linktype: int, predicate: FrameFilter | None) -> None:
-        """Offer every frame of an interface of ``linktype`` to ``predicate`` before a
+    def skip_frames(self, linktype: int | None, predicate: FrameFilter | None) -> None:
+        """Offer every frame of an interface of ``linktype`` (None: of any) to ``predicate`` before a
         :class:`Packet` is made for it; frames it accepts are not yielded (they still count in
         :attr:`packets_read`, so frame numbers stay those of the file). This is how a consumer
         that needs nothing from most frames (e.g. bulk data it only counts) reads a capture at
         the speed of its own test rather than of packet objects. Call it before iterating;
-        ``None`` removes the filter."""
-        self._skip_linktype = linktype if predicate is not None else -1
+        a ``predicate`` of None removes the filter."""
+        if predicate is None:
+            self._skip_linktype = -1
+        else:
+            self._skip_linktype = ANY_LINKTYPE if linktype is None else linktype
         self._skip = predicate
 
     def __iter__(self) -> Iterator[Packet | SecretsBlock]:

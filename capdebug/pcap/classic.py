@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterable
 from typing import BinaryIO
 
 from ..errors import CaptureFormatError, UsageError
-from ._reader import MAX_BLOCK, CaptureReader, truncation_warning
+from ._reader import ANY_LINKTYPE, MAX_BLOCK, CaptureReader, truncation_warning
 from .model import Interface, Packet, SecretsBlock
 
 __all__ = [
@@ -92,7 +92,8 @@ class PcapReader(CaptureReader):
         unit = self._unit_ns
         limit = min(MAX_BLOCK, max(_MIN_RECORD_LIMIT, 2 * self._snaplen))
         count = self.packets_read
-        skip = self._skip if self.interfaces[0].linktype == self._skip_linktype else None
+        wanted = self._skip_linktype
+        skip = self._skip if wanted in (self.interfaces[0].linktype, ANY_LINKTYPE) else None
         buf, pos = src.buf, src.pos
         end = len(buf)
         try:

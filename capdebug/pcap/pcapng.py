@@ -18,7 +18,7 @@ from collections.abc import Generator
 from typing import BinaryIO
 
 from ..errors import CaptureFormatError, UsageError
-from ._reader import MAX_BLOCK, CaptureReader, truncation_warning
+from ._reader import ANY_LINKTYPE, MAX_BLOCK, CaptureReader, truncation_warning
 from .model import Interface, Packet, SecretsBlock
 
 __all__ = [
@@ -248,7 +248,7 @@ class PcapngReader(CaptureReader):
                 ts = ((ts_high << 32) | ts_low) * li.mul // li.div + li.offset_ns
                 self.packets_read += 1
                 if (
-                    li.linktype == skip_linktype
+                    (li.linktype == skip_linktype or skip_linktype == ANY_LINKTYPE)
                     and skip is not None
                     and skip(buf, data_start, data_stop, self.packets_read, ts)
                 ):

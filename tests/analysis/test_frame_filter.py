@@ -24,7 +24,7 @@ from capdebug.analysis import decode as decode_module
 from capdebug.analysis.decode import DecodeOptions, Decoder
 from capdebug.analysis.sessions import iter_events, load_keys
 from capdebug.crypto.keylog import KeyLog
-from capdebug.pcap import LinkType, Packet, PcapngWriter, open_capture
+from capdebug.pcap import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, PcapngWriter, open_capture
 from capdebug.pcap.model import Interface
 from tests.decode import craft as c
 
@@ -176,3 +176,24 @@ def test_skip_frames_only_sees_its_link_type_and_keeps_frame_numbers(tmp_path: P
     ether = [(data, i + 1, 1_000 * (i + 1)) for i, (iface, data) in enumerate(frames) if iface == 0]
     assert seen == ether
     assert yielded == [(data, i + 1) for i, (iface, data) in enumerate(frames) if iface == 1 or (i + 1) % 2]
+
+
+def test_skip_frames_for_every_link_type_still_yields_secrets(tmp_path: Path) -> None:
+    """load_keys walks a pcapng for its Decryption Secrets Blocks with every packet filtered
+    out: the blocks still come, wherever they are, and no packet does."""
+    path = tmp_path / "dsb.pcapng"
+    with open(path, "wb") as f:
+        w = PcapngWriter(f)
+        w.add_interface(Interface(linktype=LinkType.ETHERNET, snaplen=65535))
+        w.add_interface(Interface(linktype=LinkType.RAW, snaplen=65535))
+        for i in range(6):
+            w.write_packet(Packet(1_000 * (i + 1), i % 2, b"frame-%d" % i, 7), i % 2)
+            if i in (2, 5):
+                w.write_secrets(SECRETS_TYPE_TLS_KEYLOG, b"CLIENT_RANDOM %s %s\n" % (b"ab" * 32, b"cd" * 48))
+        w.flush()
+    with open_capture(path) as reader:
+        reader.skip_frames(None, lambda buf, start, stop, frame, ts: True)
+        items = list(reader)
+        assert reader.packets_read == 6
+    assert [type(i).__name__ for i in items] == ["SecretsBlock", "SecretsBlock"]
+    assert load_keys(path, [], use_env=False).embedded_blocks == 2
