@@ -95,8 +95,9 @@ def triage(
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
     if as_json:
-        json.dump({"connections": [r.to_json() for r in reports]}, sys.stdout, separators=(",", ":"))
-        sys.stdout.write("\n")
+        # dumps, not dump: only the one-shot encoder is the C one (dump streams in Python).
+        doc = json.dumps({"connections": [r.to_json() for r in reports]}, separators=(",", ":"))
+        sys.stdout.write(doc + "\n")
     else:
         _render(reports, show_all=show_all)
     return 1 if any(r.has_error for r in reports) else 0
