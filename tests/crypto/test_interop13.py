@@ -148,7 +148,9 @@ def _check_session(session: Session, code: int) -> tuple[Direction, Direction]:
         leaf = first_certificate(server_flight[-2], tls13=True)
         verify_signature(leaf, scheme, content, signature)
         with pytest.raises(SignatureError):
-            verify_signature(leaf, scheme, content[:-1] + b"\x00", signature)
+            # The last byte flipped (setting it to a fixed value failed once in 256 runs:
+            # whenever the transcript hash already ended in that value).
+            verify_signature(leaf, scheme, content[:-1] + bytes([content[-1] ^ 1]), signature)
     transcript.update(server_finished)
     (client_finished,) = client.handshake_messages
     expected = finished_verify_data(
