@@ -4,9 +4,10 @@ scripts/make_corpus.py, and check their results against the corpus manifest.
 
     python3 scripts/bench_decode.py CORPUS_DIR [--repeat 3] [--skip-tshark] [--json-report FILE]
 
-In one run it times, each as its own process (wall time; peak RSS from ``os.wait4``'s rusage of
-that very child, so no other process is counted), ``--repeat`` times in turn (so that a busy
-moment of a shared machine falls on all of them alike), and compares the best run of each:
+In one run it times, each as its own process (wall time; peak memory as the largest sum of
+resident memory over that process and the workers it forks, sampled), ``--repeat`` times in
+turn (so that a busy moment of a shared machine falls on all of them alike), and compares the
+best run of each:
 
 - ``capdebug decrypt --json CAPTURE --keylog K --export DIR``  (stdout to a file: the
   ``connection`` events give the conn numbers of the exported files)
@@ -45,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -100,15 +102,56 @@ def warm(*paths: Path) -> None:
                 pass
 
 
+def _tree_rss_kib(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants now (KiB), from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/statm", "rb") as f:
+                resident_pages = int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        # Field 4 (ppid) follows the command name, which is in parentheses and may hold spaces.
+        parents[int(entry)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        rss[int(entry)] = resident_pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
 def measure(name: str, argv: list[str], stdout_path: Path, ok_codes: tuple[int, ...] = (0, 1)) -> Measurement:
-    """Run argv with stdout to a file; wall time and the child's own peak RSS (ru_maxrss, KiB)."""
+    """Run argv with stdout to a file; wall time, CPU time (its children's included) and peak
+    memory: the largest sum of resident memory over the process and its descendants (sampled
+    every 20 ms: triage may fork workers), or its own ru_maxrss if that is larger."""
+    peak = [0]
     with stdout_path.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                peak[0] = max(peak[0], _tree_rss_kib(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         assert proc.stderr is not None
         err = proc.stderr.read()  # small; read before wait4 so a chatty child cannot block
         _, status, rusage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in ok_codes:
         raise RuntimeError(f"{name} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
@@ -117,7 +160,7 @@ def measure(name: str, argv: list[str], stdout_path: Path, ok_codes: tuple[int, 
         argv=argv,
         wall_s=wall,
         cpu_s=rusage.ru_utime + rusage.ru_stime,
-        peak_rss_mb=rusage.ru_maxrss / 1024,
+        peak_rss_mb=max(rusage.ru_maxrss, peak[0]) / 1024,
         returncode=proc.returncode,
         stdout_bytes=stdout_path.stat().st_size,
     )

@@ -100,6 +100,9 @@ _RESYNC_WINDOW = 65_536
 """How far to look for a record boundary after a gap before giving up on a direction."""
 _SEQ_WINDOW = 64
 """Sequence numbers tried after a gap or at a mid-stream start."""
+_SAYS_WHAT_ELSE_WAS_SEEN = frozenset((Reason.NO_KEY, Reason.KEYLOG_OTHER_SESSIONS, Reason.RSA_KEY_EXCHANGE))
+"""Reasons chosen (and worded) from the capture's other sessions: which client_randoms it
+holds, which earlier session a TLS 1.2 resumption could take its master secret from."""
 _MAX_PENDING = _MAX_HELD + 4096
 """Events piled up by data the frame filter delivered before it stops taking frames, so that
 the next frame goes through feed_packet, which hands them out."""
@@ -125,6 +128,10 @@ class DecodeOptions:
     """Called with (conn, "client"|"server", plaintext) for every decrypted application record."""
     conns: frozenset[int] | None = None
     """Only these connection numbers (None: all)."""
+    partition: tuple[int, int] | None = None
+    """``(k, n)``: only the connections of share ``k`` of ``n`` (see
+    :attr:`capdebug.net.TcpTracker.partition`), numbered within the share; see
+    :attr:`Decoder.first_frames` and :attr:`Decoder.partition_dependent` to put shares together."""
 
 
 class _Direction:
@@ -274,7 +281,12 @@ class Decoder:
         self.options = options or DecodeOptions()
         self._late_secrets = late_secrets or {}
         """client_random -> packets before the secrets block that brought its keys."""
-        self._tracker = TcpTracker()
+        self._tracker = TcpTracker(partition=self.options.partition)
+        self.partition_dependent = False
+        """Something was said that depends on the capture's other connections (which sessions
+        of the key log it holds, which earlier session a TLS 1.2 resumption reuses, which
+        secrets mid-stream recovery may skip): decoding one share of the capture alone may
+        have said it differently."""
         self._sessions: dict[int, _Session] = {}
         self._held: collections.deque[_Held] = collections.deque()
         self._out: list[DecodeEvent] = []
@@ -304,6 +316,11 @@ class Decoder:
         if not self._out and not self._held:
             return _NO_EVENTS
         return self._drain()
+
+    @property
+    def first_frames(self) -> list[int]:
+        """With a partition: the first frame of each connection of the share, by number."""
+        return self._tracker.first_frames
 
     def frame_filter(self) -> FrameFilter:
         """A frame filter for :meth:`capdebug.pcap.CaptureReader.skip_frames` (Ethernet frames):
@@ -744,6 +761,8 @@ class Decoder:
             # Sessions whose ClientHello was seen belong to other connections.
             d.recovery_tried = True
             d.candidates = keymod.recover_mid_stream(self.keylog, d.role, exclude=self._capture_randoms)
+            if d.candidates:
+                self.partition_dependent = True
             d.seq_unknown = bool(d.candidates)
             d.trials = _TRIAL_BUDGET
         if d.lost_seq:
@@ -1042,6 +1061,8 @@ class Decoder:
         if reason in d.reported:
             return
         d.reported.add(reason)
+        if reason in _SAYS_WHAT_ELSE_WAS_SEEN and len(self.keylog):
+            self.partition_dependent = True
         self._emit(session, UndecryptableEvent(session.number, frame, ts, _ROLE[d.role], reason, msg))
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "extract_secrets",
     "iter_events",
     "load_keys",
+    "run_decoder",
     "scan_sessions",
     "strip_secrets",
 ]
@@ -106,7 +107,13 @@ def iter_events(
 ) -> Iterator[DecodeEvent]:
     """Decode an open capture: events in capture order. Secrets blocks are not re-read here
     (``load_keys`` collected them before decoding started)."""
-    decoder = Decoder(keylog, options, late_secrets=late_secrets)
+    return run_decoder(reader, Decoder(keylog, options, late_secrets=late_secrets), progress)
+
+
+def run_decoder(
+    reader: CaptureReader, decoder: Decoder, progress: Progress | None = None
+) -> Iterator[DecodeEvent]:
+    """:func:`iter_events` with a decoder of the caller's (to read its state afterwards)."""
     feed = decoder.feed_packet
     # Frames that would only move positions (bulk data counted unread, bare ACKs) are taken in
     # by the decoder's filter inside the reader, so frame numbers come from the reader.

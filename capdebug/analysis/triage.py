@@ -14,8 +14,8 @@ side sends before its FIN is almost always close_notify; triage says "likely clo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from .events import (
     UndecryptableEvent,
 )
 
-__all__ = ["CATALOG", "ConnectionReport", "Verdict", "triage"]
+__all__ = ["CATALOG", "ConnectionReport", "TriageShare", "Verdict", "merge_shares", "triage"]
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -433,6 +433,27 @@ class Triage:
             c.sides[1].app_bytes,
             verdicts(c, slow_handshake_s=self.slow_handshake_s),
         )
+
+
+@dataclass(slots=True)
+class TriageShare:
+    """What triaging one share of a capture gave (see ``DecodeOptions.partition``)."""
+
+    reports: list[ConnectionReport]
+    first_frames: list[int]
+    """The first frame of each connection of the share, by its number within the share."""
+    dependent: bool
+    """The decoder said something that depends on the other shares' connections."""
+    warnings: list[str]
+
+
+def merge_shares(shares: Sequence[TriageShare]) -> list[ConnectionReport]:
+    """The reports of a capture triaged in shares, numbered as one decoder numbers them: by
+    the order of every TCP connection's first frame, whichever share followed it."""
+    rank = {frame: n for n, frame in enumerate(sorted(f for s in shares for f in s.first_frames), 1)}
+    merged = [replace(r, conn=rank[s.first_frames[r.conn - 1]]) for s in shares for r in s.reports]
+    merged.sort(key=lambda r: r.conn)
+    return merged
 
 
 def triage(events: Iterable[DecodeEvent], *, slow_handshake_s: float = 1.0) -> list[ConnectionReport]:

@@ -19,6 +19,7 @@ from ..analysis.sessions import CaptureKeys, iter_events, load_keys
 from ..analysis.triage import CATALOG, ConnectionReport, Triage
 from ..pcap.open import open_capture
 from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
+from ._shares import auto_jobs, triage_in_shares
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "green"}
 
@@ -35,15 +36,23 @@ def run_triage(
     no_env: bool = False,
     keys: CaptureKeys | None = None,
     also: Callable[[DecodeEvent], None] | None = None,
+    jobs: int = 1,
 ) -> tuple[list[ConnectionReport], list[str]]:
     """Decode ``capture`` for triage (bulk data counted, not decrypted) and return the reports
-    and the capture's warnings. ``also`` sees every event too (e.g. the HTML ladders)."""
+    and the capture's warnings. ``also`` sees every event too (e.g. the HTML ladders); without
+    it, ``jobs`` > 1 processes may share the work (see cli/_shares.py)."""
     if keys is None:
         keys = load_keys(capture, keylog, use_env=not no_env)
         report_keylog_issues(keys.keylog)
     progress = progress_printer(f"triaging {capture.name}")
     t = Triage(slow_handshake_s=slow_handshake)
     try:
+        if also is None and jobs > 1:
+            shared = triage_in_shares(
+                capture, keys, slow_handshake=slow_handshake, jobs=jobs, progress=progress
+            )
+            if shared is not None:
+                return shared
         with open_capture(capture) as reader:
             for ev in iter_events(
                 reader,
@@ -75,6 +84,14 @@ def triage(
         1.0, "--slow-handshake", help="Seconds above which a handshake is slow."
     ),
     no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
+    jobs: int = typer.Option(
+        0,
+        "--jobs",
+        "-j",
+        min=0,
+        help="Processes sharing the work (0: two for captures over 64 MB when the machine has "
+        "two cores; 1: one). The result is the same either way.",
+    ),
 ) -> int:
     """Say in plain words what went wrong on each TLS connection.
 
@@ -91,7 +108,9 @@ def triage(
 
       capdebug triage case.pcap --json | jq '.connections[] | select(.worst != null)'
     """
-    reports, warnings = run_triage(capture, keylog, slow_handshake=slow_handshake, no_env=no_env)
+    reports, warnings = run_triage(
+        capture, keylog, slow_handshake=slow_handshake, no_env=no_env, jobs=auto_jobs(capture, jobs)
+    )
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
     if as_json:

@@ -43,6 +43,7 @@ __all__ = [
     "StreamGap",
     "TcpFlag",
     "TcpTracker",
+    "share_of",
 ]
 
 _FIN = 0x01
@@ -210,12 +211,20 @@ FrameFilter = Callable[[bytes, int, int, int, int], bool]
 # What frame_filter reads of an untagged Ethernet frame, from the EtherType (offset 12) to the
 # TCP flags: the fixed IPv4 header (RFC 791 3.1: version/IHL, total length, flags/fragment
 # offset, protocol; the addresses are skipped, they are sliced as the lookup key) and the TCP
-# sequence, acknowledgment, data offset and flags (RFC 9293 3.1).
-_FILTER_V4 = struct.Struct("!HBxHxxHxB10x4xIIBB").unpack_from
+# ports, sequence, acknowledgment, data offset and flags (RFC 9293 3.1).
+_FILTER_V4 = struct.Struct("!HBxHxxHxB10xHHIIBB").unpack_from
 # The same for IPv6 (RFC 8200 3) with TCP as the first next header: version nibble, payload
 # length, next header.
-_FILTER_V6 = struct.Struct("!HB3xHB33x4xIIBB").unpack_from
+_FILTER_V6 = struct.Struct("!HB3xHB33xHHIIBB").unpack_from
 _Direct = tuple["StreamReassembler", "StreamReassembler", SkipCounter, Deliver]
+
+
+def share_of(sport: int, dport: int, shares: int) -> int:
+    """Which of ``shares`` shares a connection between these two ports belongs to: the same
+    whichever way a segment goes, and spread by a multiplicative hash because port numbers are
+    not random (Linux hands out even ephemeral ports to connect(), so a sum or a parity would
+    put every connection to one server port in the same share). frame_filter inlines it."""
+    return (((sport ^ dport) * 0x9E3779B1 & 0xFFFFFFFF) >> 16) % shares
 
 
 def _raw_key(src: Endpoint, dst: Endpoint) -> bytes:
@@ -245,9 +254,34 @@ def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Rel
 class TcpTracker:
     """Follow every TCP connection of a capture; see the module docstring."""
 
-    __slots__ = ("_closed", "_direct", "_last_id", "_open", "_table", "hold", "max_buffered", "max_closed")
+    __slots__ = (
+        "_closed",
+        "_direct",
+        "_last_id",
+        "_open",
+        "_table",
+        "first_frames",
+        "hold",
+        "max_buffered",
+        "max_closed",
+        "partition",
+    )
 
-    def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED, max_closed: int = 65536) -> None:
+    def __init__(
+        self,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        max_closed: int = 65536,
+        *,
+        partition: tuple[int, int] | None = None,
+    ) -> None:
+        self.partition = partition
+        """``(k, n)``: follow only the connections whose ports fall in share ``k`` of ``n``
+        (:func:`share_of`), as if the others were not in the capture (one share of the work when
+        ``n`` processes read the same capture). Every segment of a connection carries the same
+        two ports, so a connection is never split between shares."""
+        self.first_frames: list[int] = []
+        """With a partition: the first frame of each connection followed (connection ``i``
+        started in ``first_frames[i - 1]``), to number them as one tracker would have."""
         self.max_buffered = max_buffered
         """Per direction: bytes held behind a hole before it becomes a gap."""
         self.max_closed = max_closed
@@ -297,7 +331,8 @@ class TcpTracker:
         what the other side has released. It updates the stream state exactly as :meth:`feed`
         would and hands the data to the consumer. Anything else (IP options, VLAN tags,
         fragments, truncation, SYN/FIN/RST, holes, retransmissions) is left to :meth:`feed`,
-        and so is every frame with data to deliver while :attr:`hold` is set.
+        and so is every frame with data to deliver while :attr:`hold` is set. With a
+        :attr:`partition`, the plain frames of other shares' connections are taken and dropped.
 
         The point is speed: a frame taken here costs two unpacks and a dictionary lookup, where
         :meth:`feed` needs a packet, a segment and an event object."""
@@ -305,21 +340,34 @@ class TcpTracker:
         v4 = _FILTER_V4
         v6 = _FILTER_V6
         tracker = self
+        share, shares = self.partition or (0, 1)
 
         def take(buf: bytes, start: int, stop: int, frame: int, ts_ns: int) -> bool:
             n = stop - start
             if n < 54:
                 return False
-            ethertype, ver, length, frag, proto, seq, ack, offset_byte, flags = v4(buf, start + 12)
+            ethertype, ver, length, frag, proto, sport, dport, seq, ack, offset_byte, flags = v4(
+                buf, start + 12
+            )
             if ethertype == 0x0800:
-                if ver != 0x45 or proto != 6 or frag & 0x3FFF or flags & _CONTROL:
+                if ver != 0x45 or proto != 6 or frag & 0x3FFF:
+                    return False
+                if shares > 1 and (((sport ^ dport) * 0x9E3779B1 & 0xFFFFFFFF) >> 16) % shares != share:
+                    return True  # another share's connection: as if not captured
+                if flags & _CONTROL:
                     return False
                 entry = get(buf[start + 26 : start + 38])
                 end = 14 + length  # the IPv4 total length counts its header
                 size = end - 34 - ((offset_byte >> 4) << 2)
             elif ethertype == 0x86DD and n >= 74:
-                ethertype, ver, length, proto, seq, ack, offset_byte, flags = v6(buf, start + 12)
-                if ver >> 4 != 6 or proto != 6 or flags & _CONTROL:
+                ethertype, ver, length, proto, sport, dport, seq, ack, offset_byte, flags = v6(
+                    buf, start + 12
+                )
+                if ver >> 4 != 6 or proto != 6:
+                    return False
+                if shares > 1 and (((sport ^ dport) * 0x9E3779B1 & 0xFFFFFFFF) >> 16) % shares != share:
+                    return True
+                if flags & _CONTROL:
                     return False
                 entry = get(buf[start + 22 : start + 58])
                 end = 54 + length  # the IPv6 payload length does not
@@ -357,6 +405,9 @@ class TcpTracker:
         """Take the segment captured in ``frame`` (1-based) at ``ts_ns``; return its events."""
         side = self._table.get((seg.src, seg.sport, seg.dst, seg.dport))
         if side is None:
+            part = self.partition
+            if part is not None and share_of(seg.sport, seg.dport, part[1]) != part[0]:
+                return _NOTHING
             return self._feed_slow(None, frame, ts_ns, seg)
         flags = seg.flags
         if not flags & _CONTROL:
@@ -446,6 +497,8 @@ class TcpTracker:
         sender = (seg.src, seg.sport)
         receiver = (seg.dst, seg.dport)
         self._last_id += 1
+        if self.partition is not None:
+            self.first_frames.append(frame)
         if pure_syn or not flags & _SYN:
             conn = Connection(self._last_id, sender, receiver, frame, pure_syn, self.max_buffered)
             d = 0

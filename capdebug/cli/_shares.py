@@ -1,0 +1,122 @@
+"""Triage a large capture in several processes, each following a share of the connections.
+
+Every process reads the whole capture but follows only the connections whose two ports add up
+to its share (``DecodeOptions.partition``): the frames of the others cost it a header read, the
+rest of the work (TLS records, handshakes, verdicts) is divided. The reports are put together
+and numbered as one process numbers them (``merge_shares``).
+
+The shares only ever make triage faster, never different: when one of them said something
+that depends on connections it did not follow (a missing key explained by counting the
+capture's other sessions, a TLS 1.2 resumption of another connection's session, mid-stream
+recovery), or a process failed, the capture is triaged again in one process.
+
+The processes are forked (POSIX only), after the key log was loaded, which they then share.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+from pathlib import Path
+
+from ..analysis.decode import DecodeOptions, Decoder
+from ..analysis.sessions import CaptureKeys, Progress, run_decoder
+from ..analysis.triage import ConnectionReport, Triage, TriageShare, merge_shares
+from ..pcap.open import open_capture
+
+__all__ = ["SHARE_MIN_BYTES", "auto_jobs", "triage_in_shares"]
+
+SHARE_MIN_BYTES = 64 << 20
+"""Smaller captures are triaged in one process: starting another costs more than it saves."""
+_AUTO_MAX = 2
+"""Processes chosen by default (each holds its own decoder, about 80 MB for a large capture)."""
+
+
+def auto_jobs(capture: Path, jobs: int) -> int:
+    """The number of processes for ``--jobs`` (0: automatic)."""
+    if jobs > 0:
+        return jobs
+    if not hasattr(os, "fork"):
+        return 1
+    try:
+        size = capture.stat().st_size
+    except OSError:
+        return 1
+    return min(_AUTO_MAX, os.cpu_count() or 1) if size >= SHARE_MIN_BYTES else 1
+
+
+def _share(
+    capture: Path, keys: CaptureKeys, slow: float, k: int, n: int, progress: Progress | None
+) -> TriageShare:
+    t = Triage(slow_handshake_s=slow)
+    decoder = Decoder(
+        keys.keylog, DecodeOptions(decrypt_app_data=False, partition=(k, n)), late_secrets=keys.late_randoms
+    )
+    with open_capture(capture) as reader:
+        for ev in run_decoder(reader, decoder, progress):
+            t.add(ev)
+        warnings = list(reader.warnings)
+    return TriageShare(t.reports(), decoder.first_frames, decoder.partition_dependent, warnings)
+
+
+def triage_in_shares(
+    capture: Path, keys: CaptureKeys, *, slow_handshake: float, jobs: int, progress: Progress | None
+) -> tuple[list[ConnectionReport], list[str]] | None:
+    """Reports and warnings of ``capture`` triaged by ``jobs`` processes, or None when it must
+    be triaged in one (see the module docstring). Errors of this process's own share (a
+    corrupt capture, Ctrl-C) are raised as they would be in one process."""
+    if jobs < 2 or not hasattr(os, "fork"):
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    try:
+        for k in range(1, jobs):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child's coverage is not collected
+                os.close(read_end)
+                _child(write_end, capture, keys, slow_handshake, k, jobs)
+            os.close(write_end)
+            children.append((pid, read_end))
+        shares = [_share(capture, keys, slow_handshake, 0, jobs, progress)]
+        while children:
+            pid, read_end = children[0]
+            with os.fdopen(read_end, "rb") as pipe:
+                data = pipe.read()
+            children.pop(0)
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0 or not data:
+                return None
+            share = pickle.loads(data)
+            if not isinstance(share, TriageShare):
+                return None
+            shares.append(share)
+    finally:
+        for pid, read_end in children:
+            os.close(read_end)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    if any(s.dependent for s in shares):
+        return None
+    return merge_shares(shares), shares[0].warnings
+
+
+def _child(write_end: int, capture: Path, keys: CaptureKeys, slow: float, k: int, n: int) -> None:
+    """A forked share: its result goes down the pipe, nothing to the terminal, and it never
+    returns into the parent's code (os._exit, so no stdio buffer of the parent is flushed)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly with the parent
+        data = pickle.dumps(_share(capture, keys, slow, k, n, None), protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(data)
+        code = 0
+    except BaseException:  # any failure: the parent triages in one process
+        pass
+    os._exit(code)
