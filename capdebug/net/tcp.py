@@ -8,6 +8,7 @@ frame bytes, and the only objects created are the address and payload slices and
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass, field
@@ -133,6 +134,13 @@ def _decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
 
 def format_endpoint(addr: bytes, port: int) -> str:
     """``"192.0.2.1:443"`` or ``"[2001:db8::1]:443"`` (RFC 5952 text form, as in URLs)."""
+    return f"{_address_text(addr)}:{port}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_text(addr: bytes) -> str:
+    # Cached: a capture names the same few hosts in thousands of connections, and the
+    # ipaddress module's formatting is slow.
     if len(addr) == 4:
-        return f"{ipaddress.IPv4Address(addr)}:{port}"
-    return f"[{ipaddress.IPv6Address(addr)}]:{port}"
+        return str(ipaddress.IPv4Address(addr))
+    return f"[{ipaddress.IPv6Address(addr)}]"
