@@ -44,7 +44,15 @@ def auto_jobs(capture: Path, jobs: int) -> int:
         size = capture.stat().st_size
     except OSError:
         return 1
-    return min(_AUTO_MAX, os.cpu_count() or 1) if size >= SHARE_MIN_BYTES else 1
+    return min(_AUTO_MAX, _usable_cpus()) if size >= SHARE_MIN_BYTES else 1
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, which containers narrow), else all."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return len(affinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _share(
