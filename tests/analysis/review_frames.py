@@ -1,0 +1,107 @@
+"""Hand-built Ethernet/IPv4/TCP frames for the review tests (no scapy: tens of thousands of
+frames are built in well under a second).
+
+:class:`Conv` follows the sequence numbers of both sides of one connection, so a test writes
+``c.syn(); c.syn_ack(); c.ack(); c.send(0, b"...")`` and gets frames as a real stack would
+send them (checksums are left at 0: the decoder does not verify them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from pathlib import Path
+
+from capdebug.pcap import LinkType, Packet, write_pcap
+
+SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
+
+_ETH = bytes.fromhex("0200000000020200000000010800")
+
+
+def frame(
+    src: str, sport: int, dst: str, dport: int, seq: int, ack: int, flags: int, payload: bytes
+) -> bytes:
+    """An untagged Ethernet frame with IPv4 (no options, DF) and a 20-byte TCP header."""
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        40 + len(payload),
+        0,
+        0x4000,
+        64,
+        6,
+        0,
+        ipaddress.IPv4Address(src).packed,
+        ipaddress.IPv4Address(dst).packed,
+    )
+    tcp = struct.pack(
+        "!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50, flags, 65535, 0, 0
+    )
+    return _ETH + ip + tcp + payload
+
+
+class Conv:
+    """Both directions of one TCP connection; every method appends a packet to ``out``."""
+
+    def __init__(
+        self, out: list[Packet], client: tuple[str, int], server: tuple[str, int], isn: tuple[int, int]
+    ) -> None:
+        self.out = out
+        self.ends = (client, server)
+        self.next = [isn[0], isn[1]]  # next sequence number each side sends
+
+    def _add(
+        self, side: int, flags: int, payload: bytes, *, ack: int | None = None, caplen: int | None = None
+    ) -> None:
+        (src, sport), (dst, dport) = self.ends[side], self.ends[1 - side]
+        acked = self.next[1 - side] if ack is None else ack
+        data = frame(src, sport, dst, dport, self.next[side], acked, flags, payload)
+        orig = len(data)
+        if caplen is not None:
+            data = data[:caplen]
+        self.out.append(Packet(1_000_000 * (len(self.out) + 1), 0, data, orig))
+
+    def syn(self) -> None:
+        self._add(0, SYN, b"")
+        self.next[0] += 1
+
+    def syn_ack(self) -> None:
+        self._add(1, SYN | ACK, b"")
+        self.next[1] += 1
+
+    def ack(self, side: int = 0, upto: int | None = None) -> None:
+        """A bare ACK (of everything the peer sent, or up to sequence number ``upto``)."""
+        self._add(side, ACK, b"", ack=upto)
+
+    def send(self, side: int, payload: bytes, *, caplen: int | None = None) -> None:
+        self._add(side, PSH | ACK, payload, caplen=caplen)
+        self.next[side] += len(payload)
+
+    def lose(self, side: int, size: int) -> None:
+        """``size`` bytes sent by ``side`` that the capture missed."""
+        self.next[side] += size
+
+    def rst(self, side: int) -> None:
+        self._add(side, RST | ACK, b"")
+
+    def handshake(self) -> None:
+        self.syn()
+        self.syn_ack()
+        self.ack()
+
+
+def write(path: Path, packets: list[Packet]) -> Path:
+    write_pcap(path, packets, linktype=LinkType.ETHERNET, nanosecond=True)
+    return path
+
+
+def app_records(count: int) -> bytes:
+    """``count`` minimal protected application_data records (1 byte of ciphertext each)."""
+    return b"\x17\x03\x03\x00\x01\xaa" * count
+
+
+# A handshake record whose message type is not a hello: with no hello seen, the decoder takes
+# it as protected (a connection picked up mid-stream), so the connection is TLS from here on.
+PROTECTED_HANDSHAKE = b"\x16\x03\x03\x00\x05\x55\x00\x00\x01\x00"
