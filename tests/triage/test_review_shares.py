@@ -7,6 +7,7 @@ an interruption. When a bug is fixed its test passes (XPASS) and the mark is rem
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -177,3 +178,32 @@ def test_ctrl_c_while_waiting_for_a_share(tmp_path: Path) -> None:
         check=False,
     )
     assert done.stdout.split("\n")[:2] == ["KeyboardInterrupt", "no child left"], (done.stdout, done.stderr)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="shares bug: when a fork fails (EAGAIN: a process limit, ENOMEM) the OSError escapes "
+    "triage_in_shares instead of the capture being triaged in one process, and the pipe made "
+    "for that fork is never closed",
+)
+def test_a_failed_fork_gives_way_to_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    capture = FIXTURES / "tls13-aes128gcm.pcap"
+    keys = load_keys(capture, [], use_env=False)
+    real_fork = _shares.os.fork
+    forks = []
+
+    def fork_once() -> int:
+        forks.append(1)
+        if len(forks) > 1:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_fork()
+
+    fds_before = set(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(_shares.os, "fork", fork_once)
+    try:
+        result = _shares.triage_in_shares(capture, keys, slow_handshake=1.0, jobs=3, progress=None)
+    finally:
+        monkeypatch.undo()
+        leaked = set(os.listdir("/proc/self/fd")) - fds_before
+    assert result is None
+    assert not leaked
