@@ -189,7 +189,7 @@ def test_ctrl_c_while_waiting_for_a_share(tmp_path: Path) -> None:
 def test_a_failed_fork_gives_way_to_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     capture = FIXTURES / "tls13-aes128gcm.pcap"
     keys = load_keys(capture, [], use_env=False)
-    real_fork = _shares.os.fork
+    real_fork = os.fork
     forks = []
 
     def fork_once() -> int:
@@ -199,7 +199,7 @@ def test_a_failed_fork_gives_way_to_one_process(monkeypatch: pytest.MonkeyPatch)
         return real_fork()
 
     fds_before = set(os.listdir("/proc/self/fd"))
-    monkeypatch.setattr(_shares.os, "fork", fork_once)
+    monkeypatch.setattr(os, "fork", fork_once)  # the os module _shares forks with
     try:
         result = _shares.triage_in_shares(capture, keys, slow_handshake=1.0, jobs=3, progress=None)
     finally:
