@@ -35,8 +35,11 @@ can change what happens next (handshake, alerts, and TLS 1.3 records small enoug
 or KeyUpdate); bulk application data is counted, not decrypted.
 
 Output order is capture order. A connection is shown once its first payload looks like TLS;
-until then its events are held (at most :data:`_MAX_HELD` events in all), so that non-TLS
-connections are dropped without reordering anything. Connection numbers count every TCP
+until then its events (and everything after them) are held, so that non-TLS connections are
+dropped without reordering anything. A connection still without payload
+:data:`_UNDECIDED_FRAMES` frames after its first is shown without waiting longer: a rule on its
+own frames only, so it decides alike whatever else the capture holds (or a share of it) and
+whichever frames the frame filter took. Connection numbers count every TCP
 connection in order of first appearance (as Wireshark's ``tcp.stream`` + 1), so numbers skip
 where a connection was not TLS.
 """
@@ -86,8 +89,11 @@ from .messages import describe_handshake
 
 __all__ = ["DecodeOptions", "Decoder"]
 
+_UNDECIDED_FRAMES = 20_000
+"""Frames after its first that a connection without payload may keep the output waiting."""
 _MAX_HELD = 20_000
-"""Events held for connections not yet known to be TLS before the oldest is shown anyway."""
+"""Events held behind an undecided connection before the frame filter gives way (so that the
+next frame goes through feed_packet, which decides it when its time is up)."""
 _MAX_RECORD = (1 << 14) + 2048
 """Largest record any version allows (RFC 5246 6.2.3)."""
 _SMALL_PROTECTED = 64
@@ -315,7 +321,7 @@ class Decoder:
                 self._net_event(ev)
         if not self._out and not self._held:
             return _NO_EVENTS
-        return self._drain()
+        return self._drain(frame)
 
     @property
     def first_frames(self) -> list[int]:
@@ -343,7 +349,7 @@ class Decoder:
         for session in self._sessions.values():
             self._decide(session, None)
         self._sessions.clear()
-        return self._drain(final=True)
+        return self._drain(0, final=True)
 
     # -- net events ---------------------------------------------------------------------------
 
@@ -420,7 +426,7 @@ class Decoder:
             for d in session.dirs:
                 d.dead = True
 
-    def _drain(self, final: bool = False) -> list[DecodeEvent]:
+    def _drain(self, frame: int, final: bool = False) -> list[DecodeEvent]:
         self._tracker.hold = False
         held = self._held
         out = self._out
@@ -428,7 +434,7 @@ class Decoder:
             slot = held[0]
             session = slot.session
             if not session.decided:
-                if not final and len(held) <= _MAX_HELD:
+                if not final and frame - session.first_frame <= _UNDECIDED_FRAMES:
                     break
                 self._decide(session, None)
             held.popleft()
@@ -478,6 +484,8 @@ class Decoder:
         if len(buf) < 6:
             return False
         verdict = looks_like_tls(bytes(buf[:16]))
+        if not session.decided and frame - session.first_frame > _UNDECIDED_FRAMES:
+            self._decide(session, None)  # its time was up: shown, as _drain would have done
         if not session.decided:
             # A connection picked up mid-stream is TLS too when a record boundary can be found.
             tls = verdict or (not session.conn.roles_from_syn and _find_boundary(buf, 0) is not None)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from capdebug.analysis import decode as decode_module
 from capdebug.analysis.decode import DecodeOptions, Decoder
 from capdebug.analysis.sessions import iter_events
 from capdebug.pcap import Packet, open_capture
@@ -75,36 +76,41 @@ def test_gap_cause_at_the_end_does_not_depend_on_the_filter(tmp_path: Path, mode
     assert _filtered(capture, MODES[mode]) == expected
 
 
-def _undecided_then_many_events(path: Path, records: int) -> Path:
+def _undecided_then_many_events(path: Path, segments: int, per_segment: int) -> Path:
     """Connection 1 opens (handshake, no data yet: undecided, its events held). Connection 2 is
-    TLS and sends ``records`` small records, one event each, held behind connection 1's. Then
-    connection 1 sends HTTP (not TLS)."""
+    TLS and sends ``segments`` segments of ``per_segment`` small records, one event each, held
+    behind connection 1's. Then connection 1 sends HTTP (not TLS)."""
     packets: list[Packet] = []
     http = rf.Conv(packets, ("10.0.0.1", 40001), ("10.0.0.2", 8080), (1000, 5000))
     http.handshake()
     tls = rf.Conv(packets, ("10.0.0.3", 40003), ("10.0.0.2", 443), (7000, 9000))
     tls.handshake()
     tls.send(0, rf.PROTECTED_HANDSHAKE)
-    per_segment = 200
-    for start in range(0, records, per_segment):
-        tls.send(0, rf.app_records(min(per_segment, records - start)))
+    for _ in range(segments):
+        tls.send(0, rf.app_records(per_segment))
     http.send(0, b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
     return rf.write(path, packets)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decoder bug: with the filter, _drain (which forces the oldest undecided connection "
-    "to be shown once more than _MAX_HELD events are held) only runs at the next feed_packet, and "
-    "the filter keeps taking frames up to _MAX_PENDING = _MAX_HELD + 4096: a connection that the "
-    "slow path had already shown is decided 'not TLS' by its first data in between and vanishes",
-)
 @pytest.mark.parametrize("mode", MODES)
-def test_held_events_bound_decides_the_same_with_the_filter(tmp_path: Path, mode: str) -> None:
-    capture = _undecided_then_many_events(tmp_path / "held.pcap", 20_200)
+@pytest.mark.parametrize(
+    ("segments", "per_segment", "shown"),
+    [
+        # 26,000 events held behind connection 1 (the filter gives way), its request within
+        # the window: decided by its bytes, not TLS, not shown.
+        (130, 200, False),
+        # Its request more than _UNDECIDED_FRAMES frames after its first: shown without waiting.
+        (decode_module._UNDECIDED_FRAMES + 10, 1, True),
+    ],
+)
+def test_an_undecided_connection_is_decided_alike_with_the_filter(
+    tmp_path: Path, mode: str, segments: int, per_segment: int, shown: bool
+) -> None:
+    """Found in review: the decision used to depend on how many events were held, which the
+    frame filter changes (and a share of the capture too)."""
+    capture = _undecided_then_many_events(tmp_path / "held.pcap", segments, per_segment)
     expected = _unfiltered(capture, MODES[mode])
-    # Without the filter, connection 1 was shown when the held events passed _MAX_HELD.
-    assert next(e for e in expected if e["event"] == "connection")["conn"] == 1
+    assert any(e["event"] == "connection" and e["conn"] == 1 for e in expected) == shown
     assert _filtered(capture, MODES[mode]) == expected
 
 
