@@ -114,12 +114,13 @@ _MAX_PENDING = _MAX_HELD + 4096
 the next frame goes through feed_packet, which hands them out."""
 _NO_EVENTS: Sequence[DecodeEvent] = ()
 _MAX_TRIAL_RECORDS = 8
+"""Records tried with mid-stream candidate keys (or, after a gap, on a window of sequence
+numbers) before giving up on a direction."""
 _TRIAL_BUDGET = 8192
 """Trial decryptions one direction may spend to recover a connection picked up mid-stream
 (every candidate secret times the window of sequence numbers, on the first records)."""
 _RECOVERY_SWEEPS = ((0, 2), (2, 8), (8, _SEQ_WINDOW))
 """Mid-stream recovery tries every candidate on these ranges of sequence numbers in turn."""
-"""Records tried with mid-stream candidate keys before giving up on a direction."""
 _ROLE = ("client", "server")
 
 
@@ -344,6 +345,9 @@ class Decoder:
 
     def finish(self) -> list[DecodeEvent]:
         """End of capture: flush reassembly and every held event."""
+        # Holes still open at the end are not blamed on whichever frame was fed last (with the
+        # frame filter, that is not even the capture's last frame).
+        self._snaplen_cut = False
         for ev in self._tracker.flush():
             self._net_event(ev)
         for session in self._sessions.values():
@@ -836,11 +840,10 @@ class Decoder:
                 "bytes are missing from the stream and no nearby sequence number authenticates the "
                 "records after the gap",
             )
-            # This record used a sequence number too: the next one's window starts after it.
-            # After a few such records in a row the number is lost for good (a capture missing
-            # many segments), and trying every record against a whole window would cost more
-            # than the rest of the decoding together.
-            d.keys.seq += 1
+            # The window slides on past this record (the count below); after a few such
+            # records in a row the number is lost for good (a capture missing many segments),
+            # and trying every record against a whole window would cost more than the rest of
+            # the decoding together.
             if d.failures >= _MAX_TRIAL_RECORDS:
                 d.lost_seq = True
         else:

@@ -1,9 +1,9 @@
 """Triage a large capture in several processes, each following a share of the connections.
 
-Every process reads the whole capture but follows only the connections whose two ports add up
-to its share (``DecodeOptions.partition``): the frames of the others cost it a header read, the
-rest of the work (TLS records, handshakes, verdicts) is divided. The reports are put together
-and numbered as one process numbers them (``merge_shares``).
+Every process reads the whole capture but follows only the connections whose ports hash to its
+share (``DecodeOptions.partition``, ``capdebug.net.flow.share_of``): the frames of the others
+cost it a header read, the rest of the work (TLS records, handshakes, verdicts) is divided. The
+reports are put together and numbered as one process numbers them (``merge_shares``).
 
 The shares only ever make triage faster, never different: when one of them said something
 that depends on connections it did not follow (a missing key explained by counting the
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -77,42 +78,77 @@ def triage_in_shares(
     corrupt capture, Ctrl-C) are raised as they would be in one process."""
     if jobs < 2 or not hasattr(os, "fork"):
         return None
+    try:
+        if not stat.S_ISREG(capture.stat().st_mode):
+            return None  # a pipe can be read once, by one process
+    except OSError:
+        return None  # let one process say what is wrong with it
     sys.stdout.flush()
     sys.stderr.flush()
-    children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    children: dict[int, int] = {}  # pid -> read end of its pipe (until it is read)
     try:
         for k in range(1, jobs):
-            read_end, write_end = os.pipe()
-            pid = os.fork()
+            try:
+                read_end, write_end = os.pipe()
+            except OSError:
+                return None
+            try:
+                pid = os.fork()
+            except OSError:  # a process limit, no memory: one process will do
+                os.close(read_end)
+                os.close(write_end)
+                return None
             if pid == 0:  # pragma: no cover - the child's coverage is not collected
                 os.close(read_end)
                 _child(write_end, capture, keys, slow_handshake, k, jobs)
             os.close(write_end)
-            children.append((pid, read_end))
+            children[pid] = read_end
         shares = [_share(capture, keys, slow_handshake, 0, jobs, progress)]
-        while children:
-            pid, read_end = children[0]
-            with os.fdopen(read_end, "rb") as pipe:
-                data = pipe.read()
-            children.pop(0)
-            _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0 or not data:
-                return None
-            share = pickle.loads(data)
-            if not isinstance(share, TriageShare):
+        for pid in list(children):
+            share = _collect(pid, children.pop(pid))
+            if share is None:
                 return None
             shares.append(share)
     finally:
-        for pid, read_end in children:
+        # Shares not collected (an error here, Ctrl-C, one that failed first) are ended now.
+        for pid, read_end in children.items():
             os.close(read_end)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+            _end(pid)
     if any(s.dependent for s in shares):
         return None
     return merge_shares(shares), shares[0].warnings
+
+
+def _collect(pid: int, read_end: int) -> TriageShare | None:
+    """A child's share from its pipe (which this closes), once it has exited; None if it
+    failed. The child is reaped however this ends."""
+    reaped = False
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+        if os.waitstatus_to_exitcode(status) != 0 or not data:
+            return None
+        share = pickle.loads(data)
+        return share if isinstance(share, TriageShare) else None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+        return None
+    finally:
+        if not reaped:  # (a reaped pid may already name another process: never signal it)
+            _end(pid)
+
+
+def _end(pid: int) -> None:
+    """Kill and reap a child (nothing happens if it was reaped already)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _child(write_end: int, capture: Path, keys: CaptureKeys, slow: float, k: int, n: int) -> None:

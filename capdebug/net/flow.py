@@ -12,11 +12,11 @@ was when the event was made.
 
 Lifetime. A connection leaves the table, and its memory is freed, when both FINs were reported
 in order, when either side sent an RST, or at :meth:`TcpTracker.flush`; each way emits
-:class:`ConnectionClosed` once. The 4-tuple is then remembered (a bounded table of tombstones) so
-that the final ACK, late retransmissions and the peer's answer to an RST do not start a bogus
-connection. A new SYN with another initial sequence number on that 4-tuple (port reuse) does
-start a new connection, with a new id; so does one on a 4-tuple still open, which closes the old
-connection first.
+:class:`ConnectionClosed` once. The 4-tuple is then remembered for ``max_closed`` frames (a
+table of tombstones) so that the final ACK, late retransmissions and the peer's answer to an RST
+do not start a bogus connection. A new SYN with another initial sequence number on that
+4-tuple (port reuse) does start a new connection, with a new id; so does one on a 4-tuple still
+open, which closes the old connection first.
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ class TcpTracker:
     def __init__(
         self,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
-        max_closed: int = 65536,
+        max_closed: int = 1 << 17,
         *,
         partition: tuple[int, int] | None = None,
     ) -> None:
@@ -285,10 +285,10 @@ class TcpTracker:
         self.max_buffered = max_buffered
         """Per direction: bytes held behind a hole before it becomes a gap."""
         self.max_closed = max_closed
-        """How many closed 4-tuples to remember (oldest forgotten first)."""
+        """For how many frames a closed 4-tuple is remembered."""
         # Both directions of every open connection: (src, sport, dst, dport) as sent -> its side.
         self._table: dict[_Key, _Side] = {}
-        self._closed: dict[_Key, int | None] = {}  # closed 4-tuple -> its client's ISN
+        self._closed: dict[_Key, tuple[int | None, int]] = {}  # closed 4-tuple -> (client ISN, frame)
         # Directions whose frames frame_filter may take: raw key -> (its stream, the peer's
         # stream, the consumer's skip counter for its bytes, where its data goes).
         self._direct: dict[bytes, _Direct] = {}
@@ -435,7 +435,7 @@ class TcpTracker:
                                 out: list[FlowEvent] = [data]
                                 _wrap(out, conn, 1 - side.direction, acked)
                                 if mine.fin_done and peer.fin_done:
-                                    self._close(conn, out)
+                                    self._close(conn, out, frame)
                                 return out
                     return (data,)
                 if not flags & _ACK:
@@ -465,7 +465,7 @@ class TcpTracker:
         if acked:
             _wrap(out, conn, 1 - d, acked)
         if streams[0].fin_done and streams[1].fin_done:
-            self._close(conn, out)
+            self._close(conn, out, frame)
         return out
 
     def _feed_slow(
@@ -486,9 +486,9 @@ class TcpTracker:
             # Another ISN on an open 4-tuple: the old connection is over (port reuse).
             for i, s in enumerate(conn.streams):
                 _wrap(out, conn, i, s.flush())
-            self._close(conn, out)
-        elif key in self._closed:
-            if not pure_syn or self._closed[key] == seg.seq:
+            self._close(conn, out, frame)
+        elif (tomb := self._closed.get(key)) is not None and frame - tomb[1] <= self.max_closed:
+            if not pure_syn or tomb[0] == seg.seq:
                 return _NOTHING  # after the end: final ACK, retransmission, answer to an RST
             del self._closed[key]
         if flags & _RST:
@@ -518,7 +518,7 @@ class TcpTracker:
         _wrap(out, conn, d, conn.streams[d].abort(frame, ts_ns))
         _wrap(out, conn, 1 - d, conn.streams[1 - d].abort(frame, ts_ns))
         out.append(TcpFlag(conn, _DIRECTIONS[d], "RST", frame, ts_ns))
-        self._close(conn, out)
+        self._close(conn, out, frame)
         return out
 
     def _register(self, conn: Connection) -> None:
@@ -532,7 +532,7 @@ class TcpTracker:
         table[(server[0], server[1], client[0], client[1])] = sides[1]
         table[(client[0], client[1], server[0], server[1])] = sides[0]
 
-    def _close(self, conn: Connection, out: list[FlowEvent]) -> None:
+    def _close(self, conn: Connection, out: list[FlowEvent], frame: int) -> None:
         client, server = conn.client, conn.server
         table = self._table
         table.pop((server[0], server[1], client[0], client[1]), None)
@@ -544,8 +544,12 @@ class TcpTracker:
         self._open -= 1
         key = _canonical(client[0], client[1], server[0], server[1])
         closed = self._closed
-        closed[key] = conn.streams[0].isn
-        if len(closed) > self.max_closed:
+        # Remembered for max_closed frames: a rule on the connection's own frames (a count of
+        # other closes would make a share of the capture remember differently), and a bound on
+        # memory too, as a frame closes at most two connections.
+        closed.pop(key, None)
+        closed[key] = (conn.streams[0].isn, frame)
+        while frame - next(iter(closed.values()))[1] > self.max_closed:
             del closed[next(iter(closed))]
         out.append(ConnectionClosed(conn))
 
@@ -556,5 +560,5 @@ class TcpTracker:
         for conn in list(dict.fromkeys(side.conn for side in self._table.values())):
             for d, stream in enumerate(conn.streams):
                 _wrap(out, conn, d, stream.flush())
-            self._close(conn, out)
+            self._close(conn, out, -1)
         return out

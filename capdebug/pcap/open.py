@@ -11,6 +11,7 @@ import functools
 import gzip
 import io
 import os
+import stat
 import zlib
 from collections.abc import Callable
 from typing import BinaryIO
@@ -139,8 +140,11 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
 
             read = _GzipStream(raw, warnings).read
             head = _read_up_to(read, 16)
-        # A file we opened is read by offset (no copy of each chunk to keep the unread tail).
-        pread = functools.partial(os.pread, f.fileno()) if close is not None and not gunzipped else None
+        # A regular file we opened is read by offset (no copy of each chunk to keep the unread
+        # tail); a path can also name a pipe (/dev/stdin, <(zcat ...)), which cannot seek.
+        pread = None
+        if close is not None and not gunzipped and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            pread = functools.partial(os.pread, f.fileno())
         src = ChunkSource(read, head, pread=pread)
         reader: CaptureReader
         if head[:4] == _PCAPNG_MAGIC:

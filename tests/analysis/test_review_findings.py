@@ -1,9 +1,8 @@
 """Review of the frame filter, os.pread refills and the bounded-work changes (since 159fed5).
 
-Each test here shows one finding: it is marked ``xfail(strict=True)`` while the bug is there,
-so it starts failing (XPASS) the day the bug is fixed, and the mark is then removed.
-The captures are built by hand (tests/analysis/review_frames.py) so that each shows exactly
-the one condition it is about.
+Each test here shows one finding of that review (each was an ``xfail(strict=True)`` test until
+its fix; they pass now). The captures are built by hand (tests/analysis/review_frames.py) so
+that each shows exactly the one condition it is about.
 """
 
 from __future__ import annotations
@@ -61,12 +60,6 @@ def _snaplen_then_plain(path: Path) -> Path:
     return rf.write(path, packets)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decoder bug: Decoder._snaplen_cut is stale at finish(): the gap flushed at the end is "
-    "called 'snaplen' or 'lost' after whichever frame last went through feed_packet, and with "
-    "the filter that is not the last frame of the capture",
-)
 @pytest.mark.parametrize("mode", MODES)
 def test_gap_cause_at_the_end_does_not_depend_on_the_filter(tmp_path: Path, mode: str) -> None:
     capture = _snaplen_then_plain(tmp_path / "snaplen-then-plain.pcap")
@@ -114,12 +107,6 @@ def test_an_undecided_connection_is_decided_alike_with_the_filter(
     assert _filtered(capture, MODES[mode]) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pcap bug: open_capture(path) reads every regular or special file with os.pread; a path "
-    "naming a pipe (/dev/stdin in a pipeline, bash's <(...) process substitution) fails with "
-    "OSError ESPIPE 'Illegal seek' (it worked before e552ccd)",
-)
 def test_a_capture_path_naming_a_pipe_is_read(tmp_path: Path) -> None:
     data = (FIXTURES / "tls13-aes128gcm.pcap").read_bytes()
     with open_capture(FIXTURES / "tls13-aes128gcm.pcap") as reader:

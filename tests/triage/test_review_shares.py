@@ -1,8 +1,8 @@
 """Review of triage in shares (cli/_shares.py, TcpTracker.partition, merge_shares).
 
-Each test shows one finding and is marked ``xfail(strict=True)`` while the bug is there: the
-shares give another answer than one process without giving way, or the parent process mishandles
-an interruption. When a bug is fixed its test passes (XPASS) and the mark is removed.
+Each test shows one finding of that review (each was an ``xfail(strict=True)`` test until its
+fix; they pass now): the shares gave another answer than one process without giving way, or the
+parent process mishandled an interruption or a failed fork.
 """
 
 from __future__ import annotations
@@ -92,13 +92,6 @@ def _seg(src: str, sport: int, dst: str, dport: int, seq: int, ack: int, flags: 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shares bug: the tombstones of closed connections (max_closed, oldest evicted first) "
-    "are per tracker; one process evicts a share's tombstone because of other shares' closed "
-    "connections, a share does not, so a late segment starts a connection in one process only "
-    "and the merged numbering (first_frames) is off by one from there on",
-)
 def test_tombstone_eviction_numbers_the_same_in_shares() -> None:
     a, b, c = 40001, 40003, 40002  # ports to 443: a and c in share 0, b in share 1
     assert (share_of(a, 443, 2), share_of(b, 443, 2), share_of(c, 443, 2)) == (0, 1, 0)
@@ -168,12 +161,6 @@ _INTERRUPTED = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shares bug: Ctrl-C while the parent reads a child's pipe: os.fdopen's with-block "
-    "closes the fd, then the finally clause os.close()s it again: OSError EBADF replaces the "
-    "KeyboardInterrupt and the loop stops before killing and reaping the child",
-)
 def test_ctrl_c_while_waiting_for_a_share(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", _INTERRUPTED, str(FIXTURES / "tls13-aes128gcm.pcap")],
@@ -185,12 +172,6 @@ def test_ctrl_c_while_waiting_for_a_share(tmp_path: Path) -> None:
     assert done.stdout.split("\n")[:2] == ["KeyboardInterrupt", "no child left"], (done.stdout, done.stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shares bug: when a fork fails (EAGAIN: a process limit, ENOMEM) the OSError escapes "
-    "triage_in_shares instead of the capture being triaged in one process, and the pipe made "
-    "for that fork is never closed",
-)
 def test_a_failed_fork_gives_way_to_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     capture = FIXTURES / "tls13-aes128gcm.pcap"
     keys = load_keys(capture, [], use_env=False)
