@@ -47,6 +47,7 @@ where a connection was not TLS.
 from __future__ import annotations
 
 import collections
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -563,32 +564,25 @@ class Decoder:
         search is linear in the data however long it waits."""
         buf = d.buf
         end = len(buf)
+        limit = min(end - 5, d.off + _RESYNC_WINDOW)
+        # Header starts cannot overlap (a start's 2nd and 3rd bytes are not a content type),
+        # so non-overlapping matches are all of them.
+        candidates = itertools.chain(
+            (pos for pos in d.undecided if pos >= d.off),
+            (m.start() for m in _HEADER_START.finditer(buf, max(d.off, d.scan_from), limit + 3)),
+        )
         at: int | None = None
         undecided: list[int] = []
-        for pos in d.undecided:
-            if pos >= d.off:
-                verdict = _boundary_at(buf, pos, end)
-                if verdict > 0:
-                    at = pos
-                    break
-                if verdict == 0:
-                    undecided.append(pos)
-        if at is None:
-            limit = min(end - 5, d.off + _RESYNC_WINDOW)
-            search = _HEADER_START.search
-            found = search(buf, max(d.off, d.scan_from), limit + 3)
-            while found is not None:
-                pos = found.start()
-                verdict = _boundary_at(buf, pos, end)
-                if verdict > 0:
-                    at = pos
-                    break
-                if verdict == 0:
-                    undecided.append(pos)
-                found = search(buf, pos + 1, limit + 3)
-            d.scan_from = (at if at is not None else limit) + 1
+        for pos in candidates:
+            verdict = _boundary_at(buf, pos, end)
+            if verdict > 0:
+                at = pos
+                break
+            if verdict == 0:
+                undecided.append(pos)
         d.undecided = undecided
         if at is None:
+            d.scan_from = limit + 1
             if len(d.buf) - d.off > _RESYNC_WINDOW:
                 self._undecryptable(
                     session,
