@@ -59,13 +59,13 @@ from ..net.flow import (
     ConnectionClosed,
     ConnectionStarted,
     Deliver,
-    FrameFilter,
     StreamData,
     StreamGap,
     TcpFlag,
     TcpTracker,
 )
 from ..net.tcp import decode_tcp, format_endpoint
+from ..pcap import FrameFilter
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
 from ..wire.alert import alert_name
 from ..wire.constants import ContentType, HandshakeType

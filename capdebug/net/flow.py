@@ -29,6 +29,7 @@ from typing import Protocol
 
 from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, Data, Gap, Released, StreamReassembler
 from capdebug.net.tcp import TcpSegment, format_endpoint
+from capdebug.pcap import FrameFilter
 
 __all__ = [
     "Connection",
@@ -37,7 +38,6 @@ __all__ = [
     "Deliver",
     "Direction",
     "FlowEvent",
-    "FrameFilter",
     "SkipCounter",
     "StreamData",
     "StreamGap",
@@ -205,8 +205,6 @@ Deliver = Callable[[bytes, int, int], None]
 """``deliver(data, frame, ts_ns)``: in-order stream bytes of one direction, as a
 :class:`StreamData` would carry them."""
 
-FrameFilter = Callable[[bytes, int, int, int, int], bool]
-"""``take(window, start, stop, frame, ts_ns)``, see :meth:`TcpTracker.frame_filter`."""
 
 # What frame_filter reads of an untagged Ethernet frame, from the EtherType (offset 12) to the
 # TCP flags: the fixed IPv4 header (RFC 791 3.1: version/IHL, total length, flags/fragment

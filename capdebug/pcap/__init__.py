@@ -4,6 +4,7 @@
 :class:`CaptureReader` that streams :class:`Packet` and :class:`SecretsBlock` items.
 """
 
+from ._reader import FrameFilter
 from .classic import PcapReader, PcapWriter, write_pcap
 from .model import SECRETS_TYPE_TLS_KEYLOG, Interface, LinkType, Packet, SecretsBlock
 from .open import CaptureReader, open_capture
@@ -12,6 +13,7 @@ from .pcapng import PcapngReader, PcapngWriter
 __all__ = [
     "SECRETS_TYPE_TLS_KEYLOG",
     "CaptureReader",
+    "FrameFilter",
     "Interface",
     "LinkType",
     "Packet",
