@@ -105,3 +105,24 @@ def app_records(count: int) -> bytes:
 # A handshake record whose message type is not a hello: with no hello seen, the decoder takes
 # it as protected (a connection picked up mid-stream), so the connection is TLS from here on.
 PROTECTED_HANDSHAKE = b"\x16\x03\x03\x00\x05\x55\x00\x00\x01\x00"
+
+
+# Two connections in different shares of two (capdebug.net.flow.share_of): an HTTP one, a TLS one.
+HTTP_CLIENT, HTTP_SERVER = ("10.0.0.1", 40001), ("10.0.0.2", 8080)
+TLS_CLIENT, TLS_SERVER = ("10.0.0.3", 40002), ("10.0.0.2", 443)
+
+
+def undecided_then_many_events(path: Path, segments: int, per_segment: int) -> Path:
+    """The HTTP connection opens (no data yet: undecided, its events held); the TLS connection
+    sends ``segments`` segments of ``per_segment`` small records (one event each, held behind
+    the HTTP connection's); then the HTTP connection sends its request (not TLS)."""
+    packets: list[Packet] = []
+    http = Conv(packets, HTTP_CLIENT, HTTP_SERVER, (1000, 5000))
+    http.handshake()
+    tls = Conv(packets, TLS_CLIENT, TLS_SERVER, (7000, 9000))
+    tls.handshake()
+    tls.send(0, PROTECTED_HANDSHAKE)
+    for _ in range(segments):
+        tls.send(0, app_records(per_segment))
+    http.send(0, b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
+    return write(path, packets)

@@ -10,37 +10,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from capdebug.analysis import decode as decode_module
-from capdebug.analysis.decode import DecodeOptions, Decoder
-from capdebug.analysis.sessions import iter_events
 from capdebug.pcap import Packet, open_capture
 from tests.analysis import review_frames as rf
+from tests.analysis.test_frame_filter import MODES, _filtered, _unfiltered
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-MODES = {"decrypt": DecodeOptions(), "triage": DecodeOptions(decrypt_app_data=False)}
-
-
-def _filtered(capture: Path, options: DecodeOptions) -> list[dict[str, Any]]:
-    """iter_events: the decoder's frame filter takes the plain frames."""
-    with open_capture(capture) as reader:
-        return [e.to_json() for e in iter_events(reader, None, options)]
-
-
-def _unfiltered(capture: Path, options: DecodeOptions) -> list[dict[str, Any]]:
-    """Every frame through Decoder.feed_packet: what the filter must not change."""
-    decoder = Decoder(None, options)
-    out: list[dict[str, Any]] = []
-    with open_capture(capture) as reader:
-        frame = 0
-        for item in reader:
-            if isinstance(item, Packet):
-                frame += 1
-                out += [e.to_json() for e in decoder.feed_packet(frame, item, reader.interfaces[0].linktype)]
-    return out + [e.to_json() for e in decoder.finish()]
 
 
 def _snaplen_then_plain(path: Path) -> Path:
@@ -63,26 +41,10 @@ def _snaplen_then_plain(path: Path) -> Path:
 @pytest.mark.parametrize("mode", MODES)
 def test_gap_cause_at_the_end_does_not_depend_on_the_filter(tmp_path: Path, mode: str) -> None:
     capture = _snaplen_then_plain(tmp_path / "snaplen-then-plain.pcap")
-    expected = _unfiltered(capture, MODES[mode])
+    expected = _unfiltered(capture, None, MODES[mode])
     gaps = [e for e in expected if e["event"] == "gap" and e["conn"] == 1]
     assert gaps, expected  # the flushed hole of connection 1 is reported
-    assert _filtered(capture, MODES[mode]) == expected
-
-
-def _undecided_then_many_events(path: Path, segments: int, per_segment: int) -> Path:
-    """Connection 1 opens (handshake, no data yet: undecided, its events held). Connection 2 is
-    TLS and sends ``segments`` segments of ``per_segment`` small records, one event each, held
-    behind connection 1's. Then connection 1 sends HTTP (not TLS)."""
-    packets: list[Packet] = []
-    http = rf.Conv(packets, ("10.0.0.1", 40001), ("10.0.0.2", 8080), (1000, 5000))
-    http.handshake()
-    tls = rf.Conv(packets, ("10.0.0.3", 40003), ("10.0.0.2", 443), (7000, 9000))
-    tls.handshake()
-    tls.send(0, rf.PROTECTED_HANDSHAKE)
-    for _ in range(segments):
-        tls.send(0, rf.app_records(per_segment))
-    http.send(0, b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
-    return rf.write(path, packets)
+    assert _filtered(capture, None, MODES[mode]) == expected
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -101,10 +63,10 @@ def test_an_undecided_connection_is_decided_alike_with_the_filter(
 ) -> None:
     """Found in review: the decision used to depend on how many events were held, which the
     frame filter changes (and a share of the capture too)."""
-    capture = _undecided_then_many_events(tmp_path / "held.pcap", segments, per_segment)
-    expected = _unfiltered(capture, MODES[mode])
+    capture = rf.undecided_then_many_events(tmp_path / "held.pcap", segments, per_segment)
+    expected = _unfiltered(capture, None, MODES[mode])
     assert any(e["event"] == "connection" and e["conn"] == 1 for e in expected) == shown
-    assert _filtered(capture, MODES[mode]) == expected
+    assert _filtered(capture, None, MODES[mode]) == expected
 
 
 def test_a_capture_path_naming_a_pipe_is_read(tmp_path: Path) -> None:

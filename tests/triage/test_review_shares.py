@@ -22,14 +22,16 @@ from capdebug.cli import _shares
 from capdebug.cli.triage import run_triage
 from capdebug.net.flow import ConnectionStarted, TcpTracker, share_of
 from capdebug.net.tcp import TcpSegment
-from capdebug.pcap import Packet
 from tests.analysis import review_frames as rf
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
-# Two connections in different shares of two: an HTTP one and a TLS one.
-HTTP_CLIENT, HTTP_SERVER = ("10.0.0.1", 40001), ("10.0.0.2", 8080)
-TLS_CLIENT, TLS_SERVER = ("10.0.0.3", 40002), ("10.0.0.2", 443)
+HTTP_CLIENT, HTTP_SERVER, TLS_CLIENT, TLS_SERVER = (
+    rf.HTTP_CLIENT,
+    rf.HTTP_SERVER,
+    rf.TLS_CLIENT,
+    rf.TLS_SERVER,
+)
 
 
 def _json(reports: list[Any]) -> list[dict[str, Any]]:
@@ -38,23 +40,9 @@ def _json(reports: list[Any]) -> list[dict[str, Any]]:
 
 def test_the_two_connections_are_in_different_shares() -> None:
     """The premise of the test below (not a finding)."""
-    assert share_of(HTTP_CLIENT[1], HTTP_SERVER[1], 2) != share_of(TLS_CLIENT[1], TLS_SERVER[1], 2)
-
-
-def _undecided_then_many_events(path: Path, segments: int, per_segment: int) -> Path:
-    """The HTTP connection opens (no data yet: undecided, its events held); the TLS connection
-    sends ``segments`` segments of ``per_segment`` small records (one event each, held behind
-    the HTTP connection's); then the HTTP connection sends its request."""
-    packets: list[Packet] = []
-    http = rf.Conv(packets, HTTP_CLIENT, HTTP_SERVER, (1000, 5000))
-    http.handshake()
-    tls = rf.Conv(packets, TLS_CLIENT, TLS_SERVER, (7000, 9000))
-    tls.handshake()
-    tls.send(0, rf.PROTECTED_HANDSHAKE)
-    for _ in range(segments):
-        tls.send(0, rf.app_records(per_segment))
-    http.send(0, b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
-    return rf.write(path, packets)
+    assert share_of(rf.HTTP_CLIENT[1], rf.HTTP_SERVER[1], 2) != share_of(
+        rf.TLS_CLIENT[1], rf.TLS_SERVER[1], 2
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,7 +57,7 @@ def test_an_undecided_connection_is_decided_alike_in_shares(
 ) -> None:
     """Found in review: the decision used to depend on how many events all connections had
     piled up, which a share of the capture does not see."""
-    capture = _undecided_then_many_events(tmp_path / "held.pcap", segments, per_segment)
+    capture = rf.undecided_then_many_events(tmp_path / "held.pcap", segments, per_segment)
     one, _ = run_triage(capture, [], no_env=True, jobs=1)
     assert [r.conn for r in one] == conns
     keys = load_keys(capture, [], use_env=False)
