@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import dataclasses
 import hashlib
 import json
 import os
@@ -51,7 +50,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -409,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     # The best run of each: what the machine can do when nothing else is running.
     # Time: the best run of each. Memory: the largest of any run (memory is not luck).
     runs: dict[str, Measurement] = {
-        k: dataclasses.replace(min(v, key=lambda m: m.wall_s), peak_rss_mb=max(m.peak_rss_mb for m in v))
+        k: replace(min(v, key=lambda m: m.wall_s), peak_rss_mb=max(m.peak_rss_mb for m in v))
         for k, v in all_runs.items()
     }
     print()

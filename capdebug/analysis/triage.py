@@ -456,6 +456,12 @@ def merge_shares(shares: Sequence[TriageShare]) -> list[ConnectionReport]:
     return merged
 
 
+def _after_peer_eof(peer: _Side, alert: AlertEvent) -> bool:
+    """Was the alert sent after the peer closed TCP without close_notify? (OpenSSL answers
+    such an EOF with decode_error: a reaction, not the cause.)"""
+    return peer.fin is not None and peer.fin[0] < alert.frame and peer.close_notify is None
+
+
 def triage(events: Iterable[DecodeEvent], *, slow_handshake_s: float = 1.0) -> list[ConnectionReport]:
     t = Triage(slow_handshake_s=slow_handshake_s)
     for ev in events:
@@ -597,7 +603,7 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
         i, a = fatal[0]
         hs_alert = a
         peer = sides[1 - i]
-        if peer.fin is not None and peer.fin[0] < a.frame and peer.close_notify is None:
+        if _after_peer_eof(peer, a):
             # The peer closed TCP first; OpenSSL answers that EOF with decode_error.
             reaction = a
             out.append(
@@ -622,7 +628,7 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
         peer = sides[1 - i]
         detail = _alert_detail(c, i, a, handshake=False)
         severity = "error"
-        if peer.fin is not None and peer.fin[0] < a.frame and peer.close_notify is None:
+        if _after_peer_eof(peer, a):
             # OpenSSL answers an unexpected EOF with decode_error: a consequence, not the cause.
             severity = "warning"
             detail += (
