@@ -1,9 +1,10 @@
 """Record protection: one object per direction and key, with the sequence number explicit.
 
-The sequence number is a parameter, not hidden state, because the capture decoder does trial
-decryption (after a lost segment it may try seq, seq+1, ...) and the engine keeps its own
-counters. Objects are cheap to keep: the AEAD context, the IV as an integer and the static parts
-of the nonce and AAD are built once, so that a record costs one nonce, one AAD and the AEAD call.
+The sequence number is a parameter, not hidden state: the record-direction object of
+:mod:`capdebug.crypto.record` owns it and the record size limits, because the capture decoder
+does trial decryption (after a lost segment it may try seq, seq+1, ...). Objects are cheap to
+keep: the AEAD context, the IV as an integer and the static parts of the nonce and AAD are built
+once, so that a record costs one nonce, one AAD and the AEAD call.
 
 * TLS 1.3: RFC 8446 section 5.2 (AAD = the record header) and 5.3 (nonce = iv XOR seq).
 * TLS 1.2 AEAD: RFC 5246 section 6.2.3.3 (AAD = seq || type || version || length),
@@ -22,11 +23,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20
 
 from ..errors import CryptoError, DecryptError, UsageError
 from .prf12 import Keys12
-from .schedule13 import next_traffic_secret, traffic_keys
+from .schedule13 import traffic_keys
 from .suites import SuiteParams
 
 __all__ = [
-    "MAX_CIPHERTEXT_LEN",
     "Protection",
     "Tls12AeadProtection",
     "Tls13Protection",
@@ -37,7 +37,6 @@ BytesLike = bytes | bytearray | memoryview
 
 _APPLICATION_DATA = 23
 _TLS12 = 0x0303
-MAX_CIPHERTEXT_LEN = (1 << 14) + 256  # RFC 8446 section 5.2; RFC 5246 allows 2^14 + 2048
 _SEQ_LIMIT = 1 << 64
 _HEADER = struct.Struct(">BHH")
 _AAD12 = struct.Struct(">QBHH")
@@ -84,24 +83,19 @@ def _check_seq(seq: int) -> None:
 class Tls13Protection:
     """TLS 1.3 record protection for one direction and one traffic secret (RFC 8446 5.2-5.3)."""
 
-    __slots__ = ("_aead", "_iv", "_overhead", "_secret", "params")
+    __slots__ = ("_aead", "_iv", "_overhead", "params")
 
     def __init__(self, params: SuiteParams, traffic_secret: bytes) -> None:
         if params.version != "1.3":
             raise UsageError(f"{params.name} is not a TLS 1.3 suite")
         key, iv = traffic_keys(params.hash_name, traffic_secret, params.key_len, params.iv_len)
         self.params = params
-        self._secret = traffic_secret
         self._aead = _make_aead(params, key)
         self._iv = int.from_bytes(iv, "big")
         self._overhead = params.tag_len
 
     def __repr__(self) -> str:
         return f"Tls13Protection({self.params.name})"
-
-    def next_generation(self) -> Tls13Protection:
-        """The protection after a KeyUpdate (RFC 8446 section 7.2); sequence numbers restart at 0."""
-        return Tls13Protection(self.params, next_traffic_secret(self.params.hash_name, self._secret))
 
     def open(self, header: BytesLike, ciphertext: BytesLike, seq: int) -> bytes:
         """Decrypt one record's encrypted_record; ``header`` is its 5-byte header, the AAD.
@@ -116,11 +110,12 @@ class Tls13Protection:
             raise DecryptError(f"{self.params.name}: bad record tag at seq {seq}") from exc
 
     def seal(self, inner_plaintext: bytes, seq: int) -> bytes:
-        """Encrypt a TLSInnerPlaintext into a complete application_data record."""
+        """Encrypt a TLSInnerPlaintext into a complete application_data record.
+
+        The record size limits are checked by :class:`~capdebug.crypto.record.RecordDirection`.
+        """
         _check_seq(seq)
         length = len(inner_plaintext) + self._overhead
-        if length > MAX_CIPHERTEXT_LEN:
-            raise UsageError(f"record of {length} bytes exceeds {MAX_CIPHERTEXT_LEN}")
         header = _HEADER.pack(_APPLICATION_DATA, _TLS12, length)
         return header + self._aead.encrypt((self._iv ^ seq).to_bytes(12, "big"), inner_plaintext, header)
 

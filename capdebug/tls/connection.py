@@ -46,18 +46,18 @@ from .._buffer import Buffer
 from ..crypto import x509 as cx509
 from ..crypto import x509_engine
 from ..crypto.keylog import format_line
-from ..crypto.protection import Tls13Protection
+from ..crypto.protection import BytesLike
+from ..crypto.record import RecordDirection, RecordOverflow, SequenceOverflow
 from ..crypto.schedule13 import (
     KeySchedule,
     Transcript,
     finished_verify_data,
-    next_traffic_secret,
     resumption_psk,
 )
 from ..crypto.suites import SUITES, SuiteParams
 from ..errors import CryptoError, DecodeError, DecryptError, ErrorKind, TLSError, UsageError
 from ..wire import extensions as wx
-from ..wire.alert import Alert
+from ..wire.alert import Alert, push_alert
 from ..wire.constants import (
     AlertDescription,
     AlertLevel,
@@ -93,12 +93,9 @@ from ..wire.handshake import (
 )
 from ..wire.record import (
     CCS_BODY,
-    MAX_CIPHERTEXT_LENGTH_TLS13,
     MAX_PLAINTEXT_LENGTH,
     RECORD_HEADER_SIZE,
-    build_inner_plaintext,
     frame_records,
-    split_inner_plaintext,
 )
 from .config import ClientAuth, TLSConfig
 from .events import (
@@ -198,14 +195,9 @@ class Connection:
         self._in = bytearray()
         self._hs_in = bytearray()
         self._hs_out = bytearray()
-        self._read: Tls13Protection | None = None
-        self._read_seq = 0
-        self._read_epoch = "plaintext"
-        self._write: Tls13Protection | None = None
-        self._write_seq = 0
-        self._write_epoch = "plaintext"
-        self._read_generation = 0
-        self._write_generation = 0
+        self._rx = RecordDirection()
+        """The records we receive: plaintext until the first read key (crypto/record.py)."""
+        self._tx = RecordDirection()
         self._ccs_sent = False
         self._want_ccs = config.middlebox_compat
         self._first_client_hello_seen = False
@@ -405,7 +397,9 @@ class Connection:
         )
         if self._trace.mask & _T.ALERT:
             self._trace.emit(_T.ALERT, f"send {level.name} {name_of(AlertDescription, description)}")
-        self._write_record(ContentType.alert, bytes((level, description)))
+        buf = Buffer()
+        push_alert(buf, Alert(level, description))
+        self._write_record(ContentType.alert, buf.data())
 
     def _send_close_notify(self) -> None:
         if self.send_closed:
@@ -439,9 +433,9 @@ class Connection:
             raise _err(
                 "ERR_UNEXPECTED_MESSAGE", "unexpected change_cipher_spec record", _AD.unexpected_message
             )
-        if self._read is None:
-            if length > MAX_PLAINTEXT_LENGTH:
-                raise _err("ERR_RECORD_OVERFLOW", f"plaintext record of {length} bytes", _AD.record_overflow)
+        rx = self._rx
+        if not rx.protected:
+            content_type, content = self._open(header, fragment)
             if self._trace.mask & _T.RECORD:
                 self._trace.emit(
                     _T.RECORD, f"recv {name_of(ContentType, content_type)} len={length} (plaintext)"
@@ -450,7 +444,7 @@ class Connection:
                 raise _err(
                     "ERR_UNEXPECTED_MESSAGE", "application data before the handshake", _AD.unexpected_message
                 )
-            self._handle_content(content_type, fragment)
+            self._handle_content(content_type, memoryview(content))
             return
         if content_type == ContentType.alert and not self.handshake_complete and length == 2:
             # A peer that failed before it had our keys sends its alert in clear; accept it so
@@ -463,32 +457,16 @@ class Connection:
                 f"unprotected {name_of(ContentType, content_type)} record after keys were installed",
                 _AD.unexpected_message,
             )
-        if length > MAX_CIPHERTEXT_LENGTH_TLS13:
-            raise _err("ERR_RECORD_OVERFLOW", f"protected record of {length} bytes", _AD.record_overflow)
-        seq = self._read_seq
-        try:
-            inner = self._read.open(header, fragment, seq)
-        except DecryptError as exc:
-            raise _err(
-                "ERR_BAD_RECORD_MAC",
-                f"record {seq} ({self._read_epoch} keys) failed authentication: {exc}",
-                _AD.bad_record_mac,
-            ) from exc
-        self._read_seq = seq + 1
-        if len(inner) > MAX_PLAINTEXT_LENGTH + 1:
-            raise _err("ERR_RECORD_OVERFLOW", f"inner plaintext of {len(inner)} bytes", _AD.record_overflow)
-        try:
-            inner_type, content = split_inner_plaintext(inner)
-        except DecodeError as exc:
-            raise _err("ERR_UNEXPECTED_MESSAGE", str(exc), _AD.unexpected_message) from exc
+        seq = rx.seq
+        inner_type, content = self._open(header, fragment)
         if self._trace.mask & _T.RECORD:
             self._trace.emit(
                 _T.RECORD,
                 f"recv {name_of(ContentType, inner_type)} len={len(content)} "
-                f"({self._read_epoch} keys, seq {seq}, record len={length})",
+                f"({rx.epoch} keys, seq {seq}, record len={length})",
             )
         if inner_type == ContentType.application_data:
-            if self._read_epoch != "application":
+            if rx.epoch != "application":
                 raise _err(
                     "ERR_UNEXPECTED_MESSAGE",
                     "application data under handshake keys (0-RTT is not accepted)",
@@ -501,9 +479,28 @@ class Connection:
                     "application data inside a fragmented handshake message",
                     _AD.unexpected_message,
                 )
-            self._events.append(ApplicationData(content))
+            self._events.append(ApplicationData(bytes(content)))
             return
         self._handle_content(inner_type, memoryview(content))
+
+    def _open(self, header: memoryview, fragment: memoryview) -> tuple[int, BytesLike]:
+        """Open one record with the read direction; its errors become the RFC 8446 alerts."""
+        rx = self._rx
+        try:
+            return rx.open(header, fragment)
+        except RecordOverflow as exc:
+            raise _err("ERR_RECORD_OVERFLOW", str(exc), _AD.record_overflow) from exc
+        except DecryptError as exc:
+            raise _err(
+                "ERR_BAD_RECORD_MAC",
+                f"record {rx.seq} ({rx.epoch} keys) failed authentication: {exc}",
+                _AD.bad_record_mac,
+            ) from exc
+        except SequenceOverflow as exc:
+            raise _err("ERR_SEQUENCE_OVERFLOW", str(exc), _AD.internal_error, ErrorKind.INTERNAL) from exc
+        except DecodeError as exc:
+            # A TLSInnerPlaintext of only zeros (RFC 8446 5.4).
+            raise _err("ERR_UNEXPECTED_MESSAGE", str(exc), _AD.unexpected_message) from exc
 
     def _handle_content(self, content_type: int, content: memoryview) -> None:
         if content_type == ContentType.handshake:
@@ -555,45 +552,47 @@ class Connection:
         )
 
     def _write_record(self, content_type: int, content: bytes | bytearray | memoryview) -> None:
-        if self._write is None:
+        tx = self._tx
+        step = MAX_PLAINTEXT_LENGTH
+        if not tx.protected:
             # Plaintext records: handshake messages may be split across several records.
-            for i in range(0, max(len(content), 1), MAX_PLAINTEXT_LENGTH):
-                chunk = content[i : i + MAX_PLAINTEXT_LENGTH]
-                # The first ClientHello uses record version 0x0301 for old middleboxes
-                # (RFC 8446 5.1 allows it; everyone does it).
-                version = 0x0301 if self.is_client and self.state is State.CLIENT_START else 0x0303
-                self._out += bytes(
-                    (content_type, version >> 8, version & 0xFF, len(chunk) >> 8, len(chunk) & 0xFF)
-                )
-                self._out += chunk
+            # The first ClientHello uses record version 0x0301 for old middleboxes
+            # (RFC 8446 5.1 allows it; everyone does it).
+            version = 0x0301 if self.is_client and self.state is State.CLIENT_START else 0x0303
+            for i in range(0, max(len(content), 1), step):
+                chunk = content[i : i + step]
+                self._out += tx.seal(content_type, chunk, legacy_version=version)
                 if self._trace.mask & _T.RECORD:
                     self._trace.emit(
                         _T.RECORD, f"send {name_of(ContentType, content_type)} len={len(chunk)} (plaintext)"
                     )
             return
         block = self.config.record_padding
-        step = MAX_PLAINTEXT_LENGTH
         for i in range(0, max(len(content), 1), step):
-            chunk = bytes(content[i : i + step])
-            padding = 0
-            if block:
-                # RFC 8446 5.4: pad to a multiple of the block, within the 2^14+1 limit.
-                padding = min((-(len(chunk) + 1)) % block, MAX_PLAINTEXT_LENGTH - len(chunk))
-            inner = build_inner_plaintext(content_type, chunk, padding)
-            record = bytearray(self._write.seal(inner, self._write_seq))
+            chunk = content[i : i + step]
+            # RFC 8446 5.4: pad to a multiple of the block (the direction clips it to the limit).
+            padding = (-(len(chunk) + 1)) % block if block else 0
+            seq = tx.seq
+            try:
+                record = tx.seal(content_type, chunk, padding=padding)
+            except SequenceOverflow as exc:
+                raise _err("ERR_SEQUENCE_OVERFLOW", str(exc), None, ErrorKind.INTERNAL) from exc
             if self._trace.mask & _T.RECORD:
+                padding = min(padding, MAX_PLAINTEXT_LENGTH - len(chunk))
                 self._trace.emit(
                     _T.RECORD,
                     f"send {name_of(ContentType, content_type)} len={len(chunk)} padding={padding} "
-                    f"({self._write_epoch} keys, seq {self._write_seq}, record len={len(record) - 5})",
+                    f"({tx.epoch} keys, seq {seq}, record len={len(record) - RECORD_HEADER_SIZE})",
                 )
-            self._write_seq += 1
             if self.faults is not None:
-                self.faults.on_protected_record(record)
+                mutable = bytearray(record)
+                self.faults.on_protected_record(mutable)
+                record = bytes(mutable)
             self._out += record
 
     def _send_ccs(self) -> None:
-        self._out += b"\x14\x03\x03\x00\x01\x01"
+        # RFC 8446 D.4: an unprotected change_cipher_spec, whatever the write key is.
+        self._out += RecordDirection().seal(ContentType.change_cipher_spec, CCS_BODY)
         self._ccs_sent = True
         if self._trace.mask & _T.RECORD:
             self._trace.emit(_T.RECORD, "send change_cipher_spec (middlebox compatibility)")
@@ -601,11 +600,9 @@ class Connection:
     def _set_write_key(self, secret: bytes, epoch: str) -> None:
         self._flush_handshake()  # what was queued goes out under the old key
         assert self.suite is not None
-        if self._write is None and self._want_ccs and not self._ccs_sent:
+        if not self._tx.protected and self._want_ccs and not self._ccs_sent:
             self._send_ccs()  # RFC 8446 D.4: just before our first protected record
-        self._write = Tls13Protection(self.suite, secret)
-        self._write_seq = 0
-        self._write_epoch = epoch
+        self._tx = RecordDirection.tls13(self.suite, secret, epoch)
         if self._trace.mask & _T.KEYS:
             self._trace.emit(_T.KEYS, f"install write key: {epoch} ({self.suite.name})")
 
@@ -618,9 +615,7 @@ class Connection:
                 "handshake data continues across a key change",
                 _AD.unexpected_message,
             )
-        self._read = Tls13Protection(self.suite, secret)
-        self._read_seq = 0
-        self._read_epoch = epoch
+        self._rx = RecordDirection.tls13(self.suite, secret, epoch)
         if self._trace.mask & _T.KEYS:
             self._trace.emit(_T.KEYS, f"install read key: {epoch} ({self.suite.name})")
 
@@ -1402,17 +1397,15 @@ class Connection:
     # ---------------------------------------------------------------- KeyUpdate (RFC 8446 4.6.3)
 
     def _send_key_update(self, request: bool) -> None:
-        assert self._write is not None and self.suite is not None
+        assert self._tx.protected
         value = KeyUpdateRequest.update_requested if request else KeyUpdateRequest.update_not_requested
         self._send_handshake(KeyUpdate(value))
         self._flush_handshake()
-        self._write = self._write.next_generation()
-        self._write_seq = 0
-        self._write_generation += 1
+        self._tx = tx = self._tx.key_update()
         if self._trace.mask & _T.KEYS:
-            self._trace.emit(_T.KEYS, f"write key updated to generation {self._write_generation}")
+            self._trace.emit(_T.KEYS, f"write key updated to generation {tx.generation}")
         if self.config.key_log_update_lines:
-            self._log_update_line(write=True)
+            self._log_update_line(tx, write=True)
 
     def _on_key_update(self, msg: KeyUpdate) -> None:
         if msg.request_update not in (0, 1):
@@ -1421,7 +1414,7 @@ class Connection:
                 f"KeyUpdate request_update={msg.request_update}",
                 _AD.illegal_parameter,
             )
-        assert self._read is not None
+        assert self._rx.protected
         self._transition(HandshakeType.key_update)
         if self._more_handshake_data:
             raise _err(
@@ -1429,27 +1422,19 @@ class Connection:
                 "handshake data continues across a KeyUpdate",
                 _AD.unexpected_message,
             )
-        self._read = self._read.next_generation()
-        self._read_seq = 0
-        self._read_generation += 1
+        self._rx = rx = self._rx.key_update()
         if self._trace.mask & _T.KEYS:
-            self._trace.emit(_T.KEYS, f"read key updated to generation {self._read_generation}")
+            self._trace.emit(_T.KEYS, f"read key updated to generation {rx.generation}")
         if self.config.key_log_update_lines:
-            self._log_update_line(write=False)
+            self._log_update_line(rx, write=False)
         requested = msg.request_update == KeyUpdateRequest.update_requested
         if requested and not self.send_closed:
             # Answer before our next application data; one answer covers several requests.
             self._send_key_update(False)
         self._events.append(KeyUpdateReceived(requested))
 
-    def _log_update_line(self, write: bool) -> None:
-        # OpenSSL-style CLIENT_/SERVER_TRAFFIC_SECRET_N. The secret is derived again here so
-        # that Tls13Protection keeps its secret private.
-        assert self.suite is not None
+    def _log_update_line(self, direction: RecordDirection, write: bool) -> None:
+        # OpenSSL-style CLIENT_/SERVER_TRAFFIC_SECRET_N.
         ours_client = self.is_client == write
-        generation = self._write_generation if write else self._read_generation
-        secret = self._client_ap_secret if ours_client else self._server_ap_secret
-        for _ in range(generation):
-            secret = next_traffic_secret(self.suite.hash_name, secret)
-        label = f"{'CLIENT' if ours_client else 'SERVER'}_TRAFFIC_SECRET_{generation}"
-        self._log_secret(label, secret)
+        label = f"{'CLIENT' if ours_client else 'SERVER'}_TRAFFIC_SECRET_{direction.generation}"
+        self._log_secret(label, direction.traffic_secret)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from capdebug.crypto.protection import Tls13Protection
+from capdebug.crypto.record import RecordDirection
 from capdebug.crypto.schedule13 import KeySchedule, Transcript, finished_verify_data
 from capdebug.crypto.suites import SuiteParams, suite
 from capdebug.crypto.x509 import SignatureError, verify_signature
@@ -70,17 +71,22 @@ class Direction:
     ) -> None:
         self.handshake_messages: list[bytes] = []
         self.opened: list[Opened] = []
-        protection = Tls13Protection(params, hs_secret)
-        seq = 0
+        # The shared record layer (crypto/record.py) follows the epochs and KeyUpdates; the raw
+        # protection underneath is kept per record to check sealing byte for byte below.
+        direction = RecordDirection.tls13(params, hs_secret, "handshake")
         in_handshake = True
         pending = b""
         for record in records:
             if record.type != _APPLICATION_DATA:
                 continue
+            protection = direction.protection
+            assert isinstance(protection, Tls13Protection)
+            seq = direction.seq
             inner = protection.open(record.header, record.fragment, seq)
             ctype, content = _inner(inner)
+            assert direction.open_at(record.header, record.fragment, seq) == (ctype, content)
+            direction.advance()
             self.opened.append(Opened(record, seq, protection, inner, ctype, content))
-            seq += 1
             if ctype != _HANDSHAKE:
                 continue
             messages = split_handshake(pending + content)
@@ -89,9 +95,10 @@ class Direction:
                 if in_handshake:
                     self.handshake_messages.append(message)
                     if message[0] == _FINISHED:
-                        protection, seq, in_handshake = Tls13Protection(params, ap_secret), 0, False
+                        direction = RecordDirection.tls13(params, ap_secret, "application")
+                        in_handshake = False
                 elif message[0] == _KEY_UPDATE:
-                    protection, seq = protection.next_generation(), 0
+                    direction = direction.key_update()
 
     def app_data(self) -> list[bytes]:
         return [o.content for o in self.opened if o.type == _APPLICATION_DATA]
@@ -185,7 +192,7 @@ def test_openssl_key_update(tmp_path: Path) -> None:
     )
     client, server = _check_session(session, 0x1301)
     # Both sides moved to application_traffic_secret_1 (update_requested): the request and the
-    # response were decrypted by next_generation() keys.
+    # response were decrypted by RecordDirection.key_update() keys.
     (request_record,) = [o for o in client.opened if o.type == _APPLICATION_DATA and o.content == REQUEST]
     first_generation = client.opened[1].generation
     assert request_record.generation is not first_generation

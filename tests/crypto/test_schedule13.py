@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 from capdebug.crypto.protection import Tls13Protection
+from capdebug.crypto.record import RecordDirection
 from capdebug.crypto.schedule13 import (
     KeySchedule,
     Transcript,
@@ -126,15 +127,17 @@ def test_key_update_and_resumption_labels() -> None:
     nonce = b"\x00\x01"
     info = struct.pack(">HB", 32, 16) + b"tls13 resumption" + b"\x02" + nonce
     assert resumption_psk("sha256", secret, nonce) == HKDFExpand(hashes.SHA256(), 32, info).derive(secret)
-    # next_generation() uses that secret: a record sealed with generation 1 opens only there.
+    # RecordDirection.key_update() uses that secret: a record sealed with generation 1 opens
+    # only there.
     params = suite(0x1303)
     assert params is not None
-    gen0 = Tls13Protection(params, secret)
-    gen1 = gen0.next_generation()
+    gen0 = RecordDirection.tls13(params, secret, "application")
+    gen1 = gen0.key_update()
+    assert (gen1.generation, gen1.traffic_secret, gen1.seq) == (1, expected, 0)
     record = Tls13Protection(params, expected).seal(b"hello\x17", 0)
-    assert gen1.open(record[:5], record[5:], 0) == b"hello\x17"
+    assert gen1.open(record[:5], record[5:]) == (0x17, b"hello")
     with pytest.raises(DecryptError):
-        gen0.open(record[:5], record[5:], 0)
+        gen0.open(record[:5], record[5:])
 
 
 def test_traffic_keys_lengths() -> None:
