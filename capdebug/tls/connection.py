@@ -142,23 +142,6 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def _find(exts: tuple[wx.Extension, ...], ext_type: int) -> bytes | None:
-    found: bytes | None = None
-    seen = False
-    for e in exts:
-        if e.type == ext_type:
-            if seen:
-                # RFC 8446 4.2: "There MUST NOT be more than one extension of the same type".
-                raise _err(
-                    "ERR_ILLEGAL_PARAMETER",
-                    f"duplicate extension {name_of(ExtensionType, ext_type)}",
-                    _AD.illegal_parameter,
-                )
-            seen = True
-            found = e.data
-    return found
-
-
 def _fmt(value: object) -> str:
     """Trace formatting of a summary value: lists joined, long byte strings as lengths."""
     if isinstance(value, list | tuple):
@@ -670,6 +653,13 @@ class Connection:
             next_state(self.state, msg_type)
             try:
                 msg = pull_handshake(Buffer(raw), tls13=True)
+            except wx.DuplicateExtension as exc:
+                # RFC 8446 4.2; OpenSSL also answers illegal_parameter.
+                raise _err(
+                    "ERR_ILLEGAL_PARAMETER",
+                    f"{name_of(HandshakeType, msg_type)}: {exc}",
+                    _AD.illegal_parameter,
+                ) from exc
             except DecodeError as exc:
                 raise _err(
                     "ERR_DECODE", f"malformed {name_of(HandshakeType, msg_type)}: {exc}", _AD.decode_error
@@ -821,7 +811,7 @@ class Connection:
 
     def _client_on_server_hello(self, msg: ServerHello, raw: bytes) -> None:
         hrr = msg.random == HRR_RANDOM
-        version_data = _find(msg.extensions, ExtensionType.supported_versions)
+        version_data = wx.ext(msg, ExtensionType.supported_versions)
         if version_data is None:
             raise _err(
                 "ERR_PROTOCOL_VERSION",
@@ -859,7 +849,7 @@ class Connection:
                 "ServerHello cipher suite differs from the HelloRetryRequest's",
                 _AD.illegal_parameter,
             )
-        key_share = _find(msg.extensions, ExtensionType.key_share)
+        key_share = wx.ext(msg, ExtensionType.key_share)
         self.suite = SUITES[msg.cipher_suite]
         self.cipher_suite = CipherSuite(msg.cipher_suite)
         if hrr:
@@ -918,7 +908,7 @@ class Connection:
                     + ("already sent" if group in self._key_shares else "do not support"),
                     _AD.illegal_parameter,
                 )
-        cookie = _find(msg.extensions, ExtensionType.cookie)
+        cookie = wx.ext(msg, ExtensionType.cookie)
         if cookie is not None:
             try:
                 self._cookie = wx.pull_cookie(cookie)
@@ -954,7 +944,7 @@ class Connection:
 
     def _client_on_encrypted_extensions(self, msg: EncryptedExtensions, raw: bytes) -> None:
         assert self._transcript is not None
-        alpn = _find(msg.extensions, ExtensionType.application_layer_protocol_negotiation)
+        alpn = wx.ext(msg, ExtensionType.application_layer_protocol_negotiation)
         if alpn is not None:
             try:
                 names = wx.pull_alpn_protocols(alpn)
@@ -971,7 +961,7 @@ class Connection:
             ExtensionType.supported_versions,
             ExtensionType.pre_shared_key,
         ):
-            if _find(msg.extensions, forbidden) is not None:
+            if wx.ext(msg, forbidden) is not None:
                 raise _err(
                     "ERR_ILLEGAL_PARAMETER",
                     f"{name_of(ExtensionType, forbidden)} is not allowed in EncryptedExtensions",
@@ -988,7 +978,7 @@ class Connection:
                 "non-empty certificate_request_context in the handshake",
                 _AD.illegal_parameter,
             )
-        algs = _find(msg.extensions, ExtensionType.signature_algorithms)
+        algs = wx.ext(msg, ExtensionType.signature_algorithms)
         if algs is None:
             raise _err(
                 "ERR_MISSING_EXTENSION",
@@ -1035,7 +1025,7 @@ class Connection:
         cfg = self.config
         second = self.state is State.SERVER_EXPECT_SECOND_CLIENT_HELLO
         self._first_client_hello_seen = True
-        versions_data = _find(msg.extensions, ExtensionType.supported_versions)
+        versions_data = wx.ext(msg, ExtensionType.supported_versions)
         versions: tuple[int, ...] = ()
         if versions_data is not None:
             try:
@@ -1078,9 +1068,9 @@ class Connection:
                 "second ClientHello does not allow the HRR cipher suite",
                 _AD.illegal_parameter,
             )
-        groups_data = _find(msg.extensions, ExtensionType.supported_groups)
-        shares_data = _find(msg.extensions, ExtensionType.key_share)
-        algs_data = _find(msg.extensions, ExtensionType.signature_algorithms)
+        groups_data = wx.ext(msg, ExtensionType.supported_groups)
+        shares_data = wx.ext(msg, ExtensionType.key_share)
+        algs_data = wx.ext(msg, ExtensionType.signature_algorithms)
         for name, value in (
             ("supported_groups", groups_data),
             ("key_share", shares_data),
@@ -1094,9 +1084,9 @@ class Connection:
             client_groups = wx.pull_supported_groups(groups_data)
             shares = wx.pull_key_share_client(shares_data)
             self._peer_schemes = wx.pull_signature_schemes(algs_data)
-            sni_data = _find(msg.extensions, ExtensionType.server_name)
+            sni_data = wx.ext(msg, ExtensionType.server_name)
             names = wx.pull_server_name_list(sni_data) if sni_data is not None else ()
-            alpn_data = _find(msg.extensions, ExtensionType.application_layer_protocol_negotiation)
+            alpn_data = wx.ext(msg, ExtensionType.application_layer_protocol_negotiation)
             client_alpn = wx.pull_alpn_protocols(alpn_data) if alpn_data is not None else ()
         except DecodeError as exc:
             raise _err("ERR_DECODE", str(exc), _AD.decode_error) from exc

@@ -20,10 +20,11 @@ from typing import ClassVar, Protocol, TypeVar
 
 from .._buffer import Buffer
 from ..errors import DecodeError, NeedData
-from .constants import CertificateStatusType, HandshakeType, NameType
+from .constants import CertificateStatusType, ExtensionType, HandshakeType, NameType, name_of
 
 __all__ = [
     "CertificateStatus",
+    "DuplicateExtension",
     "Extension",
     "HasExtensions",
     "KeyShareEntry",
@@ -104,12 +105,30 @@ class HasExtensions(Protocol):
     def extensions(self) -> tuple[Extension, ...]: ...
 
 
+class DuplicateExtension(DecodeError):  # noqa: N818 - a kind of DecodeError, named for what is wrong
+    """Two extensions of one type in one list: forbidden by RFC 8446 section 4.2 ("There MUST
+    NOT be more than one extension of the same type in a given extension block") and RFC 5246
+    section 7.4.1.4. An endpoint answers with illegal_parameter, as OpenSSL does."""
+
+    def __init__(self, ext_type: int) -> None:
+        super().__init__(f"duplicate extension {name_of(ExtensionType, ext_type)}")
+        self.ext_type = ext_type
+
+
 def pull_extensions(buf: Buffer) -> tuple[Extension, ...]:
-    """``Extension extensions<0..2^16-1>``: the list, in order, duplicates kept."""
+    """``Extension extensions<0..2^16-1>``: the list, in order.
+
+    A type that occurs twice is a :class:`DuplicateExtension` (a :class:`DecodeError`), so
+    that a decoded list holds each type at most once and :func:`ext` is the one lookup.
+    """
     out: list[Extension] = []
+    seen: set[int] = set()
     with buf.pull_block(2):
         while not buf.eof():
             ext_type = buf.pull_uint16()
+            if ext_type in seen:
+                raise DuplicateExtension(ext_type)
+            seen.add(ext_type)
             out.append(Extension(ext_type, buf.pull_opaque(2)))
     return tuple(out)
 
@@ -122,10 +141,11 @@ def push_extensions(buf: Buffer, extensions: tuple[Extension, ...]) -> None:
 
 
 def ext(msg: HasExtensions | tuple[Extension, ...], ext_type: int) -> bytes | None:
-    """The data of the first extension of type ``ext_type`` in ``msg``, or None if absent.
+    """The data of the extension of type ``ext_type`` in ``msg``, or None if absent.
 
-    RFC 8446 section 4.2 forbids duplicates; the wire layer keeps them so the caller can
-    detect them, and this accessor returns the first, as most stacks do.
+    The one extension lookup of capdebug. Lists decoded by :func:`pull_extensions` hold each
+    type once (duplicates are a :class:`DuplicateExtension` there); for a list built by hand
+    with duplicates, the first wins.
     """
     extensions = msg if isinstance(msg, tuple) else msg.extensions
     for e in extensions:

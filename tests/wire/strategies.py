@@ -33,7 +33,8 @@ def tuples(
     return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
 
 
-extensions = tuples(st.builds(Extension, u16, blob()))
+# Each type at most once: a decoded list never holds duplicates (RFC 8446 4.2).
+extensions = st.lists(st.builds(Extension, u16, blob()), max_size=5, unique_by=lambda e: e.type).map(tuple)
 
 
 @st.composite
