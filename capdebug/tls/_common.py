@@ -1,0 +1,62 @@
+"""What the engine's modules share: the error constructor, alert and trace shorthands, and
+the TLS 1.3 constants of the handshake (RFC 8446 4.1.2, 4.4.3)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+
+from ..errors import ErrorKind, TLSError
+from ..wire.constants import AlertDescription, ProtocolVersion
+from .trace import TraceCategory
+
+__all__ = [
+    "AD",
+    "CV_CLIENT",
+    "CV_PAD",
+    "CV_SERVER",
+    "LEGACY_VERSION",
+    "TLS13",
+    "T",
+    "err",
+    "fmt",
+    "is_ip",
+]
+
+TLS13 = ProtocolVersion.TLS1_3
+LEGACY_VERSION = ProtocolVersion.TLS1_2  # RFC 8446 4.1.2: legacy_version is always 0x0303
+CV_PAD = b"\x20" * 64  # RFC 8446 4.4.3
+CV_SERVER = b"TLS 1.3, server CertificateVerify\x00"
+CV_CLIENT = b"TLS 1.3, client CertificateVerify\x00"
+
+T = TraceCategory
+
+
+def err(name: str, message: str, alert: int | None, kind: ErrorKind = ErrorKind.PROTOCOL) -> TLSError:
+    frame = sys._getframe(1)
+    debug = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    """A TLSError whose ``debug`` names the line that raised it (s2n-style)."""
+    return TLSError(name, kind, message, alert=alert, debug=debug)
+
+
+AD = AlertDescription
+
+
+def is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def fmt(value: object) -> str:
+    """Trace formatting of a summary value: lists joined, long byte strings as lengths."""
+    if isinstance(value, list | tuple):
+        if value and isinstance(value[0], bytes | bytearray):
+            return f"[{len(value)} items]"
+        return "[" + ", ".join(fmt(v) for v in value) + "]"
+    if isinstance(value, bytes | bytearray):
+        return value.hex() if len(value) <= 16 else f"<{len(value)} bytes>"
+    return str(value)

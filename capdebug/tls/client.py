@@ -1,0 +1,294 @@
+"""The client's handshake handlers (RFC 8446 sections 4.1-4.6, client side).
+
+Each handler runs after the transition table of ``state.py`` allowed its message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..crypto import x509 as cx509
+from ..crypto.schedule13 import Transcript, resumption_psk
+from ..crypto.suites import SUITES
+from ..errors import CryptoError, DecodeError
+from ..wire import extensions as wx
+from ..wire.constants import (
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    ProtocolVersion,
+    PskKeyExchangeMode,
+    name_of,
+)
+from ..wire.handshake import (
+    HRR_RANDOM,
+    CertificateRequest,
+    ClientHello,
+    EncryptedExtensions,
+    Finished,
+    NewSessionTicket,
+    ServerHello,
+)
+from . import auth, records
+from ._common import AD, LEGACY_VERSION, TLS13, err, is_ip
+from .events import HelloRetryRequestReceived, NewSessionTicketReceived
+from .state import Branch
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+def build_client_hello(conn: Connection) -> ClientHello:
+    cfg = conn.config
+    shares = tuple(wx.KeyShareEntry(g, public_share(conn, g)) for g in cfg.groups if g in conn._key_shares)
+    exts: list[wx.Extension] = []
+    if cfg.server_name and not is_ip(cfg.server_name):
+        # RFC 6066 3: literal IP addresses are not permitted in server_name.
+        exts.append(wx.Extension(ExtensionType.server_name, wx.push_server_name_list((cfg.server_name,))))
+    exts += [
+        wx.Extension(ExtensionType.supported_versions, wx.push_supported_versions((TLS13,))),
+        wx.Extension(ExtensionType.supported_groups, wx.push_supported_groups(tuple(cfg.groups))),
+        wx.Extension(ExtensionType.signature_algorithms, wx.push_signature_schemes(conn._offered_schemes)),
+        wx.Extension(ExtensionType.key_share, wx.push_key_share_client(shares)),
+        # Without psk_key_exchange_modes servers send no NewSessionTicket (RFC 8446 4.2.9).
+        wx.Extension(
+            ExtensionType.psk_key_exchange_modes,
+            wx.push_psk_key_exchange_modes((PskKeyExchangeMode.psk_dhe_ke,)),
+        ),
+    ]
+    if cfg.alpn_protocols:
+        exts.append(
+            wx.Extension(
+                ExtensionType.application_layer_protocol_negotiation,
+                wx.push_alpn_protocols(tuple(p.encode() for p in cfg.alpn_protocols)),
+            )
+        )
+    if conn._cookie is not None:
+        exts.append(wx.Extension(ExtensionType.cookie, wx.push_cookie(conn._cookie)))
+    return ClientHello(
+        legacy_version=LEGACY_VERSION,
+        random=conn.client_random,
+        legacy_session_id=conn._session_id,
+        cipher_suites=tuple(cfg.cipher_suites),
+        legacy_compression_methods=b"\x00",
+        extensions=tuple(exts),
+    )
+
+
+def public_share(conn: Connection, group: int) -> bytes:
+    # generate_key_share returns the public bytes with the key; keep both.
+    return conn._public_shares[group]
+
+
+def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
+    hrr = msg.random == HRR_RANDOM
+    version_data = wx.ext(msg, ExtensionType.supported_versions)
+    if version_data is None:
+        raise err(
+            "ERR_PROTOCOL_VERSION",
+            f"the server chose {name_of(ProtocolVersion, msg.legacy_version)}; "
+            "this engine speaks only TLS 1.3",
+            AD.protocol_version,
+        )
+    try:
+        version = wx.pull_selected_version(version_data)
+    except DecodeError as exc:
+        raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+    if version != TLS13:
+        raise err(
+            "ERR_PROTOCOL_VERSION", f"the server selected version 0x{version:04x}", AD.illegal_parameter
+        )
+    if msg.legacy_version != LEGACY_VERSION:
+        raise err("ERR_PROTOCOL_VERSION", "ServerHello.legacy_version is not 0x0303", AD.protocol_version)
+    if msg.legacy_session_id_echo != conn._session_id:
+        raise err("ERR_ILLEGAL_PARAMETER", "legacy_session_id_echo differs from ours", AD.illegal_parameter)
+    if msg.cipher_suite not in conn.config.cipher_suites:
+        raise err(
+            "ERR_ILLEGAL_PARAMETER",
+            f"the server chose cipher suite {name_of(CipherSuite, msg.cipher_suite)} we did not offer",
+            AD.illegal_parameter,
+        )
+    if msg.legacy_compression_method != 0:
+        raise err("ERR_ILLEGAL_PARAMETER", "non-null compression method", AD.illegal_parameter)
+    if conn._hrr_suite is not None and msg.cipher_suite != conn._hrr_suite:
+        raise err(
+            "ERR_ILLEGAL_PARAMETER",
+            "ServerHello cipher suite differs from the HelloRetryRequest's",
+            AD.illegal_parameter,
+        )
+    key_share = wx.ext(msg, ExtensionType.key_share)
+    conn.suite = SUITES[msg.cipher_suite]
+    conn.cipher_suite = CipherSuite(msg.cipher_suite)
+    if hrr:
+        conn._transition(HandshakeType.server_hello, Branch.HELLO_RETRY_REQUEST)
+        on_hello_retry_request(conn, msg, raw, key_share)
+        return
+    if key_share is None:
+        raise err(
+            "ERR_MISSING_EXTENSION",
+            "no key_share (PSK-only modes are not offered)",
+            AD.missing_extension,
+        )
+    try:
+        share = wx.pull_key_share_server(key_share)
+    except DecodeError as exc:
+        raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+    private = conn._key_shares.get(share.group)
+    if private is None:
+        raise err(
+            "ERR_ILLEGAL_PARAMETER",
+            f"server key share for {name_of(NamedGroup, share.group)}, for which we sent none",
+            AD.illegal_parameter,
+        )
+    try:
+        shared = cx509.shared_secret(share.group, private, share.key_exchange)
+    except CryptoError as exc:
+        raise err("ERR_ILLEGAL_PARAMETER", f"bad server key share: {exc}", AD.illegal_parameter) from exc
+    conn.group = NamedGroup(share.group)
+    if conn._transcript is None:
+        conn._transcript = Transcript(conn.suite.hash_name)
+        conn._transcript.update(conn._client_hello_bytes)
+    conn._transcript.update(raw)
+    conn._derive_handshake_secrets(shared)
+    conn._key_shares.clear()
+    records.set_read_key(conn, conn._server_hs_secret, "handshake")
+    # Install our handshake key now, not at our Finished: an alert about the server's
+    # flight must already be encrypted (RFC 8446 6, 7.3).
+    records.set_write_key(conn, conn._client_hs_secret, "handshake")
+    conn._transition(HandshakeType.server_hello)
+
+
+def on_hello_retry_request(conn: Connection, msg: ServerHello, raw: bytes, key_share: bytes | None) -> None:
+    assert conn.suite is not None
+    group: int | None = None
+    if key_share is not None:
+        try:
+            group = wx.pull_key_share_hrr(key_share)
+        except DecodeError as exc:
+            raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+        # RFC 8446 4.1.4: the group must be one we support and not one we already sent.
+        if group not in conn.config.groups or group in conn._key_shares:
+            raise err(
+                "ERR_ILLEGAL_PARAMETER",
+                f"HelloRetryRequest asks for {name_of(NamedGroup, group)}, which we "
+                + ("already sent" if group in conn._key_shares else "do not support"),
+                AD.illegal_parameter,
+            )
+    cookie = wx.ext(msg, ExtensionType.cookie)
+    if cookie is not None:
+        try:
+            conn._cookie = wx.pull_cookie(cookie)
+        except DecodeError as exc:
+            raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+    if group is None and cookie is None:
+        # RFC 8446 4.1.4: an HRR that would not change the ClientHello is illegal.
+        raise err("ERR_ILLEGAL_PARAMETER", "HelloRetryRequest asks for no change", AD.illegal_parameter)
+    conn.hello_retry = True
+    conn._hrr_suite = msg.cipher_suite
+    conn._transcript = Transcript(conn.suite.hash_name)
+    conn._transcript.update(conn._client_hello_bytes)
+    conn._transcript.hello_retry_request()
+    conn._transcript.update(raw)
+    conn._events.append(HelloRetryRequestReceived(NamedGroup(group) if group is not None else None))
+    if group is not None:
+        # A key_share in the HRR replaces our shares by one for its group (4.1.2);
+        # without one (a cookie-only HRR) the shares stay as they were.
+        conn._key_shares.clear()
+        conn._public_shares.clear()
+        new_key_share(conn, group)
+    # RFC 8446 D.4 allows our CCS before the second ClientHello or before our first
+    # encrypted flight; the latter (see _set_write_key) also suits servers that keep no
+    # state across the HRR (openssl s_server -stateless fails on a CCS before ClientHello2).
+    hello = build_client_hello(
+        conn,
+    )
+    conn._client_hello = hello
+    conn._client_hello_bytes = conn._send_handshake(hello)
+
+
+def new_key_share(conn: Connection, group: int) -> None:
+    private, public = cx509.generate_key_share(group)
+    conn._key_shares[group] = private
+    conn._public_shares[group] = public
+
+
+def on_encrypted_extensions(conn: Connection, msg: EncryptedExtensions, raw: bytes) -> None:
+    assert conn._transcript is not None
+    alpn = wx.ext(msg, ExtensionType.application_layer_protocol_negotiation)
+    if alpn is not None:
+        try:
+            names = wx.pull_alpn_protocols(alpn)
+        except DecodeError as exc:
+            raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+        offered = [p.encode() for p in conn.config.alpn_protocols]
+        if len(names) != 1 or names[0] not in offered:
+            raise err("ERR_ILLEGAL_PARAMETER", f"server ALPN {names!r} was not offered", AD.illegal_parameter)
+        conn.alpn = names[0].decode("latin-1")
+    for forbidden in (
+        ExtensionType.key_share,
+        ExtensionType.supported_versions,
+        ExtensionType.pre_shared_key,
+    ):
+        if wx.ext(msg, forbidden) is not None:
+            raise err(
+                "ERR_ILLEGAL_PARAMETER",
+                f"{name_of(ExtensionType, forbidden)} is not allowed in EncryptedExtensions",
+                AD.illegal_parameter,
+            )
+    conn._transcript.update(raw)
+    conn._transition(HandshakeType.encrypted_extensions)
+
+
+def on_certificate_request(conn: Connection, msg: CertificateRequest, raw: bytes) -> None:
+    assert conn._transcript is not None
+    if msg.certificate_request_context:
+        raise err(
+            "ERR_ILLEGAL_PARAMETER",
+            "non-empty certificate_request_context in the handshake",
+            AD.illegal_parameter,
+        )
+    algs = wx.ext(msg, ExtensionType.signature_algorithms)
+    if algs is None:
+        raise err(
+            "ERR_MISSING_EXTENSION",
+            "CertificateRequest without signature_algorithms",
+            AD.missing_extension,
+        )
+    try:
+        conn._peer_schemes = wx.pull_signature_schemes(algs)
+    except DecodeError as exc:
+        raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+    conn._cert_requested = msg
+    conn._transcript.update(raw)
+    conn._transition(HandshakeType.certificate_request)
+
+
+def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
+    assert conn._transcript is not None and conn.suite is not None
+    auth.check_finished(conn, msg, conn._server_hs_secret, "server")
+    conn._transcript.update(raw)
+    conn._derive_application_secrets()
+    records.set_read_key(conn, conn._server_ap_secret, "application")
+    # Our second flight, under the client handshake key (RFC 8446 4.4).
+    if conn._cert_requested is not None:
+        auth.send_certificate_and_verify(conn, conn._cert_requested.certificate_request_context)
+    auth.send_finished(conn, conn._client_hs_secret)
+    conn._flush_handshake()
+    auth.schedule_resumption(
+        conn,
+    )
+    records.set_write_key(conn, conn._client_ap_secret, "application")
+    conn._transition(HandshakeType.finished)
+    auth.complete(
+        conn,
+    )
+
+
+def on_new_session_ticket(conn: Connection, msg: NewSessionTicket) -> None:
+    assert conn.suite is not None
+    psk = resumption_psk(conn.suite.hash_name, conn._resumption_secret, msg.ticket_nonce)
+    conn._transition(HandshakeType.new_session_ticket)
+    conn._events.append(
+        NewSessionTicketReceived(msg.ticket_lifetime, msg.ticket_age_add, msg.ticket_nonce, msg.ticket, psk)
+    )

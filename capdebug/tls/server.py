@@ -1,0 +1,271 @@
+"""The server's handshake handlers (RFC 8446 sections 4.1-4.6, server side).
+
+Each handler runs after the transition table of ``state.py`` allowed its message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from ..crypto import x509 as cx509
+from ..crypto import x509_engine
+from ..crypto.schedule13 import Transcript
+from ..crypto.suites import SUITES
+from ..errors import CryptoError, DecodeError
+from ..wire import extensions as wx
+from ..wire.constants import CipherSuite, ExtensionType, HandshakeType, NamedGroup, name_of
+from ..wire.handshake import (
+    HRR_RANDOM,
+    CertificateRequest,
+    ClientHello,
+    EncryptedExtensions,
+    Finished,
+    NewSessionTicket,
+    ServerHello,
+)
+from . import auth, records
+from ._common import AD, LEGACY_VERSION, TLS13, err
+from .config import ClientAuth
+from .events import HelloRetryRequestSent
+from .state import Branch, State
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
+    cfg = conn.config
+    second = conn.state is State.SERVER_EXPECT_SECOND_CLIENT_HELLO
+    conn._first_client_hello_seen = True
+    versions_data = wx.ext(msg, ExtensionType.supported_versions)
+    versions: tuple[int, ...] = ()
+    if versions_data is not None:
+        try:
+            versions = wx.pull_supported_versions(versions_data)
+        except DecodeError as exc:
+            raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+    if TLS13 not in versions:
+        raise err(
+            "ERR_PROTOCOL_VERSION",
+            "the client does not offer TLS 1.3 (supported_versions), the only version of this engine",
+            AD.protocol_version,
+        )
+    if msg.legacy_compression_methods != b"\x00":
+        raise err("ERR_ILLEGAL_PARAMETER", "compression methods other than null", AD.illegal_parameter)
+    if second:
+        # RFC 8446 4.1.2: the second ClientHello repeats the first but for listed changes.
+        assert conn._client_hello is not None
+        if msg.random != conn._client_hello.random or msg.legacy_session_id != conn._session_id:
+            raise err(
+                "ERR_ILLEGAL_PARAMETER",
+                "second ClientHello changed random or session id",
+                AD.illegal_parameter,
+            )
+    conn._client_hello = msg
+    conn.client_random = msg.random
+    conn._session_id = msg.legacy_session_id
+    conn._want_ccs = cfg.middlebox_compat and bool(msg.legacy_session_id)
+    # Cipher suite: ours first (server preference).
+    suite_code = next((s for s in cfg.cipher_suites if s in msg.cipher_suites), None)
+    if suite_code is None:
+        offered = ", ".join(name_of(CipherSuite, s) for s in msg.cipher_suites)
+        raise err(
+            "ERR_NO_SHARED_CIPHER",
+            f"no cipher suite in common (client offered {offered})",
+            AD.handshake_failure,
+        )
+    if second and suite_code != conn._hrr_suite:
+        raise err(
+            "ERR_ILLEGAL_PARAMETER",
+            "second ClientHello does not allow the HRR cipher suite",
+            AD.illegal_parameter,
+        )
+    groups_data = wx.ext(msg, ExtensionType.supported_groups)
+    shares_data = wx.ext(msg, ExtensionType.key_share)
+    algs_data = wx.ext(msg, ExtensionType.signature_algorithms)
+    for name, value in (
+        ("supported_groups", groups_data),
+        ("key_share", shares_data),
+        ("signature_algorithms", algs_data),
+    ):
+        if value is None:
+            # RFC 8446 9.2: a certificate-based handshake needs all three.
+            raise err("ERR_MISSING_EXTENSION", f"ClientHello without {name}", AD.missing_extension)
+    assert groups_data is not None and shares_data is not None and algs_data is not None
+    try:
+        client_groups = wx.pull_supported_groups(groups_data)
+        shares = wx.pull_key_share_client(shares_data)
+        conn._peer_schemes = wx.pull_signature_schemes(algs_data)
+        sni_data = wx.ext(msg, ExtensionType.server_name)
+        names = wx.pull_server_name_list(sni_data) if sni_data is not None else ()
+        alpn_data = wx.ext(msg, ExtensionType.application_layer_protocol_negotiation)
+        client_alpn = wx.pull_alpn_protocols(alpn_data) if alpn_data is not None else ()
+    except DecodeError as exc:
+        raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+    share_groups = [s.group for s in shares]
+    if len(set(share_groups)) != len(share_groups):
+        raise err("ERR_ILLEGAL_PARAMETER", "two key shares for one group", AD.illegal_parameter)
+    conn.server_name = names[0] if names else None
+    # Our signature scheme: the first our key can make that the client accepts.
+    assert cfg.credential is not None
+    ours = x509_engine.compatible_schemes(cfg.credential.private_key)
+    conn._our_scheme = next((s for s in ours if s in conn._peer_schemes), None)
+    if conn._our_scheme is None:
+        raise err(
+            "ERR_NO_SHARED_SIGNATURE_SCHEME",
+            "the client accepts no signature scheme our key can make",
+            AD.handshake_failure,
+        )
+    # ALPN (RFC 7301 3.2): ours in order, first the client also offers.
+    if client_alpn and cfg.alpn_protocols:
+        chosen = next((p for p in cfg.alpn_protocols if p.encode() in client_alpn), None)
+        if chosen is None:
+            raise err(
+                "ERR_NO_APPLICATION_PROTOCOL",
+                f"no common ALPN protocol (client: {client_alpn!r})",
+                AD.no_application_protocol,
+            )
+        conn.alpn = chosen
+    # Group: a share we can use, else a HelloRetryRequest for a common group (4.1.1).
+    share = next((s for g in cfg.groups for s in shares if s.group == g), None)
+    conn.suite = SUITES[suite_code]
+    conn.cipher_suite = CipherSuite(suite_code)
+    if share is None:
+        if second:
+            raise err(
+                "ERR_ILLEGAL_PARAMETER",
+                "second ClientHello has no key share for the HRR group",
+                AD.illegal_parameter,
+            )
+        group = next((g for g in cfg.groups if g in client_groups), None)
+        if group is None:
+            raise err("ERR_NO_SHARED_GROUP", "no supported group in common", AD.handshake_failure)
+        send_hello_retry_request(conn, msg, raw, suite_code, group)
+        return
+    if second and share.group != conn._hrr_group:
+        raise err(
+            "ERR_ILLEGAL_PARAMETER",
+            "second ClientHello key share is not for the HRR group",
+            AD.illegal_parameter,
+        )
+    private, public = cx509.generate_key_share(share.group)
+    try:
+        shared = cx509.shared_secret(share.group, private, share.key_exchange)
+    except CryptoError as exc:
+        raise err("ERR_ILLEGAL_PARAMETER", f"bad client key share: {exc}", AD.illegal_parameter) from exc
+    conn.group = NamedGroup(share.group)
+    if conn._transcript is None:
+        conn._transcript = Transcript(conn.suite.hash_name)
+    conn._transcript.update(raw)
+    branch = Branch.CLIENT_AUTH_REQUESTED if cfg.client_auth is not ClientAuth.NONE else None
+    server_hello = ServerHello(
+        legacy_version=LEGACY_VERSION,
+        random=os.urandom(32),
+        legacy_session_id_echo=conn._session_id,
+        cipher_suite=suite_code,
+        legacy_compression_method=0,
+        extensions=(
+            wx.Extension(ExtensionType.supported_versions, wx.push_selected_version(TLS13)),
+            wx.Extension(
+                ExtensionType.key_share, wx.push_key_share_server(wx.KeyShareEntry(share.group, public))
+            ),
+        ),
+    )
+    conn._send_handshake(server_hello)
+    conn._derive_handshake_secrets(shared)
+    records.set_write_key(conn, conn._server_hs_secret, "handshake")
+    records.set_read_key(conn, conn._client_hs_secret, "handshake")
+    # EncryptedExtensions (RFC 8446 4.3.1)
+    ee: list[wx.Extension] = []
+    if conn.server_name is not None:
+        ee.append(wx.Extension(ExtensionType.server_name, b""))  # RFC 6066 3: acknowledged
+    if conn.alpn is not None:
+        ee.append(
+            wx.Extension(
+                ExtensionType.application_layer_protocol_negotiation,
+                wx.push_alpn_protocols((conn.alpn.encode(),)),
+            )
+        )
+    conn._send_handshake(EncryptedExtensions(tuple(ee)))
+    if branch is not None:
+        conn._cert_requested = CertificateRequest(
+            b"",
+            (
+                wx.Extension(
+                    ExtensionType.signature_algorithms, wx.push_signature_schemes(conn._offered_schemes)
+                ),
+            ),
+        )
+        conn._send_handshake(conn._cert_requested)
+    auth.send_certificate_and_verify(conn, b"", server=True)
+    auth.send_finished(conn, conn._server_hs_secret)
+    conn._flush_handshake()
+    conn._derive_application_secrets()
+    records.set_write_key(conn, conn._server_ap_secret, "application")
+    conn._transition(HandshakeType.client_hello, branch)
+
+
+def send_hello_retry_request(
+    conn: Connection, msg: ClientHello, raw: bytes, suite_code: int, group: int
+) -> None:
+    assert conn.suite is not None
+    conn._hrr_suite = suite_code
+    conn._hrr_group = group
+    conn.hello_retry = True
+    conn._transcript = Transcript(conn.suite.hash_name)
+    conn._transcript.update(raw)
+    conn._transcript.hello_retry_request()
+    hrr = ServerHello(
+        legacy_version=LEGACY_VERSION,
+        random=HRR_RANDOM,
+        legacy_session_id_echo=conn._session_id,
+        cipher_suite=suite_code,
+        legacy_compression_method=0,
+        extensions=(
+            wx.Extension(ExtensionType.supported_versions, wx.push_selected_version(TLS13)),
+            wx.Extension(ExtensionType.key_share, wx.push_key_share_hrr(group)),
+        ),
+    )
+    conn._send_handshake(hrr)
+    conn._flush_handshake()
+    if conn._want_ccs:
+        records.send_ccs(
+            conn,
+        )  # RFC 8446 D.4: after the server's first handshake message
+    conn._events.append(HelloRetryRequestSent(NamedGroup(group)))
+    conn._transition(HandshakeType.client_hello, Branch.HELLO_RETRY_REQUEST)
+
+
+def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
+    assert conn._transcript is not None
+    auth.check_finished(conn, msg, conn._client_hs_secret, "client")
+    conn._transcript.update(raw)
+    auth.schedule_resumption(
+        conn,
+    )
+    records.set_read_key(conn, conn._client_ap_secret, "application")
+    conn._transition(HandshakeType.finished)
+    auth.complete(
+        conn,
+    )
+    for _ in range(conn.config.session_tickets):
+        send_new_session_ticket(
+            conn,
+        )
+    conn._flush_handshake()
+
+
+def send_new_session_ticket(conn: Connection) -> None:
+    # Resumption is not implemented on the server side: the ticket is opaque random bytes
+    # that no later handshake will accept. Clients still get to record one (RFC 8446 4.6.1).
+    nonce = conn._tickets_sent.to_bytes(8, "big")
+    conn._tickets_sent += 1
+    conn._send_handshake(
+        NewSessionTicket(
+            ticket_lifetime=conn.config.ticket_lifetime,
+            ticket_age_add=int.from_bytes(os.urandom(4), "big"),
+            ticket_nonce=nonce,
+            ticket=os.urandom(32),
+        )
+    )
