@@ -9,9 +9,12 @@
     ├── KeyLogError                 a key log file cannot be used at all
     ├── DecodeError                 bytes on the wire do not parse (malformed)
     │   ├── NeedData                ... or are only truncated: more bytes may fix it
+    │   ├── crypto.record.RecordOverflow            a record over RFC 8446 5.1/5.2, RFC 5246 6.2
+    │   ├── wire.extensions.DuplicateExtension      two extensions of one type (RFC 8446 4.2)
     │   └── crypto.x509.CertificateDecodeError      a certificate's DER does not parse
     ├── CryptoError                 a cryptographic operation failed
     │   ├── DecryptError            AEAD tag or MAC did not verify (wrong key, tampering)
+    │   ├── crypto.record.SequenceOverflow          a sequence number would pass 2^64
     │   ├── crypto.x509.CertificateVerifyError      a chain does not verify; one subclass per
     │   │                           reason: ...UnknownCA, ...Expired, ...NotYetValid,
     │   │                           ...HostnameMismatch, ...Invalid (with a stable .reason)

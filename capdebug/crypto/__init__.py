@@ -1,5 +1,7 @@
 """Cryptography for TLS: cipher suites, key schedules, record protection and certificates.
 
+The record layer both drivers share is :class:`~capdebug.crypto.record.RecordDirection`.
+
 This package is the only importer of ``cryptography``: everything above it sees bytes, frozen
 dataclasses and :mod:`capdebug.errors` exceptions. Legacy CBC-HMAC protection is kept apart in
 :mod:`capdebug.crypto.cbc`; the NSS key-log format lives in :mod:`capdebug.crypto.keylog`.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from .prf12 import Keys12, derive_keys12, extended_master_secret, master_secret, verify_data12
 from .protection import Protection, Tls12AeadProtection, Tls13Protection, tls12_protection
+from .record import RecordDirection, RecordOverflow, SequenceOverflow
 from .schedule13 import KeySchedule, Transcript, finished_verify_data, next_traffic_secret, traffic_keys
 from .suites import SUITES, SuiteParams, suite
 
@@ -17,6 +20,9 @@ __all__ = [
     "KeySchedule",
     "Keys12",
     "Protection",
+    "RecordDirection",
+    "RecordOverflow",
+    "SequenceOverflow",
     "SuiteParams",
     "Tls12AeadProtection",
     "Tls13Protection",

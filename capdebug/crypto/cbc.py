@@ -18,14 +18,13 @@ import struct
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import CryptoError, DecryptError, UsageError
-from .protection import BytesLike
+from .protection import SEQUENCE_LIMIT, BytesLike
 from .suites import SuiteParams
 
 __all__ = ["Tls12CbcProtection"]
 
 _BLOCK = 16
 _TLS12 = 0x0303
-_SEQ_LIMIT = 1 << 64
 _MAC_HEADER = struct.Struct(">QBHH")  # seq_num, type, version, length (RFC 5246 section 6.2.3.1)
 _HEADER = struct.Struct(">BHH")
 
@@ -65,7 +64,7 @@ class Tls12CbcProtection:
 
     def open(self, content_type: int, version: int, fragment: BytesLike, seq: int) -> bytes:
         """Check and decrypt a TLSCiphertext.fragment; return the plaintext content."""
-        if not 0 <= seq < _SEQ_LIMIT:
+        if not 0 <= seq < SEQUENCE_LIMIT:
             raise UsageError(f"sequence number {seq} out of range")
         view = fragment if isinstance(fragment, memoryview) else memoryview(fragment)
         mac_len = self._mac_len
@@ -108,7 +107,7 @@ class Tls12CbcProtection:
         self, content_type: int, version: int, plaintext: bytes, seq: int, iv: bytes | None = None
     ) -> bytes:
         """Protect ``plaintext`` into a TLSCiphertext.fragment with a fresh random IV (or ``iv``)."""
-        if not 0 <= seq < _SEQ_LIMIT:
+        if not 0 <= seq < SEQUENCE_LIMIT:
             raise UsageError(f"sequence number {seq} out of range")
         if iv is None:
             iv = os.urandom(_BLOCK)

@@ -27,6 +27,7 @@ from .schedule13 import traffic_keys
 from .suites import SuiteParams
 
 __all__ = [
+    "SEQUENCE_LIMIT",
     "Protection",
     "Tls12AeadProtection",
     "Tls13Protection",
@@ -37,7 +38,8 @@ BytesLike = bytes | bytearray | memoryview
 
 _APPLICATION_DATA = 23
 _TLS12 = 0x0303
-_SEQ_LIMIT = 1 << 64
+#: Sequence numbers are uint64 and never wrap (RFC 8446 section 5.3, RFC 5246 section 6.1).
+SEQUENCE_LIMIT = 1 << 64
 _HEADER = struct.Struct(">BHH")
 _AAD12 = struct.Struct(">QBHH")
 
@@ -76,7 +78,7 @@ def _make_aead(params: SuiteParams, key: bytes) -> Aead:
 
 
 def _check_seq(seq: int) -> None:
-    if not 0 <= seq < _SEQ_LIMIT:
+    if not 0 <= seq < SEQUENCE_LIMIT:
         raise UsageError(f"sequence number {seq} out of range")
 
 
@@ -102,7 +104,7 @@ class Tls13Protection:
 
         Returns the TLSInnerPlaintext with its padding: stripping it is the wire layer's job.
         """
-        if not 0 <= seq < _SEQ_LIMIT:
+        if not 0 <= seq < SEQUENCE_LIMIT:
             _check_seq(seq)
         try:
             return self._aead.decrypt((self._iv ^ seq).to_bytes(12, "big"), ciphertext, header)
@@ -149,7 +151,7 @@ class Tls12AeadProtection:
 
     def open(self, content_type: int, version: int, fragment: BytesLike, seq: int) -> bytes:
         """Decrypt a TLSCiphertext.fragment (GenericAEADCipher, RFC 5246 section 6.2.3.3)."""
-        if not 0 <= seq < _SEQ_LIMIT:
+        if not 0 <= seq < SEQUENCE_LIMIT:
             _check_seq(seq)
         explicit = self._explicit
         length = len(fragment) - explicit - self._tag_len

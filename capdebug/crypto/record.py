@@ -36,7 +36,7 @@ from ..wire.record import (
     push_record_header,
     split_inner_plaintext,
 )
-from .protection import BytesLike, Protection, Tls13Protection
+from .protection import SEQUENCE_LIMIT, BytesLike, Protection, Tls13Protection
 from .schedule13 import next_traffic_secret
 from .suites import SuiteParams
 
@@ -47,8 +47,6 @@ __all__ = [
     "SequenceOverflow",
 ]
 
-#: Sequence numbers are uint64 and never wrap (RFC 8446 section 5.3, RFC 5246 section 6.1).
-SEQUENCE_LIMIT = 1 << 64
 _APPLICATION_DATA = 23
 _TLS12 = 0x0303
 _MAX_INNER_PLAINTEXT = MAX_PLAINTEXT_LENGTH + 1  # content + type byte + padding (RFC 8446 5.4)
@@ -120,6 +118,20 @@ class RecordDirection:
     @property
     def protected(self) -> bool:
         return self.protection is not None
+
+    @property
+    def overhead(self) -> int:
+        """Bytes a protected record adds to its content (without padding): for TLS 1.3 the tag
+        and the inner content type; for TLS 1.2 the explicit nonce or IV, the tag or the MAC
+        (CBC padding comes on top). A passive observer counting records it does not open
+        subtracts this to report the content length."""
+        protection = self.protection
+        if protection is None:
+            return 0
+        params = protection.params
+        if self.version == "1.3":
+            return params.tag_len + 1
+        return params.record_iv_len + params.tag_len + params.mac_len
 
     @property
     def traffic_secret(self) -> bytes:

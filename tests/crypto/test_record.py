@@ -215,3 +215,12 @@ def test_key_update_is_the_next_generation() -> None:
         _pair12(SUITES[0xC02F])[0].key_update()
     with pytest.raises(UsageError):
         RecordDirection().key_update()
+
+
+def test_overhead_is_what_a_record_adds() -> None:
+    assert RecordDirection().overhead == 0
+    for sender, _ in (_pair13(SUITES[0x1305]), _pair12(SUITES[0xC02F]), _pair12(SUITES[0xCCA8])):
+        record = sender.seal(_APPLICATION_DATA, b"hello")
+        assert len(record) - 5 - len(b"hello") == sender.overhead
+    cbc = _pair12(SUITES[0xC013])[0]
+    assert len(cbc.seal(_APPLICATION_DATA, bytes(11))) - 5 - 11 == cbc.overhead + 1  # + padding

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from capdebug._buffer import Buffer
 from capdebug.errors import DecodeError, NeedData
 from capdebug.wire import extensions as x
+from capdebug.wire import handshake as hs
 from capdebug.wire.constants import CertificateStatusType
 
 from .strategies import blob, key_share_entries, psk_offers, status_requests, tuples, u8, u16, u32
@@ -152,3 +154,23 @@ def test_ext_accessor() -> None:
     exts = (x.Extension(1, b"a"), x.Extension(2, b"b"), x.Extension(1, b"c"))
     assert x.ext(exts, 1) == b"a"  # first of duplicates
     assert x.ext(exts, 3) is None
+
+
+def test_duplicate_extensions_are_a_typed_decode_error() -> None:
+    # RFC 8446 4.2 / RFC 5246 7.4.1.4: detected once, where the list is decoded.
+    data = bytes.fromhex("000c0001 0001 610002 00000001 0000")
+    with pytest.raises(x.DuplicateExtension) as info:
+        x.pull_extensions(Buffer(data))
+    assert info.value.ext_type == 1 and isinstance(info.value, DecodeError)
+    assert x.pull_extensions(Buffer(bytes.fromhex("00090001 0001 610002 0000"))) == (
+        x.Extension(1, b"a"),
+        x.Extension(2, b""),
+    )
+
+
+def test_a_message_with_duplicate_extensions_does_not_parse() -> None:
+    hello = hs.ClientHello(
+        0x0303, bytes(32), b"", (0x1301,), b"\x00", (x.Extension(43, b"\x02\x03\x04"), x.Extension(43, b""))
+    )
+    with pytest.raises(DecodeError, match="duplicate extension supported_versions"):
+        hs.pull_handshake(Buffer(hs.encode_handshake(hello)))
