@@ -200,9 +200,7 @@ def on_hello_retry_request(conn: Connection, msg: ServerHello, raw: bytes, key_s
     # RFC 8446 D.4 allows our CCS before the second ClientHello or before our first
     # encrypted flight; the latter (see _set_write_key) also suits servers that keep no
     # state across the HRR (openssl s_server -stateless fails on a CCS before ClientHello2).
-    hello = build_client_hello(
-        conn,
-    )
+    hello = build_client_hello(conn)
     conn._client_hello = hello
     conn._client_hello_bytes = conn._send_handshake(hello)
 
@@ -275,14 +273,10 @@ def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
         auth.send_certificate_and_verify(conn, conn._cert_requested.certificate_request_context)
     auth.send_finished(conn, conn._client_hs_secret)
     conn._flush_handshake()
-    auth.schedule_resumption(
-        conn,
-    )
+    auth.schedule_resumption(conn)
     records.set_write_key(conn, conn._client_ap_secret, "application")
     conn._transition(HandshakeType.finished)
-    auth.complete(
-        conn,
-    )
+    auth.complete(conn)
 
 
 def on_new_session_ticket(conn: Connection, msg: NewSessionTicket) -> None:

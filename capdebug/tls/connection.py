@@ -198,9 +198,7 @@ class Connection:
         self._session_id = os.urandom(32) if self.config.middlebox_compat else b""
         for group in self.config.initial_key_share_groups:
             client.new_key_share(self, group)
-        hello = client.build_client_hello(
-            self,
-        )
+        hello = client.build_client_hello(self)
         self._client_hello = hello
         self._client_hello_bytes = self._send_handshake(hello)
         self._flush_handshake()  # in state START, so the record says 0x0301 (see records.write_record)

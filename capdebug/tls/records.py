@@ -14,7 +14,7 @@ from .._buffer import Buffer
 from ..crypto.protection import BytesLike
 from ..crypto.record import RecordDirection, RecordOverflow, SequenceOverflow
 from ..errors import DecodeError, DecryptError, ErrorKind
-from ..wire.alert import Alert, push_alert
+from ..wire.alert import Alert, pull_alert, push_alert
 from ..wire.constants import AlertDescription, AlertLevel, ContentType, name_of
 from ..wire.record import CCS_BODY, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_SIZE
 from ._common import AD, T, err
@@ -144,7 +144,7 @@ def handle_alert(conn: Connection, content: memoryview) -> None:
             "alert inside a fragmented handshake message",
             AD.unexpected_message,
         )
-    alert = Alert(content[0], content[1])
+    alert = pull_alert(Buffer(content))
     if conn._trace.mask & T.ALERT:
         conn._trace.emit(T.ALERT, f"recv level={alert.level} {alert.name}")
     if alert.description == AD.close_notify:
@@ -222,9 +222,7 @@ def set_write_key(conn: Connection, secret: bytes, epoch: str) -> None:
     conn._flush_handshake()  # what was queued goes out under the old key
     assert conn.suite is not None
     if not conn._tx.protected and conn._want_ccs and not conn._ccs_sent:
-        send_ccs(
-            conn,
-        )  # RFC 8446 D.4: just before our first protected record
+        send_ccs(conn)  # RFC 8446 D.4: just before our first protected record
     conn._tx = RecordDirection.tls13(conn.suite, secret, epoch)
     if conn._trace.mask & T.KEYS:
         conn._trace.emit(T.KEYS, f"install write key: {epoch} ({conn.suite.name})")

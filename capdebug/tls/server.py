@@ -230,9 +230,7 @@ def send_hello_retry_request(
     conn._send_handshake(hrr)
     conn._flush_handshake()
     if conn._want_ccs:
-        records.send_ccs(
-            conn,
-        )  # RFC 8446 D.4: after the server's first handshake message
+        records.send_ccs(conn)  # RFC 8446 D.4: after the server's first handshake message
     conn._events.append(HelloRetryRequestSent(NamedGroup(group)))
     conn._transition(HandshakeType.client_hello, Branch.HELLO_RETRY_REQUEST)
 
@@ -241,18 +239,12 @@ def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
     assert conn._transcript is not None
     auth.check_finished(conn, msg, conn._client_hs_secret, "client")
     conn._transcript.update(raw)
-    auth.schedule_resumption(
-        conn,
-    )
+    auth.schedule_resumption(conn)
     records.set_read_key(conn, conn._client_ap_secret, "application")
     conn._transition(HandshakeType.finished)
-    auth.complete(
-        conn,
-    )
+    auth.complete(conn)
     for _ in range(conn.config.session_tickets):
-        send_new_session_ticket(
-            conn,
-        )
+        send_new_session_ticket(conn)
     conn._flush_handshake()
 
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from capdebug.crypto.cbc import Tls12CbcProtection
 from capdebug.crypto.prf12 import derive_keys12, extended_master_secret, master_secret, verify_data12
 from capdebug.crypto.protection import Protection, Tls12AeadProtection, tls12_protection
+from capdebug.crypto.record import RecordDirection
 from capdebug.crypto.suites import SuiteParams, suite
 from capdebug.crypto.x509 import SignatureError, verify_signature
 from capdebug.errors import DecryptError
@@ -127,6 +128,14 @@ def _check(session: Session, code: int, server_key: rsa.RSAPrivateKey | None) ->
     server_plain = _open_all(server_prot, server.protected)
     assert (_APPLICATION_DATA, REQUEST) in client_plain
     assert any(t == _APPLICATION_DATA and p.startswith(b"HTTP/1.0 200 ok") for t, p in server_plain)
+    # The record layer both drivers share opens OpenSSL's records the same way, in sequence.
+    for prot, records, plain in (
+        (client_prot, client.protected, client_plain),
+        (server_prot, server.protected, server_plain),
+    ):
+        direction = RecordDirection(prot, version="1.2", epoch="tls12")
+        assert [direction.open(r.header, r.fragment) for r in records] == plain
+        assert direction.seq == len(records)
 
     for prot, records, plain in (
         (client_prot, client.protected, client_plain),
