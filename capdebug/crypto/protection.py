@@ -118,6 +118,8 @@ class Tls13Protection:
         """
         _check_seq(seq)
         length = len(inner_plaintext) + self._overhead
+        if length > 0xFFFF:  # the uint16 length field; the protocol's limit is RecordDirection's
+            raise UsageError(f"record of {length} bytes does not fit a record header")
         header = _HEADER.pack(_APPLICATION_DATA, _TLS12, length)
         return header + self._aead.encrypt((self._iv ^ seq).to_bytes(12, "big"), inner_plaintext, header)
 
