@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .describe import ladder_detail
 from .events import (
     AlertEvent,
     AppDataEvent,
@@ -70,66 +71,6 @@ class ReportMeta:
     """Problems met while reading the capture (truncated last packet, ...)."""
 
 
-def _join(values: Any, limit: int = 4) -> str:
-    if not isinstance(values, list):
-        return str(values)
-    shown = ", ".join(str(v) for v in values[:limit])
-    return shown + (f", +{len(values) - limit}" if len(values) > limit else "")
-
-
-def _handshake_detail(ev: HandshakeEvent) -> str:
-    """The few fields that explain a failure, short enough for one line under the arrow."""
-    f = ev.fields
-    if "error" in f:
-        return f"cannot decode: {f['error']}"
-    parts: list[str] = []
-
-    def add(key: str, label: str, limit: int = 4) -> None:
-        v = f.get(key)
-        if v is not None and v != [] and v != "":
-            parts.append(f"{label} {_join(v, limit)}")
-
-    name = ev.name
-    if name == "client_hello":
-        add("sni", "SNI")
-        add("supported_versions", "versions")
-        parts.append(f"{len(f.get('cipher_suites') or [])} suites")
-        add("alpn", "ALPN", 3)
-        add("key_share_groups", "key_share", 2)
-        if f.get("psk_identities"):
-            parts.append("PSK offered")
-        if f.get("early_data"):
-            parts.append("early_data")
-    elif name == "server_hello":
-        if f.get("hello_retry_request"):
-            parts.append("HelloRetryRequest")
-        add("version", "")
-        add("cipher_suite", "")
-        add("key_share_group", "group")
-        add("alpn", "ALPN")
-        if f.get("selected_psk") is not None:
-            parts.append("PSK accepted")
-    elif name == "certificate":
-        certs: list[dict[str, Any]] = f.get("certificates") or []
-        if not certs:
-            parts.append("empty (no certificate)")
-        else:
-            leaf = certs[0]
-            parts.append(str(leaf.get("subject", leaf.get("error", "?"))))
-            if leaf.get("self_signed"):
-                parts.append("self-signed")
-            if len(certs) > 1:
-                parts.append(f"+{len(certs) - 1} in chain")
-    elif name == "certificate_verify":
-        add("algorithm", "")
-    elif name == "new_session_ticket":
-        add("lifetime", "lifetime")
-    elif name == "key_update":
-        add("request_update", "request_update")
-    text = ", ".join(p.strip() for p in parts if p.strip())
-    return f"{text} (encrypted)" if ev.encrypted and text else ("encrypted" if ev.encrypted else text)
-
-
 def step_label(ev: DecodeEvent) -> tuple[str, str, str]:
     """``(kind, label, detail)`` of one event's arrow (application data is counted by runs)."""
     if isinstance(ev, TcpEvent):
@@ -137,7 +78,7 @@ def step_label(ev: DecodeEvent) -> tuple[str, str, str]:
             return "syn", "SYN" if ev.from_ == "client" else "SYN+ACK", ""
         return ev.flag.lower(), ev.flag, ""
     if isinstance(ev, HandshakeEvent):
-        return "hs", ev.name, _handshake_detail(ev)
+        return "hs", ev.name, ladder_detail(ev)
     if isinstance(ev, CcsEvent):
         return "ccs", "change_cipher_spec", ""
     if isinstance(ev, AlertEvent):

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ..crypto.x509 import CertSummary, hostname_matches
+from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion, name_of, version_name
+from ..wire.handshake import Certificate, ClientHello, EncryptedExtensions, ServerHello
 from .events import (
     AlertEvent,
     AppDataEvent,
@@ -30,6 +33,20 @@ from .events import (
     TcpEvent,
     UndecryptableEvent,
 )
+from .messages import (
+    alpn,
+    certificates,
+    early_data,
+    hrr_group,
+    negotiated_version,
+    offered_groups,
+    offered_versions,
+    psk_selected,
+    server_name,
+)
+
+TLS12 = ProtocolVersion.TLS1_2
+TLS13 = ProtocolVersion.TLS1_3
 
 __all__ = ["CATALOG", "ConnectionReport", "TriageShare", "Verdict", "merge_shares", "triage"]
 
@@ -209,8 +226,9 @@ class _Conn:
     encrypted_extensions: HandshakeEvent | None = None
     sni: str | None = None
     alpn: str | None = None
-    version: str | None = None
-    cipher_suite: str | None = None
+    version: int | None = None
+    """The negotiated ProtocolVersion (supported_versions, else legacy_version)."""
+    cipher_suite: int | None = None
     resumed: bool = False
     early_data_offered: bool = False
     early_data_accepted: bool | None = None
@@ -344,7 +362,7 @@ class Triage:
         side.app_records += 1
         side.app_bytes += ev.length
         # 19 bytes: 2-byte alert + content type + 16-byte tag (every TLS 1.3 AEAD suite).
-        tls13_alert_size = not ev.decrypted and ev.length == 19 and c.version == "TLS 1.3"
+        tls13_alert_size = not ev.decrypted and ev.length == 19 and c.version == TLS13
         side.likely_close = ev.frame if tls13_alert_size else None
         if not ev.decrypted:
             side.protected_records += 1
@@ -358,45 +376,45 @@ class Triage:
             side.app_after_peer_close += 1
 
     def _handshake(self, c: _Conn, side: _Side, ev: HandshakeEvent) -> None:
-        f = ev.fields
+        msg = ev.message
         side.last_handshake = ev.name
         side.likely_close = None
         name = ev.name
         if name == "client_hello" and c.client_hello is None:
             c.client_hello = ev
-            sni = f.get("sni")
-            c.sni = sni if isinstance(sni, str) else None
-            c.early_data_offered = bool(f.get("early_data"))
+            hello = msg if isinstance(msg, ClientHello) else None
+            c.sni = server_name(hello) if hello else None
+            c.early_data_offered = early_data(hello) if hello else False
         elif name == "hello_retry_request":
             c.hrr = ev
         elif name == "server_hello":
             c.server_hello = ev
-            version = f.get("version")
-            c.version = version if isinstance(version, str) else None
-            suite = f.get("cipher_suite")
-            c.cipher_suite = suite if isinstance(suite, str) else None
-            alpn = f.get("alpn")
-            if isinstance(alpn, str):
-                c.alpn = alpn
-            if f.get("selected_psk") is not None:
+            sh = msg if isinstance(msg, ServerHello) else None
+            c.version = negotiated_version(sh) if sh else None
+            c.cipher_suite = sh.cipher_suite if sh else None
+            chosen = alpn(sh) if sh else None
+            if chosen is not None:
+                c.alpn = chosen
+            if sh is not None and psk_selected(sh) is not None:
                 c.resumed = True
-            elif c.version == "TLS 1.2" and c.client_hello is not None:
+            elif c.version == TLS12 and c.client_hello is not None:
                 # TLS 1.2 resumption: the server echoes the client's session ID (RFC 5246 7.4.1.3).
                 c.resumed = False  # decided at the server's next message
         elif name == "encrypted_extensions":
             c.encrypted_extensions = ev
-            alpn = f.get("alpn")
-            if isinstance(alpn, str):
-                c.alpn = alpn
+            ee = msg if isinstance(msg, EncryptedExtensions) else None
+            chosen = alpn(ee) if ee else None
+            if chosen is not None:
+                c.alpn = chosen
             if c.early_data_offered:
-                c.early_data_accepted = bool(f.get("early_data"))
+                c.early_data_accepted = early_data(ee) if ee else False
         elif name == "certificate" and ev.from_ == "server" and c.certificate is None:
             c.certificate = ev
         elif name == "finished":
             if side.finished is None:
                 side.finished = (ev.frame, ev.ts_ns)
             if (
-                c.version == "TLS 1.2"
+                c.version == TLS12
                 and ev.from_ == "server"
                 and c.certificate is None
                 and c.sides[0].finished is None
@@ -404,7 +422,7 @@ class Triage:
                 c.resumed = True  # abbreviated handshake: the server's Finished comes first
         elif name == "key_update":
             side.key_updates += 1
-        elif name == "encrypted_handshake" and c.version == "TLS 1.2" and side.finished is None:
+        elif name == "encrypted_handshake" and c.version == TLS12 and side.finished is None:
             side.finished = (ev.frame, ev.ts_ns)  # the first protected handshake message is Finished
 
     def reports(self) -> list[ConnectionReport]:
@@ -425,8 +443,8 @@ class Triage:
             c.server,
             c.first_frame,
             c.sni,
-            c.version,
-            c.cipher_suite,
+            None if c.version is None else version_name(c.version),
+            None if c.cipher_suite is None else name_of(CipherSuite, c.cipher_suite),
             c.alpn,
             duration,
             c.sides[0].app_bytes,
@@ -482,7 +500,7 @@ def _handshake_done(c: _Conn) -> bool | None:
     client, server = c.sides
     if c.client_hello is None and c.server_hello is None:
         return None  # picked up mid-connection: the handshake is not in the capture
-    if c.version == "TLS 1.2":
+    if c.version == TLS12:
         return (client.finished is not None and server.finished is not None) or (
             # Encrypted Finished messages without keys: both sides sent CCS + a protected record.
             client.protected_records > 0 and server.protected_records > 0
@@ -523,7 +541,9 @@ def verdicts(c: _Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
 
     # Facts first (info).
     if c.hrr is not None:
-        group = c.hrr.fields.get("key_share_group")
+        hrr = c.hrr.message
+        asked = hrr_group(hrr) if isinstance(hrr, ServerHello) else None
+        group = None if asked is None else name_of(NamedGroup, asked)
         out.append(
             Verdict(
                 "hello_retry_request",
@@ -745,7 +765,7 @@ def _fin_verdict(c: _Conn, i: int, done: bool | None) -> Verdict | None:
     if s.close_notify is not None or (s.fatal_alert is not None and s.fatal_alert.frame <= fin):
         return None
     if _likely_close_notify(c, s):
-        what = "encrypted, 19 bytes" if c.version == "TLS 1.3" else "an encrypted alert"
+        what = "encrypted, 19 bytes" if c.version == TLS13 else "an encrypted alert"
         return Verdict(
             "likely_close_notify",
             "info",
@@ -840,47 +860,48 @@ def _alert_detail(c: _Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
             detail += f" after the {_NAMES[1 - i]}'s {last}"
     if cause:
         detail += f": usually {cause}"
-    ch = c.client_hello.fields if c.client_hello else {}
-    sh = c.server_hello.fields if c.server_hello else {}
-    if a.name == "handshake_failure" and ch:
-        offered = ch.get("cipher_suites") or []
-        groups = ch.get("groups") or []
-        detail += f". Client offered {len(offered)} suites ({', '.join(map(str, offered[:4]))}"
-        detail += f"{', ...' if len(offered) > 4 else ''}) and groups {', '.join(map(str, groups[:5]))}"
-        if sh:
-            detail += f"; server chose {sh.get('cipher_suite')}"
-    elif a.name == "protocol_version" and ch:
-        versions = ch.get("supported_versions") or [ch.get("legacy_version")]
-        detail += f". Client offered {', '.join(map(str, versions))}"
+    ch = c.client_hello.message if c.client_hello else None
+    hello = ch if isinstance(ch, ClientHello) else None
+    if a.name == "handshake_failure" and c.client_hello is not None:
+        offered = [name_of(CipherSuite, s) for s in hello.cipher_suites] if hello else []
+        groups = [name_of(NamedGroup, g) for g in (offered_groups(hello) if hello else None) or ()]
+        detail += f". Client offered {len(offered)} suites ({', '.join(offered[:4])}"
+        detail += f"{', ...' if len(offered) > 4 else ''}) and groups {', '.join(groups[:5])}"
+        if c.server_hello is not None:
+            sh = c.server_hello.message
+            chosen = name_of(CipherSuite, sh.cipher_suite) if isinstance(sh, ServerHello) else None
+            detail += f"; server chose {chosen}"
+    elif a.name == "protocol_version" and c.client_hello is not None:
+        versions: list[int | None] = list((offered_versions(hello) if hello else None) or ()) or [
+            hello.legacy_version if hello else None
+        ]
+        detail += f". Client offered {', '.join('None' if v is None else version_name(v) for v in versions)}"
     elif (
         a.name in ("unknown_ca", "bad_certificate", "certificate_unknown", "certificate_expired")
         and c.certificate
     ):
-        chain = c.certificate.fields.get("certificates") or []
-        names = [f"{x.get('subject')} (issuer {x.get('issuer')})" for x in chain if "subject" in x]
+        names = [f"{x.subject} (issuer {x.issuer})" for x in _chain(c.certificate) if not isinstance(x, str)]
         if names:
             detail += ". Chain sent: " + " <- ".join(names)
     return detail
 
 
+def _chain(ev: HandshakeEvent) -> tuple[CertSummary | str, ...]:
+    return certificates(ev.message) if isinstance(ev.message, Certificate) else ()
+
+
 def _certificate_verdicts(c: _Conn) -> list[Verdict]:
     if c.certificate is None:
         return []
-    chain = c.certificate.fields.get("certificates") or []
-    if not chain or "subject" not in chain[0]:
+    chain = _chain(c.certificate)
+    if not chain or isinstance(chain[0], str):
         return []
     leaf = chain[0]
     frame = c.certificate.frame
     at = datetime.fromtimestamp(c.certificate.ts_ns / 1e9, UTC)
     out: list[Verdict] = []
-    nb: datetime | None
-    na: datetime | None
-    try:
-        nb = datetime.fromisoformat(leaf["not_before"])
-        na = datetime.fromisoformat(leaf["not_after"])
-    except (KeyError, ValueError):
-        nb = na = None
-    if na is not None and at > na:
+    nb, na = leaf.not_before, leaf.not_after
+    if at > na:
         out.append(
             Verdict(
                 "certificate_problem",
@@ -890,7 +911,7 @@ def _certificate_verdicts(c: _Conn) -> list[Verdict]:
                 f"the server certificate expired on {na.date()} (captured {at.date()})",
             )
         )
-    if nb is not None and at < nb:
+    if at < nb:
         out.append(
             Verdict(
                 "certificate_problem",
@@ -901,7 +922,7 @@ def _certificate_verdicts(c: _Conn) -> list[Verdict]:
                 f"(captured {at.isoformat()}): check clocks",
             )
         )
-    if c.sni and not _name_matches(c.sni, leaf.get("sans") or [], leaf.get("subject", "")):
+    if c.sni and not hostname_matches(leaf, c.sni):
         out.append(
             Verdict(
                 "certificate_problem",
@@ -909,40 +930,19 @@ def _certificate_verdicts(c: _Conn) -> list[Verdict]:
                 "server",
                 frame,
                 f"the SNI {c.sni} is not among the certificate's names "
-                f"({', '.join(leaf.get('sans') or []) or leaf.get('subject')})",
+                f"({', '.join(leaf.sans) or leaf.subject})",
             )
         )
-    if leaf.get("self_signed"):
+    if leaf.self_signed:
         out.append(
             Verdict(
                 "certificate_problem",
                 "warning",
                 "server",
                 frame,
-                f"the server certificate is self-signed ({leaf.get('subject')})",
+                f"the server certificate is self-signed ({leaf.subject})",
             )
         )
-    key = str(leaf.get("key") or "")
-    if key.startswith("RSA "):
-        try:
-            bits = int(key.split()[1])
-        except (IndexError, ValueError):
-            bits = 0
-        if 0 < bits < 2048:
-            out.append(Verdict("certificate_problem", "warning", "server", frame, f"weak key: {key}"))
+    if leaf.key_type.startswith("RSA ") and 0 < leaf.key_bits < 2048:
+        out.append(Verdict("certificate_problem", "warning", "server", frame, f"weak key: {leaf.key_type}"))
     return out
-
-
-def _name_matches(name: str, sans: list[str], subject: str) -> bool:
-    name = name.lower().rstrip(".")
-    candidates = [s.lower() for s in sans]
-    if not candidates and "CN=" in subject:
-        candidates = [subject.split("CN=", 1)[1].split(",", 1)[0].lower()]
-    for pattern in candidates:
-        if pattern == name:
-            return True
-        if pattern.startswith("*.") and "." in name:
-            head, rest = name.split(".", 1)
-            if rest == pattern[2:] and head:
-                return True
-    return False

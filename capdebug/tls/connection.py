@@ -35,6 +35,7 @@ handshake that fails after the ServerHello still leaves a key log that decrypts 
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import ipaddress
 import os
@@ -89,7 +90,6 @@ from ..wire.handshake import (
     encode_handshake,
     frame_handshake,
     pull_handshake,
-    summary,
 )
 from ..wire.record import (
     CCS_BODY,
@@ -642,8 +642,18 @@ class Connection:
             self._write_record(ContentType.handshake, data)
 
     def _trace_message(self, direction: str, msg: HandshakeMessage) -> None:
-        fields = summary(msg)
-        fields.pop("certificates", None)
+        # The message's own fields, generically: naming them for people is the analysis layer's
+        # job (analysis/describe.py), which the engine does not import.
+        fields: dict[str, object] = {}
+        for f in dataclasses.fields(msg):
+            value = getattr(msg, f.name)
+            if f.name == "extensions":
+                value = [name_of(ExtensionType, e.type) for e in value]
+            elif f.name == "cipher_suites":
+                value = [name_of(CipherSuite, s) for s in value]
+            elif isinstance(value, tuple) and value and not isinstance(value[0], int | str):
+                value = f"<{len(value)} items>"
+            fields[f.name] = value
         if isinstance(msg, Certificate):
             subjects = []
             for der in msg.der_list:
