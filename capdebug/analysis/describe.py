@@ -15,6 +15,7 @@ on the decoder's per-record path: events are described only when they are render
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -90,16 +91,25 @@ def handshake_fields(ev: HandshakeEvent) -> dict[str, Any]:
 def _cert_json(c: CertSummary | str) -> dict[str, Any]:
     if isinstance(c, str):
         return {"error": c}
-    return {
-        "subject": c.subject,
-        "issuer": c.issuer,
-        "sans": list(c.sans),
-        "not_before": c.not_before.isoformat(),
-        "not_after": c.not_after.isoformat(),
-        "key": c.key_type,
-        "self_signed": c.self_signed,
-        "sha256": c.sha256_fingerprint,
-    }
+    shown = dict(_cert_items(c))
+    shown["sans"] = list(c.sans)  # a fresh list: the cached items stay immutable
+    return shown
+
+
+@functools.lru_cache(maxsize=1024)
+def _cert_items(c: CertSummary) -> tuple[tuple[str, Any], ...]:
+    """What to show of one certificate, in JSON order. Cached like the summaries themselves
+    (a capture repeats the same few chains)."""
+    return (
+        ("subject", c.subject),
+        ("issuer", c.issuer),
+        ("sans", None),
+        ("not_before", c.not_before.isoformat()),
+        ("not_after", c.not_after.isoformat()),
+        ("key", c.key_type),
+        ("self_signed", c.self_signed),
+        ("sha256", c.sha256_fingerprint),
+    )
 
 
 def _names(enum_cls: type, values: tuple[int, ...]) -> list[str]:
