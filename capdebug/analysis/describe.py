@@ -69,7 +69,7 @@ from ..wire.handshake import (
     parse_dhe_server_key_exchange,
     parse_ecdhe_server_key_exchange,
 )
-from .messages import certificates
+from .messages import certificates, text
 
 if TYPE_CHECKING:
     from .events import HandshakeEvent
@@ -114,10 +114,6 @@ def _cert_items(c: CertSummary) -> tuple[tuple[str, Any], ...]:
 
 def _names(enum_cls: type, values: tuple[int, ...]) -> list[str]:
     return [name_of(enum_cls, v) for v in values]
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("ascii", "backslashreplace")
 
 
 class _Summary:
@@ -183,7 +179,7 @@ def _summary_client_hello(msg: ClientHello) -> dict[str, object]:
         "alpn",
         msg,
         ExtensionType.application_layer_protocol_negotiation,
-        lambda d: [_text(p) for p in pull_alpn_protocols(d)],
+        lambda d: [text(p) for p in pull_alpn_protocols(d)],
     )
     s.ext("psk_identities", msg, ExtensionType.pre_shared_key, lambda d: len(pull_offered_psks(d).identities))
     s.ext(
@@ -228,7 +224,7 @@ def _summary_server_hello(msg: ServerHello) -> dict[str, object]:
         "alpn",
         msg,
         ExtensionType.application_layer_protocol_negotiation,
-        lambda d: next(iter(_text(p) for p in pull_alpn_protocols(d)), None),
+        lambda d: next(iter(text(p) for p in pull_alpn_protocols(d)), None),
     )
     downgrade = msg.downgrade_sentinel
     if downgrade is not None:
@@ -254,7 +250,7 @@ def message_fields(msg: HandshakeMessage) -> dict[str, object]:
                 "alpn",
                 msg,
                 ExtensionType.application_layer_protocol_negotiation,
-                lambda d: next(iter(_text(p) for p in pull_alpn_protocols(d)), None),
+                lambda d: next(iter(text(p) for p in pull_alpn_protocols(d)), None),
             )
             s.fields["early_data"] = ext(msg, ExtensionType.early_data) is not None
             return s.done()

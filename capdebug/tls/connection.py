@@ -72,6 +72,7 @@ from ..wire.constants import (
     PskKeyExchangeMode,
     SignatureScheme,
     name_of,
+    version_name,
 )
 from ..wire.handshake import (
     HANDSHAKE_HEADER_SIZE,
@@ -163,13 +164,14 @@ def _find(exts: tuple[wx.Extension, ...], ext_type: int) -> bytes | None:
 
 
 def _fmt(value: object) -> str:
-    """Trace formatting of a summary value: lists joined, long byte strings as lengths."""
+    """Trace formatting of a message field: lists joined, byte strings as their lengths only
+    (a ticket nonce or a verify_data is nobody's business in a log)."""
     if isinstance(value, list | tuple):
         if value and isinstance(value[0], bytes | bytearray):
             return f"[{len(value)} items]"
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     if isinstance(value, bytes | bytearray):
-        return value.hex() if len(value) <= 16 else f"<{len(value)} bytes>"
+        return f"<{len(value)} bytes>"
     return str(value)
 
 
@@ -651,6 +653,12 @@ class Connection:
                 value = [name_of(ExtensionType, e.type) for e in value]
             elif f.name == "cipher_suites":
                 value = [name_of(CipherSuite, s) for s in value]
+            elif f.name == "cipher_suite":
+                value = name_of(CipherSuite, value)
+            elif f.name == "algorithm" and isinstance(value, int):
+                value = name_of(SignatureScheme, value)
+            elif f.name == "legacy_version":
+                value = version_name(value)
             elif isinstance(value, tuple) and value and not isinstance(value[0], int | str):
                 value = f"<{len(value)} items>"
             fields[f.name] = value
