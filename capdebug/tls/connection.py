@@ -38,6 +38,7 @@ handshake that fails after the ServerHello still leaves a key log that decrypts 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from datetime import UTC, datetime
@@ -55,11 +56,13 @@ from ..wire.constants import (
     AlertDescription,
     CipherSuite,
     ContentType,
+    ExtensionType,
     HandshakeType,
     KeyUpdateRequest,
     NamedGroup,
     SignatureScheme,
     name_of,
+    version_name,
 )
 from ..wire.handshake import (
     HANDSHAKE_HEADER_SIZE,
@@ -76,7 +79,6 @@ from ..wire.handshake import (
     encode_handshake,
     frame_handshake,
     pull_handshake,
-    summary,
 )
 from ..wire.record import RECORD_HEADER_SIZE, frame_records
 from . import auth, client, records, server
@@ -343,8 +345,24 @@ class Connection:
             records.write_record(self, ContentType.handshake, data)
 
     def _trace_message(self, direction: str, msg: HandshakeMessage) -> None:
-        fields = summary(msg)
-        fields.pop("certificates", None)
+        # The message's own fields, generically: naming them for people is the analysis layer's
+        # job (analysis/describe.py), which the engine does not import.
+        fields: dict[str, object] = {}
+        for f in dataclasses.fields(msg):
+            value = getattr(msg, f.name)
+            if f.name == "extensions":
+                value = [name_of(ExtensionType, e.type) for e in value]
+            elif f.name == "cipher_suites":
+                value = [name_of(CipherSuite, s) for s in value]
+            elif f.name == "cipher_suite":
+                value = name_of(CipherSuite, value)
+            elif f.name == "algorithm" and isinstance(value, int):
+                value = name_of(SignatureScheme, value)
+            elif f.name == "legacy_version":
+                value = version_name(value)
+            elif isinstance(value, tuple) and value and not isinstance(value[0], int | str):
+                value = f"<{len(value)} items>"
+            fields[f.name] = value
         if isinstance(msg, Certificate):
             subjects = []
             for der in msg.der_list:
