@@ -107,15 +107,41 @@ def test_the_checker_sees_violations(tmp_path: Path) -> None:
 
 
 def test_public_api() -> None:
-    """``capdebug.__all__`` is the curated public API: it names exactly the public objects."""
+    """``capdebug.__all__`` is the curated public API: it names exactly the public objects,
+    the ones loaded eagerly and the api ones loaded on first use."""
+    import subprocess
+    import sys
     import types
+
+    from capdebug import api
 
     public = {
         n for n, v in vars(capdebug).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)
     }
     public.discard("annotations")
-    assert set(capdebug.__all__) - {"__version__"} == public
+    lazy = set(capdebug._LAZY)
+    assert public - lazy <= set(capdebug.__all__)
+    assert set(capdebug.__all__) - {"__version__"} == (public - lazy) | lazy
     assert len(capdebug.__all__) == len(set(capdebug.__all__))
+    for name in capdebug.__all__:
+        assert not isinstance(getattr(capdebug, name), types.ModuleType), name
+    assert set(dir(capdebug)) >= set(capdebug.__all__)
+    # Every entry point of the api is public, under the same object.
+    for name in api.__all__:
+        if name != "KeylogSource":
+            assert getattr(capdebug, name) is getattr(api, name), name
+    # ... and `import capdebug` alone does not load it (nor what it decodes with).
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import capdebug, sys; print(sorted(m for m in sys.modules if 'capdebug.' in m))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "['capdebug.errors']"
 
 
 # -- the pure layers read no clock, environment variable or file ---------------------------
