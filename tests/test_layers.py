@@ -84,6 +84,24 @@ def test_imports_go_down_only() -> None:
     assert bad == []
 
 
+# The commands behind the api import it, the renderers and the types they render, nothing else
+# of the library (the capture, keys and engine commands are not behind the api yet).
+_API_COMMANDS = ("triage", "decrypt", "report", "_common")
+_RENDERING = {"capdebug.analysis.events", "capdebug.analysis.report", "capdebug.analysis.html"}
+_RENDERING |= {"capdebug.analysis.triage", "capdebug.crypto.keylog", "capdebug.errors", "capdebug.api"}
+
+
+def test_decoding_commands_call_only_the_api() -> None:
+    bad = []
+    for name in _API_COMMANDS:
+        path = PKG / "cli" / f"{name}.py"
+        for module, line in _imports(path):
+            if module.startswith("capdebug.") and not module.startswith("capdebug.cli."):
+                if module not in _RENDERING:
+                    bad.append(f"cli/{name}.py:{line} imports {module}")
+    assert bad == []
+
+
 def test_third_party_stays_in_its_layer() -> None:
     bad = []
     for layer, path in _layer_files():
