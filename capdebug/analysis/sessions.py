@@ -61,9 +61,11 @@ def load_keys(
     keylog_files: Iterable[str | os.PathLike[str]] = (),
     *,
     use_env: bool = True,
+    env_keylog: str | None = None,
 ) -> CaptureKeys:
     """Key-log files, then secrets embedded in ``capture`` (a pcapng's Decryption Secrets
-    Blocks), then ``SSLKEYLOGFILE`` when nothing else was given."""
+    Blocks), then ``env_keylog`` (the value of ``$SSLKEYLOGFILE``, which the caller reads: this
+    layer reads no environment) when nothing else was given and ``use_env``."""
     keylog = KeyLog()
     keys = CaptureKeys(keylog)
     for path in keylog_files:
@@ -78,7 +80,7 @@ def load_keys(
                     keys.late_randoms.setdefault(cr, block.packets_before)
             keylog.merge(parsed)
             keys.embedded_blocks += 1
-    env = os.environ.get("SSLKEYLOGFILE")
+    env = env_keylog
     if use_env and env and not keys.files and not keys.embedded_blocks and os.path.isfile(env):
         keylog.merge(KeyLog.from_file(env))
         keys.from_env = env

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..capture.runner import CaptureResult, FilterFactory, Progress
     from ..capture.tail import KeylogTail
     from ..capture.transport import SshTransport, Transport
-    from ..pcap.model import Interface, Packet, SecretsBlock
+    from ..pcap.model import Interface
 
 __all__ = ["embed_fetched_keylog", "parse_duration", "register"]
 
@@ -109,44 +109,6 @@ def _summary(result: CaptureResult) -> None:
     typer.echo(f"stopped by {result.stopped_by} after {result.elapsed_s:.1f} s")
 
 
-class _LiveFilter:
-    """One host's stream on its way to the file: key-log follower -> secrets -> live decoding."""
-
-    def __init__(
-        self,
-        iface: Interface,
-        label: str | None,
-        tail: KeylogTail | None,
-        keys: LiveKeys | None,
-        show: _Lines | None,
-    ) -> None:
-        from ..analysis.live import LiveMonitor, SecretsInjector
-
-        self.tail = tail
-        self.keys = keys
-        self.injector = SecretsInjector(iface.linktype, keys) if keys is not None else None
-        self.monitor = LiveMonitor(iface.linktype, label=label) if show is not None else None
-        self.show = show
-
-    def feed(self, packets: list[Packet], now: float) -> list[Packet | SecretsBlock]:
-        if self.tail is not None and self.keys is not None:
-            data = self.tail.read()
-            if data:
-                self.keys.feed(data)
-        items: list[Packet | SecretsBlock] = (
-            self.injector.feed(packets, now) if self.injector is not None else list(packets)
-        )
-        if self.monitor is not None and self.show is not None and items:
-            self.show.emit(self.monitor.feed(items))
-        return items
-
-    def finish(self, now: float) -> list[Packet | SecretsBlock]:
-        items = self.injector.finish(now) if self.injector is not None else []
-        if self.monitor is not None and self.show is not None:
-            self.show.emit(self.monitor.feed(items) + self.monitor.finish())
-        return items
-
-
 class _Lines:
     """Live lines from every host's writer thread, one whole line at a time, above the
     progress line."""
@@ -170,8 +132,16 @@ def _live_filters(
     if keys is None and show is None:
         return None
 
-    def make(label: str, iface: Interface) -> _LiveFilter:
-        return _LiveFilter(iface, label if several_hosts else None, tail, keys, show)
+    from ..api import LivePipeline
+
+    def make(label: str, iface: Interface) -> LivePipeline:
+        return LivePipeline(
+            iface,
+            label=label if several_hosts else None,
+            read_keylog=tail.read if tail is not None else None,
+            keys=keys,
+            show=show.emit if show is not None else None,
+        )
 
     return make
 

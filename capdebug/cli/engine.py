@@ -24,7 +24,7 @@ import typer
 # the help of `certs make`; they live in crypto.testpki, whose imports (cryptography.x509) the
 # decoder has already loaded.
 from ..crypto.testpki import PKI_LAYOUT
-from ..errors import TLSError, UsageError
+from ..errors import TLSError, UsageError, print_stacktraces
 from ..wire.constants import CipherSuite, NamedGroup
 
 if TYPE_CHECKING:
@@ -87,6 +87,12 @@ def _trace(spec: str | None) -> TraceCategory | None:
     from ..tls.trace import parse_categories
 
     return parse_categories(spec)
+
+
+def _clock() -> dt.datetime:
+    """The engine reads no clock: the command gives it this one (certificates are verified at
+    the time each connection verifies them)."""
+    return dt.datetime.now(dt.UTC)
 
 
 def _trace_sink(category: TraceCategory, line: str) -> None:
@@ -168,7 +174,7 @@ def serve(
     credential = _load_credential(cert, key)
     if credential is None:
         folder = Path(tempfile.mkdtemp(prefix="capdebug-serve-"))
-        identity, _ca = certs.make_identity()
+        identity, _ca = certs.make_identity(dt.datetime.now(dt.UTC))
         (folder / "ca.pem").write_bytes(identity.ca_pem)
         credential = Credential(identity.chain_der, cx509.load_private_key(identity.key_pem))
         typer.echo(f"no --cert given: made a test CA, trust it with: --ca {folder / 'ca.pem'}", err=True)
@@ -208,7 +214,7 @@ def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bo
     from ..tls.connection import Connection
     from ..tls.io import TLSSocket
 
-    tls = TLSSocket(sock, Connection(config, is_client=False))
+    tls = TLSSocket(sock, Connection(config, is_client=False, now=_clock))
     try:
         hs = tls.negotiate()
         typer.echo(f"{peer}: {_summary(hs)}", err=True)
@@ -322,7 +328,7 @@ def certs_make(
     for name in only:
         if name not in PKI_LAYOUT:
             raise UsageError(f"unknown certificate {name!r} (known: {', '.join(PKI_LAYOUT)})")
-    paths = certs.make_pki_dir(directory, only=tuple(only) or None)
+    paths = certs.make_pki_dir(directory, dt.datetime.now(dt.UTC), only=tuple(only) or None)
     for name, path in paths.items():
         typer.echo(f"{name:24} {path}")
 
@@ -338,6 +344,7 @@ def main() -> None:
     """``python -m capdebug.cli.engine``: the three commands without the root app."""
     app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
     register(app)
+    print_stacktraces(os.environ.get("CAPDEBUG_PRINT_STACKTRACE") == "1")
     try:
         app(standalone_mode=False)
     except TLSError as exc:

@@ -13,12 +13,11 @@ from ..analysis.sessions import (
     embed_keylog,
     export_connections,
     extract_secrets,
-    load_keys,
     scan_sessions,
     strip_secrets,
 )
 from ..crypto.keylog import KeyLog
-from ._common import KEYLOG_OPTION, echo_err, report_keylog_issues
+from ._common import KEYLOG_OPTION, echo_err, load_cli_keys, report_keylog_issues
 
 keys_app = typer.Typer(
     help="Inspect, extract and strip the TLS secrets of a capture.",
@@ -80,8 +79,7 @@ def export(
 
       capdebug export big.pcap --keylog keys.log --host api.example.com -o api.pcapng
     """
-    keys = load_keys(capture, keylog)
-    report_keylog_issues(keys.keylog)
+    keys = load_cli_keys(capture, keylog)
     chosen, packets, lines = export_connections(
         capture, output, keys.keylog, conns=conn, host=host, port=port
     )
@@ -147,8 +145,7 @@ def keys_check(
 
       capdebug keys check case.pcap --keylog keys.log --json
     """
-    keys = load_keys(capture, keylog)
-    report_keylog_issues(keys.keylog)
+    keys = load_cli_keys(capture, keylog)
     log = keys.keylog
     missing_any = False
     for s in scan_sessions(capture):

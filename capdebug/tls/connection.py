@@ -41,7 +41,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import deque
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 
 from .._buffer import Buffer
 from ..crypto import x509 as cx509
@@ -102,7 +103,7 @@ class Connection:
         config: TLSConfig,
         *,
         is_client: bool,
-        now: datetime | None = None,
+        now: datetime | Callable[[], datetime] | None = None,
         faults: Faults | None = None,
     ) -> None:
         self.config = config
@@ -507,7 +508,16 @@ class Connection:
     # ---------------------------------------------------------------- both sides
 
     def _verify_peer_chain(self, chain: tuple[bytes, ...]) -> None:
-        at = self._now or datetime.now(UTC)
+        # The engine reads no clock (ARCHITECTURE.md): its driver passes the time, as a datetime
+        # or as a clock of its own, e.g. ``lambda: datetime.now(UTC)``.
+        at = self._now() if callable(self._now) else self._now
+        if at is None:
+            raise _err(
+                "ERR_NO_TIME",
+                "verifying certificates needs the time: pass Connection(now=...)",
+                _AD.internal_error,
+                ErrorKind.USAGE,
+            )
         try:
             if self.is_client:
                 assert self.config.server_name is not None
