@@ -512,10 +512,10 @@ class Connection:
         # or as a clock of its own, e.g. ``lambda: datetime.now(UTC)``.
         at = self._now() if callable(self._now) else self._now
         if at is None:
-            raise _err(
+            raise err(
                 "ERR_NO_TIME",
                 "verifying certificates needs the time: pass Connection(now=...)",
-                _AD.internal_error,
+                AD.internal_error,
                 ErrorKind.USAGE,
             )
         try:
