@@ -39,6 +39,9 @@ def _serve_one(conn: socket.socket, ctx: ssl.SSLContext, server: Server, postgre
             with server.lock:
                 server.handshakes += 1
             tls.sendall(RESPONSE)
+            # Read the client's request if it sends one (closing before it arrives would reset
+            # the connection), but do not wait long for clients that only listen (s_client).
+            tls.settimeout(0.5)
             try:
                 tls.recv(4096)
             except (OSError, ssl.SSLError):
