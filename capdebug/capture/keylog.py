@@ -34,6 +34,7 @@ __all__ = [
     "create_keylog_file",
     "keylog_environment",
     "remote_exec_line",
+    "remote_remove",
     "remote_shim",
     "shim_cache_dir",
     "shim_source",
@@ -221,5 +222,15 @@ def remote_exec_line(shim: str, keylog: str, command: str) -> str:
     q = shlex.quote
     return (
         f"umask 077; : >> {q(keylog)}; SSLKEYLOGFILE={q(keylog)} {SHIM_FILE_ENV}={q(keylog)} "
-        f"LD_PRELOAD={q(shim)} exec sh -c {q(command)}"
+        f"LD_PRELOAD={q(shim)} NODE_OPTIONS={q('--tls-keylog=' + keylog)} exec sh -c {q(command)}"
     )
+
+
+def remote_remove(transport: SshTransport, path: str) -> None:
+    """Remove a key log capdebug made on a remote host (best effort: say so when it fails)."""
+    try:
+        subprocess.run(transport.argv(["rm", "-f", "--", path]), capture_output=True, timeout=30, check=True)
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise CaptureError(
+            f"{transport.label}: could not remove the key log {path}: remove it by hand"
+        ) from exc

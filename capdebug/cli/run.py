@@ -25,9 +25,9 @@ class KeylogPlan:
         self.methods = methods
 
 
-def prepare_keylog(command: list[str], keylog: str) -> KeylogPlan:
+def prepare_keylog(command: list[str], keylog: str, *, every_means: bool = False) -> KeylogPlan:
     """Diagnose ``command[0]``, build the shim if it is needed, create the key log (0600) and
-    return the command's environment."""
+    return the command's environment. ``every_means`` adds all three means to the doctor's."""
     from ..capture.keylog import build_shim, create_keylog_file, keylog_environment
     from .keys import doctor_for
 
@@ -36,11 +36,18 @@ def prepare_keylog(command: list[str], keylog: str) -> KeylogPlan:
     program = command[0] if "/" in command[0] else shutil.which(command[0])
     if program is None:
         raise UsageError(f"{command[0]}: command not found")
+    if os.path.basename(program) in ("env", "sudo", "nice", "timeout", "stdbuf") and len(command) > 1:
+        # A launcher: the program that speaks TLS comes later on the line.
+        rest = [a for a in command[1:] if not a.startswith("-") and "=" not in a]
+        if rest and (found := shutil.which(rest[0])) is not None:
+            program = found
     diagnosis = doctor_for(program, None)
     # With no outside means, SSLKEYLOGFILE is still set: a program may honour it by itself
     # (the doctor's advice for Go is exactly that).
     methods = tuple(m.value for m in diagnosis.methods) or (KeylogMethod.ENV.value,)
-    if not diagnosis.methods:
+    if every_means:
+        methods = tuple(dict.fromkeys((*methods, *(m.value for m in KeylogMethod))))
+    elif not diagnosis.methods:
         echo_err(f"capdebug: warning: {diagnosis.program}: {diagnosis.summary}; " + " ".join(diagnosis.plan))
     shim = None
     if KeylogMethod.SHIM.value in methods:
