@@ -59,3 +59,7 @@ def go_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=300,
     )  # fmt: skip
     return out
+
+
+# The remote --exec test reuses the capture tests' real sshd on loopback (same fixtures).
+from tests.capture.conftest import lo_host, ssh_world  # noqa: E402, F401
