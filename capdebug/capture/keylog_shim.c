@@ -80,23 +80,29 @@ static keylog_cb_t app_callback(const SSL_CTX *ctx) {
     return cb;
 }
 
-static void remember_app_callback(SSL_CTX *ctx, keylog_cb_t cb) {
+/* Returns 0 when the table is full: the caller then leaves the program's callback in place
+ * (that context's keys are not logged by us, but the program behaves exactly as without us). */
+static int remember_app_callback(SSL_CTX *ctx, keylog_cb_t cb) {
     pthread_mutex_lock(&table_lock);
     int free_slot = -1;
     for (int i = 0; i < APP_CB_SLOTS; i++) {
         if (app_cbs[i].ctx == ctx) {
             app_cbs[i].cb = cb;
+            if (cb == NULL)
+                app_cbs[i].ctx = NULL;
             pthread_mutex_unlock(&table_lock);
-            return;
+            return 1;
         }
         if (free_slot < 0 && app_cbs[i].ctx == NULL)
             free_slot = i;
     }
+    int ok = cb == NULL || free_slot >= 0;
     if (free_slot >= 0 && cb != NULL) {
         app_cbs[free_slot].ctx = ctx;
         app_cbs[free_slot].cb = cb;
     }
     pthread_mutex_unlock(&table_lock);
+    return ok;
 }
 
 static void forget_ctx(const SSL_CTX *ctx) {
@@ -135,15 +141,17 @@ static void shim_keylog(const SSL *ssl, const char *line) {
     errno = saved;
 }
 
-static void install(SSL_CTX *ctx) {
+static void set_real(SSL_CTX *ctx, keylog_cb_t cb) {
     static void (*set_cb)(SSL_CTX *, keylog_cb_t);
     if (ctx == NULL)
         return;
     if (set_cb == NULL)
         set_cb = (void (*)(SSL_CTX *, keylog_cb_t))real_symbol("SSL_CTX_set_keylog_callback");
     if (set_cb != NULL)
-        set_cb(ctx, shim_keylog);
+        set_cb(ctx, cb);
 }
+
+static void install(SSL_CTX *ctx) { set_real(ctx, shim_keylog); }
 
 SSL_CTX *SSL_CTX_new(const SSL_METHOD *method) {
     static SSL_CTX *(*real)(const SSL_METHOD *);
@@ -188,19 +196,25 @@ SSL *SSL_new(SSL_CTX *ctx) {
         get_cb = (keylog_cb_t(*)(const SSL_CTX *))real_symbol("SSL_CTX_get_keylog_callback");
     if (ctx != NULL && get_cb != NULL && get_cb(ctx) != shim_keylog) {
         keylog_cb_t app = get_cb(ctx);
-        if (app != NULL)
-            remember_app_callback(ctx, app);
-        install(ctx);
+        if (app == NULL || remember_app_callback(ctx, app))
+            install(ctx);
     }
     return real(ctx);
 }
 
 void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, keylog_cb_t cb) {
     /* The program's own callback: remembered and chained, ours stays installed. */
-    remember_app_callback(ctx, cb == shim_keylog ? NULL : cb);
-    install(ctx);
+    if (remember_app_callback(ctx, cb == shim_keylog ? NULL : cb))
+        install(ctx);
+    else
+        set_real(ctx, cb);
 }
 
 keylog_cb_t SSL_CTX_get_keylog_callback(const SSL_CTX *ctx) {
-    return app_callback(ctx);
+    static keylog_cb_t (*real)(const SSL_CTX *);
+    if (real == NULL)
+        real = (keylog_cb_t(*)(const SSL_CTX *))real_symbol("SSL_CTX_get_keylog_callback");
+    keylog_cb_t cb = real != NULL ? real(ctx) : NULL;
+    /* The program sees its own callback (or none), never ours. */
+    return cb == shim_keylog ? app_callback(ctx) : cb;
 }

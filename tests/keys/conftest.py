@@ -12,7 +12,6 @@ import pytest
 from tests.tools import require
 
 PROGS = Path(__file__).parent / "progs"
-PSQL = "/usr/lib/postgresql/15/bin/psql"
 
 
 def psql_binary() -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,13 +51,13 @@ def _tshark_encrypted_handshake_types(capture: Path, keylog: Path | None) -> set
 
 
 def _session(
-    tmp_path: Path, argv_for: object, *, postgres: bool = False, tls12: bool = False
+    tmp_path: Path, argv_for: Callable[[int], list[str]], *, postgres: bool = False, tls12: bool = False
 ) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
     require_root()
     require("tcpdump", "tshark")
     keylog, capture = tmp_path / "keys.log", tmp_path / "cap.pcap"
     with tls_server(tmp_path, postgres=postgres, tls12=tls12) as server, tcpdump(capture, server.port):
-        result = _run(keylog, argv_for(server.port))  # type: ignore[operator]
+        result = _run(keylog, argv_for(server.port))
     assert server.handshakes == 1, result.stderr
     assert stat.S_IMODE(keylog.stat().st_mode) == 0o600
     return keylog, capture, result

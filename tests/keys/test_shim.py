@@ -124,3 +124,15 @@ def test_shim_never_writes_through_a_symlink(tmp_path: Path) -> None:
         )  # fmt: skip
     assert b"hello" in out.stdout  # the program is unaffected
     assert target.read_text() == "untouched\n"
+
+
+def test_the_program_sees_only_its_own_callback(tmp_path: Path) -> None:
+    require("gcc")
+    prog = tmp_path / "visibility"
+    subprocess.run(
+        ["gcc", "-o", str(prog), str(Path(__file__).parent / "progs" / "keylog_visibility.c"), "-lssl",
+         "-lcrypto"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    out = subprocess.run([str(prog)], env=_shim_env(tmp_path / "k.log"), capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, "ok\n")
