@@ -79,9 +79,10 @@ def _prepare_exec(command: str, targets: Sequence[Transport], keylog: str | None
 
 def _prepare_local(command: str, keylog: str | None) -> _ExecLaunch:
     from ..capture.keylog import create_keylog_file
+    from ..capture.runner import split_keylog_spec
     from .run import prepare_keylog
 
-    if keylog is not None and ":" in keylog and not os.path.exists(os.path.dirname(keylog) or "."):
+    if keylog is not None and split_keylog_spec(keylog)[0] is not None:
         raise UsageError("with a local --exec, --keylog is a local path (where the key log is kept)")
     temp_dir = None
     if keylog is None:

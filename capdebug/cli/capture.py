@@ -182,6 +182,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("capture")
     def capture(
+        ctx: typer.Context,
         output: Annotated[Path, typer.Option("--output", "-o", help="pcapng file to write.")],
         interface: Annotated[str, typer.Option("--interface", "-i", help="Capture interface.")] = "any",
         port: Annotated[list[int] | None, typer.Option("--port", help="TCP port (repeatable).")] = None,
@@ -269,6 +270,9 @@ def register(app: typer.Typer) -> None:
         launch: _ExecLaunch | None = None
         if exec_command is not None:
             launch = _prepare_exec(exec_command, targets, keylog)
+            # The key log made for the command is a secret: removed when the command ends,
+            # whatever happened (click closes the context on errors too).
+            ctx.call_on_close(launch.cleanup)
             keylog = launch.keylog_spec
         seconds = parse_duration(duration) if duration is not None else None
         out = str(output)
@@ -319,16 +323,12 @@ def register(app: typer.Typer) -> None:
             sys.stderr.write("\n")
         _summary(result)
         result.raise_for_errors()
-        try:
-            if keylog is not None and result.output is not None:
-                text = fetch_keylog(keylog, ssh_for=ssh_for)
-                if no_embed:
-                    typer.echo(f"key log saved to {_save_keylog_beside(result.output, text)}")
-                else:
-                    typer.echo(embed_fetched_keylog(result.output, text, all_keys=all_keys))
-        finally:
-            if launch is not None:
-                launch.cleanup()
+        if keylog is not None and result.output is not None:
+            text = fetch_keylog(keylog, ssh_for=ssh_for)
+            if no_embed:
+                typer.echo(f"key log saved to {_save_keylog_beside(result.output, text)}")
+            else:
+                typer.echo(embed_fetched_keylog(result.output, text, all_keys=all_keys))
         if launch is not None and launch.exit_status:
             typer.echo(f"capdebug: the command exited with status {launch.exit_status}", err=True)
 

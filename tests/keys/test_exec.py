@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -15,10 +16,11 @@ from tests.tools import require, require_root
 from .servers import RESPONSE, tls_server
 
 
-def _capture(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _capture(*args: str, tmpdir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
     return subprocess.run(
-        ["capdebug", "capture", *args], capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        ["capdebug", "capture", *args], capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL, env=env,
     )  # fmt: skip
 
 
@@ -53,7 +55,11 @@ def test_exec_embeds_exactly_the_commands_secrets(tmp_path: Path) -> None:
                 f"curl -sk https://127.0.0.1:{server.port}/ -o /dev/null && "
                 f"openssl s_client -connect 127.0.0.1:{server.port} -quiet </dev/null >/dev/null 2>&1"
             )
-            result = _capture("-i", "lo", "--port", str(server.port), "--exec", cmd, "-o", str(out))
+            temp = tmp_path / "temp"
+            temp.mkdir()
+            result = _capture(
+                "-i", "lo", "--port", str(server.port), "--exec", cmd, "-o", str(out), tmpdir=temp
+            )  # fmt: skip
         finally:
             stop.set()
             t.join(5)
@@ -82,9 +88,20 @@ def test_exec_embeds_exactly_the_commands_secrets(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "8" in types.replace(",", " ").split()
-    # The temporary key log is gone.
-    assert str(tmp_path) not in result.stderr
-    assert not list(Path("/tmp").glob(f"capdebug-exec-*/{out.name}"))
+    # The temporary key log (a secret) was made in TMPDIR and is gone.
+    assert f"logged to {temp}/capdebug-exec-" in result.stderr
+    assert list(temp.iterdir()) == []
+
+
+def test_exec_key_log_is_removed_when_the_capture_fails(tmp_path: Path) -> None:
+    require_root()
+    require("tcpdump")
+    result = _capture(
+        "-i", "nosuchif0", "--exec", "true", "-o", str(tmp_path / "x.pcapng"), tmpdir=tmp_path
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("capdebug-exec-")] == []
 
 
 def test_exec_with_two_hosts_is_refused(tmp_path: Path) -> None:
