@@ -208,11 +208,18 @@ def remote_shim(transport: SshTransport) -> str:
     except subprocess.TimeoutExpired as exc:
         raise CaptureError(f"{transport.label}: building the key-log shim took over 120 s") from exc
     if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
+        detail = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
+        why = {
+            3: f"its cache directory cannot be created ({detail}); set XDG_CACHE_HOME there or give "
+            "the remote user a writable home",
+            4: "there is no C compiler (cc) on that host; install one there (e.g. apt-get install gcc "
+            "libc6-dev)",
+            5: f"compiling it failed ({detail}); install gcc and the C library headers there (e.g. "
+            "apt-get install gcc libc6-dev)",
+        }.get(proc.returncode, f"ssh or the host failed ({detail})")
         raise CaptureError(
-            f"{transport.label}: the key-log shim cannot be built there ({detail[0]}); install a C "
-            "compiler on that host (e.g. apt-get install gcc libc6-dev) or run the command "
-            "with SSLKEYLOGFILE / its own key-log option and --keylog HOST:PATH"
+            f"{transport.label}: the key-log shim cannot be built there: {why}. Otherwise run the "
+            "command with SSLKEYLOGFILE or its own key-log option and give --keylog HOST:PATH"
         )
     return proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1]
 

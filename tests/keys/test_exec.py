@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.capture.conftest import Sshd, SshWorld, tls_roundtrip
+from tests.capture.conftest import TEST_USER, Sshd, SshWorld, tls_roundtrip
 from tests.tools import require, require_root
 
 from .servers import RESPONSE, tls_server
@@ -128,3 +128,22 @@ def test_remote_exec_builds_the_shim_there_and_embeds_its_keys(
     assert "key log embedded" in result.stdout and "5 lines for 1 of 1 TLS sessions" in result.stdout
     # The key log made on the host for the command (a secret) was removed afterwards.
     assert list(Path("/tmp").glob("capdebug-exec-*.keylog")) == []
+
+
+@pytest.mark.slow
+def test_remote_exec_says_why_the_shim_cannot_run_before_capturing(
+    ssh_world: SshWorld, lo_host: Sshd, tmp_path: Path
+) -> None:
+    """The unprivileged test user's home is /nonexistent: the shim cannot be built there, and
+    that is said before tcpdump (which that user could not run either) is started."""
+    out = tmp_path / "never.pcapng"
+    result = _capture(
+        "--remote", f"{TEST_USER}@lo-host", "--ssh-config", str(ssh_world.ssh_config), "-i", "lo",
+        "--exec", "true", "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert line.startswith(f"capdebug: error: {TEST_USER}@lo-host: the key-log shim cannot be built there")
+    assert "cache directory cannot be created" in line and "sudo" not in line
+    assert "\n" not in line
+    assert not out.exists()
