@@ -51,13 +51,14 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import capture, decrypt, engine, keys, report, triage
+    from . import capture, decrypt, engine, keys, report, run, triage
 
     capture.register(app)
     triage.register(app)
     report.register(app)
     decrypt.register(app)
     keys.register(app)
+    run.register(app)
     engine.register(app)
 
 
