@@ -47,7 +47,7 @@ def test_tls12_changes_keys_only_at_change_cipher_spec() -> None:
     assert all(version is V12 for version, _ in CCS_STEPS)
 
 
-def test_messages_a_receiver_sends_change_nothing() -> None:
+def test_messages_from_the_wrong_side_change_nothing() -> None:
     # A ClientHello from the server or a ServerHello from the client (role confusion) and a
     # server EndOfEarlyData move no keys.
     assert not any((v, Role.SERVER, H.client_hello) in KEY_STEPS for v in (None, V12, V13))

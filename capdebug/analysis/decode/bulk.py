@@ -12,6 +12,8 @@ from ..keys import Stage
 from .content import _Content
 from .session import _Direction, _Session
 
+_APPLICATION = Stage.APPLICATION
+"""Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
 _SMALL_PROTECTED = 64
 """In triage mode, TLS 1.3 protected records up to this size are decrypted: alerts (19 bytes
 with a 16-byte tag), KeyUpdate (21), and other control messages."""
@@ -36,11 +38,7 @@ class _Bulk(_Content):
             or (d.seq_unknown and not d.lost_seq)
             or (
                 keys.tls13
-                and (
-                    keys.stage is not Stage.APPLICATION
-                    or length <= _SMALL_PROTECTED
-                    or keys.seq < _FIRST_OPENED
-                )
+                and (keys.stage is not _APPLICATION or length <= _SMALL_PROTECTED or keys.seq < _FIRST_OPENED)
             )
         )
 

@@ -30,6 +30,8 @@ numbers) before giving up on a direction."""
 TRIAL_BUDGET = 8192
 """Trial decryptions one direction may spend to recover a connection picked up mid-stream
 (every candidate secret times the window of sequence numbers, on the first records)."""
+_EARLY = Stage.EARLY
+"""Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
 _RECOVERY_SWEEPS = ((0, 2), (2, 8), (8, SEQ_WINDOW))
 """Mid-stream recovery tries every candidate on these ranges of sequence numbers in turn."""
 
@@ -92,7 +94,7 @@ class _Trial(_Output):
                         session, d, frame, ts, Reason.NOT_TLS, "decrypted record has no content type"
                     )
                     return None
-                return inner, content, keys.stage is Stage.EARLY
+                return inner, content, keys.stage is _EARLY
             return ctype, plain, False
         if not tried:
             self._explain_missing(session, d, frame, ts, want=d.want)
