@@ -7,8 +7,9 @@ and a sentence, the way a person reading Wireshark's TLS debug log would conclud
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from ..crypto.keylog import KeyLog
 from ..crypto.prf12 import derive_keys12
@@ -20,13 +21,13 @@ from ..wire.extensions import ext
 from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello
 from .events import Reason
 
-if TYPE_CHECKING:
-    from .decode import _Session
-
 __all__ = [
     "Keys",
     "MissingKeys",
+    "Role",
+    "SessionFacts",
     "SessionStore",
+    "Stage",
     "explain_missing",
     "recover_mid_stream",
     "tls12_keys",
@@ -34,14 +35,38 @@ __all__ = [
     "tls13_next_stage",
 ]
 
+
+class Role(enum.IntEnum):
+    """Which side sent a direction's records (an index: ``session.dirs[role]``)."""
+
+    CLIENT = 0
+    SERVER = 1
+
+
+class Stage(enum.Enum):
+    """Which keys protect a direction's records (RFC 8446 7.1 traffic secrets; RFC 5246 6.3
+    key block)."""
+
+    EARLY = "early"
+    """client_early_traffic_secret (0-RTT)."""
+    HANDSHAKE = "handshake"
+    """[sender]_handshake_traffic_secret."""
+    APPLICATION = "app"
+    """[sender]_application_traffic_secret_N."""
+    TLS12 = "tls12"
+    """The TLS 1.2 key block, from ChangeCipherSpec on."""
+
+
 _LABELS13 = {
-    ("early", 0): "CLIENT_EARLY_TRAFFIC_SECRET",
-    ("handshake", 0): "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
-    ("handshake", 1): "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-    ("app", 0): "CLIENT_TRAFFIC_SECRET_0",
-    ("app", 1): "SERVER_TRAFFIC_SECRET_0",
+    (Stage.EARLY, Role.CLIENT): "CLIENT_EARLY_TRAFFIC_SECRET",
+    (Stage.HANDSHAKE, Role.CLIENT): "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    (Stage.HANDSHAKE, Role.SERVER): "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    (Stage.APPLICATION, Role.CLIENT): "CLIENT_TRAFFIC_SECRET_0",
+    (Stage.APPLICATION, Role.SERVER): "SERVER_TRAFFIC_SECRET_0",
 }
-_STAGES = ("early", "handshake", "app")
+_STAGES13 = (Stage.EARLY, Stage.HANDSHAKE, Stage.APPLICATION)
+_VERSION_TEXT = {ProtocolVersion.TLS1_2: "1.2", ProtocolVersion.TLS1_3: "1.3"}
+"""The key log's names of the versions (``KeyLog.labels_missing``) and of the messages."""
 _MAX_TRIAL_KEYS = 512
 """Bound on candidate keys tried for a connection picked up mid-stream."""
 
@@ -54,7 +79,7 @@ class Keys:
     def __init__(
         self,
         prot: Protection,
-        stage: str,
+        stage: Stage,
         label: str,
         *,
         tls13: bool,
@@ -102,44 +127,64 @@ class MissingKeys(Exception):  # noqa: N818 - a result, not an error condition o
 # -- facts from the hellos -------------------------------------------------------------------
 
 
-def note_client_hello(session: _Session, hello: ClientHello) -> None:
-    if session.client_random is None:
-        session.client_random = bytes(hello.random)
-    session.ch_session_id = bytes(hello.legacy_session_id)
-    ticket = ext(hello, ExtensionType.session_ticket)
-    session.ch_ticket = ticket or None
-    session.early_offered = ext(hello, ExtensionType.early_data) is not None
+@dataclass(slots=True)
+class SessionFacts:
+    """What a session's hellos said that the key lookups need (RFC 8446 4.1.2-4.1.4, RFC 5246
+    7.4.1). The decoder keeps one per connection and hands the hellos to
+    :meth:`note_client_hello` / :meth:`note_server_hello`; every function of this module reads
+    it, none writes anything else of the decoder's."""
 
+    client_random: bytes | None = None
+    server_random: bytes | None = None
+    version: ProtocolVersion | None = None
+    """TLS1_2 or TLS1_3 once a ServerHello was seen (supported_versions decides)."""
+    suite: int | None = None
+    hrr: bool = False
+    """The last ServerHello was a HelloRetryRequest."""
+    sh_seen: bool = False
+    early_offered: bool = False
+    ch_session_id: bytes = b""
+    ch_ticket: bytes | None = None
+    sh_session_id: bytes = b""
+    etm: bool = False
 
-def note_server_hello(session: _Session, hello: ServerHello) -> None:
-    session.sh_seen = True
-    session.server_random = bytes(hello.random)
-    session.suite = int(hello.cipher_suite)
-    sv = ext(hello, ExtensionType.supported_versions)
-    if sv is not None and len(sv) == 2 and int.from_bytes(sv, "big") == ProtocolVersion.TLS1_3:
-        session.version = "1.3"
-    else:
-        session.version = "1.2"
-    if hello.is_hello_retry_request:
-        session.hrr = True
-        return
-    session.hrr = False
-    session.etm = ext(hello, ExtensionType.encrypt_then_mac) is not None
-    session.sh_session_id = bytes(hello.legacy_session_id_echo)
+    def note_client_hello(self, hello: ClientHello) -> None:
+        if self.client_random is None:
+            self.client_random = bytes(hello.random)
+        self.ch_session_id = bytes(hello.legacy_session_id)
+        ticket = ext(hello, ExtensionType.session_ticket)
+        self.ch_ticket = ticket or None
+        self.early_offered = ext(hello, ExtensionType.early_data) is not None
+
+    def note_server_hello(self, hello: ServerHello) -> None:
+        self.sh_seen = True
+        self.server_random = bytes(hello.random)
+        self.suite = int(hello.cipher_suite)
+        sv = ext(hello, ExtensionType.supported_versions)
+        if sv is not None and len(sv) == 2 and int.from_bytes(sv, "big") == ProtocolVersion.TLS1_3:
+            self.version = ProtocolVersion.TLS1_3
+        else:
+            self.version = ProtocolVersion.TLS1_2
+        if hello.is_hello_retry_request:
+            self.hrr = True
+            return
+        self.hrr = False
+        self.etm = ext(hello, ExtensionType.encrypt_then_mac) is not None
+        self.sh_session_id = bytes(hello.legacy_session_id_echo)
 
 
 # -- TLS 1.3 ------------------------------------------------------------------------------------
 
 
-def _params13(session: _Session) -> SuiteParams | None:
+def _params13(session: SessionFacts) -> SuiteParams | None:
     params = suite(session.suite) if session.suite is not None else None
     if params is None or params.version != "1.3":
         return None
     return params
 
 
-def tls13_next_stage(keylog: KeyLog, session: _Session, role: int, stage: str) -> Keys | None:
-    """The keys of ``role`` ("0" client, "1" server) at ``stage``, or None without a secret."""
+def tls13_next_stage(keylog: KeyLog, session: SessionFacts, role: Role, stage: Stage) -> Keys | None:
+    """The keys of ``role`` at ``stage``, or None without a secret."""
     if session.client_random is None:
         return None
     label = _LABELS13.get((stage, role))
@@ -152,7 +197,7 @@ def tls13_next_stage(keylog: KeyLog, session: _Session, role: int, stage: str) -
     params = _params13(session)
     if params is not None:
         candidates = [params]
-    elif stage == "early":
+    elif stage is Stage.EARLY:
         # Early data precedes the ServerHello: the suite is the PSK's, unknown here; the hash
         # length narrows it and the AEAD tag decides (RFC 8446 4.2.10).
         candidates = [p for p in SUITES.values() if p.version == "1.3" and p.hash_len == len(secret)]
@@ -177,7 +222,7 @@ class _EarlyKeys(Keys):
         if not candidates:
             return None
         prots = [Tls13Protection(p, secret) for p in candidates]
-        keys = cls(prots[0], "early", label, tls13=True, secret=secret)
+        keys = cls(prots[0], Stage.EARLY, label, tls13=True, secret=secret)
         keys._all = prots
         return keys
 
@@ -198,17 +243,17 @@ class _EarlyKeys(Keys):
         raise error
 
 
-def tls13_later_stages(keylog: KeyLog, session: _Session, role: int, after: str) -> list[Keys]:
+def tls13_later_stages(keylog: KeyLog, session: SessionFacts, role: Role, after: Stage) -> list[Keys]:
     """Keys of the stages after ``after``, tried when the expected key is missing or fails."""
     out = []
-    for stage in _STAGES[_STAGES.index(after) + 1 :]:
+    for stage in _STAGES13[_STAGES13.index(after) + 1 :]:
         keys = tls13_next_stage(keylog, session, role, stage)
         if keys is not None:
             out.append(keys)
     return out
 
 
-def recover_mid_stream(keylog: KeyLog, role: int, exclude: Collection[bytes] = ()) -> list[Keys]:
+def recover_mid_stream(keylog: KeyLog, role: Role, exclude: Collection[bytes] = ()) -> list[Keys]:
     """Every application secret of ``role`` in the key log (but those of the client_randoms in
     ``exclude``), with each suite that fits its length, for a connection whose handshake was
     not captured. The AEAD tag proves which."""
@@ -223,7 +268,11 @@ def recover_mid_stream(keylog: KeyLog, role: int, exclude: Collection[bytes] = (
                 continue
             out.append(
                 Keys(
-                    Tls13Protection(params, entry.secret), "app", entry.label, tls13=True, secret=entry.secret
+                    Tls13Protection(params, entry.secret),
+                    Stage.APPLICATION,
+                    entry.label,
+                    tls13=True,
+                    secret=entry.secret,
                 )
             )
             if len(out) >= _MAX_TRIAL_KEYS:
@@ -243,7 +292,7 @@ class SessionStore:
         self.by_ticket: dict[bytes, bytes] = {}
         self._pending_ticket: dict[int, bytes] = {}
 
-    def note_session(self, session: _Session, keylog: KeyLog) -> None:
+    def note_session(self, session: SessionFacts, keylog: KeyLog) -> None:
         ms = self.master_secret(session, keylog)
         sid = session.sh_session_id
         if ms is not None and sid:
@@ -252,19 +301,19 @@ class SessionStore:
         if ms is not None and ticket:
             self.by_ticket[ticket] = ms
 
-    def note_ticket(self, session: _Session, ticket_msg: NewSessionTicket12) -> None:
+    def note_ticket(self, session: SessionFacts, ticket_msg: NewSessionTicket12) -> None:
         ticket = bytes(ticket_msg.ticket)
         if not ticket or session.client_random is None:
             return
         # Called from the decoder with the keylog via master_secret lookups at CCS time.
         self._pending_ticket[id(session)] = ticket
 
-    def remember_ticket(self, session: _Session, master: bytes) -> None:
+    def remember_ticket(self, session: SessionFacts, master: bytes) -> None:
         ticket = self._pending_ticket.pop(id(session), None)
         if ticket:
             self.by_ticket[ticket] = master
 
-    def master_secret(self, session: _Session, keylog: KeyLog) -> bytes | None:
+    def master_secret(self, session: SessionFacts, keylog: KeyLog) -> bytes | None:
         if session.client_random is not None:
             ms = keylog.get(session.client_random, "CLIENT_RANDOM")
             if ms is not None:
@@ -278,7 +327,7 @@ class SessionStore:
 
 
 def tls12_keys(
-    keylog: KeyLog, store: SessionStore, session: _Session, role: int, capture_randoms: set[bytes]
+    keylog: KeyLog, store: SessionStore, session: SessionFacts, role: Role, capture_randoms: set[bytes]
 ) -> Keys:
     """Key-block keys of ``role`` for a TLS 1.2 session after its ChangeCipherSpec."""
     if session.suite is None or session.client_random is None or session.server_random is None:
@@ -292,7 +341,7 @@ def tls12_keys(
         )
     ms = store.master_secret(session, keylog)
     if ms is None:
-        reason, message = _no_secret(keylog, session, "1.2", capture_randoms)
+        reason, message = _no_secret(keylog, session, ProtocolVersion.TLS1_2, capture_randoms)
         if params.kx == "RSA" and reason == Reason.NO_KEY:
             reason = Reason.RSA_KEY_EXCHANGE
             message += (
@@ -310,15 +359,16 @@ def tls12_keys(
         )
     keys12 = derive_keys12(params, ms, session.client_random, session.server_random)
     prot = tls12_protection(params, keys12, "client" if role == 0 else "server", encrypt_then_mac=session.etm)
-    return Keys(prot, "tls12", "CLIENT_RANDOM", tls13=False)
+    return Keys(prot, Stage.TLS12, "CLIENT_RANDOM", tls13=False)
 
 
 # -- diagnosis ----------------------------------------------------------------------------------
 
 
 def _no_secret(
-    keylog: KeyLog, session: _Session, version: str, capture_randoms: set[bytes]
+    keylog: KeyLog, session: SessionFacts, protocol: ProtocolVersion, capture_randoms: set[bytes]
 ) -> tuple[str, str]:
+    version = _VERSION_TEXT[protocol]
     cr = session.client_random
     if len(keylog) == 0:
         return Reason.NO_KEY, "no key log was given: pass --keylog FILE, set SSLKEYLOGFILE, or embed secrets"
@@ -348,9 +398,9 @@ def _no_secret(
 
 def explain_missing(
     keylog: KeyLog,
-    session: _Session,
-    role: int,
-    want: str,
+    session: SessionFacts,
+    role: Role,
+    want: Stage,
     capture_randoms: set[bytes],
 ) -> tuple[str, str]:
     """Why the direction ``role`` has no key at stage ``want``: (reason code, sentence)."""
@@ -361,25 +411,26 @@ def explain_missing(
             "the handshake is not in the capture (it started mid-connection) and no application "
             "traffic secret in the key log decrypts these records",
         )
-    version = session.version or "1.3"
+    protocol = session.version or ProtocolVersion.TLS1_3
+    version = _VERSION_TEXT[protocol]
     params = suite(session.suite) if session.suite is not None else None
     if session.suite is not None and params is None:
         return Reason.UNSUPPORTED_SUITE, f"cipher suite 0x{session.suite:04x} is not one capdebug can decrypt"
-    label = _LABELS13.get((want, role)) if version == "1.3" else "CLIENT_RANDOM"
+    label = _LABELS13.get((want, role)) if protocol is ProtocolVersion.TLS1_3 else "CLIENT_RANDOM"
     if cr in keylog and label is not None:
         secret = keylog.get(cr, label)
         if secret is None:
             have = ", ".join(sorted(keylog.secrets_for(cr)))
-            side = "client" if role == 0 else "server"
+            side = "client" if role == Role.CLIENT else "server"
             return (
                 Reason.MISSING_LABELS,
                 f"the key log has {have} for this session but not {label}, which the {side}'s "
-                f"{want if version == '1.3' else ''} records need".replace("  ", " "),
+                f"{want.value if version == '1.3' else ''} records need".replace("  ", " "),
             )
-        if params is not None and version == "1.3" and len(secret) != params.hash_len:
+        if params is not None and protocol is ProtocolVersion.TLS1_3 and len(secret) != params.hash_len:
             return (
                 Reason.SECRET_LENGTH,
                 f"{label} is {len(secret)} bytes but {params.name} uses {params.hash_name} "
                 f"({params.hash_len} bytes): the line belongs to another session or is corrupt",
             )
-    return _no_secret(keylog, session, version, capture_randoms)
+    return _no_secret(keylog, session, protocol, capture_randoms)

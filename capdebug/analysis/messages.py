@@ -16,7 +16,7 @@ from typing import TypeVar
 from .._buffer import Buffer
 from ..crypto.x509 import CertSummary, summarize_certificate
 from ..errors import CapdebugError, DecodeError
-from ..wire.constants import ExtensionType
+from ..wire.constants import ExtensionType, ProtocolVersion
 from ..wire.extensions import (
     ext,
     pull_alpn_protocols,
@@ -52,12 +52,14 @@ __all__ = [
 
 T = TypeVar("T")
 
+_TLS13 = ProtocolVersion.TLS1_3
 
-def parse_handshake(message: bytes, version: str | None) -> tuple[HandshakeMessage | None, str | None]:
+
+def parse_handshake(message: bytes, version: int | None) -> tuple[HandshakeMessage | None, str | None]:
     """Decode one message, its 4-byte header included: ``(message, None)``, or ``(None, why)``
     when it is malformed (shown with its error, never dropped)."""
     try:
-        return pull_handshake(Buffer(message), tls13=None if version is None else version == "1.3"), None
+        return pull_handshake(Buffer(message), tls13=None if version is None else version == _TLS13), None
     except DecodeError as exc:
         return None, str(exc)
 

@@ -1,9 +1,12 @@
 """The TLS record layer framing (RFC 8446 section 5, RFC 5246 section 6.2).
 
-``frame_records`` is the hot path of the capture decoder: it walks a reassembled TCP stream
-and returns where each complete record is, without creating an object per record and without
-copying. Headers that cannot be TLS are a :class:`DecodeError` at once, so that a stream that
-is not TLS (or lost sync after a gap) is not buffered forever waiting for a bogus length.
+``scan_records`` is the one record framer, the hot path of both drivers: it walks a
+reassembled TCP stream and returns where each complete record is, without creating an object
+per record and without copying, and stops at a header that cannot be TLS, so that a stream that
+is not TLS (or lost sync after a gap) is not buffered forever waiting for a bogus length. The
+engine uses it through ``frame_records`` (a bad header is a :class:`DecodeError`); the capture
+decoder reads the stop position and resynchronises on top of it. The limits of RFC 8446 5.1/5.2
+and RFC 5246 6.2 are defined here once.
 
 Also here: the first-bytes sniffing of a stream, the SSL 2.0 compatible ClientHello
 (RFC 5246 appendix E.2) and TLSInnerPlaintext (RFC 8446 section 5.2).
@@ -20,8 +23,13 @@ __all__ = [
     "CCS_BODY",
     "MAX_CIPHERTEXT_LENGTH",
     "MAX_CIPHERTEXT_LENGTH_TLS13",
+    "MAX_CONTENT_TYPE",
     "MAX_PLAINTEXT_LENGTH",
+    "MIN_CONTENT_TYPE",
     "RECORD_HEADER_SIZE",
+    "SCAN_BAD_HEADER",
+    "SCAN_BAD_PARTIAL_HEADER",
+    "SCAN_NEED_DATA",
     "RecordHeader",
     "SSLv2ClientHello",
     "build_inner_plaintext",
@@ -31,6 +39,7 @@ __all__ = [
     "pull_record_header",
     "push_record_header",
     "push_sslv2_client_hello",
+    "scan_records",
     "split_inner_plaintext",
 ]
 
@@ -45,8 +54,16 @@ MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048
 #: The only valid ChangeCipherSpec body (RFC 5246 section 7.1, RFC 8446 section 5).
 CCS_BODY = b"\x01"
 
-_MIN_CONTENT_TYPE = 20  # change_cipher_spec
-_MAX_CONTENT_TYPE = 25  # tls12_cid (RFC 9146)
+#: Content types a record header may carry: change_cipher_spec (20) .. tls12_cid (25, RFC 9146).
+MIN_CONTENT_TYPE = 20
+MAX_CONTENT_TYPE = 25
+
+#: How :func:`scan_records` stopped: the data ends (at a record boundary or inside a record
+#: whose header is fine so far), at a whole header that cannot be TLS, or at the first bytes
+#: of one (fewer than 5 bytes, and those already cannot be TLS).
+SCAN_NEED_DATA = 0
+SCAN_BAD_HEADER = 1
+SCAN_BAD_PARTIAL_HEADER = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +94,7 @@ def push_record_header(buf: Buffer, header: RecordHeader) -> None:
 
 
 def _check_header(content_type: int, major: int, length: int, at: int) -> None:
-    if not _MIN_CONTENT_TYPE <= content_type <= _MAX_CONTENT_TYPE:
+    if not MIN_CONTENT_TYPE <= content_type <= MAX_CONTENT_TYPE:
         raise DecodeError(f"not a TLS record at offset {at}: content type {content_type}")
     if major != 3:
         raise DecodeError(f"not a TLS record at offset {at}: version major {major}")
@@ -85,19 +102,19 @@ def _check_header(content_type: int, major: int, length: int, at: int) -> None:
         raise DecodeError(f"record at offset {at} is {length} bytes, more than 2^14+2048")
 
 
-def frame_records(
+def scan_records(
     data: bytes | bytearray | memoryview, offset: int = 0
-) -> tuple[list[tuple[int, int, int]], int]:
-    """Find the complete records in ``data[offset:]``.
+) -> tuple[list[tuple[int, int, int]], int, int]:
+    """Find the complete records in ``data[offset:]`` (RFC 8446 5.1, RFC 5246 6.2.1).
 
-    Returns ``([(content_type, header_offset, length), ...], consumed)``: ``header_offset`` is
-    an index into ``data`` (the fragment starts 5 bytes later) and ``consumed`` counts bytes
-    from ``offset`` up to the end of the last complete record. An incomplete record at the end
-    is left for the next call. Whatever part of a header is present is checked, so garbage is
-    reported as soon as its first byte arrives, however the stream is cut.
-
-    Raises :class:`DecodeError` for a header that cannot be TLS: content type outside 20..25,
-    version major not 3, or length above 2^14+2048.
+    Returns ``([(content_type, header_offset, length), ...], stop, how)``: ``header_offset``
+    is an index into ``data`` (the fragment starts 5 bytes later); ``stop`` is the index of the
+    first byte not consumed: the end of the last complete record, or the header where the scan
+    stopped; ``how`` says why it stopped (:data:`SCAN_NEED_DATA`, :data:`SCAN_BAD_HEADER`,
+    :data:`SCAN_BAD_PARTIAL_HEADER`). Whatever part of a header is present is checked, so
+    garbage is seen as soon as its first byte arrives, however the stream is cut: a header
+    cannot be TLS with a content type outside 20..25, a version major other than 3, or a
+    length above 2^14+2048.
     """
     if isinstance(data, memoryview) and data.format != "B":
         data = data.cast("B")
@@ -107,21 +124,50 @@ def frame_records(
     append = records.append
     while pos < end:
         content_type = data[pos]
-        if not _MIN_CONTENT_TYPE <= content_type <= _MAX_CONTENT_TYPE:
-            raise DecodeError(f"not a TLS record at offset {pos}: content type {content_type}")
-        if pos + 1 < end and data[pos + 1] != 3:
-            raise DecodeError(f"not a TLS record at offset {pos}: version major {data[pos + 1]}")
+        if (
+            content_type < MIN_CONTENT_TYPE
+            or content_type > MAX_CONTENT_TYPE
+            or (pos + 1 < end and data[pos + 1] != 3)
+        ):
+            return (
+                records,
+                pos,
+                SCAN_BAD_HEADER if end - pos >= RECORD_HEADER_SIZE else SCAN_BAD_PARTIAL_HEADER,
+            )
         if pos + RECORD_HEADER_SIZE > end:
             break
         length = (data[pos + 3] << 8) | data[pos + 4]
         if length > MAX_CIPHERTEXT_LENGTH:
-            raise DecodeError(f"record at offset {pos} is {length} bytes, more than 2^14+2048")
+            return records, pos, SCAN_BAD_HEADER
         next_pos = pos + RECORD_HEADER_SIZE + length
         if next_pos > end:
             break
         append((content_type, pos, length))
         pos = next_pos
-    return records, pos - offset
+    return records, pos, SCAN_NEED_DATA
+
+
+def frame_records(
+    data: bytes | bytearray | memoryview, offset: int = 0
+) -> tuple[list[tuple[int, int, int]], int]:
+    """:func:`scan_records` for a peer that must speak TLS (the engine).
+
+    Returns ``(records, consumed)``: ``consumed`` counts bytes from ``offset`` up to the end of
+    the last complete record; an incomplete record at the end is left for the next call.
+    Raises :class:`DecodeError` for a header that cannot be TLS (see :func:`scan_records`).
+    """
+    if isinstance(data, memoryview) and data.format != "B":
+        data = data.cast("B")
+    records, stop, how = scan_records(data, offset)
+    if how != SCAN_NEED_DATA:
+        present = data[stop : stop + RECORD_HEADER_SIZE]
+        if not MIN_CONTENT_TYPE <= present[0] <= MAX_CONTENT_TYPE:
+            raise DecodeError(f"not a TLS record at offset {stop}: content type {present[0]}")
+        if present[1] != 3:
+            raise DecodeError(f"not a TLS record at offset {stop}: version major {present[1]}")
+        length = (present[3] << 8) | present[4]
+        raise DecodeError(f"record at offset {stop} is {length} bytes, more than 2^14+2048")
+    return records, stop - offset
 
 
 def looks_like_tls(data: bytes | bytearray | memoryview) -> bool:

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capdebug.analysis import decode as decode_module
 from capdebug.analysis.decode import DecodeOptions, Decoder
+from capdebug.analysis.decode import framing as framing_module
 from capdebug.analysis.sessions import iter_events, load_keys
 from capdebug.crypto.keylog import KeyLog
 from capdebug.pcap import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, PcapngWriter, open_capture
@@ -100,7 +100,7 @@ def test_the_filter_takes_most_frames_of_a_bulk_transfer() -> None:
 def test_piled_up_events_make_the_filter_give_way(monkeypatch: pytest.MonkeyPatch) -> None:
     capture, keylog = c.fixture("tls13-large-transfer")
     expected = _unfiltered(capture, keylog, MODES["decrypt"])
-    monkeypatch.setattr(decode_module, "_MAX_PENDING", 2)
+    monkeypatch.setattr(framing_module, "MAX_PENDING", 2)
     read, taken = _taken(capture, keylog, MODES["decrypt"])
     assert _filtered(capture, keylog, MODES["decrypt"]) == expected
     assert 0 < taken < read

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from capdebug.analysis import decode as decode_module
+from capdebug.analysis.decode import order as order_module
 from capdebug.pcap import Packet, open_capture
 from tests.analysis import review_frames as rf
 from tests.analysis.test_frame_filter import MODES, _filtered, _unfiltered
@@ -55,7 +55,7 @@ def test_gap_cause_at_the_end_does_not_depend_on_the_filter(tmp_path: Path, mode
         # the window: decided by its bytes, not TLS, not shown.
         (130, 200, False),
         # Its request more than _UNDECIDED_FRAMES frames after its first: shown without waiting.
-        (decode_module._UNDECIDED_FRAMES + 10, 1, True),
+        (order_module.UNDECIDED_FRAMES + 10, 1, True),
     ],
 )
 def test_an_undecided_connection_is_decided_alike_with_the_filter(

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from capdebug.analysis import decode as decode_module
 from capdebug.analysis import keys as keys_module
+from capdebug.analysis.decode import resync as resync_module
+from capdebug.analysis.decode import trial as trial_module
 from capdebug.crypto.keylog import KeyLog
 from tests.decode import craft as c
 
@@ -50,13 +51,13 @@ def opens(monkeypatch: pytest.MonkeyPatch) -> _Counter:
 @pytest.fixture()
 def boundary_checks(monkeypatch: pytest.MonkeyPatch) -> _Counter:
     counter = _Counter()
-    real = decode_module._boundary_at
+    real = resync_module.boundary_at
 
     def counting(buf: bytearray, at: int, end: int) -> int:
         counter.calls += 1
         return real(buf, at, end)
 
-    monkeypatch.setattr(decode_module, "_boundary_at", counting)
+    monkeypatch.setattr(resync_module, "boundary_at", counting)
     return counter
 
 
@@ -88,7 +89,7 @@ def test_a_lossy_capture_costs_work_in_proportion(
     assert gaps >= 5
     # Each record is opened once or, after a gap, on a few numbers of the window; a direction
     # whose number is lost for good stops trying after a few records.
-    give_up = 2 * decode_module._MAX_TRIAL_RECORDS * decode_module._SEQ_WINDOW
+    give_up = 2 * trial_module.MAX_TRIAL_RECORDS * trial_module.SEQ_WINDOW
     assert opens.calls <= records + gaps * 8 + give_up, (opens.calls, records)
     # Boundaries are checked only where a record header could start (found by the regular
     # expression), a handful per gap, not once per byte.
@@ -102,7 +103,7 @@ def test_mid_stream_recovery_stays_within_its_budget(
 ) -> None:
     """A key log holding thousands of TLS 1.3 secrets of other sessions (another hop's) and a
     connection picked up mid-stream: the trials stop at the budget, per direction."""
-    monkeypatch.setattr(decode_module, "_TRIAL_BUDGET", 1000)
+    monkeypatch.setattr(trial_module, "TRIAL_BUDGET", 1000)
     capture, _ = c.fixture(BULK)
     segs = c.read_segments(capture)
     first_data = next(i for i, s in enumerate(segs) if len(s.payload) > 1000)
@@ -116,7 +117,7 @@ def test_mid_stream_recovery_stays_within_its_budget(
     got = c.as_json(c.decode(c.write(tmp_path / "mid.pcap", mid), keylog))
     records = sum(1 for o in got if o["event"] in ("app_data", "alert"))
     assert {r[2] for r in c.reasons(got)} == {"no_handshake"}
-    assert opens.calls <= 2 * decode_module._TRIAL_BUDGET + records, (opens.calls, records)
+    assert opens.calls <= 2 * trial_module.TRIAL_BUDGET + records, (opens.calls, records)
 
 
 def test_mid_stream_recovery_skips_sessions_seen_in_the_capture(tmp_path: Path) -> None:

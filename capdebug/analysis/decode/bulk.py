@@ -1,0 +1,56 @@
+"""Bulk records: protected application data counted without being opened.
+
+Consumers choose their cost: ``decrypt_app_data=False`` (triage) decrypts only the records that
+can change what happens next (handshake, alerts, and TLS 1.3 records small enough to be an alert
+or KeyUpdate); bulk application data is counted, not decrypted, and (with the frame filter) its
+bytes are dropped unread. Records no key can open are counted the same way.
+"""
+
+from __future__ import annotations
+
+from ..keys import Stage
+from .content import _Content
+from .session import _Direction, _Session
+
+_APPLICATION = Stage.APPLICATION
+"""Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
+_SMALL_PROTECTED = 64
+"""In triage mode, TLS 1.3 protected records up to this size are decrypted: alerts (19 bytes
+with a 16-byte tag), KeyUpdate (21), and other control messages."""
+_FIRST_OPENED = 4
+"""In triage mode, the first TLS 1.3 application-stage records of a direction are opened
+anyway: NewSessionTickets come there, and they are not application data."""
+
+
+class _Bulk(_Content):
+    """Counting records unread (a layer of :class:`Decoder`)."""
+
+    def _is_bulk(self, d: _Direction, length: int) -> bool:
+        """Can this protected application_data record be counted without opening it? When
+        nothing can be learned from it: no keys at all (already explained), or triage's bulk
+        data, whose only effect is on the sequence number."""
+        keys = d.keys
+        if keys is None:
+            return not d.candidates and d.explained is not None
+        return not (
+            self.options.decrypt_app_data
+            or d.candidates
+            or (d.seq_unknown and not d.lost_seq)
+            or (
+                keys.tls13
+                and (keys.stage is not _APPLICATION or length <= _SMALL_PROTECTED or keys.seq < _FIRST_OPENED)
+            )
+        )
+
+    def _count_bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> None:
+        keys = d.keys
+        if keys is not None:
+            keys.seq += 1
+            length -= keys.overhead
+        self._bulk_event(session, d, length, frame, ts)
+
+    def _bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> bool:
+        if not self._is_bulk(d, length):
+            return False
+        self._count_bulk(session, d, length, frame, ts)
+        return True

@@ -1,0 +1,138 @@
+"""The :class:`Decoder`: packets in, events out (see the package docstring).
+
+It composes the layers of the package, each a module with one idea, stacked so that each only
+calls the ones below it: output ordering (``order``) < trial decryption (``trial``) < the stage
+table (``stages``) < records to events (``content``) < bulk counting (``bulk``) < resync
+(``resync``) < sniffing (``sniff``) < framing (``framing``) < this class, which owns the state
+and takes the net layer's events.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+
+from ...crypto.keylog import KeyLog
+from ...net.flow import ConnectionClosed, ConnectionStarted, StreamData, StreamGap, TcpFlag, TcpTracker
+from ...net.tcp import decode_tcp
+from ...pcap import FrameFilter
+from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
+from .. import keys as keymod
+from ..events import DecodeEvent
+from .framing import _Framing
+from .order import _Held
+from .session import DecodeOptions, _Session
+
+__all__ = ["Decoder"]
+
+_NO_EVENTS: Sequence[DecodeEvent] = ()
+
+
+class Decoder(_Framing):
+    """Turn a capture's packets into TLS events (see the package docstring)."""
+
+    def __init__(
+        self,
+        keylog: KeyLog | None = None,
+        options: DecodeOptions | None = None,
+        *,
+        late_secrets: dict[bytes, int] | None = None,
+    ) -> None:
+        self.keylog = keylog if keylog is not None else KeyLog()
+        self.options = options or DecodeOptions()
+        self._late_secrets = late_secrets or {}
+        """client_random -> packets before the secrets block that brought its keys."""
+        self._tracker = TcpTracker(partition=self.options.partition)
+        self.partition_dependent = False
+        """Something was said that depends on the capture's other connections (which sessions
+        of the key log it holds, which earlier session a TLS 1.2 resumption reuses, which
+        secrets mid-stream recovery may skip): decoding one share of the capture alone may
+        have said it differently."""
+        self._sessions: dict[int, _Session] = {}
+        self._held: collections.deque[_Held] = collections.deque()
+        self._out: list[DecodeEvent] = []
+        self._store = keymod.SessionStore()
+        self._capture_randoms: set[bytes] = set()
+        self._snaplen_cut = False
+        """The frame being fed was cut short by the snaplen (a gap it causes is not a loss)."""
+        self._direct = False
+        """Connections take data straight from the tracker's frame filter (see frame_filter)."""
+
+    # -- input ------------------------------------------------------------------------------
+
+    def feed_packet(self, frame: int, pkt: Packet, linktype: int) -> Sequence[DecodeEvent]:
+        """Decode one captured frame; returns the events that are ready, in capture order
+        (a shared empty sequence when there are none: do not modify it)."""
+        seg = decode_tcp(linktype, pkt.data)
+        if seg is None:
+            return _NO_EVENTS
+        self._snaplen_cut = seg.truncated
+        for ev in self._tracker.feed(frame, pkt.ts_ns, seg):
+            if type(ev) is StreamData:
+                session = self._sessions.get(ev.conn.id)
+                if session is not None:
+                    self._data(session, ev.direction, ev.data, ev.frame, ev.ts_ns)
+            else:
+                self._net_event(ev)
+        if not self._out and not self._held:
+            return _NO_EVENTS
+        return self._drain(frame)
+
+    @property
+    def first_frames(self) -> list[int]:
+        """With a partition: the first frame of each connection of the share, by number."""
+        return self._tracker.first_frames
+
+    def frame_filter(self) -> FrameFilter:
+        """A frame filter for :meth:`capdebug.pcap.CaptureReader.skip_frames` (Ethernet frames):
+        from now on the plain frames of each connection (in-order data, bare ACKs) are taken
+        in without a packet object, and the middle of records this decoder counts without
+        reading (triage's bulk data, records no key can open) is not even copied. Frames it
+        takes must not be given to :meth:`feed_packet`; the events are the same as if they had
+        been, and come out of the next :meth:`feed_packet` or :meth:`finish`."""
+        self._direct = True
+        return self._tracker.frame_filter()
+
+    def feed_secrets(self, block: SecretsBlock) -> None:
+        if block.secrets_type == SECRETS_TYPE_TLS_KEYLOG:
+            self.keylog.merge(KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}"))
+
+    def finish(self) -> list[DecodeEvent]:
+        """End of capture: flush reassembly and every held event."""
+        # Holes still open at the end are not blamed on whichever frame was fed last (with the
+        # frame filter, that is not even the capture's last frame).
+        self._snaplen_cut = False
+        for ev in self._tracker.flush():
+            self._net_event(ev)
+        for session in self._sessions.values():
+            self._decide(session, None)
+        self._sessions.clear()
+        return self._drain(0, final=True)
+
+    # -- net events ---------------------------------------------------------------------------
+
+    def _net_event(self, ev: object) -> None:
+        if isinstance(ev, StreamData):
+            session = self._sessions.get(ev.conn.id)
+            if session is not None:
+                self._data(session, int(ev.direction), ev.data, ev.frame, ev.ts_ns)
+        elif isinstance(ev, TcpFlag):
+            session = self._sessions.get(ev.conn.id)
+            if session is not None:
+                self._emit_raw(session, ("tcp", ev.frame, ev.ts_ns, int(ev.direction), ev.flag))
+        elif isinstance(ev, StreamGap):
+            session = self._sessions.get(ev.conn.id)
+            if session is not None:
+                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns)
+        elif isinstance(ev, ConnectionStarted):
+            conn = ev.conn
+            wanted = self.options.conns is None or conn.id in self.options.conns
+            session = _Session(conn, conn.first_frame, wanted)
+            self._sessions[conn.id] = session
+            self._emit_raw(session, ("conn",))
+            if self._direct:
+                self._tracker.deliver_direct(conn, self._deliver(session))
+        elif isinstance(ev, ConnectionClosed):
+            session = self._sessions.pop(ev.conn.id, None)
+            if session is not None:
+                self._decide(session, None)

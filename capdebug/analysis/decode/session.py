@@ -1,0 +1,142 @@
+"""Per-connection and per-direction state of the decoder, and what the consumer asks of it.
+
+A :class:`_Session` is one TCP connection that carries (possibly) TLS; it *is* the
+:class:`~capdebug.analysis.keys.SessionFacts` that the key lookups read (the hellos' facts),
+plus the decoder's own bookkeeping. Each direction is a :class:`_Direction`: a receive buffer
+framed into records, a handshake buffer, and the keys of its current stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import keys as keymod
+from ..keys import Role, Stage
+
+__all__ = ["ROLE_NAME", "DecodeOptions"]
+
+ROLE_NAME = ("client", "server")
+"""Role -> the name events carry in ``from``."""
+
+
+@dataclass(slots=True)
+class DecodeOptions:
+    """What the consumer needs from the decoder."""
+
+    decrypt_app_data: bool = True
+    """Decrypt and authenticate every application-data record (decrypt) or only what can
+    change the course of the connection (triage)."""
+    app_data_sink: Callable[[int, str, bytes], None] | None = None
+    """Called with (conn, "client"|"server", plaintext) for every decrypted application record."""
+    conns: frozenset[int] | None = None
+    """Only these connection numbers (None: all)."""
+    partition: tuple[int, int] | None = None
+    """``(k, n)``: only the connections of share ``k`` of ``n`` (see
+    :attr:`capdebug.net.TcpTracker.partition`), numbered within the share; see
+    :attr:`Decoder.first_frames` and :attr:`Decoder.partition_dependent` to put shares together."""
+
+
+class _Direction:
+    """One direction of one TLS connection: record framing, handshake buffer, keys."""
+
+    __slots__ = (
+        "buf",
+        "candidates",
+        "dead",
+        "encrypted",
+        "explained",
+        "failures",
+        "hs_buf",
+        "hs_encrypted",
+        "keys",
+        "lost_seq",
+        "need",
+        "off",
+        "recovery_tried",
+        "reported",
+        "resync",
+        "role",
+        "scan_from",
+        "seq_unknown",
+        "skip",
+        "skip_length",
+        "started",
+        "trials",
+        "undecided",
+        "want",
+    )
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+        self.buf = bytearray()
+        self.off = 0
+        self.hs_buf = bytearray()
+        self.hs_encrypted = False
+        self.keys: keymod.Keys | None = None
+        """Current record protection, None while records are in the clear."""
+        self.candidates: list[keymod.Keys] = []
+        """Keys to try, in order, when the current ones fail."""
+        self.encrypted = False
+        """Records are protected from here on (keys or not)."""
+        self.reported: set[str] = set()
+        self.dead = False
+        self.resync = False
+        self.seq_unknown = False
+        self.trials: int | None = None
+        """Mid-stream recovery: how many more trial decryptions it may spend (None: not
+        recovering)."""
+        self.lost_seq = False
+        """After a gap, no record in a row opened: the sequence number is given up on."""
+        self.started = False
+        self.failures = 0
+        """Records in a row that no key (or, after a gap, no nearby sequence number) opened."""
+        self.scan_from = 0
+        self.undecided: list[int] = []
+        """Resynchronising: the buffer is searched up to ``scan_from``, and of those offsets
+        only ``undecided`` could still be a record boundary."""
+        self.recovery_tried = False
+        self.need = 0
+        """Bytes still missing from the incomplete record at the front of the buffer."""
+        self.skip = 0
+        """Bytes of a bulk record still to drop unread (triage), and that record's length."""
+        self.skip_length = 0
+        self.explained: Stage | None = None
+        """The key stage whose absence was already explained (explained once, not per record)."""
+        self.want = Stage.HANDSHAKE
+        """The key stage this direction expects next (for explaining a missing key)."""
+
+
+class _Session(keymod.SessionFacts):
+    """Everything known about one TCP connection carrying (possibly) TLS: the hellos' facts
+    (its base class, filled by the key lookups) and the decoder's bookkeeping."""
+
+    __slots__ = (
+        "conn",
+        "decided",
+        "dirs",
+        "fast",
+        "first_frame",
+        "flip",
+        "is_tls",
+        "roles_from",
+        "wanted",
+    )
+
+    def __init__(self, conn: Any, first_frame: int, wanted: bool) -> None:
+        keymod.SessionFacts.__init__(self)
+        self.conn = conn
+        self.first_frame = first_frame
+        self.wanted = wanted
+        self.decided = False
+        self.is_tls = False
+        self.flip = False
+        self.roles_from = "syn" if conn.roles_from_syn else "guess"
+        self.dirs = (_Direction(Role.CLIENT), _Direction(Role.SERVER))
+        self.fast = False
+        """Its frames may be taken by the tracker's frame filter (see Decoder.frame_filter)."""
+
+    @property
+    def number(self) -> int:
+        return int(self.conn.id)

@@ -1,0 +1,173 @@
+"""Trial decryption: which key and sequence number open a protected record.
+
+Keys come from the key log by client_random. Where the expected key is absent, each direction
+keeps a short list of *next* candidate keys and tries them when the current key fails (a
+rejected 0-RTT, a key log holding only application secrets); a success is proven by the AEAD
+tag or MAC. After a stream gap the sequence number is unknown, so the next record is tried over
+a window of :data:`SEQ_WINDOW` sequence numbers. A connection picked up mid-stream (no
+ClientHello) is recovered the same way: every TLS 1.3 application secret in the key log is
+tried on its first records, within :data:`TRIAL_BUDGET` trials. Every failure is said once per
+direction and reason; nothing unauthenticated is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ...errors import CryptoError, DecodeError
+from ...wire.record import split_inner_plaintext
+from .. import keys as keymod
+from ..events import Reason, RecoveredEvent
+from ..keys import Stage
+from .order import _Output
+from .session import ROLE_NAME, _Direction, _Session
+
+SEQ_WINDOW = 64
+"""Sequence numbers tried after a gap or at a mid-stream start."""
+MAX_TRIAL_RECORDS = 8
+"""Records tried with mid-stream candidate keys (or, after a gap, on a window of sequence
+numbers) before giving up on a direction."""
+TRIAL_BUDGET = 8192
+"""Trial decryptions one direction may spend to recover a connection picked up mid-stream
+(every candidate secret times the window of sequence numbers, on the first records)."""
+_EARLY = Stage.EARLY
+"""Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
+_RECOVERY_SWEEPS = ((0, 2), (2, 8), (8, SEQ_WINDOW))
+"""Mid-stream recovery tries every candidate on these ranges of sequence numbers in turn."""
+
+
+class _Trial(_Output):
+    """Opening protected records (a layer of :class:`Decoder`)."""
+
+    _capture_randoms: set[bytes]
+
+    def _open(
+        self, session: _Session, d: _Direction, ctype: int, record: bytes, frame: int, ts: int
+    ) -> tuple[int, bytes, bool] | None:
+        """Authenticate and decrypt a protected record with the current or a candidate key.
+        Returns (content type, content, early) or None (reported as undecryptable)."""
+        if d.keys is None and not d.candidates and session.client_random is None and not d.recovery_tried:
+            # Picked up mid-stream: try every application secret the key log holds.
+            # Sessions whose ClientHello was seen belong to other connections.
+            d.recovery_tried = True
+            d.candidates = keymod.recover_mid_stream(self.keylog, d.role, exclude=self._capture_randoms)
+            if d.candidates:
+                self.partition_dependent = True
+            d.seq_unknown = bool(d.candidates)
+            d.trials = TRIAL_BUDGET
+        if d.lost_seq:
+            return None  # said once (stream_gap); the record is shown unopened
+        tried = False
+        for keys, seq in self._trials(d):
+            tried = True
+            try:
+                plain = keys.open(record, seq)
+            except CryptoError:
+                continue
+            if keys is not d.keys:
+                d.keys = keys
+                idx = d.candidates.index(keys)
+                del d.candidates[: idx + 1]
+                if session.client_random is None:
+                    d.candidates = []
+                    self._emit(
+                        session,
+                        RecoveredEvent(
+                            session.number,
+                            frame,
+                            ts,
+                            ROLE_NAME[d.role],
+                            keys.label,
+                            keys.prot.params.name,
+                            seq,
+                        ),
+                    )
+            keys.seq = seq + 1
+            d.seq_unknown = False
+            d.failures = 0
+            d.trials = None
+            if keys.tls13:
+                try:
+                    inner, content = split_inner_plaintext(plain)
+                except DecodeError:
+                    self._undecryptable(
+                        session, d, frame, ts, Reason.NOT_TLS, "decrypted record has no content type"
+                    )
+                    return None
+                return inner, content, keys.stage is _EARLY
+            return ctype, plain, False
+        if not tried:
+            self._explain_missing(session, d, frame, ts, want=d.want)
+            return None
+        d.failures += 1
+        if d.keys is None:
+            # The expected key is missing (later-stage candidates wait for their records), or
+            # no mid-stream trial key fits: say so once, and stop trying after a few records.
+            self._explain_missing(session, d, frame, ts, want=d.want)
+            if session.client_random is None and d.failures >= MAX_TRIAL_RECORDS:
+                d.candidates = []
+                d.seq_unknown = False
+            return None
+        if d.seq_unknown:
+            self._undecryptable(
+                session,
+                d,
+                frame,
+                ts,
+                Reason.STREAM_GAP,
+                "bytes are missing from the stream and no nearby sequence number authenticates the "
+                "records after the gap",
+            )
+            # The window slides on past this record (the count below); after a few such
+            # records in a row the number is lost for good (a capture missing many segments),
+            # and trying every record against a whole window would cost more than the rest of
+            # the decoding together.
+            if d.failures >= MAX_TRIAL_RECORDS:
+                d.lost_seq = True
+        else:
+            self._undecryptable(
+                session,
+                d,
+                frame,
+                ts,
+                Reason.BAD_TAG,
+                f"authentication failed with the key log's {d.keys.label}: the secret is wrong "
+                "(another session's, or from a different run) or the record was modified",
+            )
+        d.keys.seq += 1  # keep counting so that a later record can still authenticate
+        return None
+
+    def _trials(self, d: _Direction) -> Iterator[tuple[keymod.Keys, int]]:
+        """(keys, sequence number) pairs to try on a protected record, likeliest first."""
+        keys_list = ([d.keys] if d.keys is not None else []) + d.candidates
+        if not d.seq_unknown:
+            for keys in keys_list:
+                yield keys, keys.seq
+        elif d.trials is None:
+            for keys in keys_list:
+                for seq in range(keys.seq, keys.seq + SEQ_WINDOW):
+                    yield keys, seq
+        else:
+            # Mid-stream recovery: every candidate on the first numbers, then further, within a
+            # budget (a key log of another hop can hold thousands of secrets, and each try
+            # authenticates a whole record).
+            for lo, hi in _RECOVERY_SWEEPS:
+                for keys in keys_list:
+                    for seq in range(keys.seq + lo, keys.seq + hi):
+                        if d.trials is None or d.trials <= 0:
+                            d.candidates = []
+                            d.trials = None
+                            d.failures = MAX_TRIAL_RECORDS
+                            return
+                        d.trials -= 1
+                        yield keys, seq
+
+    def _explain_missing(
+        self, session: _Session, d: _Direction, frame: int, ts: int, want: Stage = Stage.HANDSHAKE
+    ) -> None:
+        """Say (once per stage) why the direction has no key for ``want``."""
+        if d.explained is want:
+            return
+        d.explained = want
+        reason, message = keymod.explain_missing(self.keylog, session, d.role, want, self._capture_randoms)
+        self._undecryptable(session, d, frame, ts, reason, message)
