@@ -55,10 +55,10 @@ from typing import Any
 
 from ..crypto.keylog import KeyLog
 from ..errors import CryptoError, DecodeError
+from ..net.fastpath import Deliver
 from ..net.flow import (
     ConnectionClosed,
     ConnectionStarted,
-    Deliver,
     StreamData,
     StreamGap,
     TcpFlag,
@@ -338,7 +338,7 @@ class Decoder:
         takes must not be given to :meth:`feed_packet`; the events are the same as if they had
         been, and come out of the next :meth:`feed_packet` or :meth:`finish`."""
         self._direct = True
-        return self._tracker.frame_filter()
+        return self._tracker.fast_path().frame_filter()
 
     def feed_secrets(self, block: SecretsBlock) -> None:
         if block.secrets_type == SECRETS_TYPE_TLS_KEYLOG:
@@ -378,7 +378,7 @@ class Decoder:
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))
             if self._direct:
-                self._tracker.deliver_direct(conn, self._deliver(session))
+                self._tracker.fast_path().attach(conn, self._deliver(session))
         elif isinstance(ev, ConnectionClosed):
             session = self._sessions.pop(ev.conn.id, None)
             if session is not None:
@@ -432,7 +432,6 @@ class Decoder:
                 d.dead = True
 
     def _drain(self, frame: int, final: bool = False) -> list[DecodeEvent]:
-        self._tracker.hold = False
         held = self._held
         out = self._out
         while held:
@@ -692,10 +691,9 @@ class Decoder:
         out of the filter's way whenever events pile up (so that they are handed out)."""
 
         def deliver(net_dir: int) -> Deliver:
-            def take(data: bytes, frame: int, ts: int) -> None:
+            def take(data: bytes, frame: int, ts: int) -> bool:
                 self._data(session, net_dir, data, frame, ts)
-                if len(self._out) + len(self._held) > _MAX_PENDING:
-                    self._tracker.hold = True
+                return len(self._out) + len(self._held) > _MAX_PENDING
 
             return take
 
@@ -707,7 +705,7 @@ class Decoder:
         session.fast = True
         dirs = session.dirs
         flip = 1 if session.flip else 0
-        self._tracker.deliver_direct(session.conn, self._deliver(session), (dirs[flip], dirs[1 - flip]))
+        self._tracker.fast_path().attach(session.conn, self._deliver(session), (dirs[flip], dirs[1 - flip]))
 
     def _count_bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> None:
         keys = d.keys

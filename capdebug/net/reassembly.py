@@ -132,8 +132,6 @@ class StreamReassembler:
         """The FIN was reported (it and everything before it are released)."""
         self.rst = False
         """An RST was reported; the stream is over."""
-        # TcpTracker.feed reads _next, _fin, _starts and rst and advances _next itself for in-order
-        # data (take_in_order, inlined on its hot path): keep those four meaning what they do here.
         self._next: int | None = None  # unwrapped position of the next byte to release
         self._acked = -1  # highest unwrapped acknowledgment from the peer
         self._fin: int | None = None  # unwrapped position of the FIN, once seen
@@ -185,22 +183,29 @@ class StreamReassembler:
                 return [Data(payload, frame, ts_ns)]
         return self._feed(seq, payload, flags, frame, ts_ns, truncated)
 
-    def take_in_order(self, seq: int, payload: bytes) -> bool:
-        """Fast path for the common case: if ``payload`` (no control flags) is exactly the next
-        bytes and nothing is held, advance past it and return True; the caller then reports it as
-        :class:`Data` itself. Otherwise change nothing and return False. (TcpTracker inlines it.)"""
+    def take_next(self, seq: int, size: int) -> bool:
+        """The fast paths' step for a plain segment (no control bit) of ``size`` bytes at
+        sequence number ``seq``, on a started stream. With data: when the bytes are exactly the
+        next ones in order and nothing is held (no chunk behind a hole, no FIN seen, no RST),
+        move past them and return True; the caller then releases them itself, as :meth:`feed`
+        would have as one :class:`Data`. Without data: True (:meth:`feed` would do nothing).
+        Otherwise change nothing and return False: the segment needs :meth:`feed`."""
         nxt = self._next
-        if (
-            nxt is not None
-            and payload
-            and (seq - nxt) & _MASK == 0
-            and self._fin is None
-            and not self._starts
-            and not self.rst
-        ):
-            self._next = nxt + len(payload)
-            return True
-        return False
+        if nxt is None:
+            return False
+        if size:
+            if (seq - nxt) & _MASK or self._fin is not None or self._starts or self.rst:
+                return False
+            self._next = nxt + size
+        return True
+
+    def ack_is_idle(self, ack: int) -> bool:
+        """Whether :meth:`ack` of ``ack`` may be skipped by the fast paths: it acknowledges
+        nothing beyond the next position (or the stream has not started), so it could release
+        nothing, and the acknowledgment it would record can never matter (a hole only ever opens
+        at or beyond that position)."""
+        nxt = self._next
+        return nxt is None or not 0 < (ack - nxt) & _MASK < _HALF
 
     def _feed(
         self, seq: int, payload: bytes, flags: int, frame: int, ts_ns: int, truncated: bool

@@ -181,29 +181,28 @@ def test_tracker_fast_path_agrees_with_reassemblers(
     assert got == want
 
 
-def test_swap_roles_then_gap_and_close_on_the_fast_path() -> None:
-    # After swap_roles the tracker's per-direction entries must name the new roles, on the
-    # in-order fast path and when an ACK releases a gap in the peer's stream.
+def test_gap_and_close_on_the_fast_path() -> None:
+    # On the in-order fast path of feed, and when an ACK releases a gap in the peer's stream,
+    # events name the sender as guessed from the first segment.
     tracker = TcpTracker()
     a = TcpSegment(*S, *C, 90000, 7000, PSH | ACK, 65535, b"server bytes")
     (started, first) = tracker.feed(1, 1, a)
     assert isinstance(started, ConnectionStarted) and isinstance(first, StreamData)
     conn = started.conn
-    assert conn.client == S and int(first.direction) == 0
-    conn.swap_roles()
+    assert conn.client == S and int(first.direction) == 0 and conn.open
     (data,) = tracker.feed(2, 2, TcpSegment(*C, *S, 7000, 90012, PSH | ACK, 65535, b"hello"))
-    assert isinstance(data, StreamData) and int(data.direction) == 0 and data.data == b"hello"
+    assert isinstance(data, StreamData) and int(data.direction) == 1 and data.data == b"hello"
     # S's bytes 90012..90020 are lost, 90020.. buffered, then C acknowledges past the hole.
     assert not tracker.feed(3, 3, TcpSegment(*S, *C, 90020, 7005, PSH | ACK, 65535, b"later"))
     got = tracker.feed(4, 4, TcpSegment(*C, *S, 7005, 90025, PSH | ACK, 65535, b"!"))
     assert [(type(e).__name__, int(e.direction)) for e in got if isinstance(e, (StreamData, StreamGap))] == [
-        ("StreamData", 0),
-        ("StreamGap", 1),
         ("StreamData", 1),
+        ("StreamGap", 0),
+        ("StreamData", 0),
     ]
     assert tracker.open_connections == 1
     got = tracker.feed(5, 5, TcpSegment(*S, *C, 90000, 0, int(TcpFlags.RST), 65535, b""))
-    assert isinstance(got[-1], ConnectionClosed) and tracker.open_connections == 0
+    assert isinstance(got[-1], ConnectionClosed) and tracker.open_connections == 0 and not conn.open
 
 
 def test_connection_from_an_endpoint_to_itself() -> None:
