@@ -28,9 +28,8 @@ A consumer (the capture decoder) gives the fast path, per connection and per sen
   path lowers the count instead. The consumer lowers it itself for bytes it gets otherwise.
 
 That is all the fast path knows of its consumer. It reads and changes reassembly state only
-through :class:`~capdebug.net.reassembly.StreamReassembler`'s fast-path methods
-(:meth:`~capdebug.net.reassembly.StreamReassembler.take_next`,
-:meth:`~capdebug.net.reassembly.StreamReassembler.ack_is_idle`), the same rules
+through the fast-path method of :class:`~capdebug.net.reassembly.StreamReassembler`
+(:meth:`~capdebug.net.reassembly.StreamReassembler.take_plain`), the same rule
 :meth:`TcpTracker.feed` follows, and the header layouts come from net/link.py, net/ip.py and
 net/tcp.py.
 """
@@ -43,7 +42,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from capdebug.net.ip import IPPROTO_TCP, IPV4_ADDRS, IPV4_FIELDS, IPV6_ADDRS, IPV6_FIELDS
 from capdebug.net.link import ETHERNET_HEADER_LEN, ETHERTYPE_AT, ETHERTYPE_IPV4, ETHERTYPE_IPV6
-from capdebug.net.tcp import ACK, CONTROL, ETH_IPV4_TCP_AT, ETH_IPV6_TCP_AT, TCP_FIELDS, TCP_HEADER_LEN
+from capdebug.net.tcp import (
+    ACK,
+    CONTROL,
+    ETH_IPV4_TCP_AT,
+    ETH_IPV6_TCP_AT,
+    TCP_HEADER_LEN,
+    TCP_PORTS,
+    TCP_REST,
+)
 from capdebug.pcap import FrameFilter
 
 if TYPE_CHECKING:
@@ -83,15 +90,21 @@ def share_of(sport: int, dport: int, shares: int) -> int:
 
 
 # What the filter reads of an untagged Ethernet frame, from the EtherType to the TCP control
-# bits, in one unpack: the fixed IP header's fields (its addresses are skipped: they are sliced,
-# with the ports after them, as the lookup key) and the fixed TCP header's.
-_V4 = struct.Struct(f"!H{IPV4_FIELDS}{struct.calcsize('!' + IPV4_ADDRS)}x{TCP_FIELDS}").unpack_from
-_V6 = struct.Struct(f"!H{IPV6_FIELDS}{struct.calcsize('!' + IPV6_ADDRS)}x{TCP_FIELDS}").unpack_from
-# The addresses and ports as they lie in the frame: source and destination address, source
-# and destination port (contiguous: no IP options, no extension headers). RFC 791 3.1 puts the
-# IPv4 addresses 12 bytes into its header, RFC 8200 3 the IPv6 ones 8 bytes in.
-_V4_KEY = (ETHERNET_HEADER_LEN + 12, ETH_IPV4_TCP_AT + 4)
-_V6_KEY = (ETHERNET_HEADER_LEN + 8, ETH_IPV6_TCP_AT + 4)
+# bits, in one unpack: the fixed IP header's fields, then the addresses and ports as one bytes
+# object, as they lie in the frame (source and destination address, source and destination
+# port: contiguous when there are no IP options or extension headers), the lookup key of a
+# direction; then the rest of the fixed TCP header. The IP header's bytes before its addresses
+# (RFC 791 3.1: checksum; RFC 8200 3: hop limit) are skipped.
+_PORTS_LEN = struct.calcsize("!" + TCP_PORTS)
+_V4_KEY_LEN = 2 * 4 + _PORTS_LEN
+_V6_KEY_LEN = 2 * 16 + _PORTS_LEN
+_V4 = struct.Struct(
+    f"!H{IPV4_FIELDS}{struct.calcsize('!' + IPV4_ADDRS) - 2 * 4}x{_V4_KEY_LEN}s{TCP_REST}"
+).unpack_from
+_V6 = struct.Struct(
+    f"!H{IPV6_FIELDS}{struct.calcsize('!' + IPV6_ADDRS) - 2 * 16}x{_V6_KEY_LEN}s{TCP_REST}"
+).unpack_from
+_PORTS = struct.Struct("!" + TCP_PORTS).unpack_from
 _V4_MIN = ETH_IPV4_TCP_AT + TCP_HEADER_LEN
 _V6_MIN = ETH_IPV6_TCP_AT + TCP_HEADER_LEN
 
@@ -149,10 +162,8 @@ class FastPath:
         With a partition, the plain frames of other shares' connections are taken and dropped
         (the tracker ignores them too)."""
         get = self._entries.get
-        v4, v6 = _V4, _V6
+        v4, v6, ports = _V4, _V6, _PORTS
         v4_min, v6_min = _V4_MIN, _V6_MIN
-        v4_key, v4_key_end = _V4_KEY
-        v6_key, v6_key_end = _V6_KEY
         v4_tcp, v6_tcp = ETH_IPV4_TCP_AT, ETH_IPV6_TCP_AT
         eth_v4, eth_v6, tcp_proto = ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP
         control, ack_bit = CONTROL, ACK
@@ -165,57 +176,54 @@ class FastPath:
             n = stop - start
             if n < v4_min:
                 return False
-            ethertype, ver, length, frag, proto, sport, dport, seq, ack, offset_byte, flags = v4(
+            ethertype, ver, length, frag, proto, key, seq, ack, offset_byte, flags = v4(
                 buf, start + ETHERTYPE_AT
             )
             if ethertype == eth_v4:
                 # IPv4 without options (RFC 791 3.1), not a fragment (MF clear, offset 0).
                 if ver != 0x45 or proto != tcp_proto or frag & 0x3FFF:
                     return False
-                if shares > 1 and (((sport ^ dport) * mult & 0xFFFFFFFF) >> 16) % shares != share:
-                    return True  # another share's connection: as if not captured
-                if flags & control:
-                    return False
-                entry = get(buf[start + v4_key : start + v4_key_end])
+                tcp_at = v4_tcp
                 end = ETHERNET_HEADER_LEN + length  # the IPv4 total length counts its header
-                size = end - v4_tcp - ((offset_byte >> 4) << 2)
             elif ethertype == eth_v6 and n >= v6_min:
-                ethertype, ver, length, proto, sport, dport, seq, ack, offset_byte, flags = v6(
+                ethertype, ver, length, proto, key, seq, ack, offset_byte, flags = v6(
                     buf, start + ETHERTYPE_AT
                 )
                 if ver >> 4 != 6 or proto != tcp_proto:
                     return False
-                if shares > 1 and (((sport ^ dport) * mult & 0xFFFFFFFF) >> 16) % shares != share:
-                    return True
-                if flags & control:
-                    return False
-                entry = get(buf[start + v6_key : start + v6_key_end])
+                tcp_at = v6_tcp
                 end = v6_tcp + length  # the IPv6 payload length does not
-                size = end - v6_tcp - ((offset_byte >> 4) << 2)
             else:
                 return False
-            # The TCP data offset is at least 5 words (RFC 9293 3.1); the frame holds the whole
-            # IP packet (else it is truncated: the general path reports the hole).
-            if entry is None or end > n or size < 0 or offset_byte < 0x50:
+            entry = get(key)
+            if entry is None:
+                # Only connections of this share are attached: one of another share is dropped
+                # whole, as if not captured (the tracker ignores it too).
+                if shares > 1:
+                    sport, dport = ports(buf, start + tcp_at)
+                    return bool((((sport ^ dport) * mult & 0xFFFFFFFF) >> 16) % shares != share)
+                return False
+            size = end - tcp_at - ((offset_byte >> 4) << 2)
+            # No control bit; the TCP data offset is at least 5 words (RFC 9293 3.1); the frame
+            # holds the whole IP packet (else it is truncated: the general path reports the hole).
+            if flags & control or end > n or size < 0 or offset_byte < 0x50:
                 return False
             mine, peer, counter, deliver = entry
-            if flags & ack_bit and not peer.ack_is_idle(ack):
-                return False  # the acknowledgment may release a gap in the peer's stream
-            if not size:
-                return mine.take_next(seq, 0)
-            skip = counter.skip
-            if skip > size:
-                # Wholly inside bytes the consumer drops unread: not even copied.
-                if not mine.take_next(seq, size):
+            if size:
+                skip = counter.skip
+                if skip > size:
+                    # Wholly inside bytes the consumer drops unread: not even copied.
+                    if not mine.take_plain(seq, size, peer, ack if flags & ack_bit else None):
+                        return False
+                    counter.skip = skip - size
+                    return True
+                if hold:
+                    hold = False
                     return False
-                counter.skip = skip - size
+                if not mine.take_plain(seq, size, peer, ack if flags & ack_bit else None):
+                    return False
+                hold = deliver(buf[start + end - size : start + end], frame, ts_ns)
                 return True
-            if hold:
-                hold = False
-                return False
-            if not mine.take_next(seq, size):
-                return False
-            hold = deliver(buf[start + end - size : start + end], frame, ts_ns)
-            return True
+            return mine.take_plain(seq, 0, peer, ack if flags & ack_bit else None)
 
         return take

@@ -262,7 +262,7 @@ class TcpTracker:
         flags = seg.flags
         if not flags & _CONTROL:
             # Fast path: in-order data or a bare ACK on a started stream, the bulk of any capture.
-            # It inlines StreamReassembler.take_next and ack_is_idle (a method call per segment
+            # It inlines StreamReassembler.take_plain (a method call per segment
             # costs more than the rest of this branch): keep it in step with them. Everything
             # else takes _process.
             mine = side.stream

@@ -183,29 +183,30 @@ class StreamReassembler:
                 return [Data(payload, frame, ts_ns)]
         return self._feed(seq, payload, flags, frame, ts_ns, truncated)
 
-    def take_next(self, seq: int, size: int) -> bool:
-        """The fast paths' step for a plain segment (no control bit) of ``size`` bytes at
-        sequence number ``seq``, on a started stream. With data: when the bytes are exactly the
-        next ones in order and nothing is held (no chunk behind a hole, no FIN seen, no RST),
-        move past them and return True; the caller then releases them itself, as :meth:`feed`
-        would have as one :class:`Data`. Without data: True (:meth:`feed` would do nothing).
-        Otherwise change nothing and return False: the segment needs :meth:`feed`."""
+    def take_plain(self, seq: int, size: int, peer: StreamReassembler, ack: int | None) -> bool:
+        """The fast paths' step for a plain segment (no control bit) of this direction: ``size``
+        bytes at sequence number ``seq``, carrying acknowledgment number ``ack`` for ``peer``
+        (the other direction), None without the ACK bit.
+
+        When the segment needs neither :meth:`feed` nor ``peer.``:meth:`ack`, take it and return
+        True: this stream has started; the data (if any) are exactly the next bytes in order and
+        nothing is held here (no chunk behind a hole, no FIN seen, no RST), so the position moves
+        past them and the caller releases them itself, as :meth:`feed` would have as one
+        :class:`Data`; and ``ack`` is not beyond ``peer``'s next position, so :meth:`ack` could
+        release nothing (and the acknowledgment it would record can never matter: a hole only
+        ever opens at or beyond that position). Otherwise change nothing and return False."""
         nxt = self._next
         if nxt is None:
             return False
+        if ack is not None:
+            pnxt = peer._next
+            if pnxt is not None and 0 < (ack - pnxt) & _MASK < _HALF:
+                return False
         if size:
             if (seq - nxt) & _MASK or self._fin is not None or self._starts or self.rst:
                 return False
             self._next = nxt + size
         return True
-
-    def ack_is_idle(self, ack: int) -> bool:
-        """Whether :meth:`ack` of ``ack`` may be skipped by the fast paths: it acknowledges
-        nothing beyond the next position (or the stream has not started), so it could release
-        nothing, and the acknowledgment it would record can never matter (a hole only ever opens
-        at or beyond that position)."""
-        nxt = self._next
-        return nxt is None or not 0 < (ack - nxt) & _MASK < _HALF
 
     def _feed(
         self, seq: int, payload: bytes, flags: int, frame: int, ts_ns: int, truncated: bool

@@ -42,6 +42,8 @@ __all__ = [
     "SYN",
     "TCP_FIELDS",
     "TCP_HEADER_LEN",
+    "TCP_PORTS",
+    "TCP_REST",
     "TcpFlags",
     "TcpSegment",
     "decode_tcp",
@@ -58,9 +60,12 @@ CONTROL = FIN | SYN | RST
 
 TCP_HEADER_LEN = 20
 """A TCP header without options (RFC 9293 3.1)."""
-TCP_FIELDS = "HHIIBB"
-"""Source port, destination port, sequence number, acknowledgment number, data offset (high
-nibble, in 32-bit words), control bits: a struct format piece, as those of net/ip.py."""
+TCP_PORTS = "HH"
+"""Source port, destination port: a struct format piece, as those of net/ip.py."""
+TCP_REST = "IIBB"
+"""Sequence number, acknowledgment number, data offset (high nibble, in 32-bit words), control
+bits: the fixed header's fields after the ports, up to the window."""
+TCP_FIELDS = TCP_PORTS + TCP_REST
 _WINDOW = "H"
 
 #: Where the TCP header starts in an untagged Ethernet frame with IPv4 without options / IPv6
