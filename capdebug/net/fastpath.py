@@ -141,8 +141,11 @@ class FastPath:
             return
         streams = conn.streams
         c0, c1 = counters if counters is not None else (_NoSkip(), _NoSkip())
-        self._entries[_raw_key(conn.client, conn.server)] = (streams[0], streams[1], c0, deliver[0])
+        # Server first: a connection from an endpoint to itself has one key, and the client's
+        # side must win it, as in the tracker's table (TcpTracker.feed counts its segments as
+        # the client's).
         self._entries[_raw_key(conn.server, conn.client)] = (streams[1], streams[0], c1, deliver[1])
+        self._entries[_raw_key(conn.client, conn.server)] = (streams[0], streams[1], c0, deliver[0])
 
     def detach(self, conn: Connection) -> None:
         """Forget ``conn`` (the tracker calls it when the connection closes)."""

@@ -382,3 +382,20 @@ def test_frame_filter_takes_plain_frames_and_gives_way_when_asked() -> None:
     tracker.feed(9, 9, decode_tcp(LinkType.ETHERNET, rst))  # type: ignore[arg-type]
     late = eth_frame(False, C, S, 107, 501, PSH | ACK, b"ghi")
     assert not take(late, 0, len(late), 10, 10)
+
+
+def test_frame_filter_on_a_connection_from_an_endpoint_to_itself() -> None:
+    # One 4-tuple for both directions: the filter counts its data as the client's, as feed does.
+    tracker = TcpTracker()
+    fast = tracker.fast_path()
+    take = fast.frame_filter()
+    log: list[tuple[object, ...]] = []
+    consumers = (Consumer(0, log, []), Consumer(1, log, []))
+    syn = decode_tcp(LinkType.ETHERNET, eth_frame(False, C, C, 100, 0, SYN, b""))
+    assert syn is not None
+    (started, _) = tracker.feed(1, 1, syn)
+    assert isinstance(started, ConnectionStarted)
+    fast.attach(started.conn, (consumers[0].deliver, consumers[1].deliver))
+    data = eth_frame(False, C, C, 101, 101, PSH | ACK, b"abc")
+    assert take(data, 0, len(data), 2, 2)
+    assert log == [(0, "data", b"abc", 2)]
