@@ -6,9 +6,8 @@ a connection closes. The byte-level rules live in :mod:`capdebug.net.reassembly`
 
 Roles. The client is the sender of the SYN (or the receiver of a SYN+ACK when only that was
 captured). Without either, the sender of the first segment seen is a guess
-(``roles_from_syn=False``); the analysis layer may call :meth:`Connection.swap_roles` when it
-knows better (a ClientHello going the other way). Events name the direction by *sender*, as it
-was when the event was made.
+(``roles_from_syn=False``) that the analysis layer may revise for itself (a ClientHello going
+the other way); events keep naming directions by this guess.
 
 Lifetime. A connection leaves the table, and its memory is freed, when both FINs were reported
 in order, when either side sent an RST, or at :meth:`TcpTracker.flush`; each way emits
@@ -17,28 +16,33 @@ table of tombstones) so that the final ACK, late retransmissions and the peer's 
 do not start a bogus connection. A new SYN with another initial sequence number on that
 4-tuple (port reuse) does start a new connection, with a new id; so does one on a 4-tuple still
 open, which closes the old connection first.
+
+Fast path. :meth:`TcpTracker.fast_path` gives the tracker's :class:`~capdebug.net.fastpath.FastPath`,
+which takes plain frames inside the capture reader instead of :meth:`TcpTracker.feed`, with the
+same result (see :mod:`capdebug.net.fastpath`).
 """
 
 from __future__ import annotations
 
 import enum
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from capdebug.net.fastpath import FastPath, share_of
 from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, Data, Gap, Released, StreamReassembler
+from capdebug.net.tcp import ACK as _ACK
+from capdebug.net.tcp import CONTROL as _CONTROL
+from capdebug.net.tcp import RST as _RST
+from capdebug.net.tcp import SYN as _SYN
 from capdebug.net.tcp import TcpSegment, format_endpoint
-from capdebug.pcap import FrameFilter
 
 __all__ = [
     "Connection",
     "ConnectionClosed",
     "ConnectionStarted",
-    "Deliver",
     "Direction",
+    "Endpoint",
     "FlowEvent",
-    "SkipCounter",
     "StreamData",
     "StreamGap",
     "TcpFlag",
@@ -46,11 +50,6 @@ __all__ = [
     "share_of",
 ]
 
-_FIN = 0x01
-_SYN = 0x02
-_RST = 0x04
-_ACK = 0x10
-_CONTROL = _FIN | _SYN | _RST
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 
@@ -69,9 +68,9 @@ _DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
 
 
 class Connection:
-    """One TCP connection. Mutable: the tracker updates it, the analysis may swap its roles."""
+    """One TCP connection. Mutable: the tracker updates it."""
 
-    __slots__ = ("_sides", "client", "first_frame", "id", "roles_from_syn", "server", "streams")
+    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "streams")
 
     def __init__(
         self,
@@ -92,7 +91,8 @@ class Connection:
         """The roles come from a SYN or SYN+ACK, not from a guess."""
         self.streams = [StreamReassembler(max_buffered), StreamReassembler(max_buffered)]
         """Reassembly state per sending side, indexed by :class:`Direction`."""
-        self._sides: tuple[_Side, ...] = ()  # the tracker's table entries, kept in step by swap_roles
+        self.open = False
+        """The tracker holds it (from its first segment until :class:`ConnectionClosed`)."""
 
     @property
     def client_str(self) -> str:
@@ -105,13 +105,6 @@ class Connection:
     def stream(self, direction: Direction) -> StreamReassembler:
         """Reassembly state of the bytes sent by ``direction``."""
         return self.streams[direction]
-
-    def swap_roles(self) -> None:
-        """Exchange client and server: later events name directions the other way round."""
-        self.client, self.server = self.server, self.client
-        self.streams.reverse()
-        for side in self._sides:
-            side.direction = _DIRECTIONS[1 - side.direction]
 
     def __repr__(self) -> str:
         return f"Connection(id={self.id}, client={self.client_str}, server={self.server_str})"
@@ -126,9 +119,9 @@ class _Side:
     def __init__(self, conn: Connection, direction: Direction) -> None:
         self.conn = conn
         self.direction = direction
-        """Who sends on this side (:meth:`Connection.swap_roles` flips it)."""
+        """Who sends on this side."""
         self.stream = conn.streams[direction]
-        """Reassembly of the bytes this side sends (the same object whatever the roles)."""
+        """Reassembly of the bytes this side sends."""
         self.peer = conn.streams[1 - direction]
         """Reassembly of the other side's bytes, which this side's ACKs acknowledge."""
 
@@ -188,49 +181,6 @@ _Key = tuple[bytes, int, bytes, int]
 _NOTHING: tuple[FlowEvent, ...] = ()
 
 
-class SkipCounter(Protocol):
-    """A consumer's count of the next in-order bytes of one direction it will drop unread."""
-
-    skip: int
-
-
-class _NoSkip:
-    __slots__ = ("skip",)
-
-    def __init__(self) -> None:
-        self.skip = 0
-
-
-Deliver = Callable[[bytes, int, int], None]
-"""``deliver(data, frame, ts_ns)``: in-order stream bytes of one direction, as a
-:class:`StreamData` would carry them."""
-
-
-# What frame_filter reads of an untagged Ethernet frame, from the EtherType (offset 12) to the
-# TCP flags: the fixed IPv4 header (RFC 791 3.1: version/IHL, total length, flags/fragment
-# offset, protocol; the addresses are skipped, they are sliced as the lookup key) and the TCP
-# ports, sequence, acknowledgment, data offset and flags (RFC 9293 3.1).
-_FILTER_V4 = struct.Struct("!HBxHxxHxB10xHHIIBB").unpack_from
-# The same for IPv6 (RFC 8200 3) with TCP as the first next header: version nibble, payload
-# length, next header.
-_FILTER_V6 = struct.Struct("!HB3xHB33xHHIIBB").unpack_from
-_Direct = tuple["StreamReassembler", "StreamReassembler", SkipCounter, Deliver]
-
-
-def share_of(sport: int, dport: int, shares: int) -> int:
-    """Which of ``shares`` shares a connection between these two ports belongs to: the same
-    whichever way a segment goes, and spread by a multiplicative hash because port numbers are
-    not random (Linux hands out even ephemeral ports to connect(), so a sum or a parity would
-    put every connection to one server port in the same share). frame_filter inlines it."""
-    return (((sport ^ dport) * 0x9E3779B1 & 0xFFFFFFFF) >> 16) % shares
-
-
-def _raw_key(src: Endpoint, dst: Endpoint) -> bytes:
-    """A direction's addresses and ports as they lie in an IP+TCP header: source and destination
-    address, then source and destination port (contiguous when there are no IP options)."""
-    return src[0] + dst[0] + src[1].to_bytes(2, "big") + dst[1].to_bytes(2, "big")
-
-
 def _canonical(src: bytes, sport: int, dst: bytes, dport: int) -> _Key:
     """The 4-tuple of a connection whichever way a segment goes (the key of closed connections)."""
     if sport < dport or (sport == dport and src <= dst):
@@ -254,12 +204,11 @@ class TcpTracker:
 
     __slots__ = (
         "_closed",
-        "_direct",
+        "_fast",
         "_last_id",
         "_open",
         "_table",
         "first_frames",
-        "hold",
         "max_buffered",
         "max_closed",
         "partition",
@@ -287,12 +236,7 @@ class TcpTracker:
         # Both directions of every open connection: (src, sport, dst, dport) as sent -> its side.
         self._table: dict[_Key, _Side] = {}
         self._closed: dict[_Key, tuple[int | None, int]] = {}  # closed 4-tuple -> (client ISN, frame)
-        # Directions whose frames frame_filter may take: raw key -> (its stream, the peer's
-        # stream, the consumer's skip counter for its bytes, where its data goes).
-        self._direct: dict[bytes, _Direct] = {}
-        self.hold = False
-        """While True, :meth:`frame_filter` delivers nothing: frames with data for the consumer go
-        through :meth:`feed` (e.g. so that the consumer hands out the events it has piled up)."""
+        self._fast: FastPath | None = None
         self._last_id = 0
         self._open = 0
 
@@ -301,103 +245,11 @@ class TcpTracker:
         """Connections currently held in memory."""
         return self._open
 
-    def deliver_direct(
-        self,
-        conn: Connection,
-        deliver: tuple[Deliver, Deliver],
-        counters: tuple[SkipCounter, SkipCounter] | None = None,
-    ) -> None:
-        """Let :meth:`frame_filter` take the plain frames of ``conn``: in-order data goes
-        straight to ``deliver[d]`` (``d`` the sending :class:`Direction`) instead of a
-        :class:`StreamData` from :meth:`feed`, and bare ACKs that release nothing are dropped,
-        as :meth:`feed` would. ``counters[d].skip``, when given, is how many of the next in-order
-        bytes sent by ``d`` the consumer drops unread: segments wholly inside them are not
-        delivered at all and the filter lowers the count instead (the consumer keeps it
-        otherwise). Calling it again replaces the entries; they leave with the connection."""
-        if conn._sides:
-            streams = conn.streams
-            c0, c1 = counters if counters is not None else (_NoSkip(), _NoSkip())
-            self._direct[_raw_key(conn.client, conn.server)] = (streams[0], streams[1], c0, deliver[0])
-            self._direct[_raw_key(conn.server, conn.client)] = (streams[1], streams[0], c1, deliver[1])
-
-    def frame_filter(self) -> FrameFilter:
-        """A predicate for :meth:`capdebug.pcap.CaptureReader.skip_frames` (Ethernet frames).
-
-        ``take(window, start, stop, frame, ts_ns)`` is True when it has dealt with the frame
-        ``window[start:stop]`` itself: a segment of a connection given to
-        :meth:`deliver_direct` with no control flag, in order, and acknowledging nothing beyond
-        what the other side has released. It updates the stream state exactly as :meth:`feed`
-        would and hands the data to the consumer. Anything else (IP options, VLAN tags,
-        fragments, truncation, SYN/FIN/RST, holes, retransmissions) is left to :meth:`feed`,
-        and so is every frame with data to deliver while :attr:`hold` is set. With a
-        :attr:`partition`, the plain frames of other shares' connections are taken and dropped.
-
-        The point is speed: a frame taken here costs two unpacks and a dictionary lookup, where
-        :meth:`feed` needs a packet, a segment and an event object."""
-        get = self._direct.get
-        v4 = _FILTER_V4
-        v6 = _FILTER_V6
-        tracker = self
-        share, shares = self.partition or (0, 1)
-
-        def take(buf: bytes, start: int, stop: int, frame: int, ts_ns: int) -> bool:
-            n = stop - start
-            if n < 54:
-                return False
-            ethertype, ver, length, frag, proto, sport, dport, seq, ack, offset_byte, flags = v4(
-                buf, start + 12
-            )
-            if ethertype == 0x0800:
-                if ver != 0x45 or proto != 6 or frag & 0x3FFF:
-                    return False
-                if shares > 1 and (((sport ^ dport) * 0x9E3779B1 & 0xFFFFFFFF) >> 16) % shares != share:
-                    return True  # another share's connection: as if not captured
-                if flags & _CONTROL:
-                    return False
-                entry = get(buf[start + 26 : start + 38])
-                end = 14 + length  # the IPv4 total length counts its header
-                size = end - 34 - ((offset_byte >> 4) << 2)
-            elif ethertype == 0x86DD and n >= 74:
-                ethertype, ver, length, proto, sport, dport, seq, ack, offset_byte, flags = v6(
-                    buf, start + 12
-                )
-                if ver >> 4 != 6 or proto != 6:
-                    return False
-                if shares > 1 and (((sport ^ dport) * 0x9E3779B1 & 0xFFFFFFFF) >> 16) % shares != share:
-                    return True
-                if flags & _CONTROL:
-                    return False
-                entry = get(buf[start + 22 : start + 58])
-                end = 54 + length  # the IPv6 payload length does not
-                size = end - 54 - ((offset_byte >> 4) << 2)
-            else:
-                return False
-            if entry is None or end > n or size < 0 or offset_byte < 0x50:
-                return False
-            mine, peer, counter, deliver = entry
-            nxt = mine._next
-            if nxt is None:
-                return False
-            if flags & _ACK:
-                pnxt = peer._next
-                if pnxt is not None and 0 < (ack - pnxt) & _MASK < _HALF:
-                    return False
-            if size:
-                if (seq - nxt) & _MASK or mine._fin is not None or mine._starts or mine.rst:
-                    return False
-                skip = counter.skip
-                if skip > size:
-                    counter.skip = skip - size
-                elif tracker.hold:
-                    return False
-                else:
-                    mine._next = nxt + size
-                    deliver(buf[start + end - size : start + end], frame, ts_ns)
-                    return True
-                mine._next = nxt + size
-            return True
-
-        return take
+    def fast_path(self) -> FastPath:
+        """This tracker's fast path (made at the first call; see :mod:`capdebug.net.fastpath`)."""
+        if self._fast is None:
+            self._fast = FastPath(self.partition)
+        return self._fast
 
     def feed(self, frame: int, ts_ns: int, seg: TcpSegment) -> Sequence[FlowEvent]:
         """Take the segment captured in ``frame`` (1-based) at ``ts_ns``; return its events."""
@@ -410,10 +262,9 @@ class TcpTracker:
         flags = seg.flags
         if not flags & _CONTROL:
             # Fast path: in-order data or a bare ACK on a started stream, the bulk of any capture.
-            # It inlines StreamReassembler.take_in_order and skips StreamReassembler.ack when the
-            # acknowledgment is not beyond the other side's next position, where ack() would
-            # release nothing (and the acknowledgment it would record can never matter: a hole
-            # only ever opens at or beyond that position). Everything else takes _process.
+            # It inlines StreamReassembler.take_plain (a method call per segment
+            # costs more than the rest of this branch): keep it in step with them. Everything
+            # else takes _process.
             mine = side.stream
             nxt = mine._next
             if nxt is not None:
@@ -522,7 +373,7 @@ class TcpTracker:
     def _register(self, conn: Connection) -> None:
         client, server = conn.client, conn.server
         sides = (_Side(conn, Direction.CLIENT), _Side(conn, Direction.SERVER))
-        conn._sides = sides
+        conn.open = True
         self._open += 1
         table = self._table
         # Server first: a connection from an endpoint to itself has one key, and the client's
@@ -535,10 +386,9 @@ class TcpTracker:
         table = self._table
         table.pop((server[0], server[1], client[0], client[1]), None)
         table.pop((client[0], client[1], server[0], server[1]), None)
-        if self._direct:
-            self._direct.pop(_raw_key(client, server), None)
-            self._direct.pop(_raw_key(server, client), None)
-        conn._sides = ()
+        if self._fast is not None:
+            self._fast.detach(conn)
+        conn.open = False
         self._open -= 1
         key = _canonical(client[0], client[1], server[0], server[1])
         closed = self._closed

@@ -13,9 +13,35 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["IPPROTO_TCP", "ipv4_tcp", "ipv6_tcp"]
+__all__ = [
+    "IPPROTO_TCP",
+    "IPV4_ADDRS",
+    "IPV4_FIELDS",
+    "IPV4_HEADER_LEN",
+    "IPV6_ADDRS",
+    "IPV6_FIELDS",
+    "IPV6_HEADER_LEN",
+    "ipv4_tcp",
+    "ipv6_tcp",
+]
 
 IPPROTO_TCP = 6
+
+# The fixed headers, as pieces of struct formats (network order, no prefix) that the per-frame
+# fast paths (net/tcp.py decode_tcp, net/fastpath.py) put together with the link and TCP headers
+# into one unpack: the one description of these layouts. Each piece covers its bytes exactly.
+IPV4_HEADER_LEN = 20
+"""An IPv4 header without options (RFC 791 3.1)."""
+IPV4_FIELDS = "BxHxxHxB"
+"""Version/IHL, (TOS), total length, (identification), flags/fragment offset, (TTL), protocol."""
+IPV4_ADDRS = "xx4s4s"
+"""(Header checksum), source, destination: the rest of the fixed header."""
+IPV6_HEADER_LEN = 40
+"""The fixed IPv6 header (RFC 8200 3)."""
+IPV6_FIELDS = "B3xHB"
+"""The byte with the version nibble, (class and flow label), payload length, next header."""
+IPV6_ADDRS = "x16s16s"
+"""(Hop limit), source, destination: the rest of the fixed header."""
 
 # IPv6 extension headers walked on the way to TCP (RFC 8200 4.1).
 _HOP_BY_HOP = 0
@@ -24,8 +50,8 @@ _FRAGMENT = 44
 _AH = 51
 _DEST_OPTS = 60
 
-_IPV4_FIXED = struct.Struct("!BxHxxHxB").unpack_from  # ver/IHL, total length, flags/fragment, protocol
-_IPV6_FIXED = struct.Struct("!4xHB").unpack_from  # payload length, next header
+_IPV4_FIXED = struct.Struct("!" + IPV4_FIELDS).unpack_from
+_IPV6_FIXED = struct.Struct("!" + IPV6_FIELDS).unpack_from
 _u16 = struct.Struct("!H").unpack_from
 
 IpTcp = tuple[bytes, bytes, int, int, bool]
@@ -35,11 +61,11 @@ IpTcp = tuple[bytes, bytes, int, int, bool]
 def ipv4_tcp(data: bytes, off: int) -> IpTcp | None:
     """Locate TCP inside the IPv4 packet at ``data[off:]`` (RFC 791 3.1)."""
     n = len(data)
-    if off + 20 > n:
+    if off + IPV4_HEADER_LEN > n:
         return None
     ver_ihl, total_length, frag, proto = _IPV4_FIXED(data, off)
     header_len = (ver_ihl & 0x0F) << 2
-    if ver_ihl >> 4 != 4 or header_len < 20 or total_length < header_len or proto != IPPROTO_TCP:
+    if ver_ihl >> 4 != 4 or header_len < IPV4_HEADER_LEN or total_length < header_len or proto != IPPROTO_TCP:
         return None
     # A non-first fragment has no TCP header; capdebug does not reassemble IP fragments.
     if frag & 0x1FFF:
@@ -60,10 +86,12 @@ def ipv4_tcp(data: bytes, off: int) -> IpTcp | None:
 def ipv6_tcp(data: bytes, off: int) -> IpTcp | None:
     """Locate TCP inside the IPv6 packet at ``data[off:]``, across extension headers (RFC 8200)."""
     n = len(data)
-    if off + 40 > n or data[off] >> 4 != 6:
+    if off + IPV6_HEADER_LEN > n:
         return None
-    payload_length, next_header = _IPV6_FIXED(data, off)
-    p = off + 40
+    version, payload_length, next_header = _IPV6_FIXED(data, off)
+    if version >> 4 != 6:
+        return None
+    p = off + IPV6_HEADER_LEN
     # Payload length 0 with a Hop-by-Hop header is a jumbogram (RFC 2675): use what was captured.
     end = p + payload_length if payload_length or next_header != _HOP_BY_HOP else n
     truncated = False

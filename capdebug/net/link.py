@@ -13,6 +13,8 @@ import struct
 from capdebug.pcap.model import LinkType
 
 __all__ = [
+    "ETHERNET_HEADER_LEN",
+    "ETHERTYPE_AT",
     "ETHERTYPE_IPV4",
     "ETHERTYPE_IPV6",
     "NOT_IP",
@@ -21,6 +23,10 @@ __all__ = [
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
+#: An untagged Ethernet II header: destination (6), source (6), EtherType (2) (IEEE 802.3 3.1.1).
+ETHERNET_HEADER_LEN = 14
+#: Where the EtherType lies in it.
+ETHERTYPE_AT = 12
 # IEEE 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ S-tag some switches still send.
 _ETHERTYPE_VLAN = frozenset((0x8100, 0x88A8, 0x9100))
 
@@ -84,12 +90,12 @@ def network_offset(linktype: int, data: bytes) -> tuple[int, int]:
     """
     if linktype == LinkType.ETHERNET:
         # dst(6) src(6) EtherType(2); values <= 1500 are IEEE 802.3 lengths (LLC), not IP.
-        if len(data) < 14:
+        if len(data) < ETHERNET_HEADER_LEN:
             return NOT_IP
-        (ethertype,) = _u16(data, 12)
+        (ethertype,) = _u16(data, ETHERTYPE_AT)
         if ethertype == ETHERTYPE_IPV4:
-            return ETHERTYPE_IPV4, 14
-        return _after_vlans(data, ethertype, 14)
+            return ETHERTYPE_IPV4, ETHERNET_HEADER_LEN
+        return _after_vlans(data, ethertype, ETHERNET_HEADER_LEN)
     if linktype == LinkType.LINUX_SLL2:
         # SLL2: protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) addrlen(1) addr(8).
         if len(data) < 20:

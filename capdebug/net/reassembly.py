@@ -132,8 +132,6 @@ class StreamReassembler:
         """The FIN was reported (it and everything before it are released)."""
         self.rst = False
         """An RST was reported; the stream is over."""
-        # TcpTracker.feed reads _next, _fin, _starts and rst and advances _next itself for in-order
-        # data (take_in_order, inlined on its hot path): keep those four meaning what they do here.
         self._next: int | None = None  # unwrapped position of the next byte to release
         self._acked = -1  # highest unwrapped acknowledgment from the peer
         self._fin: int | None = None  # unwrapped position of the FIN, once seen
@@ -185,22 +183,30 @@ class StreamReassembler:
                 return [Data(payload, frame, ts_ns)]
         return self._feed(seq, payload, flags, frame, ts_ns, truncated)
 
-    def take_in_order(self, seq: int, payload: bytes) -> bool:
-        """Fast path for the common case: if ``payload`` (no control flags) is exactly the next
-        bytes and nothing is held, advance past it and return True; the caller then reports it as
-        :class:`Data` itself. Otherwise change nothing and return False. (TcpTracker inlines it.)"""
+    def take_plain(self, seq: int, size: int, peer: StreamReassembler, ack: int | None) -> bool:
+        """The fast paths' step for a plain segment (no control bit) of this direction: ``size``
+        bytes at sequence number ``seq``, carrying acknowledgment number ``ack`` for ``peer``
+        (the other direction), None without the ACK bit.
+
+        When the segment needs neither :meth:`feed` nor ``peer.``:meth:`ack`, take it and return
+        True: this stream has started; the data (if any) are exactly the next bytes in order and
+        nothing is held here (no chunk behind a hole, no FIN seen, no RST), so the position moves
+        past them and the caller releases them itself, as :meth:`feed` would have as one
+        :class:`Data`; and ``ack`` is not beyond ``peer``'s next position, so :meth:`ack` could
+        release nothing (and the acknowledgment it would record can never matter: a hole only
+        ever opens at or beyond that position). Otherwise change nothing and return False."""
         nxt = self._next
-        if (
-            nxt is not None
-            and payload
-            and (seq - nxt) & _MASK == 0
-            and self._fin is None
-            and not self._starts
-            and not self.rst
-        ):
-            self._next = nxt + len(payload)
-            return True
-        return False
+        if nxt is None:
+            return False
+        if ack is not None:
+            pnxt = peer._next
+            if pnxt is not None and 0 < (ack - pnxt) & _MASK < _HALF:
+                return False
+        if size:
+            if (seq - nxt) & _MASK or self._fin is not None or self._starts or self.rst:
+                return False
+            self._next = nxt + size
+        return True
 
     def _feed(
         self, seq: int, payload: bytes, flags: int, frame: int, ts_ns: int, truncated: bool

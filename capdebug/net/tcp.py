@@ -13,21 +13,75 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
-from capdebug.net.ip import ipv4_tcp, ipv6_tcp
-from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
+from capdebug.net.ip import (
+    IPV4_ADDRS,
+    IPV4_FIELDS,
+    IPV4_HEADER_LEN,
+    IPV6_ADDRS,
+    IPV6_FIELDS,
+    IPV6_HEADER_LEN,
+    ipv4_tcp,
+    ipv6_tcp,
+)
+from capdebug.net.link import (
+    ETHERNET_HEADER_LEN,
+    ETHERTYPE_AT,
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    network_offset,
+)
 from capdebug.pcap.model import LinkType
 
-__all__ = ["TcpFlags", "TcpSegment", "decode_tcp", "format_endpoint"]
+__all__ = [
+    "ACK",
+    "CONTROL",
+    "ETH_IPV4_TCP_AT",
+    "ETH_IPV6_TCP_AT",
+    "FIN",
+    "RST",
+    "SYN",
+    "TCP_FIELDS",
+    "TCP_HEADER_LEN",
+    "TCP_PORTS",
+    "TCP_REST",
+    "TcpFlags",
+    "TcpSegment",
+    "decode_tcp",
+    "format_endpoint",
+]
+
+# The control bits as plain ints, for the per-packet paths (enum arithmetic is slow there).
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+ACK = 0x10
+CONTROL = FIN | SYN | RST
+"""The bits that make a segment more than data and an acknowledgment."""
+
+TCP_HEADER_LEN = 20
+"""A TCP header without options (RFC 9293 3.1)."""
+TCP_PORTS = "HH"
+"""Source port, destination port: a struct format piece, as those of net/ip.py."""
+TCP_REST = "IIBB"
+"""Sequence number, acknowledgment number, data offset (high nibble, in 32-bit words), control
+bits: the fixed header's fields after the ports, up to the window."""
+TCP_FIELDS = TCP_PORTS + TCP_REST
+_WINDOW = "H"
+
+#: Where the TCP header starts in an untagged Ethernet frame with IPv4 without options / IPv6
+#: with TCP as the first next header.
+ETH_IPV4_TCP_AT = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN
+ETH_IPV6_TCP_AT = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN
 
 
 class TcpFlags(enum.IntFlag):
     """TCP control bits (RFC 9293 3.1; ECE and CWR from RFC 3168 23.2)."""
 
-    FIN = 0x01
-    SYN = 0x02
-    RST = 0x04
+    FIN = FIN
+    SYN = SYN
+    RST = RST
     PSH = 0x08
-    ACK = 0x10
+    ACK = ACK
     URG = 0x20
     ECE = 0x40
     CWR = 0x80
@@ -62,20 +116,20 @@ class TcpSegment:
 
 
 _ETHERNET = LinkType.ETHERNET
-_TCP_HEADER = struct.Struct("!HHIIBBH").unpack_from  # ports, seq, ack, data offset, flags, window
+_TCP_HEADER = struct.Struct("!" + TCP_FIELDS + _WINDOW).unpack_from
 
 # The fast paths read an untagged Ethernet frame's EtherType, the fixed IP header and the fixed
 # TCP header in one unpack, at offset 12 (the EtherType). Anything they do not fully vouch for
 # takes the general path, which gives the same answer for these frames, only slower.
 # IPv4 (RFC 791 3.1) without options: version/IHL, total length, flags/fragment offset, protocol,
 # source, destination; then the TCP header at 34 (RFC 9293 3.1).
-_ETH_IPV4_TCP = struct.Struct("!HBxHxxHxBxx4s4sHHIIBBH")
-_ETH_IPV4_TCP_LEN = 12 + _ETH_IPV4_TCP.size  # 54: Ethernet 14 + IPv4 20 + TCP 20
+_ETH_IPV4_TCP = struct.Struct("!H" + IPV4_FIELDS + IPV4_ADDRS + TCP_FIELDS + _WINDOW)
+_ETH_IPV4_TCP_LEN = ETHERTYPE_AT + _ETH_IPV4_TCP.size  # 50 read; the whole TCP header ends at 54
 _eth_ipv4_tcp = _ETH_IPV4_TCP.unpack_from
 # IPv6 (RFC 8200 3) with TCP as the first next header: version nibble (in the first byte),
 # payload length, next header, source, destination; then the TCP header at 54.
-_ETH_IPV6_TCP = struct.Struct("!HB3xHBx16s16sHHIIBBH")
-_ETH_IPV6_TCP_LEN = 12 + _ETH_IPV6_TCP.size  # 74: Ethernet 14 + IPv6 40 + TCP 20
+_ETH_IPV6_TCP = struct.Struct("!H" + IPV6_FIELDS + IPV6_ADDRS + TCP_FIELDS + _WINDOW)
+_ETH_IPV6_TCP_LEN = ETHERTYPE_AT + _ETH_IPV6_TCP.size  # 70 read; the whole TCP header ends at 74
 _eth_ipv6_tcp = _ETH_IPV6_TCP.unpack_from
 
 

@@ -126,3 +126,40 @@ def undecided_then_many_events(path: Path, segments: int, per_segment: int) -> P
         tls.send(0, app_records(per_segment))
     http.send(0, b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
     return write(path, packets)
+
+
+def bulk_records(sizes: list[int]) -> bytes:
+    """Protected application_data records of these ciphertext sizes, one after another."""
+    return b"".join(b"\x17\x03\x03" + n.to_bytes(2, "big") + bytes([n & 0xFF]) * n for n in sizes)
+
+
+def interleaved_bulk(path: Path, conns: int, segments: int, mss: int = 1400) -> Path:
+    """``conns`` connections to one server, opened one after another, then sending in turn:
+    each client a protected handshake record, then records of 1 to 5000 bytes cut into
+    ``segments`` segments of ``mss`` bytes (so records span segments, as bulk data does), with
+    the server's bare ACKs in between; one segment of every third connection is lost (a gap);
+    the connections end by FIN or RST in turn."""
+    packets: list[Packet] = []
+    convs = [
+        Conv(packets, (f"10.1.0.{i + 1}", 41000 + i), ("10.1.255.1", 443), (1000 * i, 9000 * i))
+        for i in range(conns)
+    ]
+    stream = bulk_records([1, 200, 2000, 5000, 16, 1400, 3] * (segments * mss // 8000 + 1))
+    for conv in convs:
+        conv.handshake()
+        conv.send(0, PROTECTED_HANDSHAKE)
+    for n in range(segments):
+        chunk = stream[n * mss : (n + 1) * mss]
+        for i, conv in enumerate(convs):
+            if i % 3 == 0 and n == segments // 2:
+                conv.lose(0, len(chunk))
+            else:
+                conv.send(0, chunk)
+            if n % 2:
+                conv.ack(1)
+    for i, conv in enumerate(convs):
+        if i % 2:
+            conv.rst(0)
+        else:
+            conv._add(0, FIN | ACK, b"")
+    return write(path, packets)

@@ -26,6 +26,7 @@ from capdebug.analysis.sessions import iter_events, load_keys
 from capdebug.crypto.keylog import KeyLog
 from capdebug.pcap import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, PcapngWriter, open_capture
 from capdebug.pcap.model import Interface
+from tests.analysis import review_frames as rf
 from tests.decode import craft as c
 
 FIXTURES = sorted(p.stem for p in c.FIXTURES.glob("*.pcap"))
@@ -104,6 +105,36 @@ def test_piled_up_events_make_the_filter_give_way(monkeypatch: pytest.MonkeyPatc
     read, taken = _taken(capture, keylog, MODES["decrypt"])
     assert _filtered(capture, keylog, MODES["decrypt"]) == expected
     assert 0 < taken < read
+
+
+@pytest.mark.parametrize("name", ["tls13-large-transfer", "tls12-ecdhe-aes128gcm"])
+def test_each_share_decodes_the_same_with_the_filter(name: str) -> None:
+    """With a partition the filter also drops the plain frames of the other shares' connections."""
+    capture, keylog = c.fixture(name)
+    seen = 0
+    for k in (0, 1):
+        options = DecodeOptions(decrypt_app_data=False, partition=(k, 2))
+        filtered = _filtered(capture, keylog, options)
+        assert filtered == _unfiltered(capture, keylog, options)
+        seen += len(filtered)
+    assert seen  # one share or the other holds the connection
+
+
+@pytest.mark.parametrize("max_pending", [2, 1000])
+@pytest.mark.parametrize("mode", MODES)
+def test_interleaved_connections_decode_the_same_with_the_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, max_pending: int
+) -> None:
+    """Many connections at once, records spanning segments (dropped uncopied by triage), bare
+    ACKs, a lost segment in some, FIN and RST endings; with the filter giving way often or
+    never."""
+    capture = rf.interleaved_bulk(tmp_path / "bulk.pcap", conns=12, segments=40)
+    monkeypatch.setattr(framing_module, "MAX_PENDING", max_pending)
+    expected = _unfiltered(capture, None, MODES[mode])
+    assert _filtered(capture, None, MODES[mode]) == expected
+    read, taken = _taken(capture, None, MODES[mode])
+    assert 0 < taken < read
+    assert sum(1 for e in expected if e["event"] == "connection") == 12
 
 
 _REAL = c.read_segments(c.fixture("tls12-ecdhe-aes128gcm")[0])

@@ -91,7 +91,7 @@ class Decoder(_Framing):
         takes must not be given to :meth:`feed_packet`; the events are the same as if they had
         been, and come out of the next :meth:`feed_packet` or :meth:`finish`."""
         self._direct = True
-        return self._tracker.frame_filter()
+        return self._tracker.fast_path().frame_filter()
 
     def feed_secrets(self, block: SecretsBlock) -> None:
         if block.secrets_type == SECRETS_TYPE_TLS_KEYLOG:
@@ -131,7 +131,7 @@ class Decoder(_Framing):
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))
             if self._direct:
-                self._tracker.deliver_direct(conn, self._deliver(session))
+                self._tracker.fast_path().attach(conn, self._deliver(session))
         elif isinstance(ev, ConnectionClosed):
             session = self._sessions.pop(ev.conn.id, None)
             if session is not None:

@@ -13,7 +13,7 @@ dropped as they come (``skip``), and from then on the frame filter does not even
 
 from __future__ import annotations
 
-from ...net.flow import Deliver
+from ...net.fastpath import Deliver
 from ...wire.constants import ContentType
 from ...wire.record import SCAN_BAD_HEADER, scan_records
 from ..events import GapEvent, Reason
@@ -166,10 +166,10 @@ class _Framing(_Sniffing):
         out of the filter's way whenever events pile up (so that they are handed out)."""
 
         def deliver(net_dir: int) -> Deliver:
-            def take(data: bytes, frame: int, ts: int) -> None:
+            def take(data: bytes, frame: int, ts: int) -> bool:
+                """True asks the filter to hold: events have piled up to be handed out."""
                 self._data(session, net_dir, data, frame, ts)
-                if len(self._out) + len(self._held) > MAX_PENDING:
-                    self._tracker.hold = True
+                return len(self._out) + len(self._held) > MAX_PENDING
 
             return take
 
@@ -181,4 +181,4 @@ class _Framing(_Sniffing):
         session.fast = True
         dirs = session.dirs
         flip = 1 if session.flip else 0
-        self._tracker.deliver_direct(session.conn, self._deliver(session), (dirs[flip], dirs[1 - flip]))
+        self._tracker.fast_path().attach(session.conn, self._deliver(session), (dirs[flip], dirs[1 - flip]))

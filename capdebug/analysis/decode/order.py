@@ -108,7 +108,6 @@ class _Output:
                 d.dead = True
 
     def _drain(self, frame: int, final: bool = False) -> list[DecodeEvent]:
-        self._tracker.hold = False
         held = self._held
         out = self._out
         while held:
