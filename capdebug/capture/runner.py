@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import BinaryIO, Protocol
 
+from .._files import atomic_output, open_private
 from ..errors import CapdebugError, CaptureError, UsageError
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Interface, Packet, SecretsBlock
 from ..pcap.open import open_capture
@@ -300,7 +301,8 @@ class _Source:
         iface = self.parser.interface
         if iface is None:
             return False
-        self.file = open(self.path, "wb")
+        # Secrets blocks go into this file as the capture runs: private from the first byte.
+        self.file = open_private(self.path)
         self.writer = PcapngWriter(self.batch)
         self.writer.add_interface(iface)
         if self.filter_for is not None:
@@ -514,7 +516,7 @@ def merge_captures(parts: Sequence[tuple[str, str]], output: str) -> None:
     """
     readers = [open_capture(path) for _, path in parts]
     try:
-        with open(output, "wb") as f:
+        with atomic_output(output, private=True) as f:
             writer = PcapngWriter(f)
             mapping: dict[tuple[int, int], int] = {}
             seen_lines: set[bytes] = set()

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .._files import write_private
+
 # Only the option defaults are needed to build the command (typer evaluates them when the root
 # app is built): capture.command is light. The runner, transports and live decoding are imported
 # by the commands that use them, so `capdebug triage` and friends start without them.
@@ -82,10 +84,8 @@ def embed_fetched_keylog(capture_path: str, keylog_text: str, *, all_keys: bool 
 
 def _save_keylog_beside(capture_path: str, text: str) -> str:
     path = f"{os.path.splitext(capture_path)[0]}.keylog"
-    # Key logs are secrets: never readable by others, even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    # Key logs are secrets: never readable by others, even briefly, never through a symlink.
+    write_private(path, text.encode())
     return path
 
 
