@@ -31,6 +31,19 @@ def _umask() -> int:
     return umask
 
 
+def _special(path: str) -> int | None:
+    """An open fd if ``path`` names a device, FIFO or socket (``-o /dev/full``, a named pipe):
+    written as it is, since renaming a new file over it would destroy the node. Regular files
+    and symlinks give ``None``: they are replaced."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+        return None
+    return os.open(path, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+
+
 def _new_file(path: str) -> tuple[int, str]:
     folder = os.path.dirname(os.path.abspath(path))
     return tempfile.mkstemp(prefix=".capdebug-", suffix=".tmp", dir=folder)
@@ -42,9 +55,14 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = False) -> Ite
     success and removed on failure, so that an interrupted run never leaves half a file.
 
     ``private=True`` creates it with mode 0600 (secrets inside); otherwise 0644 less umask.
-    A symlink at ``path`` is replaced, never followed.
+    A symlink at ``path`` is replaced, never followed; a device or FIFO is written as it is.
     """
     path = os.fspath(path)
+    special = _special(path)
+    if special is not None:
+        with os.fdopen(special, "wb") as stream:
+            yield stream
+        return
     fd, tmp = _new_file(path)
     try:
         if not private:
@@ -74,9 +92,12 @@ def open_private(path: str | os.PathLike[str], *, append: bool = False, bufferin
     file at ``path`` is replaced, never written through. With ``append=True`` an existing
     regular file that is already private (0600 or stricter, ours) is appended to; any other
     regular file has its content copied into the new private file first, so that no secret is
-    ever added to a file others can read.
+    ever added to a file others can read. A device or FIFO at ``path`` is written as it is.
     """
     path = os.fspath(path)
+    special = _special(path)
+    if special is not None:
+        return os.fdopen(special, "ab" if append else "wb", buffering=buffering)
     if append:
         flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         try:

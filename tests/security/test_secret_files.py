@@ -195,3 +195,22 @@ def test_capture_no_embed_keylog_copy_is_private(case: str, tmp_path: Path) -> N
     assert _capture_mode_while_running(out, keylog, ["--no-embed"]) == 0o600
     _check(copy, target)
     assert copy.read_text() == LINE + "\n"
+
+
+def test_a_device_at_the_path_is_written_not_replaced(tmp_path: Path) -> None:
+    # Renaming over /dev/null (as root) would destroy the device node: it is written to.
+    before = os.stat("/dev/null")
+    with open_private("/dev/null") as f:
+        f.write(b"x")
+    with atomic_output("/dev/null", private=True) as g:
+        g.write(b"x")
+    after = os.lstat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    with open_private(fifo) as f:
+        f.write(b"through the pipe")
+    assert os.read(reader, 100) == b"through the pipe"
+    os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
