@@ -10,7 +10,7 @@ import capdebug
 
 PKG = Path(capdebug.__file__).parent
 
-# Which capdebug subpackages each layer may import (besides itself, errors, _buffer, _files).
+# Which capdebug subpackages each layer may import (besides itself, errors, _buffer, _files, _text).
 ALLOWED: dict[str, set[str]] = {
     "cli": {"capture", "analysis", "tls", "scenarios", "crypto", "pcap", "net", "wire"},
     "scenarios": {"tls", "capture", "pcap", "crypto", "wire"},
@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "net": {"pcap"},
     "pcap": set(),
 }
-COMMON = {"errors", "_buffer", "_files"}
+COMMON = {"errors", "_buffer", "_files", "_text"}
 # Third-party packages and the only layer allowed to import each.
 OWNERS = {
     "cryptography": {"crypto"},

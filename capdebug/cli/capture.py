@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .._files import write_private
+from .._text import escape_terminal
 
 # Only the option defaults are needed to build the command (typer evaluates them when the root
 # app is built): capture.command is light. The runner, transports and live decoding are imported
@@ -159,7 +160,8 @@ class _Lines:
         if not lines:
             return
         with self._lock:
-            text = "".join(line + "\n" for line in lines)
+            # Live lines quote SNI, ALPN and certificate names: no control character goes raw.
+            text = "".join(escape_terminal(line) + "\n" for line in lines)
             sys.stdout.write(("\r\x1b[K" if self._progress else "") + text)
             sys.stdout.flush()
 

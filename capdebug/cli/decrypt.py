@@ -13,6 +13,7 @@ from typing import BinaryIO
 import typer
 
 from .._files import open_private
+from .._text import escape_terminal
 from ..analysis.decode import DecodeOptions
 from ..analysis.events import ConnectionEvent, DecodeEvent
 from ..analysis.report import Timeline, TimelineLine
@@ -198,5 +199,6 @@ def _write_text(events: Iterator[DecodeEvent], *, collapse: bool) -> None:
         if not first:
             typer.echo("")
         first = False
-        for text, style in block:
+        for line, style in block:
+            text = escape_terminal(line)  # lines quote SNI, ALPN, certificate names
             typer.echo(typer.style(text, **_STYLES[style]) if color and style in _STYLES else text)  # type: ignore[arg-type]
