@@ -1351,6 +1351,8 @@ class Connection:
             raise _err("ERR_CERT_NOT_YET_VALID", str(exc), _AD.certificate_expired) from exc
         except cx509.CertificateHostnameMismatch as exc:
             raise _err("ERR_CERT_HOSTNAME", str(exc), _AD.bad_certificate) from exc
+        except cx509.CertificateChainTooLong as exc:
+            raise _err("ERR_CERT_CHAIN_TOO_LONG", str(exc), _AD.bad_certificate) from exc
         except (cx509.CertificateVerifyError, cx509.CertificateDecodeError) as exc:
             raise _err("ERR_CERT_INVALID", str(exc), _AD.bad_certificate) from exc
         except UsageError as exc:
