@@ -55,8 +55,10 @@ DEFAULT_SNAPLEN = 262144
 DEFAULT_BUFFER_KIB = 65536
 
 # POSIX sh. $1 = sudo mode (auto | none), $2 = filter given by the user (may be empty), rest =
-# tcpdump argv without the filter. The background list gets its stdin from /dev/null (POSIX
-# rule for asynchronous lists without job control), so the original stdin is kept on fd 3 first.
+# tcpdump argv without the filter. "--" ends tcpdump's options before the filter, so that a
+# filter starting with "-" (say "-w/tmp/x") is an expression, never an option. The background
+# list gets its stdin from /dev/null (POSIX rule for asynchronous lists without job control), so
+# the original stdin is kept on fd 3 first.
 WRAPPER_SCRIPT = r"""mode=$1; filter=$2; shift 2
 if [ -n "${SSH_CONNECTION-}" ]; then
   read -r ca cp sa sp <<EOF
@@ -68,7 +70,7 @@ EOF
        if [ -n "$filter" ]; then filter="($filter) and $x"; else filter=$x; fi ;;
   esac
 fi
-if [ -n "$filter" ]; then set -- "$@" "$filter"; fi
+if [ -n "$filter" ]; then set -- "$@" -- "$filter"; fi
 if [ "$mode" = auto ] && [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "capdebug: not root and sudo is not installed" >&2; exit 126; }
   set -- sudo -n "$@"

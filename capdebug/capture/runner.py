@@ -176,6 +176,8 @@ class _Source:
         self, transport: Transport, opts: TcpdumpOptions, path: str, filter_for: FilterFactory | None
     ) -> None:
         self.label = transport.label
+        self.over_ssh = isinstance(transport, SshTransport)
+        self.failure_reported = False
         self.path = path
         self.count = opts.count
         self.parser = PcapStreamParser(name=opts.interface, description=self.label)
@@ -355,8 +357,12 @@ def run_capture(
     grace_s: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
     filter_for: FilterFactory | None = None,
+    on_host_failed: Callable[[str], None] | None = None,
 ) -> CaptureResult:
     """Capture on every target until count, duration, ``stop`` or the end of every tcpdump.
+
+    ``on_host_failed(message)`` is called at once when one host of several fails while the
+    others carry on (sudo wants a password, the connection dropped), not after ``duration_s``.
 
     ``filter_for(label, interface)`` builds, when a host's stream starts, a :class:`PacketFilter`
     through which that host's packets pass on their way to its file (live secrets, live decoding).
@@ -403,6 +409,11 @@ def run_capture(
                     for s in sources:
                         s.request_stop(now)
             for s in sources:
+                if s.open_fds == 0 and not s.failure_reported and s.proc.poll() is not None:
+                    s.failure_reported = True
+                    failed = s.proc.returncode != 0 and not s.killed and stopped_by == "exit"
+                    if failed and not single and on_host_failed is not None:
+                        on_host_failed(_failure(s))
                 if s.fatal is not None:
                     fatal = s.fatal
                 if s.want_stop:
@@ -481,15 +492,22 @@ def _write_error(path: str, exc: OSError, packets: int) -> str:
     return f"cannot write {path}: {exc.strerror or exc}"
 
 
+def _failure(s: _Source) -> str:
+    error = classify_failure(
+        s.label, s.proc.returncode, s.stderr.decode(errors="replace"), over_ssh=s.over_ssh
+    )
+    if s.packets:
+        error += f"; kept the {s.packets} packets that arrived in {s.path}"
+    return error
+
+
 def _host_result(s: _Source) -> HostResult:
     stderr = s.stderr.decode(errors="replace")
     stats = parse_tcpdump_stats(stderr)
     rc = s.proc.returncode
     error = s.error
     if error is None and rc != 0 and not s.killed:
-        error = classify_failure(s.label, rc, stderr)
-        if s.packets:
-            error += f"; kept the {s.packets} packets that arrived in {s.path}"
+        error = _failure(s)
     warnings = list(s.warnings)
     if s.parser.pending:
         warnings.append(

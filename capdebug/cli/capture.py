@@ -90,6 +90,11 @@ def _save_keylog_beside(capture_path: str, text: str) -> str:
     return path
 
 
+def _host_failed(message: str) -> None:
+    sys.stderr.write(escape_terminal(f"capdebug: error: {message}; capturing on the other hosts") + "\n")
+    sys.stderr.flush()
+
+
 def _summary(result: CaptureResult) -> None:
     for h in result.hosts:
         drops = "unknown" if h.stats.dropped_by_kernel is None else str(h.stats.dropped_by_kernel)
@@ -280,6 +285,7 @@ def register(app: typer.Typer) -> None:
                     stop=stop,
                     on_progress=progress,
                     filter_for=filters,
+                    on_host_failed=_host_failed,
                 )
         finally:
             if tail is not None:
@@ -287,13 +293,15 @@ def register(app: typer.Typer) -> None:
         if progress is not None:
             sys.stderr.write("\n")
         _summary(result)
-        result.raise_for_errors()
+        # The key log goes with whatever was captured, even when a host failed: the packets
+        # that arrived are useless without it. The failure is raised after.
         if keylog is not None and result.output is not None:
             text = fetch_keylog(keylog, ssh_for=ssh_for)
             if no_embed:
                 typer.echo(f"key log saved to {_save_keylog_beside(result.output, text)}")
             else:
                 typer.echo(embed_fetched_keylog(result.output, text, all_keys=all_keys))
+        result.raise_for_errors()
 
     @app.command("interfaces")
     def interfaces(
