@@ -20,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capdebug.crypto import x509 as cx509
 from capdebug.crypto import x509_engine
@@ -258,3 +260,36 @@ def test_connect_answers_a_malformed_server_chain_with_bad_certificate(tmp_path:
         server.wait_for("bad certificate")  # s_server saw our alert 42
     finally:
         server.kill()
+
+
+# -- invariant: whatever bytes a peer sends as its chain, only named errors come out -----------
+
+_CA = make_ca(NOW)
+_INTERMEDIATE = make_ca(NOW, "intermediate CA")
+_LEAF = make_leaf(_INTERMEDIATE, NOW, LeafOptions(client=True, hostnames=("client",)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.integers(0, 1),
+    edits=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.none() | st.integers(0, 2000),
+)
+def test_mangled_chains_end_in_named_errors(
+    which: int, edits: list[tuple[int, int]], cut: int | None
+) -> None:
+    chain = [bytearray(_LEAF.cert_der), bytearray(_INTERMEDIATE.cert_der)]
+    target = chain[which]
+    for at, value in edits:
+        target[at % len(target)] = value
+    if cut is not None:
+        del target[cut % len(target) :]
+    leaf, inter = bytes(chain[0]), bytes(chain[1])
+    for verify in (
+        lambda: x509_engine.verify_client_chain(leaf, [inter], [_CA.cert_der], NOW),
+        lambda: cx509.verify_chain(leaf, [inter], [_CA.cert_der], "client", NOW),
+    ):
+        try:
+            verify()
+        except (cx509.CertificateVerifyError, cx509.CertificateDecodeError):
+            pass  # the engine maps both to an alert (bad_certificate, unknown_ca, ...)
