@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import threading
 import time
@@ -343,6 +344,8 @@ def test_a_failing_host_is_reported_at_once_and_the_key_log_still_embedded(
         items = list(reader_)
     assert any(not isinstance(i, Packet) for i in items)  # a Decryption Secrets Block
     assert sum(isinstance(i, Packet) for i in items) > 0
+    for path in (out, tmp_path / "two.lo-host.pcapng"):  # merged and per-host files hold secrets
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_killed_ssh_client_is_a_dropped_connection(
