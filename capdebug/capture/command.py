@@ -58,7 +58,9 @@ DEFAULT_BUFFER_KIB = 65536
 # tcpdump argv without the filter. "--" ends tcpdump's options before the filter, so that a
 # filter starting with "-" (say "-w/tmp/x") is an expression, never an option. The background
 # list gets its stdin from /dev/null (POSIX rule for asynchronous lists without job control), so
-# the original stdin is kept on fd 3 first.
+# the original stdin is kept on fd 3 first. The same rule has the background list start with
+# SIGINT ignored until tcpdump installs its handler: a stop that comes that early is lost, so
+# the SIGINT is repeated each second until tcpdump is gone.
 WRAPPER_SCRIPT = r"""mode=$1; filter=$2; shift 2
 if [ -n "${SSH_CONNECTION-}" ]; then
   read -r ca cp sa sp <<EOF
@@ -78,7 +80,7 @@ fi
 exec 3<&0
 "$@" </dev/null 3<&- &
 tp=$!
-{ read -r _ <&3; kill -INT "$tp"; } >/dev/null 2>&1 &
+{ read -r _ <&3; while kill -INT "$tp"; do sleep 1; done; } >/dev/null 2>&1 &
 wp=$!
 exec 3<&-
 wait "$tp"; rc=$?
