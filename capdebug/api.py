@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from . import _shares
+from ._files import open_private
 from .analysis.decode import DecodeOptions
 from .analysis.events import DecodeEvent
 from .analysis.sessions import CaptureKeys, Progress, iter_events
@@ -201,9 +202,8 @@ class PlaintextExporter:
         if f is None:
             if len(self.open_files) >= self.MAX_OPEN:
                 self.open_files.popitem(last=False)[1].close()
-            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if key in self.created else os.O_TRUNC)
-            fd = os.open(self.folder / f"conn{conn}-{who}.bin", flags, 0o600)
-            f = self.open_files[key] = os.fdopen(fd, "wb", buffering=1 << 16)
+            path = self.folder / f"conn{conn}-{who}.bin"
+            f = self.open_files[key] = open_private(path, append=key in self.created, buffering=1 << 16)
             self.created.add(key)
         else:
             self.open_files.move_to_end(key)

@@ -55,8 +55,12 @@ DEFAULT_SNAPLEN = 262144
 DEFAULT_BUFFER_KIB = 65536
 
 # POSIX sh. $1 = sudo mode (auto | none), $2 = filter given by the user (may be empty), rest =
-# tcpdump argv without the filter. The background list gets its stdin from /dev/null (POSIX
-# rule for asynchronous lists without job control), so the original stdin is kept on fd 3 first.
+# tcpdump argv without the filter. "--" ends tcpdump's options before the filter, so that a
+# filter starting with "-" (say "-w/tmp/x") is an expression, never an option. The background
+# list gets its stdin from /dev/null (POSIX rule for asynchronous lists without job control), so
+# the original stdin is kept on fd 3 first. The same rule has the background list start with
+# SIGINT ignored until tcpdump installs its handler: a stop that comes that early is lost, so
+# the SIGINT is repeated each second until tcpdump is gone.
 WRAPPER_SCRIPT = r"""mode=$1; filter=$2; shift 2
 if [ -n "${SSH_CONNECTION-}" ]; then
   read -r ca cp sa sp <<EOF
@@ -68,7 +72,7 @@ EOF
        if [ -n "$filter" ]; then filter="($filter) and $x"; else filter=$x; fi ;;
   esac
 fi
-if [ -n "$filter" ]; then set -- "$@" "$filter"; fi
+if [ -n "$filter" ]; then set -- "$@" -- "$filter"; fi
 if [ "$mode" = auto ] && [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "capdebug: not root and sudo is not installed" >&2; exit 126; }
   set -- sudo -n "$@"
@@ -76,7 +80,7 @@ fi
 exec 3<&0
 "$@" </dev/null 3<&- &
 tp=$!
-{ read -r _ <&3; kill -INT "$tp"; } >/dev/null 2>&1 &
+{ read -r _ <&3; while kill -INT "$tp"; do sleep 1; done; } >/dev/null 2>&1 &
 wp=$!
 exec 3<&-
 wait "$tp"; rc=$?

@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import BinaryIO, Protocol
 
+from .._files import atomic_output, open_private
 from ..errors import CapdebugError, CaptureError, UsageError
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Interface, Packet, SecretsBlock
 from ..pcap.open import open_capture
@@ -175,6 +176,8 @@ class _Source:
         self, transport: Transport, opts: TcpdumpOptions, path: str, filter_for: FilterFactory | None
     ) -> None:
         self.label = transport.label
+        self.over_ssh = isinstance(transport, SshTransport)
+        self.failure_reported = False
         self.path = path
         self.count = opts.count
         self.parser = PcapStreamParser(name=opts.interface, description=self.label)
@@ -300,7 +303,8 @@ class _Source:
         iface = self.parser.interface
         if iface is None:
             return False
-        self.file = open(self.path, "wb")
+        # Secrets blocks go into this file as the capture runs: private from the first byte.
+        self.file = open_private(self.path)
         self.writer = PcapngWriter(self.batch)
         self.writer.add_interface(iface)
         if self.filter_for is not None:
@@ -353,8 +357,12 @@ def run_capture(
     grace_s: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
     filter_for: FilterFactory | None = None,
+    on_host_failed: Callable[[str], None] | None = None,
 ) -> CaptureResult:
     """Capture on every target until count, duration, ``stop`` or the end of every tcpdump.
+
+    ``on_host_failed(message)`` is called at once when one host of several fails while the
+    others carry on (sudo wants a password, the connection dropped), not after ``duration_s``.
 
     ``filter_for(label, interface)`` builds, when a host's stream starts, a :class:`PacketFilter`
     through which that host's packets pass on their way to its file (live secrets, live decoding).
@@ -401,6 +409,11 @@ def run_capture(
                     for s in sources:
                         s.request_stop(now)
             for s in sources:
+                if s.open_fds == 0 and not s.failure_reported and s.proc.poll() is not None:
+                    s.failure_reported = True
+                    failed = s.proc.returncode != 0 and not s.killed and stopped_by == "exit"
+                    if failed and not single and on_host_failed is not None:
+                        on_host_failed(_failure(s))
                 if s.fatal is not None:
                     fatal = s.fatal
                 if s.want_stop:
@@ -479,15 +492,22 @@ def _write_error(path: str, exc: OSError, packets: int) -> str:
     return f"cannot write {path}: {exc.strerror or exc}"
 
 
+def _failure(s: _Source) -> str:
+    error = classify_failure(
+        s.label, s.proc.returncode, s.stderr.decode(errors="replace"), over_ssh=s.over_ssh
+    )
+    if s.packets:
+        error += f"; kept the {s.packets} packets that arrived in {s.path}"
+    return error
+
+
 def _host_result(s: _Source) -> HostResult:
     stderr = s.stderr.decode(errors="replace")
     stats = parse_tcpdump_stats(stderr)
     rc = s.proc.returncode
     error = s.error
     if error is None and rc != 0 and not s.killed:
-        error = classify_failure(s.label, rc, stderr)
-        if s.packets:
-            error += f"; kept the {s.packets} packets that arrived in {s.path}"
+        error = _failure(s)
     warnings = list(s.warnings)
     if s.parser.pending:
         warnings.append(
@@ -514,7 +534,7 @@ def merge_captures(parts: Sequence[tuple[str, str]], output: str) -> None:
     """
     readers = [open_capture(path) for _, path in parts]
     try:
-        with open(output, "wb") as f:
+        with atomic_output(output, private=True) as f:
             writer = PcapngWriter(f)
             mapping: dict[tuple[int, int], int] = {}
             seen_lines: set[bytes] = set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,6 +211,13 @@ _REMOTE_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _detail(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     # tcpdump's statistics and banner say nothing about a failure.
@@ -217,9 +225,19 @@ def _detail(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def classify_failure(host: str, returncode: int, stderr: str, *, what: str = "tcpdump") -> str:
-    """One line saying what went wrong on ``host`` and what to do, from ssh/tcpdump's stderr."""
+def classify_failure(
+    host: str, returncode: int, stderr: str, *, what: str = "tcpdump", over_ssh: bool = False
+) -> str:
+    """One line saying what went wrong on ``host`` and what to do, from ssh/tcpdump's stderr.
+
+    ``over_ssh``: the process was the local ssh client; killed by a signal, it is the SSH
+    connection that dropped, whatever ran at the other end."""
     detail = _detail(stderr)
+    if returncode < 0:
+        signame = _signal_name(-returncode)
+        if over_ssh:
+            return f"the ssh connection to {host} dropped (the local ssh process was killed by {signame})"
+        return f"{what} on {host} was killed by {signame}"
     if returncode == SSH_EXIT_ERROR:
         for pattern, message in _SSH_FAILURES:
             if pattern.search(stderr):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from .._text import escape_terminal
 from ..api import CaptureKeys, load_keys
 from ..crypto.keylog import KeyLog
 
@@ -25,8 +26,9 @@ _MAX_ISSUES_SHOWN = 5
 
 
 def echo_err(message: str) -> None:
-    """A status line for a person, on stderr (stdout stays clean for data)."""
-    typer.echo(message, err=True)
+    """A status line for a person, on stderr (stdout stays clean for data). Warnings quote
+    peer-controlled text: control characters are shown escaped, never sent to the terminal."""
+    typer.echo(escape_terminal(message), err=True)
 
 
 def report_keylog_issues(keylog: KeyLog) -> None:

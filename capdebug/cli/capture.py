@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .._files import write_private
+from .._text import escape_terminal
+
 # Only the option defaults are needed to build the command (typer evaluates them when the root
 # app is built): capture.command is light. The runner, transports and live decoding are imported
 # by the commands that use them, so `capdebug triage` and friends start without them.
@@ -83,11 +86,14 @@ def embed_fetched_keylog(capture_path: str, keylog_text: str, *, all_keys: bool 
 
 def _save_keylog_beside(capture_path: str, text: str) -> str:
     path = f"{os.path.splitext(capture_path)[0]}.keylog"
-    # Key logs are secrets: never readable by others, even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    # Key logs are secrets: never readable by others, even briefly, never through a symlink.
+    write_private(path, text.encode())
     return path
+
+
+def _host_failed(message: str) -> None:
+    sys.stderr.write(escape_terminal(f"capdebug: error: {message}; capturing on the other hosts") + "\n")
+    sys.stderr.flush()
 
 
 def _summary(result: CaptureResult) -> None:
@@ -122,7 +128,8 @@ class _Lines:
         if not lines:
             return
         with self._lock:
-            text = "".join(line + "\n" for line in lines)
+            # Live lines quote SNI, ALPN and certificate names: no control character goes raw.
+            text = "".join(escape_terminal(line) + "\n" for line in lines)
             sys.stdout.write(("\r\x1b[K" if self._progress else "") + text)
             sys.stdout.flush()
 
@@ -270,6 +277,7 @@ def register(app: typer.Typer) -> None:
                         stop=stop,
                         on_progress=progress,
                         filter_for=filters,
+                        on_host_failed=_host_failed,
                     )
                 else:
                     result = _capture_while_running(
@@ -282,6 +290,7 @@ def register(app: typer.Typer) -> None:
                             stop=stop,
                             on_progress=progress,
                             filter_for=ready_filters,
+                            on_host_failed=_host_failed,
                         ),
                         filters,
                         stop,
@@ -292,7 +301,8 @@ def register(app: typer.Typer) -> None:
         if progress is not None:
             sys.stderr.write("\n")
         _summary(result)
-        result.raise_for_errors()
+        # The key log goes with whatever was captured, even when a host failed: the packets
+        # that arrived are useless without it. The failure is raised after.
         if keylog is not None and result.output is not None:
             text = fetch_keylog(keylog, ssh_for=ssh_for)
             if no_embed:
@@ -301,6 +311,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(embed_fetched_keylog(result.output, text, all_keys=all_keys))
         if launch is not None and launch.exit_status:
             typer.echo(f"capdebug: the command exited with status {launch.exit_status}", err=True)
+        result.raise_for_errors()
 
     @app.command("interfaces")
     def interfaces(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from .._text import escape_terminal
 from ..analysis.events import ConnectionEvent, DecodeEvent
 from ..analysis.report import Timeline, TimelineLine
 from ..api import PlaintextExporter, decode_capture
@@ -151,5 +152,6 @@ def _write_text(events: Iterator[DecodeEvent], *, collapse: bool) -> None:
         if not first:
             typer.echo("")
         first = False
-        for text, style in block:
+        for line, style in block:
+            text = escape_terminal(line)  # lines quote SNI, ALPN, certificate names
             typer.echo(typer.style(text, **_STYLES[style]) if color and style in _STYLES else text)  # type: ignore[arg-type]

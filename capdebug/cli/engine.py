@@ -23,6 +23,7 @@ import typer
 # so `capdebug triage` and friends start without them. The names of the test PKI are needed for
 # the help of `certs make`; they live in crypto.testpki, whose imports (cryptography.x509) the
 # decoder has already loaded.
+from .._text import escape_terminal
 from ..crypto.testpki import PKI_LAYOUT
 from ..errors import TLSError, UsageError, print_stacktraces
 from ..wire.constants import CipherSuite, NamedGroup
@@ -132,7 +133,7 @@ def _roots(ca: Path | None, system: bool = False) -> tuple[bytes, ...]:
 
 
 def _summary(hs: HandshakeComplete) -> str:
-    return (
+    return escape_terminal(
         f"handshake complete: {hs.cipher_suite.name}, group {hs.group.name}, "
         f"signature {hs.signature_scheme.name}, alpn {hs.alpn or '-'}, sni {hs.server_name or '-'}"
         f"{', after HelloRetryRequest' if hs.hello_retry else ''}"
@@ -244,7 +245,7 @@ def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bo
                 sys.stdout.flush()
             tls.shutdown_send()
     except TLSError as exc:
-        typer.echo(f"{peer}: {exc} ({exc.kind.value}, at {exc.debug})", err=True)
+        typer.echo(escape_terminal(f"{peer}: {exc} ({exc.kind.value}, at {exc.debug})"), err=True)
     finally:
         tls.close()
 

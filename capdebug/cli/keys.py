@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from .._files import atomic_output
+from .._text import escape_terminal
 from ..analysis.sessions import (
     embed_keylog,
     export_connections,
@@ -185,7 +186,7 @@ def keys_check(
                 "no_keys": "no keys for this session",
                 "no_client_hello": "handshake not captured: keys cannot be matched",
             }[status]
-            sni = f" {s.sni}" if s.sni else ""
+            sni = f" {escape_terminal(s.sni)}" if s.sni else ""
             typer.echo(f"conn {s.conn:>3}  {s.client} -> {s.server}{sni}  TLS {version}: {detail}")
     sources = [*keys.files]
     if keys.embedded_blocks:

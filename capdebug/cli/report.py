@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from .._files import atomic_output
+
 # analysis.html (and the stdlib html module) is imported by the command itself, so the
 # other commands start without it; the api is loaded by triage anyway.
 from ..api import CaptureKeys, triage_capture
@@ -73,7 +75,8 @@ def report(
     if str(output) == "-":
         sys.stdout.write(page)
     else:
-        output.write_text(page, encoding="utf-8")
+        with atomic_output(output) as stream:  # replaces a symlink at the path, never follows it
+            stream.write(page.encode("utf-8"))
         errors = sum(1 for r in reports if r.has_error)
         echo_err(f"wrote {output}: {len(reports)} connections, {errors} with errors")
     return 0

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .._text import escape_terminal
 from ..analysis.report import format_size
 from ..analysis.triage import CATALOG, ConnectionReport
 from ..api import auto_jobs, triage_capture
@@ -80,6 +81,12 @@ def triage(
     return 1 if any(r.has_error for r in reports) else 0
 
 
+def escape_rich(text: str) -> str:
+    """Peer-controlled text (SNI, certificate names, ALPN, details quoting them) as literal
+    rich text: no markup (``[/]``, ``[link=...]``), no control characters."""
+    return escape(escape_terminal(text))
+
+
 def _render(reports: list[ConnectionReport], *, show_all: bool) -> None:
     console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     if not reports:
@@ -99,9 +106,9 @@ def _render(reports: list[ConnectionReport], *, show_all: bool) -> None:
         table.add_row(
             str(r.conn),
             f"{r.client} → {r.server}",
-            escape(r.sni or ""),
-            (r.version or "").replace("TLS ", ""),
-            (r.cipher_suite or "").replace("TLS_", ""),
+            escape_rich(r.sni or ""),
+            escape_rich((r.version or "").replace("TLS ", "")),
+            escape_rich((r.cipher_suite or "").replace("TLS_", "")),
             f"{r.duration:.3f}s" if r.duration is not None else "",
             f"{format_size(r.bytes_client)} / {format_size(r.bytes_server)}",
             verdict,
@@ -110,12 +117,12 @@ def _render(reports: list[ConnectionReport], *, show_all: bool) -> None:
     detailed = [r for r in reports if show_all or any(v.severity != "info" for v in r.verdicts)]
     for r in detailed:
         console.print()
-        console.print(f"[bold]conn {r.conn}[/]  {r.client} → {r.server}" + (f"  ({r.sni})" if r.sni else ""))
+        sni = f"  ({escape_rich(r.sni)})" if r.sni else ""
+        console.print(f"[bold]conn {r.conn}[/]  {r.client} → {r.server}{sni}")
         for v in sorted(r.verdicts, key=lambda v: -["info", "warning", "error"].index(v.severity)):
             frame = f" #{v.frame}" if v.frame else ""
-            console.print(
-                f"  [{_SEVERITY_STYLE[v.severity]}]{v.severity:<7}[/] {v.code}{frame}: {escape(v.detail)}"
-            )
+            style, detail = _SEVERITY_STYLE[v.severity], escape_rich(v.detail)
+            console.print(f"  [{style}]{v.severity:<7}[/] {v.code}{frame}: {detail}")
             if v.severity != "info":
                 meaning = CATALOG.get(v.code)
                 if meaning:

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._files import open_private
 from ..errors import KeyLogError, UsageError
 
 __all__ = [
@@ -275,8 +275,9 @@ class KeyLog:
             self._feed_rsa(fields[1], fields[2], line_no, source)
             return
         if not _known_label(label):
-            shown = fields[0] if len(fields[0]) <= 40 else fields[0][:40] + "\u2026"
-            self._issue(line_no, f"unknown label {shown!r}", source)
+            # Never quoted: a line pasted in the wrong order puts a secret in the label field,
+            # and a warning must not print it. Its length and the line number locate it.
+            self._issue(line_no, f"unknown label ({len(fields[0])} characters)", source)
             return
         client_random, problem = _parse_hex(fields[1], "client_random")
         if client_random is None:
@@ -444,11 +445,12 @@ class KeyLog:
 
 
 def write_keylog_file(path: str | os.PathLike[str], lines: Iterable[str], append: bool = True) -> None:
-    """Write NSS lines to ``path``, which is created (or tightened) to mode 0600.
+    """Write NSS lines to ``path``, a private (0600) file (see :func:`capdebug._files.open_private`).
 
-    A key log decrypts everything it covers, so it must not be readable by others: the file is
-    created with 0600 and an existing file with looser permissions is chmod-ed to 0600 before
-    anything is written. Raises :class:`~capdebug.errors.KeyLogError`; messages never include
+    A key log decrypts everything it covers, so it must not be readable by others: it is created
+    0600, a symlink at ``path`` is replaced rather than followed, and an existing file others can
+    read is replaced by a private copy before anything is appended.
+    Raises :class:`~capdebug.errors.KeyLogError`; messages never include
     secret values.
     """
     chunks: list[str] = []
@@ -458,22 +460,12 @@ def write_keylog_file(path: str | os.PathLike[str], lines: Iterable[str], append
             # One logical line per entry: an embedded newline would let a caller forge lines.
             raise KeyLogError("key log line contains a newline")
         chunks.append(line + "\n")
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    flags |= getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o600)
+        stream = open_private(path, append=append)
     except OSError as exc:
         raise KeyLogError(f"cannot open key log file {os.fspath(path)!r}: {exc.strerror or exc}") from exc
     try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if mode & 0o077:
-            os.fchmod(fd, 0o600)
-        data = "".join(chunks).encode("ascii", errors="replace")
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        with stream:
+            stream.write("".join(chunks).encode("ascii", errors="replace"))
     except OSError as exc:
         raise KeyLogError(f"cannot write key log file {os.fspath(path)!r}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .._files import atomic_output
+
 __all__ = ["PKI_LAYOUT", "Issued", "KeyType", "LeafOptions", "make_ca", "make_leaf", "make_test_pki"]
 
 _PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -187,11 +189,10 @@ def make_leaf(ca: Issued, now: dt.datetime, options: LeafOptions = LeafOptions()
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:
-    mode = 0o600 if private else 0o644
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
+    # A new file renamed into place: a private key is 0600 from its first byte, and a symlink
+    # at the path is replaced, not written through.
+    with atomic_output(path, private=private) as f:
         f.write(data)
-    os.chmod(path, mode)
 
 
 #: What ``make_test_pki`` writes besides the CA: file stem -> leaf options.

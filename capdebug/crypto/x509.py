@@ -30,7 +30,9 @@ from cryptography.x509 import verification
 from ..errors import CryptoError, DecodeError, UsageError
 
 __all__ = [
+    "MAX_CHAIN_CERTIFICATES",
     "CertSummary",
+    "CertificateChainTooLong",
     "CertificateDecodeError",
     "CertificateExpired",
     "CertificateHostnameMismatch",
@@ -92,6 +94,35 @@ class CertificateInvalid(CertificateVerifyError):  # noqa: N818 (names fixed by 
     reason = "invalid"
 
 
+class CertificateChainTooLong(CertificateVerifyError):  # noqa: N818 (names fixed by the API)
+    """The chain holds more certificates than :data:`MAX_CHAIN_CERTIFICATES`, or explaining its
+    failure needs more issuer checks than the budget allows: rejected before any work."""
+
+    reason = "chain_too_long"
+
+
+#: Most certificates a peer's chain may hold, leaf included. RFC 8446 sets no limit, but real
+#: verifiers bound path building (cryptography's builder stops at depth 8, OpenSSL's default
+#: verify depth is 100 with a per-chain budget): without a bound, 640 certificates that all
+#: claim to issue each other cost minutes of CPU. Public chains are 2 to 4 certificates long.
+MAX_CHAIN_CERTIFICATES = 16
+
+#: Issuer signature checks :func:`_reaches_root` may spend explaining one failed chain.
+_MAX_ISSUER_CHECKS = 64
+
+# What ``cryptography`` raises on certificate fields that parse lazily (found by fuzzing: a
+# mangled name raises ValueError or KeyError, a repeated extension DuplicateExtension, an
+# unknown key type UnsupportedAlgorithm).
+_PARSE_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.InvalidVersion,
+)
+
+
 class SignatureError(CryptoError):
     """A signature did not verify, or the key does not fit the signature scheme."""
 
@@ -138,6 +169,29 @@ def _load_der(der: bytes) -> x509.Certificate:
             return x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise CertificateDecodeError(f"malformed certificate: {exc}") from exc
+
+
+def _load_peer_chain(leaf_der: bytes, intermediates_der: Sequence[bytes]) -> list[x509.Certificate]:
+    """A peer's chain, leaf first, bounded and with every field path validation reads parsed
+    now: cryptography parses names and validity lazily, and a malformed one would otherwise
+    raise a bare ValueError from deep inside the verifier or :func:`_classify`."""
+    if 1 + len(intermediates_der) > MAX_CHAIN_CERTIFICATES:
+        raise CertificateChainTooLong(
+            f"certificate chain of {1 + len(intermediates_der)} certificates: at most "
+            f"{MAX_CHAIN_CERTIFICATES} are accepted"
+        )
+    chain = [_load_der(leaf_der), *(_load_der(d) for d in intermediates_der)]
+    for i, cert in enumerate(chain):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                cert.subject.rfc4514_string()
+                cert.issuer.rfc4514_string()
+                _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+                _ = cert.extensions
+        except _PARSE_ERRORS as exc:
+            raise CertificateDecodeError(f"malformed certificate {i} of the chain: {exc!r}") from exc
+    return chain
 
 
 def load_certificates(data: bytes | Sequence[bytes]) -> list[x509.Certificate]:
@@ -300,8 +354,7 @@ def verify_chain(
     not yet valid, hostname mismatch, or otherwise invalid.
     """
     at = _utc(at)
-    leaf = _load_der(leaf_der)
-    intermediates = [_load_der(d) for d in intermediates_der]
+    leaf, *intermediates = _load_peer_chain(leaf_der, intermediates_der)
     roots = load_certificates(roots_der_or_pem)
     ip = _parse_ip(hostname)
     try:
@@ -319,10 +372,28 @@ def verify_chain(
         )
     except ValueError as exc:
         raise UsageError(f"cannot build certificate verifier: {exc}") from exc
+    run_verifier(verifier, leaf, intermediates, roots, hostname, at)
+
+
+def run_verifier(
+    verifier: verification.ServerVerifier | verification.ClientVerifier,
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    roots: list[x509.Certificate],
+    hostname: str | None,
+    at: datetime,
+) -> None:
+    """Run ``verifier`` on a peer chain from :func:`_load_peer_chain`; every failure, expected
+    or not, ends as a :class:`CertificateVerifyError` or :class:`CertificateDecodeError`."""
     try:
-        verifier.verify(leaf, intermediates)
-    except verification.VerificationError as exc:
-        raise _classify(leaf, intermediates, roots, hostname, at, str(exc)) from exc
+        try:
+            verifier.verify(leaf, intermediates)
+        except verification.VerificationError as exc:
+            raise _classify(leaf, intermediates, roots, hostname, at, str(exc)) from exc
+    except _PARSE_ERRORS as exc:
+        # A field the eager parse did not reach (an extension's contents, a key): still the
+        # peer's malformed certificate, never an escaped exception.
+        raise CertificateDecodeError(f"malformed certificate in the chain: {exc!r}") from exc
 
 
 def _classify(
@@ -358,18 +429,31 @@ def _classify(
 def _reaches_root(
     leaf: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate]
 ) -> bool:
-    """Is there a chain of issuer names (with matching signatures) from the leaf to a root?"""
+    """Is there a chain of issuer names (with matching signatures) from the leaf to a root?
+
+    Each certificate is expanded once and at most :data:`_MAX_ISSUER_CHECKS` signatures are
+    checked: a chain whose certificates all claim to issue each other cannot make this
+    quadratic in signatures (:class:`CertificateChainTooLong` past the budget)."""
     root_set = set(roots)
     frontier = [leaf]
     seen: set[x509.Certificate] = set()
+    checks = 0
     while frontier:
         cert = frontier.pop()
         if cert in root_set:
             return True
+        if cert in seen:
+            continue
         seen.add(cert)
         for candidate in (*roots, *intermediates):
             if candidate in seen or candidate.subject != cert.issuer:
                 continue
+            checks += 1
+            if checks > _MAX_ISSUER_CHECKS:
+                raise CertificateChainTooLong(
+                    f"certificate chain of {_describe(leaf)}: more than {_MAX_ISSUER_CHECKS} candidate "
+                    "issuers to check"
+                )
             try:
                 cert.verify_directly_issued_by(candidate)
             except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
@@ -470,7 +554,9 @@ def verify_signature(
     kind, hash_cls, curve = _scheme(scheme)
     try:
         key = _load_der(cert_der).public_key()
-    except (UnsupportedAlgorithm, ValueError) as exc:
+    except (UnsupportedAlgorithm, ValueError, CertificateDecodeError) as exc:
+        # The peer's certificate (unverified when verification is off): a SignatureError,
+        # which the engine answers with an alert, never an escaped exception.
         raise SignatureError(f"cannot use the certificate's key: {exc}") from exc
     try:
         if kind == "pkcs1" and hash_cls and isinstance(key, rsa.RSAPublicKey):
@@ -489,6 +575,8 @@ def verify_signature(
             raise _mismatch(scheme, key)
     except InvalidSignature as exc:
         raise SignatureError(f"signature (scheme 0x{scheme:04x}) does not verify") from exc
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # e.g. a PSS hash too big for the key
+        raise SignatureError(f"signature (scheme 0x{scheme:04x}) cannot be checked: {exc}") from exc
 
 
 # -- key exchange ----------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from cryptography.x509 import verification
 
 from ..errors import UsageError
 from .x509 import (
-    CertificateInvalid,
     CertificateUnknownCA,
     PrivateKey,
-    _classify,
+    _load_peer_chain,
     _load_private_key,
     _utc,
     load_certificates,
+    run_verifier,
 )
 
 __all__ = [
@@ -86,20 +86,14 @@ def verify_client_chain(
 ) -> None:
     """Validate a client certificate chain at ``at`` (server side of mutual TLS).
 
-    Raises the same :class:`~capdebug.crypto.x509.CertificateVerifyError` subclasses as
-    ``verify_chain`` (no host name is checked: a client names no host).
+    Raises the same :class:`~capdebug.crypto.x509.CertificateVerifyError` subclasses and
+    :class:`~capdebug.crypto.x509.CertificateDecodeError` as ``verify_chain`` (no host name is
+    checked: a client names no host).
     """
     at = _utc(at)
-    try:
-        leaf = x509.load_der_x509_certificate(leaf_der)
-        intermediates = [x509.load_der_x509_certificate(d) for d in intermediates_der]
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
-        raise CertificateInvalid(f"malformed client certificate: {exc}") from exc
+    leaf, *intermediates = _load_peer_chain(leaf_der, intermediates_der)
     roots = load_certificates(list(roots_der))
     if not roots:
         raise CertificateUnknownCA("no trust roots configured for client certificates")
     verifier = verification.PolicyBuilder().store(verification.Store(roots)).time(at).build_client_verifier()
-    try:
-        verifier.verify(leaf, intermediates)
-    except verification.VerificationError as exc:
-        raise _classify(leaf, intermediates, roots, None, at, str(exc)) from exc
+    run_verifier(verifier, leaf, intermediates, roots, None, at)

@@ -535,6 +535,8 @@ class Connection:
             raise err("ERR_CERT_NOT_YET_VALID", str(exc), AD.certificate_expired) from exc
         except cx509.CertificateHostnameMismatch as exc:
             raise err("ERR_CERT_HOSTNAME", str(exc), AD.bad_certificate) from exc
+        except cx509.CertificateChainTooLong as exc:
+            raise err("ERR_CERT_CHAIN_TOO_LONG", str(exc), AD.bad_certificate) from exc
         except (cx509.CertificateVerifyError, cx509.CertificateDecodeError) as exc:
             raise err("ERR_CERT_INVALID", str(exc), AD.bad_certificate) from exc
         except UsageError as exc:

@@ -210,3 +210,19 @@ def test_classify_failure(rc: int, stderr: str, expect: str) -> None:
     msg = classify_failure("h", rc, stderr)
     assert expect in msg
     assert "\n" not in msg
+
+
+def test_wrapper_ends_options_before_the_filter(tmp_path: Path) -> None:
+    target = tmp_path / "x"
+    argv = wrapper_argv(TcpdumpOptions(buffer_kib=0, tcpdump_path="printf", filter=f"-w{target}"), sudo=False)
+    argv[argv.index("printf") + 1 : argv.index("printf") + 1] = ["%s|"]
+    out, rc = _run_wrapper(argv, {})
+    assert rc == 0
+    assert out.split("|")[-3:-1] == ["--", f"-w{target}"]
+
+
+def test_classify_a_killed_process() -> None:
+    assert classify_failure("h", -9, "", over_ssh=True) == (
+        "the ssh connection to h dropped (the local ssh process was killed by SIGKILL)"
+    )
+    assert classify_failure("local", -15, "") == "tcpdump on local was killed by SIGTERM"

@@ -236,3 +236,19 @@ def test_parse_duration() -> None:
 def test_sigint_env_is_clean() -> None:
     # The subprocess tests rely on the repository being importable from cli_env().
     assert str(REPO) in cli_env()["PYTHONPATH"].split(os.pathsep)
+
+
+def test_local_filter_starting_with_a_dash_is_an_expression(tmp_path: Path) -> None:
+    require_root()
+    require("tcpdump")
+    target = tmp_path / "written-by-tcpdump"
+    t0 = time.monotonic()
+    result = run_capture(
+        [LocalTransport()], TcpdumpOptions(interface="lo", filter=f"-w{target}"), str(tmp_path / "o.pcapng"),
+        duration_s=10,
+    )  # fmt: skip
+    assert time.monotonic() - t0 < 8
+    (error,) = result.errors
+    assert "rejected the filter" in error, error
+    time.sleep(0.2)
+    assert not target.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import threading
 import time
@@ -19,12 +20,15 @@ from capdebug.errors import CaptureError
 from capdebug.pcap.model import Packet
 from capdebug.pcap.open import open_capture
 from tests.capture.conftest import (
+    REPO,
     TEST_USER,
     Cert,
     Netns,
     Sshd,
     SshWorld,
     TlsEchoServer,
+    cli_argv,
+    cli_env,
     free_port,
     interrupt_capture,
     keep_sending,
@@ -271,3 +275,115 @@ def test_unreachable_host(ssh_world: SshWorld) -> None:
             parse_remote(f"127.0.0.1:{free_port()}", config_file=str(ssh_world.ssh_config), env={})
         )
     assert time.monotonic() - t0 < 10
+
+
+def test_remote_filter_starting_with_a_dash_is_an_expression(
+    ssh_world: SshWorld, lo_host: Sshd, tmp_path: Path
+) -> None:
+    """tcpdump would take "-w/path" as its -w option and write there; after "--" it is a (bad)
+    filter expression that tcpdump rejects."""
+    target = tmp_path / "written-by-tcpdump"
+    t0 = time.monotonic()
+    result = run_capture(
+        [_ssh(ssh_world, "lo-host")],
+        TcpdumpOptions(interface="lo", filter=f"-w{target}"),
+        str(tmp_path / "o.pcapng"),
+        duration_s=10,
+    )
+    assert time.monotonic() - t0 < 8
+    (error,) = result.errors
+    assert "rejected the filter" in error, error
+    time.sleep(0.2)
+    assert not target.exists()
+
+
+def test_a_failing_host_is_reported_at_once_and_the_key_log_still_embedded(
+    ssh_world: SshWorld, lo_host: Sshd, tls_server: TlsEchoServer, tmp_path: Path
+) -> None:
+    """lo-host captures; capdbgtest@lo-host fails at once (sudo wants a password): that is said
+    while the capture goes on, and at the end the key log is embedded into the merged file."""
+    out, keylog = tmp_path / "two.pcapng", tmp_path / "keys.log"
+    keylog.write_text("CLIENT_RANDOM " + "ab" * 32 + " " + "cd" * 48 + "\n")
+    duration = 12.0
+    proc = subprocess.Popen(
+        cli_argv("capture", "--remote", "lo-host", "--remote", f"{TEST_USER}@lo-host",
+                 "--ssh-config", str(ssh_world.ssh_config), "-i", "lo", "--port", str(tls_server.port),
+                 "--duration", f"{duration}s", "--keylog", str(keylog), "--all-keys", "-o", str(out)),
+        cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    seen: list[tuple[float, str]] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append((time.monotonic() - t0, line))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    stop = threading.Event()
+    keep_sending("127.0.0.1", tls_server.port, stop)
+    try:
+        assert proc.stdout is not None  # not communicate(): it would read stderr too
+        stdout = proc.stdout.read()
+        proc.wait(timeout=30)
+    finally:
+        stop.set()
+        reader.join(10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    stderr = "".join(line for _, line in seen)
+    failed = [(t, line) for t, line in seen if "sudo needs a password" in line]
+    assert failed, stderr
+    assert failed[0][0] < duration - 4, f"reported after {failed[0][0]:.1f} s, not at once"
+    assert "capturing on the other hosts" in failed[0][1]
+    assert proc.returncode != 0  # the failure still counts
+    assert "key log embedded into" in stdout, stdout + stderr
+    with open_capture(out) as reader_:
+        items = list(reader_)
+    assert any(not isinstance(i, Packet) for i in items)  # a Decryption Secrets Block
+    assert sum(isinstance(i, Packet) for i in items) > 0
+    for path in (out, tmp_path / "two.lo-host.pcapng"):  # merged and per-host files hold secrets
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_killed_ssh_client_is_a_dropped_connection(
+    ssh_world: SshWorld, lo_host: Sshd, tls_server: TlsEchoServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "killed.pcapng"
+    box: dict[str, object] = {}
+    stop = threading.Event()
+    keep_sending("127.0.0.1", tls_server.port, stop, every=0.05)
+
+    def run() -> None:
+        box["result"] = run_capture(
+            [_ssh(ssh_world, "lo-host")],
+            TcpdumpOptions(interface="lo", ports=(tls_server.port,)),
+            str(out),
+            duration_s=30,
+        )
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 2000):
+            time.sleep(0.05)
+        found = subprocess.run(
+            ["pgrep", "-f", f"^ssh .*{ssh_world.ssh_config}.*capdebug-capture"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        pids = found.stdout.split()
+        assert len(pids) == 1, found
+        subprocess.run(["kill", "-KILL", pids[0]], check=True)
+        t.join(timeout=15)
+        assert not t.is_alive()
+    finally:
+        stop.set()
+    (error,) = box["result"].errors  # type: ignore[attr-defined]
+    assert error.startswith(
+        "the ssh connection to lo-host dropped (the local ssh process was killed by SIGKILL)"
+    )
+    assert "exit status" not in error and "kept the" in error
+    assert not _wait_no_tcpdump(f"tcp port {tls_server.port}", timeout=10)
