@@ -12,6 +12,7 @@ inside the client and the server namespaces; the TLS peers are Python ssl progra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -89,7 +90,22 @@ class Topology:
         )
 
     def start_capture(self, ns: str, iface: str, out: Path) -> subprocess.Popen[str]:
-        proc = self.popen(ns, "tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-s", "0", "-Z", "root", "-w", str(out), "tcp")
+        proc = self.popen(
+            ns,
+            "tcpdump",
+            "-i",
+            iface,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-s",
+            "0",
+            "-Z",
+            "root",
+            "-w",
+            str(out),
+            "tcp",
+        )
         assert proc.stderr is not None
         line = proc.stderr.readline()
         assert "listening on" in line, line
@@ -165,8 +181,12 @@ def topo(tmp_path: Path) -> Iterator[Topology]:
             made.append(ns)
         # The veth pairs are created inside the namespaces: no interface or address ever
         # exists in the host's namespace.
-        _ip("-n", t.client, "link", "add", "c-m", "type", "veth", "peer", "name", "mb-c", "netns", t.middlebox)
-        _ip("-n", t.server, "link", "add", "s-m", "type", "veth", "peer", "name", "mb-s", "netns", t.middlebox)
+        _ip(
+            "-n", t.client, "link", "add", "c-m", "type", "veth", "peer", "name", "mb-c", "netns", t.middlebox
+        )
+        _ip(
+            "-n", t.server, "link", "add", "s-m", "type", "veth", "peer", "name", "mb-s", "netns", t.middlebox
+        )
         for ns, dev, addr in (
             (t.client, "c-m", CLIENT_ADDR),
             (t.middlebox, "mb-c", MB_CLIENT_ADDR),
@@ -183,7 +203,11 @@ def topo(tmp_path: Path) -> Iterator[Topology]:
         yield t
     finally:
         for ns in made:
-            subprocess.run(["ip", "netns", "pids", ns], capture_output=True, check=False)
+            # Anything a failed test left running in its own namespaces (peers, tcpdump, haproxy).
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
+            for pid in pids.stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 

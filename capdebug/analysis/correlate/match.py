@@ -165,8 +165,10 @@ def _weak_candidates(a: Leg, others: list[Leg], offset_ns: int) -> list[Leg]:
         if not a.sni or b.sni != a.sni or a.client_random == b.client_random:
             continue
         b_start, b_end = b.start_ns - offset_ns, b.end_ns - offset_ns
-        inner_ab = a.start_ns <= b_start and b_end <= a.end_ns + _WEAK_SLACK_NS
-        inner_ba = b_start <= a.start_ns and a.end_ns <= b_end + _WEAK_SLACK_NS
+        # The inner leg starts while the outer one is open (the proxy opens the server leg for
+        # the client's request) and ends no later than shortly after it.
+        inner_ab = a.start_ns <= b_start <= a.end_ns and b_end <= a.end_ns + _WEAK_SLACK_NS
+        inner_ba = b_start <= a.start_ns <= b_end and a.end_ns <= b_end + _WEAK_SLACK_NS
         if not (inner_ab or inner_ba):
             continue
         if not _sizes_agree(a, b):

@@ -42,6 +42,18 @@ _DUE_NS = 200_000_000
 path where captures are correlated; a capture that ended sooner cannot say they were lost)."""
 
 SEVERITY_ORDER = ("error", "warning", "info")
+_CODE_ORDER = (
+    "injected_rst",
+    "injected_fin",
+    "injected_alert",
+    "injected_data",
+    "altered_in_flight",
+    "mtu_black_hole",
+    "close_notify_not_delivered",
+    "segments_lost",
+    "proxy_closed_leg",
+)
+"""Within a severity, causes before consequences: a forged RST explains the data lost with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +127,7 @@ def judge(m: Match, points: Sequence[CapturePoint]) -> list[Verdict]:
             else:
                 hop = _Hop(role, m.b, m.a, pb, pa, -delta, -offset)
             out += _judge_direction(hop)
-    out.sort(key=lambda v: SEVERITY_ORDER.index(v.severity))
+    out.sort(key=lambda v: (SEVERITY_ORDER.index(v.severity), _CODE_ORDER.index(v.code)))
     return out
 
 
