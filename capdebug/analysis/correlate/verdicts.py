@@ -34,7 +34,7 @@ from ..events import AlertEvent, AppDataEvent, TcpEvent
 from .match import Match, upstream_of
 from .points import CapturePoint, Leg, Segment
 
-__all__ = ["Verdict", "judge"]
+__all__ = ["CODES", "Verdict", "judge"]
 
 _RST, _FIN = 0x04, 0x01
 _DUE_NS = 200_000_000
@@ -42,7 +42,7 @@ _DUE_NS = 200_000_000
 path where captures are correlated; a capture that ended sooner cannot say they were lost)."""
 
 SEVERITY_ORDER = ("error", "warning", "info")
-_CODE_ORDER = (
+CODES = (
     "injected_rst",
     "injected_fin",
     "injected_alert",
@@ -53,7 +53,8 @@ _CODE_ORDER = (
     "segments_lost",
     "proxy_closed_leg",
 )
-"""Within a severity, causes before consequences: a forged RST explains the data lost with it."""
+"""Every verdict code; within a severity, causes come before consequences (a forged RST
+explains the data lost with it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def judge(m: Match, points: Sequence[CapturePoint]) -> list[Verdict]:
             else:
                 hop = _Hop(role, m.b, m.a, pb, pa, -delta, -offset)
             out += _judge_direction(hop)
-    out.sort(key=lambda v: (SEVERITY_ORDER.index(v.severity), _CODE_ORDER.index(v.code)))
+    out.sort(key=lambda v: (SEVERITY_ORDER.index(v.severity), CODES.index(v.code)))
     return out
 
 
