@@ -23,11 +23,15 @@ KEYS = FIXTURES / "tls13-aes128gcm.keys"
 README = (Path(__file__).parent.parent.parent / "README.md").read_text()
 
 
-def _copy(tmp_path: Path, name: str, change: dict[int, int] | None = None) -> Path:
+def _copy(
+    tmp_path: Path, name: str, change: dict[int, int] | None = None, drop: set[int] | None = None
+) -> Path:
     """The fixture as ``name``; ``change`` maps frame number -> offset from the end of the
-    frame whose byte is flipped (the TCP checksum is not fixed: nothing here checks it)."""
+    frame whose byte is flipped (the TCP checksum is not fixed: nothing here checks it);
+    ``drop`` leaves frames out."""
     out = tmp_path / name
-    if not change:
+    change = change or {}
+    if not change and not drop:
         shutil.copy(CAPTURE, out)
         return out
     packets: list[Packet] = []
@@ -36,6 +40,8 @@ def _copy(tmp_path: Path, name: str, change: dict[int, int] | None = None) -> Pa
         for item in reader:
             if isinstance(item, Packet):
                 data = bytearray(item.data)
+                if drop and reader.packets_read in drop:
+                    continue
                 at = change.get(reader.packets_read)
                 if at is not None:
                     data[-at] ^= 0x55
@@ -77,6 +83,35 @@ def test_a_record_altered_in_flight_is_named_with_its_hop(
     assert found == [
         ("altered_in_flight", ["near.pcap", "far.pcap"], "client", {"near.pcap": 12, "far.pcap": 12})
     ]
+
+
+def test_an_alert_never_sent_by_the_client_is_injected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The near capture never saw the client's close_notify (frame 18) though it ran on: at the
+    # far capture the record appears after all the client ever sent.
+    near = _copy(tmp_path, "near.pcap", drop={18})
+    far = _copy(tmp_path, "far.pcap")
+    code = _main("correlate", str(near), str(far), "--keylog", str(KEYS), "--json", "--no-env")
+    assert code == 1
+    doc = json.loads(capsys.readouterr().out)
+    (conn,) = doc["connections"]
+    first = conn["verdicts"][0]
+    assert (first["code"], first["between"], first["by"]) == (
+        "injected_alert",
+        ["near.pcap", "far.pcap"],
+        "client",
+    )
+    assert "close_notify" in first["detail"] and first["frames"] == {"far.pcap": 18}
+
+
+def test_a_hole_in_one_capture_is_not_network_loss(tmp_path: Path) -> None:
+    # The far capture missed the client's frame 14 but saw what follows: TCP delivered it, so
+    # the capture lost it, not the network.
+    near, far = _copy(tmp_path, "near.pcap"), _copy(tmp_path, "far.pcap", drop={14})
+    points = [cli_correlate.load_point(i, p, [KEYS], no_env=True) for i, p in enumerate((near, far))]
+    (conn,) = correlate(points).connections
+    assert conn.verdicts == []
 
 
 def _main(*argv: str) -> int:

@@ -13,6 +13,8 @@ close_notify_not_delivered   ``up`` saw the sender's close_notify; it never reac
 mtu_black_hole               only large segments vanish (each copy of them), small ones pass.
 segments_lost                bytes seen leaving ``up`` never reach ``down``, or some copies of
                              them are lost and a retransmission gets through.
+fin_not_delivered /          the sender's FIN/RST left ``up`` and never reached ``down``
+rst_not_delivered            (every byte before it did).
 proxy_closed_leg             (two legs of a TLS-terminating proxy) the proxy closed a leg first,
                              while neither endpoint had closed.
 ==========================  ==================================================================
@@ -51,6 +53,8 @@ CODES = (
     "mtu_black_hole",
     "close_notify_not_delivered",
     "segments_lost",
+    "fin_not_delivered",
+    "rst_not_delivered",
     "proxy_closed_leg",
 )
 """Every verdict code; within a severity, causes come before consequences (a forged RST
@@ -143,6 +147,41 @@ def _judge_direction(h: _Hop) -> list[Verdict]:
     if notify:
         out.append(notify[0])
     out += lost
+    out += _flags_lost(h, up_segs, down_segs, skip_from=notify[1] if notify else None)
+    return out
+
+
+def _flags_lost(
+    h: _Hop, up_segs: list[Segment], down_segs: list[Segment], skip_from: int | None
+) -> list[Verdict]:
+    """A FIN or RST that left ``up`` and never reached ``down``, although every byte before it
+    did (a FIN stuck behind lost data is part of that loss, not a finding of its own)."""
+    down_end = max((s.rel + len(s.payload) for s in down_segs if s.payload), default=0)
+    out = []
+    for bit, name in ((_FIN, "FIN"), (_RST, "RST")):
+        sent = [s for s in up_segs if s.flags & bit and h.due(s.ts_ns)]
+        if not sent or any(s.flags & bit for s in down_segs):
+            continue
+        s = sent[0]
+        at = s.rel + len(s.payload)
+        if at > down_end and s.payload:
+            continue
+        if skip_from is not None and at >= skip_from:
+            continue
+        out.append(
+            Verdict(
+                f"{name.lower()}_not_delivered",
+                "error",
+                h.between,
+                h.role,
+                "high" if len(sent) > 1 else "medium",
+                f"the {h.role}'s {name} left {h.up_point.name} (frame {s.frame}"
+                + (f", sent {len(sent)} times" if len(sent) > 1 else "")
+                + f") and never reached {h.down_point.name}: dropped between "
+                f"{h.up_point.name} and {h.down_point.name}",
+                {h.up_point.name: s.frame},
+            )
+        )
     return out
 
 
@@ -221,7 +260,10 @@ def _compare_bytes(
             if s.payload[lo - start : hi - start] != u.payload[lo - k : hi - k]:
                 altered.append((u, s, lo))
                 break
-        if not pieces and up.max_end >= end:
+        # Bytes ``up`` lacks in the middle of what it saw are its own capture's loss (TCP would
+        # not have delivered what follows); bytes beyond all the sender ever sent, while the
+        # ``up`` capture was still running, were not sent by the sender.
+        if not pieces and start >= up.max_end and h.up_point.last_ns >= s.ts_ns - h.clock_ns:
             injected.append(s)
     out_alt: list[Verdict] = []
     if altered:
@@ -253,8 +295,9 @@ def _compare_bytes(
                 h.role,
                 "medium",
                 f"{what} from the {h.role} at {h.down_point.name} (frame {injected[0].frame}) never "
-                f"passed {h.up_point.name}, which saw the stream go past that point: injected "
-                f"between {h.up_point.name} and {h.down_point.name}",
+                f"passed {h.up_point.name}, where the {h.role} sent nothing at that point of the "
+                f"stream though the capture ran on: injected between {h.up_point.name} and "
+                f"{h.down_point.name}",
                 {h.down_point.name: injected[0].frame},
             )
         )
@@ -315,6 +358,10 @@ def _lost(h: _Hop, up_segs: list[Segment], down_segs: list[Segment], skip_from: 
             delivered.append(s)
         else:
             vanished.append(s)
+    # A hole in the middle of what ``down`` saw is its capture's loss, not the network's: TCP
+    # delivers in order, so the bytes after it could not have arrived without it.
+    down_end = down_cov[-1][1] if down_cov else 0
+    vanished = [s for s in vanished if s.rel + len(s.payload) > down_end]
     if skip_from is not None:
         vanished = [s for s in vanished if s.rel < skip_from]
     out: list[Verdict] = []
