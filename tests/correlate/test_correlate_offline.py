@@ -114,6 +114,19 @@ def test_a_hole_in_one_capture_is_not_network_loss(tmp_path: Path) -> None:
     assert conn.verdicts == []
 
 
+def test_a_capture_started_after_the_client_hello_matches_by_payload(tmp_path: Path) -> None:
+    near, far = _copy(tmp_path, "near.pcap"), _copy(tmp_path, "far.pcap", drop={1, 2, 3, 4, 5})
+    other = tmp_path / "other.pcap"
+    shutil.copy(FIXTURES / "tls13-chacha20.pcap", other)
+    points = [cli_correlate.load_point(i, p, [KEYS], no_env=True) for i, p in enumerate((near, far, other))]
+    result = correlate(points)
+    (conn,) = result.connections
+    assert conn.kind == "tcp_payload" and conn.confidence == "medium"
+    assert [(leg.point, leg.client_random is None) for leg in conn.legs] == [(0, False), (1, True)]
+    assert conn.verdicts == []
+    assert [leg.point for leg in result.unmatched] == [2]
+
+
 def _main(*argv: str) -> int:
     from capdebug.cli.app import main
 

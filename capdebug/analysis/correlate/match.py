@@ -136,25 +136,53 @@ def _aligned(a: Leg, b: Leg) -> dict[str, int | None]:
     return {r: seq_delta(a.sent[r], b.sent[r], a.isn[r] is not None, b.isn[r] is not None) for r in ROLES}
 
 
-def _payload_match(a: Leg, candidates: list[Leg]) -> tuple[Leg, dict[str, int | None]] | None:
-    """The one candidate sharing at least two anchors with ``a`` at consistent offsets."""
-    found = []
-    for b in candidates:
-        votes = 0
+_Anchors = dict[bytes, list[tuple[Leg, str, int]]]
+"""First bytes of a segment -> the legs, sending roles and relative offsets where it starts."""
+
+
+def _anchor_index(legs: list[Leg]) -> _Anchors:
+    index: _Anchors = {}
+    for leg in legs:
         for role in ROLES:
-            index = {s.payload[:_ANCHOR]: s.rel for s in b.sent[role] if len(s.payload) >= _ANCHOR}
-            deltas: Counter[int] = Counter()
-            for s in [s for s in a.sent[role] if len(s.payload) >= _ANCHOR][:_MAX_ANCHORS]:
-                rel = index.get(s.payload[:_ANCHOR])
-                if rel is not None:
-                    deltas[rel - s.rel] += 1
-            if deltas:
-                votes += deltas.most_common(1)[0][1]
-        if votes >= 2:
-            found.append(b)
+            for s in leg.sent[role]:
+                if len(s.payload) >= _ANCHOR:
+                    index.setdefault(s.payload[:_ANCHOR], []).append((leg, role, s.rel))
+    return index
+
+
+def _payload_match(a: Leg, index: _Anchors, used: set[int]) -> tuple[Leg, dict[str, int | None]] | None:
+    """The one free leg sharing at least two anchors with ``a`` at consistent offsets.
+
+    Roles are matched too: where the decoder had to guess them on one leg (no SYN, no
+    ClientHello) they can be the wrong way round, and the leg that knows them is believed."""
+    votes: Counter[tuple[int, str, str, int]] = Counter()
+    legs: dict[int, Leg] = {}
+    for role in ROLES:
+        for s in [s for s in a.sent[role] if len(s.payload) >= _ANCHOR][:_MAX_ANCHORS]:
+            for b, b_role, rel in index.get(s.payload[:_ANCHOR], ()):
+                if id(b) not in used:
+                    legs[id(b)] = b
+                    votes[(id(b), role, b_role, rel - s.rel)] += 1
+    # Per leg and direction the offset most anchors agree on; then both directions together.
+    best: dict[tuple[int, str, str], int] = {}
+    for (leg_id, role, b_role, _delta), n in votes.items():
+        best[(leg_id, role, b_role)] = max(best.get((leg_id, role, b_role), 0), n)
+    per_leg: Counter[tuple[int, bool]] = Counter()
+    for (leg_id, role, b_role), n in best.items():
+        per_leg[(leg_id, role != b_role)] += n
+    found = [key for key, n in per_leg.items() if n >= 2]
     if len(found) != 1:
         return None
-    return found[0], _aligned(a, found[0])
+    leg_id, swapped = found[0]
+    b = legs[leg_id]
+    if swapped:
+        if b.roles_from == "guess":
+            b.swap_roles()
+        elif a.roles_from == "guess":
+            a.swap_roles()
+        else:
+            return None  # both sure of their roles and they disagree: not the same connection
+    return b, _aligned(a, b)
 
 
 def _weak_candidates(a: Leg, others: list[Leg], offset_ns: int) -> list[Leg]:
@@ -201,9 +229,9 @@ def find_matches(a_point: CapturePoint, b_point: CapturePoint) -> list[Match]:
         else:
             rest_a.append(a)
     still_a = []
+    anchors = _anchor_index([b for b in b_point.legs if id(b) not in used_b]) if rest_a else {}
     for a in rest_a:
-        free = [b for b in b_point.legs if id(b) not in used_b]
-        got = _payload_match(a, free)
+        got = _payload_match(a, anchors, used_b)
         if got is None:
             still_a.append(a)
             continue

@@ -11,6 +11,7 @@ Pure: packets and events in, plain data out.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class Leg:
     client: str
     server: str
     first_frame: int
+    roles_from: str = "syn"
+    """How the decoder told client from server: "syn", "client_hello" or "guess"."""
     start_ns: int = 0
     end_ns: int = 0
     client_random: bytes | None = None
@@ -70,6 +73,21 @@ class Leg:
     def app_bytes(self, role: str) -> int:
         """Application-data bytes sent by ``role`` (record lengths as the decoder reports them)."""
         return sum(ev.length for ev in self.events if isinstance(ev, AppDataEvent) and ev.from_ == role)
+
+    def swap_roles(self) -> None:
+        """Client and server the other way round: a leg whose roles the decoder guessed (no
+        SYN, no ClientHello), matched to a leg that knows them."""
+        other = {"client": "server", "server": "client"}
+        self.client, self.server = self.server, self.client
+        self.sent = {"client": self.sent["server"], "server": self.sent["client"]}
+        self.isn = {"client": self.isn["server"], "server": self.isn["client"]}
+        swapped: list[DecodeEvent] = []
+        for ev in self.events:
+            who = getattr(ev, "from_", None)
+            # Every event with a sender has ``from_``; replace() keeps its type and other fields.
+            swapped.append(dataclasses.replace(ev, from_=other[who]) if who in other else ev)  # type: ignore[call-arg]
+        self.events = swapped
+        self.roles_from = "matched"
 
     def alerts(self, role: str) -> list[AlertEvent]:
         return [ev for ev in self.events if isinstance(ev, AlertEvent) and ev.from_ == role]
@@ -130,7 +148,7 @@ def build_point(
     legs: dict[int, Leg] = {}
     for ev in events:
         if isinstance(ev, ConnectionEvent):
-            legs[ev.conn] = Leg(index, ev.conn, ev.client, ev.server, ev.first_frame)
+            legs[ev.conn] = Leg(index, ev.conn, ev.client, ev.server, ev.first_frame, ev.roles_from)
         leg = legs.get(ev.conn)
         if leg is None:
             continue
