@@ -68,6 +68,13 @@ def _client(args: argparse.Namespace) -> None:
         status["error"] = type(exc).__name__
     finally:
         raw.close()
+    if args.probe_after:
+        # One more connection attempt later, so that the captures show they were still running.
+        time.sleep(args.probe_after)
+        try:
+            socket.create_connection((args.addr, args.port), timeout=1).close()
+        except OSError:
+            pass
     print(json.dumps(status), flush=True)
 
 
@@ -83,6 +90,7 @@ def main() -> None:
     p.add_argument("--send", type=int, default=100)
     p.add_argument("--hold", type=float, default=0.0)
     p.add_argument("--abort", action="store_true")
+    p.add_argument("--probe-after", type=float, default=0.0)
     p.add_argument("--timeout", type=float, default=3.0)
     args = p.parse_args()
     _server(args) if args.role == "server" else _client(args)

@@ -116,11 +116,16 @@ def test_close_notify_dropped(topo: Topology) -> None:
 def test_fin_dropped(topo: Topology) -> None:
     # Every FIN from the client towards the server is dropped; close_notify and data pass.
     topo.nat(f"ip daddr {SERVER_ADDR} tcp dport {PORT} tcp flags & fin == fin drop;")
-    c_pcap, s_pcap, keys, status = topo.traffic("fin", "--send", "200", "--timeout", "2")
+    # The probe (a connection attempt a second later) shows the server's capture still ran
+    # while the client retransmitted its FIN.
+    c_pcap, s_pcap, keys, status = topo.traffic(
+        "fin", "--send", "200", "--timeout", "2", "--probe-after", "1"
+    )
     assert status == {"handshake": True, "received": 200, "error": None}
     rc, doc = correlate_json(c_pcap, s_pcap, "--keylog", keys)
     assert rc == 1
     assert _verdicts(doc) == [("fin_not_delivered", (c_pcap.name, s_pcap.name), "client")]
+    assert _one_connection(doc)["verdicts"][0]["confidence"] == "high"
 
 
 def test_tls_terminating_proxy_closes_a_leg(topo: Topology) -> None:

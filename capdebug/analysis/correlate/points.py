@@ -23,7 +23,7 @@ from ..events import AlertEvent, AppDataEvent, ConnectionEvent, DecodeEvent, Han
 
 __all__ = ["CapturePoint", "Leg", "Segment", "build_point", "tcp_segments"]
 
-_SYN, _FIN, _RST = int(TcpFlags.SYN), int(TcpFlags.FIN), int(TcpFlags.RST)
+_SYN, _FIN, _RST, _ACK = int(TcpFlags.SYN), int(TcpFlags.FIN), int(TcpFlags.RST), int(TcpFlags.ACK)
 _IPV4_LEN = struct.Struct("!H").unpack_from
 
 
@@ -37,6 +37,7 @@ class Segment:
     """"ip:port" of the sender."""
     dst: str
     seq: int
+    ack: int
     flags: int
     payload: bytes = field(repr=False)
     ip_length: int
@@ -45,6 +46,9 @@ class Segment:
     """IPv4 TTL or IPv6 hop limit (a middlebox forging a segment rarely copies the sender's)."""
     rel: int = 0
     """Sequence number relative to the sender's stream start in this leg (set by the leg)."""
+    rel_ack: int | None = None
+    """Acknowledgment number relative to the peer's stream start (None without ACK, or when
+    the peer's start is unknown)."""
 
 
 @dataclass(slots=True)
@@ -133,7 +137,9 @@ def tcp_segments(packets: Iterable[tuple[int, Packet, int]]) -> list[Segment]:
         dst = names.get((seg.dst, seg.dport))
         if dst is None:
             dst = names[(seg.dst, seg.dport)] = format_endpoint(seg.dst, seg.dport)
-        out.append(Segment(frame, pkt.ts_ns, src, dst, seg.seq, seg.flags, seg.payload, ip_length, ttl))
+        out.append(
+            Segment(frame, pkt.ts_ns, src, dst, seg.seq, seg.ack, seg.flags, seg.payload, ip_length, ttl)
+        )
     return out
 
 
@@ -189,6 +195,7 @@ def _relative(leg: Leg) -> None:
     times = [s.ts_ns for segs in leg.sent.values() for s in segs]
     leg.start_ns = min(times, default=0)
     leg.end_ns = max(times, default=0)
+    bases: dict[str, int] = {}
     for role, segs in leg.sent.items():
         if not segs:
             continue
@@ -199,9 +206,17 @@ def _relative(leg: Leg) -> None:
         else:
             first = segs[0].seq
             base = min(first + _diff(s.seq, first) for s in segs) & 0xFFFFFFFF
+        bases[role] = base
         for s in segs:
             # A SYN occupies the sequence number before the data (RFC 9293 3.4).
             s.rel = _diff(s.seq, base)
+    for role, segs in leg.sent.items():
+        peer = bases.get("server" if role == "client" else "client")
+        if peer is None:
+            continue
+        for s in segs:
+            if s.flags & _ACK:
+                s.rel_ack = _diff(s.ack, peer)
 
 
 def _diff(a: int, b: int) -> int:

@@ -151,20 +151,32 @@ def _judge_direction(h: _Hop) -> list[Verdict]:
     return out
 
 
+def _acked(h: _Hop) -> int:
+    """How far (in ``down``'s offsets) the receiver's cumulative ACKs passing ``down`` went."""
+    peer = "server" if h.role == "client" else "client"
+    return max((s.rel_ack for s in h.down.sent[peer] if s.rel_ack is not None), default=-1)
+
+
 def _flags_lost(
     h: _Hop, up_segs: list[Segment], down_segs: list[Segment], skip_from: int | None
 ) -> list[Verdict]:
-    """A FIN or RST that left ``up`` and never reached ``down``, although every byte before it
-    did (a FIN stuck behind lost data is part of that loss, not a finding of its own)."""
-    down_end = max((s.rel + len(s.payload) for s in down_segs if s.payload), default=0)
+    """A FIN or RST that left ``up`` and never reached ``down``, although the receiver
+    acknowledged every byte before it (a FIN stuck behind lost data is part of that loss, not
+    a finding of its own)."""
+    acked = _acked(h) - h.shift
     out = []
     for bit, name in ((_FIN, "FIN"), (_RST, "RST")):
-        sent = [s for s in up_segs if s.flags & bit and h.due(s.ts_ns)]
+        sent = [s for s in up_segs if s.flags & bit]
         if not sent or any(s.flags & bit for s in down_segs):
             continue
         s = sent[0]
         at = s.rel + len(s.payload)
-        if at > down_end and s.payload:
+        if acked < at:
+            continue
+        due = h.due(s.ts_ns)
+        # Sent again and again: never acknowledged. Without later packets at ``down`` it may
+        # have been lost beyond ``down`` instead; said, with a low confidence.
+        if not due and len(sent) < 2:
             continue
         if skip_from is not None and at >= skip_from:
             continue
@@ -174,11 +186,12 @@ def _flags_lost(
                 "error",
                 h.between,
                 h.role,
-                "high" if len(sent) > 1 else "medium",
+                ("high" if len(sent) > 1 else "medium") if due else "low",
                 f"the {h.role}'s {name} left {h.up_point.name} (frame {s.frame}"
                 + (f", sent {len(sent)} times" if len(sent) > 1 else "")
                 + f") and never reached {h.down_point.name}: dropped between "
-                f"{h.up_point.name} and {h.down_point.name}",
+                f"{h.up_point.name} and {h.down_point.name}"
+                + ("" if due else f" (or beyond: the capture at {h.down_point.name} has no later packet)"),
                 {h.up_point.name: s.frame},
             )
         )
@@ -358,10 +371,10 @@ def _lost(h: _Hop, up_segs: list[Segment], down_segs: list[Segment], skip_from: 
             delivered.append(s)
         else:
             vanished.append(s)
-    # A hole in the middle of what ``down`` saw is its capture's loss, not the network's: TCP
-    # delivers in order, so the bytes after it could not have arrived without it.
-    down_end = down_cov[-1][1] if down_cov else 0
-    vanished = [s for s in vanished if s.rel + len(s.payload) > down_end]
+    # Bytes the receiver acknowledged as it passed ``down`` did arrive: ``down``'s capture
+    # missed them (the network did not lose them).
+    acked = _acked(h) - h.shift
+    vanished = [s for s in vanished if s.rel + len(s.payload) > acked]
     if skip_from is not None:
         vanished = [s for s in vanished if s.rel < skip_from]
     out: list[Verdict] = []
