@@ -138,7 +138,7 @@ def _render_connection(console: object, result: Correlation, n: int, c: MatchedC
             clock += f" ({h.clock.samples} samples)"
         console.print(
             f"  hop {_e(names[h.near.point])} → {_e(names[h.far.point])}: {clock}; "
-            f"client side by {h.oriented_by}"
+            f"which is nearer the client: {h.oriented_by}"
         )
     if c.verdicts:
         for v in c.verdicts:

@@ -140,13 +140,21 @@ class Topology:
         *client_args: str,
         server_args: tuple[str, ...] = (),
         connect_to: str = SERVER_ADDR,
+        middlebox_capture: bool = False,
     ) -> tuple[Path, Path, Path, dict[str, object]]:
         """One TLS request captured on the client's and the server's links:
-        (client capture, server capture, key log of both peers, the client's status)."""
+        (client capture, server capture, key log of both peers, the client's status).
+        ``middlebox_capture`` also captures on the middlebox's client-side link, to
+        ``NAME-middlebox.pcap``."""
         c_pcap, s_pcap = self.root / f"{name}-client.pcap", self.root / f"{name}-server.pcap"
         keylog = self.root / f"{name}.keys"
         c_cap = self.start_capture(self.client, "c-m", c_pcap)
         s_cap = self.start_capture(self.server, "s-m", s_pcap)
+        m_cap = (
+            self.start_capture(self.middlebox, "mb-c", self.root / f"{name}-middlebox.pcap")
+            if middlebox_capture
+            else None
+        )
         try:
             server = self.start_server(keylog, *server_args)
             try:
@@ -156,6 +164,8 @@ class Topology:
         finally:
             self.stop_capture(c_cap)
             self.stop_capture(s_cap)
+            if m_cap is not None:
+                self.stop_capture(m_cap)
         return c_pcap, s_pcap, keylog, status
 
 

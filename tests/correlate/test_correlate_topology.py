@@ -92,6 +92,27 @@ def test_rst_injected_by_the_middlebox(topo: Topology) -> None:
     assert _verdicts(doc)[1:] == [("segments_lost", (c_pcap.name, s_pcap.name), "client")]
 
 
+def test_three_points_name_the_hop_where_the_rst_was_forged(topo: Topology) -> None:
+    # Captures on the client's link, on the middlebox's client-side link and on the server's
+    # link. The middlebox forges the RST on its way out towards the client: it is present at
+    # the middlebox's client-side link and at the client, absent at the server.
+    topo.nat(f"ip daddr {SERVER_ADDR} tcp dport {PORT} meta length 700-900 reject with tcp reset;")
+    c_pcap, s_pcap, keys, _ = topo.traffic("three", "--send", "700", middlebox_capture=True)
+    m_pcap = c_pcap.with_name("three-middlebox.pcap")
+    rc, doc = correlate_json(c_pcap, m_pcap, s_pcap, "--keylog", keys)
+    assert rc == 1
+    conn = _one_connection(doc)
+    assert [leg["point"] for leg in conn["legs"]] == [c_pcap.name, m_pcap.name, s_pcap.name]
+    assert len(conn["hops"]) == 3
+    # Only neighbours are judged: the RST lies between the server's link and the middlebox's
+    # client-side link (where the middlebox sent it), and the request the middlebox swallowed
+    # between the middlebox's client-side link and the server's.
+    assert _verdicts(doc) == [
+        ("injected_rst", (s_pcap.name, m_pcap.name), "server"),
+        ("segments_lost", (m_pcap.name, s_pcap.name), "client"),
+    ]
+
+
 def test_mtu_black_hole(topo: Topology) -> None:
     # Packets to the server above 1000 bytes vanish silently (no ICMP): a black hole.
     topo.nat(f"ip daddr {SERVER_ADDR} meta length > 1000 drop;")

@@ -199,8 +199,15 @@ def correlate(points: Sequence[CapturePoint]) -> Correlation:
                     legs.append(leg)
         # Order from the client side: a leg that is "far" in some hop comes after its "near".
         legs.sort(key=lambda leg: sum(1 for h, _ in pairs if h.far is leg))
-        verdicts = [v for _, m in pairs for v in judge(m, points)]
-        connections.append(MatchedConnection(legs, [h for h, _ in pairs], verdicts))
+        # Verdicts lie between neighbours on the path: with three points, a fault between the
+        # first two is not reported again between the first and the third.
+        position = {id(leg): n for n, leg in enumerate(legs)}
+        adjacent = [(h, m) for h, m in pairs if abs(position[id(h.near)] - position[id(h.far)]) == 1]
+        verdicts = [v for _, m in adjacent or pairs for v in judge(m, points)]
+        hops_in_order = sorted(
+            (h for h, _ in pairs), key=lambda h: (position[id(h.near)], position[id(h.far)])
+        )
+        connections.append(MatchedConnection(legs, hops_in_order, verdicts))
     connections.sort(key=lambda c: (c.legs[0].point, c.legs[0].conn))
     matched = {id(leg) for c in connections for leg in c.legs}
     unmatched = [leg for p in points for leg in p.legs if id(leg) not in matched]

@@ -37,6 +37,8 @@ _MAX_ANCHORS = 24
 """Segments per direction of a leg tried as anchors."""
 _WEAK_SLACK_NS = 2_000_000_000
 """How far the server leg may lie outside the client leg (clock error, proxy lingering)."""
+_MIN_DELAY_NS = 100_000
+"""One-way delay below which its sign does not tell which point is nearer the client."""
 ROLES = ("client", "server")
 
 
@@ -268,8 +270,11 @@ def upstream_of(m: Match) -> tuple[str, str]:
     ttl_a, ttl_b = _median_ttl(m.a.sent["client"]), _median_ttl(m.b.sent["client"])
     if ttl_a is not None and ttl_b is not None and ttl_a != ttl_b:
         return ("a" if ttl_a > ttl_b else "b"), "TTL of the client's segments"
-    if m.clock is not None and m.clock.delay_ns is not None and abs(m.clock.delay_ns) > m.clock.spread_ns:
-        return ("a" if m.clock.delay_ns > 0 else "b"), "one-way delay"
+    # The delay's sign only when it stands well clear of the noise (two captures on one host
+    # or one link differ by microseconds of scheduling, either way).
+    delay = m.clock.delay_ns if m.clock is not None else None
+    if m.clock is not None and delay is not None and abs(delay) > max(2 * m.clock.spread_ns, _MIN_DELAY_NS):
+        return ("a" if delay > 0 else "b"), "one-way delay"
     return "a", "assumed from the order of the captures"
 
 
