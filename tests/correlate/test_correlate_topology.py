@@ -123,6 +123,23 @@ def test_mtu_black_hole(topo: Topology) -> None:
     assert _verdicts(doc) == [("mtu_black_hole", (c_pcap.name, s_pcap.name), "client")]
 
 
+def test_segments_lost_then_retransmitted(topo: Topology) -> None:
+    # The first 8000 bytes' worth of large packets to the server are dropped, later ones pass:
+    # the client's retransmissions get through.
+    topo.nat(f"ip daddr {SERVER_ADDR} meta length > 1000 quota until 8000 bytes drop;")
+    c_pcap, s_pcap, keys, status = topo.traffic("retx", "--send", "5000")
+    assert status == {"handshake": True, "received": 5000, "error": None}
+    rc, doc = correlate_json(c_pcap, s_pcap, "--keylog", keys)
+    assert rc == 0  # a warning: the connection recovered
+    (verdict,) = _one_connection(doc)["verdicts"]
+    assert (verdict["code"], tuple(verdict["between"]), verdict["by"], verdict["severity"]) == (
+        "segments_lost",
+        (c_pcap.name, s_pcap.name),
+        "client",
+        "warning",
+    )
+
+
 def test_close_notify_dropped(topo: Topology) -> None:
     # A TLS 1.3 close_notify record is 24 bytes: 5 header + 1 content type + 2 alert + 16 tag
     # (RFC 8446 5.2); with the 32-byte TCP header (timestamps) its packet is 76 bytes long.
