@@ -56,6 +56,7 @@ CODES = (
     "fin_not_delivered",
     "rst_not_delivered",
     "proxy_closed_leg",
+    "streams_not_aligned",
 )
 """Every verdict code; within a severity, causes come before consequences (a forged RST
 explains the data lost with it)."""
@@ -125,6 +126,7 @@ def judge(m: Match, points: Sequence[CapturePoint]) -> list[Verdict]:
         for role in ("client", "server"):
             delta = m.delta[role]
             if delta is None:
+                out += _not_aligned(m, role, pa, pb)
                 continue
             a_up = (first == "a") == (role == "client")
             if a_up:
@@ -134,6 +136,23 @@ def judge(m: Match, points: Sequence[CapturePoint]) -> list[Verdict]:
             out += _judge_direction(hop)
     out.sort(key=lambda v: (SEVERITY_ORDER.index(v.severity), CODES.index(v.code)))
     return out
+
+
+def _not_aligned(m: Match, role: str, pa: CapturePoint, pb: CapturePoint) -> list[Verdict]:
+    """Say so when a direction seen at both points could not be compared."""
+    if not (any(s.payload for s in m.a.sent[role]) and any(s.payload for s in m.b.sent[role])):
+        return []
+    return [
+        Verdict(
+            "streams_not_aligned",
+            "info",
+            (pa.name, pb.name),
+            role,
+            "high",
+            f"the {role}'s bytes could not be lined up between {pa.name} and {pb.name} (no SYN at "
+            "both and no common segment start): nothing is said about this direction on this hop",
+        )
+    ]
 
 
 def _judge_direction(h: _Hop) -> list[Verdict]:
