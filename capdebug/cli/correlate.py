@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ._common import KEYLOG_OPTION, echo_err, report_keylog_issues
+from ._common import KEYLOG_OPTION, echo_err, load_cli_keys
 
 if TYPE_CHECKING:
     from ..analysis.correlate import CapturePoint, Correlation, MatchedConnection
@@ -24,25 +24,20 @@ def register(app: typer.Typer) -> None:
 
 
 def load_point(index: int, capture: Path, keylog: list[Path], *, no_env: bool = False) -> CapturePoint:
-    """Decode one capture into a capture point. The one place that drives the decoder and the
-    capture reader for correlation (to be repointed at ``capdebug.api`` when it has them)."""
+    """Decode one capture into a capture point: the library's decoder for the TLS events, and
+    a pass of correlation's own over the packets for the TCP facts (sequence numbers, bytes,
+    TTLs, retransmissions) the decoder does not keep."""
     from ..analysis.correlate import build_point, tcp_segments
-    from ..analysis.decode import DecodeOptions
-    from ..analysis.sessions import iter_events, load_keys
+    from ..api import decode_capture
     from ..pcap.model import Packet
     from ..pcap.open import open_capture
 
-    keys = load_keys(capture, keylog, use_env=not no_env)
-    report_keylog_issues(keys.keylog)
-    with open_capture(capture) as reader:
-        # Triage mode: alerts and handshake decrypted, bulk data counted (sizes are enough).
-        events = list(
-            iter_events(
-                reader, keys.keylog, DecodeOptions(decrypt_app_data=False), late_secrets=keys.late_randoms
-            )
-        )
-        for w in reader.warnings:
-            echo_err(f"capdebug: warning: {capture.name}: {w}")
+    keys = load_cli_keys(capture, keylog, no_env=no_env)
+    # Triage mode: alerts and handshake decrypted, bulk data counted (sizes are enough).
+    with decode_capture(capture, keys, decrypt_app_data=False) as decoding:
+        events = list(decoding)
+    for w in decoding.warnings:
+        echo_err(f"capdebug: warning: {capture.name}: {w}")
     with open_capture(capture) as reader:
 
         def packets() -> Iterator[tuple[int, Packet, int]]:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from ...net.link import ETHERTYPE_IPV4, network_offset
 from ...net.tcp import TcpFlags, decode_tcp, format_endpoint
 from ...pcap.model import Packet
+from ...wire.handshake import ClientHello
 from ..events import AlertEvent, AppDataEvent, ConnectionEvent, DecodeEvent, HandshakeEvent
+from ..messages import server_name
 
 __all__ = ["CapturePoint", "Leg", "Segment", "build_point", "tcp_segments"]
 
@@ -159,12 +161,13 @@ def build_point(
         if leg is None:
             continue
         leg.events.append(ev)
-        if isinstance(ev, HandshakeEvent) and ev.name == "client_hello" and leg.client_random is None:
-            rnd = ev.fields.get("random")
-            if isinstance(rnd, str):
-                leg.client_random = bytes.fromhex(rnd)
-            sni = ev.fields.get("sni")
-            leg.sni = sni if isinstance(sni, str) else None
+        if (
+            isinstance(ev, HandshakeEvent)
+            and isinstance(ev.message, ClientHello)
+            and leg.client_random is None
+        ):
+            leg.client_random = ev.message.random
+            leg.sni = server_name(ev.message)
     owners: dict[tuple[str, str], list[Leg]] = {}
     for leg in legs.values():
         owners.setdefault(_pair(leg.client, leg.server), []).append(leg)
