@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system tools capdebug's tests drive for real: tcpdump, tshark (and editcap,
 # capinfos), openssl, GnuTLS's gnutls-cli/serv, curl, OpenSSH server and client, iproute2;
-# for the key-log tests gcc, libssl-dev (libssl.a), golang-go, nodejs, wget, postgresql-client.
+# for the key-log tests gcc, libssl-dev (libssl.a), golang-go, nodejs, wget, postgresql-client;
+# for the correlation topologies nftables and haproxy (the middlebox).
 # Runs apt-get as root; otherwise says what to install and fails.
 set -euo pipefail
 need=()
@@ -15,6 +16,8 @@ check curl curl
 check sshd openssh-server
 check ssh openssh-client
 check ip iproute2
+check nft nftables
+check haproxy haproxy
 check ethtool ethtool
 check sudo sudo
 check setpriv util-linux

@@ -51,7 +51,7 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import capture, decrypt, engine, keys, report, run, triage
+    from . import capture, correlate, decrypt, engine, keys, report, run, triage
 
     capture.register(app)
     triage.register(app)
@@ -60,6 +60,7 @@ def _register_commands() -> None:
     keys.register(app)
     run.register(app)
     engine.register(app)
+    correlate.register(app)
 
 
 _register_commands()
