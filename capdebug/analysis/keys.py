@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from ..crypto.keylog import KeyLog
 from ..crypto.prf12 import derive_keys12
-from ..crypto.protection import Protection, Tls13Protection, tls12_protection
-from ..crypto.schedule13 import next_traffic_secret
+from ..crypto.protection import BytesLike, Protection, Tls13Protection, tls12_protection
+from ..crypto.record import RecordDirection
 from ..crypto.suites import SUITES, SuiteParams, suite
+from ..errors import DecryptError
 from ..wire.constants import ExtensionType, ProtocolVersion
 from ..wire.extensions import ext
 from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello
@@ -71,10 +72,12 @@ _MAX_TRIAL_KEYS = 512
 """Bound on candidate keys tried for a connection picked up mid-stream."""
 
 
-class Keys:
-    """Record protection of one direction at one stage, with its sequence number."""
+class Keys(RecordDirection):
+    """The record layer of one direction at one stage, as a passive observer uses it: the
+    shared :class:`~capdebug.crypto.record.RecordDirection` (protection, sequence number,
+    limits, KeyUpdate) plus the stage and the key-log label that named the secret."""
 
-    __slots__ = ("generation", "label", "overhead", "prot", "secret", "seq", "stage", "tls13")
+    __slots__ = ("is_tls13", "label", "record_overhead", "stage")
 
     def __init__(
         self,
@@ -86,34 +89,29 @@ class Keys:
         secret: bytes = b"",
         generation: int = 0,
     ) -> None:
-        self.prot = prot
+        super().__init__(
+            prot, version="1.3" if tls13 else "1.2", epoch=stage.value, secret=secret, generation=generation
+        )
         self.stage = stage
         self.label = label
-        self.tls13 = tls13
-        self.secret = secret
-        self.generation = generation
-        self.seq = 0
-        params = prot.params
-        # TLS 1.3: tag + inner content type; TLS 1.2: explicit nonce + tag, or IV + MAC + padding.
-        self.overhead = (
-            params.tag_len + 1 if tls13 else params.record_iv_len + params.tag_len + params.mac_len
-        )
+        self.is_tls13 = tls13
+        # Bound once: counted records subtract it on the per-record path.
+        self.record_overhead = self.overhead
 
-    def open(self, record: bytes, seq: int) -> bytes:
-        return self.prot.open_record(record[:5], record[5:], seq)
+    @property
+    def prot(self) -> Protection:
+        protection = self.protection
+        assert protection is not None
+        return protection
 
     def next_generation(self) -> Keys:
         """After a KeyUpdate (RFC 8446 7.2): the next traffic secret, sequence numbers from 0."""
-        params = self.prot.params
-        secret = next_traffic_secret(params.hash_name, self.secret)
-        return Keys(
-            Tls13Protection(params, secret),
-            self.stage,
-            self.label,
-            tls13=True,
-            secret=secret,
-            generation=self.generation + 1,
-        )
+        successor = self.key_update()
+        assert isinstance(successor, Keys)
+        return successor
+
+    def _successor(self, protection: Tls13Protection, secret: bytes, generation: int) -> Keys:
+        return Keys(protection, self.stage, self.label, tls13=True, secret=secret, generation=generation)
 
 
 class MissingKeys(Exception):  # noqa: N818 - a result, not an error condition of the library
@@ -226,19 +224,18 @@ class _EarlyKeys(Keys):
         keys._all = prots
         return keys
 
-    def open(self, record: bytes, seq: int) -> bytes:
-        from ..errors import DecryptError
-
+    def open_at(self, header: BytesLike, fragment: BytesLike, seq: int) -> tuple[int, BytesLike]:
+        """Each candidate suite in turn until one authenticates; from then on, that one."""
         error: DecryptError | None = None
         for prot in self._all:
+            self.protection = prot
             try:
-                plain: bytes = prot.open_record(record[:5], record[5:], seq)
+                result = super().open_at(header, fragment, seq)
             except DecryptError as exc:
                 error = exc
                 continue
-            self.prot = prot
             self._all = [prot]
-            return plain
+            return result
         assert error is not None
         raise error
 

@@ -234,11 +234,14 @@ class RecordDirection:
         if self.version != "1.3" or protection is None or not self._secret:
             raise UsageError("KeyUpdate needs a TLS 1.3 direction keyed by its traffic secret")
         params = protection.params
-        return RecordDirection.tls13(
-            params,
-            next_traffic_secret(params.hash_name, self._secret),
-            self.epoch,
-            self.generation + 1,
+        secret = next_traffic_secret(params.hash_name, self._secret)
+        return self._successor(Tls13Protection(params, secret), secret, self.generation + 1)
+
+    def _successor(self, protection: Tls13Protection, secret: bytes, generation: int) -> RecordDirection:
+        """The next generation's direction; a subclass that carries more (a passive
+        observer's stage and key-log label) overrides this to carry it along."""
+        return RecordDirection(
+            protection, version="1.3", epoch=self.epoch, secret=secret, generation=generation
         )
 
 

@@ -37,7 +37,7 @@ class _Bulk(_Content):
             or d.candidates
             or (d.seq_unknown and not d.lost_seq)
             or (
-                keys.tls13
+                keys.is_tls13
                 and (keys.stage is not _APPLICATION or length <= _SMALL_PROTECTED or keys.seq < _FIRST_OPENED)
             )
         )
@@ -46,7 +46,7 @@ class _Bulk(_Content):
         keys = d.keys
         if keys is not None:
             keys.seq += 1
-            length -= keys.overhead
+            length -= keys.record_overhead
         self._bulk_event(session, d, length, frame, ts)
 
     def _bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> bool:

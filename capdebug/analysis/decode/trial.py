@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ...crypto.record import RecordOverflow
 from ...errors import CryptoError, DecodeError
-from ...wire.record import split_inner_plaintext
 from .. import keys as keymod
 from ..events import Reason, RecoveredEvent
 from ..keys import Stage
@@ -58,12 +58,30 @@ class _Trial(_Output):
         if d.lost_seq:
             return None  # said once (stream_gap); the record is shown unopened
         tried = False
+        header = record[:5]
+        fragment = record[5:]
         for keys, seq in self._trials(d):
             tried = True
             try:
-                plain = keys.open(record, seq)
+                content_type, content = keys.open_at(header, fragment, seq)
             except CryptoError:
                 continue
+            except RecordOverflow as exc:
+                self._undecryptable(
+                    session,
+                    d,
+                    frame,
+                    ts,
+                    Reason.NOT_TLS,
+                    f"{exc}: over the limit of RFC 8446 5.2 / RFC 5246 6.2",
+                )
+                return None
+            except DecodeError:
+                # Authenticated, but a TLSInnerPlaintext of padding alone (RFC 8446 5.4).
+                self._undecryptable(
+                    session, d, frame, ts, Reason.NOT_TLS, "decrypted record has no content type"
+                )
+                return None
             if keys is not d.keys:
                 d.keys = keys
                 idx = d.candidates.index(keys)
@@ -86,16 +104,7 @@ class _Trial(_Output):
             d.seq_unknown = False
             d.failures = 0
             d.trials = None
-            if keys.tls13:
-                try:
-                    inner, content = split_inner_plaintext(plain)
-                except DecodeError:
-                    self._undecryptable(
-                        session, d, frame, ts, Reason.NOT_TLS, "decrypted record has no content type"
-                    )
-                    return None
-                return inner, content, keys.stage is _EARLY
-            return ctype, plain, False
+            return content_type, bytes(content), keys.stage is _EARLY
         if not tried:
             self._explain_missing(session, d, frame, ts, want=d.want)
             return None
