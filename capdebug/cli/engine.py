@@ -126,10 +126,18 @@ def _roots(ca: Path | None, system: bool = False) -> tuple[bytes, ...]:
 
 
 def _summary(hs: HandshakeComplete) -> str:
+    version = "TLS 1.3" if hs.version == 0x0304 else "TLS 1.2"
+    extras = ""
+    if hs.version != 0x0304:
+        extras = f", extended master secret {'yes' if hs.extended_master_secret else 'NO'}"
+        if hs.encrypt_then_mac:
+            extras += ", encrypt_then_mac"
     return (
-        f"handshake complete: {hs.cipher_suite.name}, group {hs.group.name}, "
-        f"signature {hs.signature_scheme.name}, alpn {hs.alpn or '-'}, sni {hs.server_name or '-'}"
-        f"{', after HelloRetryRequest' if hs.hello_retry else ''}"
+        f"handshake complete: {version}, {hs.cipher_suite.name}, "
+        f"group {hs.group.name if hs.group is not None else '- (RSA key exchange)'}, "
+        f"signature {hs.signature_scheme.name if hs.signature_scheme is not None else '-'}, "
+        f"alpn {hs.alpn or '-'}, sni {hs.server_name or '-'}"
+        f"{', after HelloRetryRequest' if hs.hello_retry else ''}{extras}"
     )
 
 

@@ -17,7 +17,6 @@ from ..wire.constants import (
     ExtensionType,
     HandshakeType,
     NamedGroup,
-    ProtocolVersion,
     PskKeyExchangeMode,
     name_of,
 )
@@ -30,8 +29,9 @@ from ..wire.handshake import (
     NewSessionTicket,
     ServerHello,
 )
-from . import auth, records
-from ._common import AD, LEGACY_VERSION, TLS13, err, is_ip
+from . import auth, client12, records
+from ._common import AD, LEGACY_VERSION, TLS12, TLS13, err, is_ip
+from .config import TLS12_ONLY_SCHEMES
 from .events import HelloRetryRequestReceived, NewSessionTicketReceived
 from .state import Branch
 
@@ -39,24 +39,60 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 
+def offered_versions(conn: Connection) -> tuple[int, ...]:
+    """The versions we offer, highest first: those allowed that have a suite configured."""
+    cfg = conn.config
+    return tuple(v for v in (TLS13, TLS12) if cfg.allows(v) and cfg.suites_for(v))
+
+
 def build_client_hello(conn: Connection) -> ClientHello:
     cfg = conn.config
-    shares = tuple(wx.KeyShareEntry(g, public_share(conn, g)) for g in cfg.groups if g in conn._key_shares)
+    versions = offered_versions(conn)
+    tls13, tls12 = TLS13 in versions, TLS12 in versions
+    suites: list[int] = []
+    if tls13:
+        suites += cfg.suites_for(TLS13)
+    if tls12:
+        suites += cfg.suites_for(TLS12)
+        if cfg.send_fallback_scsv:
+            suites.append(CipherSuite.TLS_FALLBACK_SCSV)  # RFC 7507 4: last
+    schemes = conn._offered_schemes
+    if not tls12:
+        schemes = tuple(s for s in schemes if s not in TLS12_ONLY_SCHEMES)
     exts: list[wx.Extension] = []
     if cfg.server_name and not is_ip(cfg.server_name):
         # RFC 6066 3: literal IP addresses are not permitted in server_name.
         exts.append(wx.Extension(ExtensionType.server_name, wx.push_server_name_list((cfg.server_name,))))
+    if tls13:
+        # A TLS 1.2-only client sends no supported_versions: legacy_version says it all.
+        exts.append(wx.Extension(ExtensionType.supported_versions, wx.push_supported_versions(versions)))
     exts += [
-        wx.Extension(ExtensionType.supported_versions, wx.push_supported_versions((TLS13,))),
         wx.Extension(ExtensionType.supported_groups, wx.push_supported_groups(tuple(cfg.groups))),
-        wx.Extension(ExtensionType.signature_algorithms, wx.push_signature_schemes(conn._offered_schemes)),
-        wx.Extension(ExtensionType.key_share, wx.push_key_share_client(shares)),
-        # Without psk_key_exchange_modes servers send no NewSessionTicket (RFC 8446 4.2.9).
-        wx.Extension(
-            ExtensionType.psk_key_exchange_modes,
-            wx.push_psk_key_exchange_modes((PskKeyExchangeMode.psk_dhe_ke,)),
-        ),
+        wx.Extension(ExtensionType.signature_algorithms, wx.push_signature_schemes(schemes)),
     ]
+    if tls13:
+        shares = tuple(
+            wx.KeyShareEntry(g, public_share(conn, g)) for g in cfg.groups if g in conn._key_shares
+        )
+        exts += [
+            wx.Extension(ExtensionType.key_share, wx.push_key_share_client(shares)),
+            # Without psk_key_exchange_modes servers send no NewSessionTicket (RFC 8446 4.2.9).
+            wx.Extension(
+                ExtensionType.psk_key_exchange_modes,
+                wx.push_psk_key_exchange_modes((PskKeyExchangeMode.psk_dhe_ke,)),
+            ),
+        ]
+    if tls12:
+        # RFC 8422 5.1.2 (uncompressed points only), RFC 5746 3.4 (secure renegotiation, the
+        # extension form rather than the SCSV), RFC 7627 (EMS), RFC 7366 (EtM, for CBC suites).
+        exts += [
+            wx.Extension(ExtensionType.ec_point_formats, wx.push_ec_point_formats((0,))),
+            wx.Extension(ExtensionType.renegotiation_info, wx.push_renegotiation_info(b"")),
+        ]
+        if cfg.extended_master_secret:
+            exts.append(wx.Extension(ExtensionType.extended_master_secret, wx.push_empty()))
+        if cfg.encrypt_then_mac and any(not SUITES[s].is_aead for s in cfg.suites_for(TLS12)):
+            exts.append(wx.Extension(ExtensionType.encrypt_then_mac, wx.push_empty()))
     if cfg.alpn_protocols:
         exts.append(
             wx.Extension(
@@ -70,7 +106,7 @@ def build_client_hello(conn: Connection) -> ClientHello:
         legacy_version=LEGACY_VERSION,
         random=conn.client_random,
         legacy_session_id=conn._session_id,
-        cipher_suites=tuple(cfg.cipher_suites),
+        cipher_suites=tuple(suites),
         legacy_compression_methods=b"\x00",
         extensions=tuple(exts),
     )
@@ -85,25 +121,26 @@ def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
     hrr = msg.random == HRR_RANDOM
     version_data = wx.ext(msg, ExtensionType.supported_versions)
     if version_data is None:
-        raise err(
-            "ERR_PROTOCOL_VERSION",
-            f"the server chose {name_of(ProtocolVersion, msg.legacy_version)}; "
-            "this engine speaks only TLS 1.3",
-            AD.protocol_version,
-        )
+        if hrr:
+            raise err(
+                "ERR_ILLEGAL_PARAMETER", "HelloRetryRequest without supported_versions", AD.illegal_parameter
+            )
+        client12.on_server_hello(conn, msg, raw)
+        return
     try:
         version = wx.pull_selected_version(version_data)
     except DecodeError as exc:
         raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
-    if version != TLS13:
+    if version != TLS13 or TLS13 not in offered_versions(conn):
+        # RFC 8446 4.2.1: a version we did not offer, or one below TLS 1.3, is illegal_parameter.
         raise err(
-            "ERR_PROTOCOL_VERSION", f"the server selected version 0x{version:04x}", AD.illegal_parameter
+            "ERR_NO_SHARED_VERSION", f"the server selected version 0x{version:04x}", AD.illegal_parameter
         )
     if msg.legacy_version != LEGACY_VERSION:
         raise err("ERR_PROTOCOL_VERSION", "ServerHello.legacy_version is not 0x0303", AD.protocol_version)
     if msg.legacy_session_id_echo != conn._session_id:
         raise err("ERR_ILLEGAL_PARAMETER", "legacy_session_id_echo differs from ours", AD.illegal_parameter)
-    if msg.cipher_suite not in conn.config.cipher_suites:
+    if msg.cipher_suite not in conn.config.suites_for(TLS13):
         raise err(
             "ERR_ILLEGAL_PARAMETER",
             f"the server chose cipher suite {name_of(CipherSuite, msg.cipher_suite)} we did not offer",

@@ -1,7 +1,10 @@
 """Engine configuration: one frozen object shared by every connection made with it.
 
-Defaults are the safe ones: TLS 1.3 only, the three mandatory-to-implement AEAD suites
-(RFC 8446 section 9.1), x25519/secp256r1/secp384r1, and certificate verification *on*
+Defaults are the safe ones: TLS 1.2 and 1.3 (``min_version``/``max_version``), the three TLS
+1.3 AEAD suites (RFC 8446 section 9.1) then the TLS 1.2 ECDHE suites (AEAD first, CBC with
+encrypt_then_mac last), the extended master secret (RFC 7627), x25519/secp256r1/secp384r1,
+no legacy RSA key exchange unless its suite is named in ``cipher_suites``, and certificate
+verification *on*
 (chain to ``trust_roots``, host name against ``server_name``, validity period). Turning
 verification off takes ``verify=False`` and every connection made with it says so on the trace
 sink (stderr when no callback is set) at its first step, whatever the trace categories are:
@@ -19,24 +22,48 @@ from dataclasses import dataclass, field
 
 from ..crypto.x509 import PrivateKey
 from ..errors import UsageError
-from ..wire.constants import CipherSuite, NamedGroup, SignatureScheme
+from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
 from .trace import TraceCallback, TraceCategory
 
 __all__ = [
     "DEFAULT_CIPHER_SUITES",
     "DEFAULT_GROUPS",
     "DEFAULT_SIGNATURE_SCHEMES",
+    "LEGACY_RSA_SUITES",
+    "SUPPORTED_CIPHER_SUITES",
+    "TLS12_CIPHER_SUITES",
+    "TLS13_CIPHER_SUITES",
     "ClientAuth",
     "Credential",
     "TLSConfig",
 ]
 
+_CS = CipherSuite
 #: RFC 8446 section 9.1 mandatory suites first, then the other common one.
-DEFAULT_CIPHER_SUITES: tuple[CipherSuite, ...] = (
-    CipherSuite.TLS_AES_128_GCM_SHA256,
-    CipherSuite.TLS_AES_256_GCM_SHA384,
-    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+TLS13_CIPHER_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_AES_128_GCM_SHA256,
+    _CS.TLS_AES_256_GCM_SHA384,
+    _CS.TLS_CHACHA20_POLY1305_SHA256,
 )
+#: TLS 1.2 with forward secrecy: AEAD (RFC 5289, RFC 7905) first, legacy CBC (RFC 8422) last.
+TLS12_CIPHER_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+)
+#: The static-RSA key exchange (RFC 5246 7.4.7.1): no forward secrecy, so never on by default;
+#: named in ``cipher_suites`` it is offered/accepted (the one case a server key decrypts).
+LEGACY_RSA_SUITES: tuple[CipherSuite, ...] = (_CS.TLS_RSA_WITH_AES_128_GCM_SHA256,)
+DEFAULT_CIPHER_SUITES: tuple[CipherSuite, ...] = TLS13_CIPHER_SUITES + TLS12_CIPHER_SUITES
+SUPPORTED_CIPHER_SUITES: frozenset[CipherSuite] = frozenset(DEFAULT_CIPHER_SUITES + LEGACY_RSA_SUITES)
+del _CS
 DEFAULT_GROUPS: tuple[NamedGroup, ...] = (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1)
 DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.ecdsa_secp256r1_sha256,
@@ -45,7 +72,16 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_rsae_sha384,
     SignatureScheme.rsa_pss_rsae_sha512,
     SignatureScheme.ed25519,
+    # TLS 1.2 only (RFC 8446 4.2.3: offered for TLS 1.2 servers, never used in TLS 1.3).
+    SignatureScheme.rsa_pkcs1_sha256,
+    SignatureScheme.rsa_pkcs1_sha384,
+    SignatureScheme.rsa_pkcs1_sha512,
 )
+#: Schemes a TLS 1.3 CertificateVerify must not use (RFC 8446 4.4.3).
+TLS12_ONLY_SCHEMES: frozenset[int] = frozenset(
+    (SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384, SignatureScheme.rsa_pkcs1_sha512)
+)
+VERSIONS: tuple[ProtocolVersion, ...] = (ProtocolVersion.TLS1_2, ProtocolVersion.TLS1_3)
 
 
 class ClientAuth(enum.Enum):
@@ -76,7 +112,20 @@ class TLSConfig:
     """Everything that is the same for many connections."""
 
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
-    """In preference order. A server picks by its own order (RFC 8446 leaves it to the server)."""
+    """In preference order, TLS 1.3 and TLS 1.2 suites in one list (each version uses its own).
+    A server picks by its own order (RFC 8446 leaves it to the server)."""
+    min_version: ProtocolVersion = ProtocolVersion.TLS1_2
+    max_version: ProtocolVersion = ProtocolVersion.TLS1_3
+    """The versions we offer (client) or accept (server); outside them is protocol_version."""
+    extended_master_secret: bool = True
+    """TLS 1.2: offer (client) / accept (server) the extended master secret (RFC 7627)."""
+    require_extended_master_secret: bool = False
+    """TLS 1.2: abort (handshake_failure) when the peer does not use it (RFC 7627 5.2, 5.3)."""
+    encrypt_then_mac: bool = True
+    """TLS 1.2 CBC suites: offer / accept encrypt_then_mac (RFC 7366)."""
+    send_fallback_scsv: bool = False
+    """Client: put TLS_FALLBACK_SCSV in the ClientHello (RFC 7507), as a client retrying with
+    a lower maximum version after a failure does (``openssl s_client -fallback_scsv``)."""
     groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
     """supported_groups, in preference order."""
     key_share_groups: tuple[NamedGroup, ...] | None = None
@@ -118,10 +167,17 @@ class TLSConfig:
     def __post_init__(self) -> None:
         if not self.cipher_suites:
             raise UsageError("TLSConfig: no cipher suites")
-        supported = set(DEFAULT_CIPHER_SUITES)
+        supported = SUPPORTED_CIPHER_SUITES
         for s in self.cipher_suites:
             if s not in supported:
                 raise UsageError(f"TLSConfig: cipher suite {s!r} is not supported by the engine")
+        for v in (self.min_version, self.max_version):
+            if v not in VERSIONS:
+                raise UsageError(f"TLSConfig: version {v!r} is not supported by the engine (TLS 1.2, 1.3)")
+        if self.min_version > self.max_version:
+            raise UsageError("TLSConfig: min_version is above max_version")
+        if not self.suites_for(self.min_version) and not self.suites_for(self.max_version):
+            raise UsageError("TLSConfig: no cipher suite for the enabled versions")
         if not self.groups:
             raise UsageError("TLSConfig: no groups")
         for g in self.groups:
@@ -141,6 +197,14 @@ class TLSConfig:
         for p in self.alpn_protocols:
             if not 1 <= len(p.encode()) <= 255:
                 raise UsageError(f"TLSConfig: ALPN protocol {p!r} must be 1..255 bytes")
+
+    def suites_for(self, version: int) -> tuple[CipherSuite, ...]:
+        """Our suites, in order, that version ``version`` can use."""
+        tls13 = version == ProtocolVersion.TLS1_3
+        return tuple(s for s in self.cipher_suites if (s in TLS13_CIPHER_SUITES) == tls13)
+
+    def allows(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version
 
     @property
     def initial_key_share_groups(self) -> tuple[NamedGroup, ...]:

@@ -1,4 +1,6 @@
-"""The sans-IO TLS 1.3 engine (RFC 8446): one :class:`Connection` per client or server.
+"""The sans-IO TLS engine (TLS 1.3, RFC 8446; TLS 1.2, RFC 5246): one :class:`Connection` per
+client or server. The version is negotiated by the hellos (``client.py``/``server.py``); the
+TLS 1.2 handlers are in ``client12.py``, ``server12.py`` and ``hs12.py``.
 
 Theory of operation
 -------------------
@@ -58,6 +60,7 @@ from ..wire.constants import (
     HandshakeType,
     KeyUpdateRequest,
     NamedGroup,
+    ProtocolVersion,
     SignatureScheme,
     name_of,
 )
@@ -65,6 +68,7 @@ from ..wire.handshake import (
     HANDSHAKE_HEADER_SIZE,
     Certificate,
     CertificateRequest,
+    CertificateRequest12,
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
@@ -79,12 +83,12 @@ from ..wire.handshake import (
     summary,
 )
 from ..wire.record import RECORD_HEADER_SIZE, frame_records
-from . import auth, client, records, server
+from . import auth, client, client12, records, server, server12
 from ._common import AD, T, err, fmt
 from .config import ClientAuth, TLSConfig
 from .events import Event, KeyUpdateReceived
 from .faults import Faults
-from .state import Branch, State, next_state, next_state_on_send
+from .state import Branch, Received, State, next_state, next_state_on_send
 from .trace import Tracer
 
 __all__ = ["Connection"]
@@ -93,7 +97,7 @@ _MAX_HANDSHAKE_BUFFER = 1 << 20  # a certificate chain larger than 1 MiB is an a
 
 
 class Connection:
-    """One TLS 1.3 connection, client or server. See the module docstring."""
+    """One TLS 1.3 or 1.2 connection, client or server. See the module docstring."""
 
     def __init__(
         self,
@@ -160,6 +164,22 @@ class Connection:
         self._hrr_group: int | None = None
         self._our_scheme: int | None = None
         self._tickets_sent = 0
+        # TLS 1.2 (RFC 5246)
+        self.version: ProtocolVersion | None = None
+        """The negotiated version, once the hellos have settled it."""
+        self.server_random = b""
+        self._master_secret = b""
+        self._premaster = b""
+        self._our_public = b""
+        self._ems = False
+        self._etm = False
+        self._secure_renegotiation = False
+        self._pending_rx: RecordDirection | None = None
+        """TLS 1.2: the read direction that the peer's ChangeCipherSpec switches to."""
+        self._pending_tx: RecordDirection | None = None
+        self._hs_messages = bytearray()
+        """TLS 1.2: the handshake messages themselves, for CertificateVerify (RFC 5246 7.4.8)."""
+        self._cert_request12: CertificateRequest12 | None = None
         if is_client and config.verify and not config.server_name:
             raise UsageError("certificate verification needs config.server_name (or verify=False)")
         if not is_client and config.credential is None:
@@ -194,10 +214,12 @@ class Connection:
         if not self.is_client:
             return
         self.client_random = os.urandom(32)
+        offers_tls13 = ProtocolVersion.TLS1_3 in client.offered_versions(self)
         # RFC 8446 D.4: a non-empty legacy_session_id makes the server echo it and send CCS.
-        self._session_id = os.urandom(32) if self.config.middlebox_compat else b""
-        for group in self.config.initial_key_share_groups:
-            client.new_key_share(self, group)
+        self._session_id = os.urandom(32) if self.config.middlebox_compat and offers_tls13 else b""
+        if offers_tls13:
+            for group in self.config.initial_key_share_groups:
+                client.new_key_share(self, group)
         hello = client.build_client_hello(self)
         self._client_hello = hello
         self._client_hello_bytes = self._send_handshake(hello)
@@ -375,7 +397,7 @@ class Connection:
             # when its body would not parse.
             next_state(self.state, msg_type)
             try:
-                msg = pull_handshake(Buffer(raw), tls13=True)
+                msg = pull_handshake(Buffer(raw), tls13=self.version != ProtocolVersion.TLS1_2)
             except wx.DuplicateExtension as exc:
                 # RFC 8446 4.2; OpenSSL also answers illegal_parameter.
                 raise err(
@@ -391,7 +413,7 @@ class Connection:
                 self._trace_message("recv", msg)
             self._dispatch(msg, raw)
 
-    def _transition(self, msg_type: int, branch: Branch | None = None) -> None:
+    def _transition(self, msg_type: Received | int, branch: Branch | None = None) -> None:
         new = next_state(self.state, msg_type, branch)
         self._enter(new)
 
@@ -413,7 +435,9 @@ class Connection:
                 )
 
     def _dispatch(self, msg: HandshakeMessage, raw: bytes) -> None:
-        if self.is_client:
+        if self.version == ProtocolVersion.TLS1_2:
+            (client12 if self.is_client else server12).dispatch(self, msg, raw)
+        elif self.is_client:
             if isinstance(msg, ServerHello):
                 client.on_server_hello(self, msg, raw)
             elif isinstance(msg, EncryptedExtensions):

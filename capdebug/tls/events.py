@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..wire.constants import AlertDescription, CipherSuite, NamedGroup, SignatureScheme
+from ..wire.constants import AlertDescription, CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
 
 __all__ = [
     "AlertReceived",
@@ -20,6 +20,7 @@ __all__ = [
     "HelloRetryRequestSent",
     "KeyUpdateReceived",
     "NewSessionTicketReceived",
+    "RenegotiationRefused",
 ]
 
 
@@ -48,18 +49,24 @@ class HandshakeComplete(Event):
     """Both Finished messages are verified (client) or the client's Finished is (server)."""
 
     cipher_suite: CipherSuite
-    group: NamedGroup
-    """The (EC)DHE group of the key exchange."""
+    group: NamedGroup | None
+    """The (EC)DHE group of the key exchange; None for the TLS 1.2 static-RSA key exchange."""
     alpn: str | None
     """The negotiated application protocol, if any (RFC 7301)."""
     server_name: str | None
     """SNI sent (client) or received (server)."""
-    signature_scheme: SignatureScheme
-    """The scheme of the server's CertificateVerify."""
+    signature_scheme: SignatureScheme | None
+    """The scheme of the server's CertificateVerify (TLS 1.3) or ServerKeyExchange signature
+    (TLS 1.2); None for the TLS 1.2 static-RSA key exchange, which has no server signature."""
     peer_certificates: tuple[bytes, ...] = field(repr=False)
     """The peer's certificate chain (DER), leaf first; empty when it sent none."""
     hello_retry: bool
     """A HelloRetryRequest happened on the way."""
+    version: ProtocolVersion = ProtocolVersion.TLS1_3
+    extended_master_secret: bool = False
+    """TLS 1.2: the master secret is bound to the handshake (RFC 7627)."""
+    encrypt_then_mac: bool = False
+    """TLS 1.2 CBC: records are encrypt-then-MAC (RFC 7366)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +109,13 @@ class NewSessionTicketReceived(Event):
     ticket: bytes = field(repr=False)
     resumption_secret: bytes = field(repr=False)
     """The PSK for this ticket: HKDF-Expand-Label(resumption_master_secret, "resumption", nonce)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenegotiationRefused(Event):
+    """TLS 1.2: the peer tried to renegotiate (a HelloRequest to a client, a ClientHello to a
+    server after the handshake); we answered with a warning no_renegotiation (RFC 5246 7.2.2,
+    RFC 5746 4.2, 4.4) and the connection goes on."""
+
+    by_client: bool
+    """The client asked (ClientHello) rather than the server (HelloRequest)."""

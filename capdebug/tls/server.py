@@ -24,7 +24,7 @@ from ..wire.handshake import (
     NewSessionTicket,
     ServerHello,
 )
-from . import auth, records
+from . import auth, records, server12
 from ._common import AD, LEGACY_VERSION, TLS13, err
 from .config import ClientAuth
 from .events import HelloRetryRequestSent
@@ -38,19 +38,12 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
     cfg = conn.config
     second = conn.state is State.SERVER_EXPECT_SECOND_CLIENT_HELLO
     conn._first_client_hello_seen = True
-    versions_data = wx.ext(msg, ExtensionType.supported_versions)
-    versions: tuple[int, ...] = ()
-    if versions_data is not None:
-        try:
-            versions = wx.pull_supported_versions(versions_data)
-        except DecodeError as exc:
-            raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
-    if TLS13 not in versions:
-        raise err(
-            "ERR_PROTOCOL_VERSION",
-            "the client does not offer TLS 1.3 (supported_versions), the only version of this engine",
-            AD.protocol_version,
-        )
+    version = negotiate_version(conn, msg)
+    if second and version != TLS13:
+        raise err("ERR_ILLEGAL_PARAMETER", "second ClientHello drops TLS 1.3", AD.illegal_parameter)
+    if version == server12.TLS12:
+        server12.on_client_hello(conn, msg, raw)
+        return
     if msg.legacy_compression_methods != b"\x00":
         raise err("ERR_ILLEGAL_PARAMETER", "compression methods other than null", AD.illegal_parameter)
     if second:
@@ -67,7 +60,7 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
     conn._session_id = msg.legacy_session_id
     conn._want_ccs = cfg.middlebox_compat and bool(msg.legacy_session_id)
     # Cipher suite: ours first (server preference).
-    suite_code = next((s for s in cfg.cipher_suites if s in msg.cipher_suites), None)
+    suite_code = next((s for s in cfg.suites_for(TLS13) if s in msg.cipher_suites), None)
     if suite_code is None:
         offered = ", ".join(name_of(CipherSuite, s) for s in msg.cipher_suites)
         raise err(
@@ -204,6 +197,48 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
     conn._derive_application_secrets()
     records.set_write_key(conn, conn._server_ap_secret, "application")
     conn._transition(HandshakeType.client_hello, branch)
+
+
+def negotiate_version(conn: Connection, msg: ClientHello) -> int:
+    """The version to speak: the highest both allow (RFC 8446 4.2.1, RFC 5246 E.1), after the
+    checks on legacy_version (RFC 8446 4.1.2, D.5) and TLS_FALLBACK_SCSV (RFC 7507 3)."""
+    cfg = conn.config
+    if msg.legacy_version <= 0x0300 or (msg.legacy_version >> 8) != 0x03:
+        # RFC 8446 D.5: "Any endpoint receiving a Hello message with ClientHello.legacy_version
+        # ... set to 0x0300 MUST abort the handshake with a protocol_version alert."
+        raise err(
+            "ERR_PROTOCOL_VERSION",
+            f"ClientHello.legacy_version 0x{msg.legacy_version:04x} is not a TLS version",
+            AD.protocol_version,
+        )
+    versions_data = wx.ext(msg, ExtensionType.supported_versions)
+    if versions_data is not None:
+        try:
+            offered = wx.pull_supported_versions(versions_data)
+        except DecodeError as exc:
+            raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+    else:
+        # RFC 5246 E.1: legacy_version is the highest the client speaks (we speak none above 1.3).
+        offered = (min(msg.legacy_version, LEGACY_VERSION),)
+    usable = [v for v in offered if cfg.allows(v) and cfg.suites_for(v)]
+    if not usable:
+        names = ", ".join(f"0x{v:04x}" for v in offered)
+        raise err(
+            "ERR_NO_SHARED_VERSION",
+            f"no protocol version in common: the client offers {names}; we accept "
+            f"0x{cfg.min_version:04x} to 0x{cfg.max_version:04x}",
+            AD.protocol_version,
+        )
+    version = max(usable)
+    if CipherSuite.TLS_FALLBACK_SCSV in msg.cipher_suites and max(offered) < cfg.max_version:
+        # RFC 7507 3: the client retries with less than it can do, but we can do more.
+        raise err(
+            "ERR_INAPPROPRIATE_FALLBACK",
+            f"TLS_FALLBACK_SCSV with highest version 0x{max(offered):04x} below ours "
+            f"(0x{cfg.max_version:04x})",
+            AD.inappropriate_fallback,
+        )
+    return version
 
 
 def send_hello_retry_request(

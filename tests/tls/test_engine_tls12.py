@@ -1,0 +1,131 @@
+"""TLS 1.2 (RFC 5246) in the engine, engine against engine in memory: every suite, the
+extended master secret, encrypt_then_mac, the key log, client authentication and the refusal
+of renegotiation. Interop with real peers is in test_engine_interop12.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from capdebug.crypto.keylog import KeyLog
+from capdebug.tls.config import ClientAuth, TLSConfig
+from capdebug.tls.connection import Connection
+from capdebug.tls.events import ApplicationData, HandshakeComplete, RenegotiationRefused
+from capdebug.wire.constants import CipherSuite, ProtocolVersion
+
+from ._pki import NOW, Pki, client_config, drain, pump, server_config
+
+CS = CipherSuite
+TLS12 = ProtocolVersion.TLS1_2
+ECDSA_SUITES = [
+    CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    CS.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+    CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+]
+RSA_SUITES = [
+    CS.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    CS.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+    CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+    CS.TLS_RSA_WITH_AES_128_GCM_SHA256,
+]
+
+
+def handshake(
+    client_cfg: TLSConfig, server_cfg: TLSConfig
+) -> tuple[Connection, Connection, list[object], list[object]]:
+    c = Connection(client_cfg, is_client=True, now=NOW)
+    s = Connection(server_cfg, is_client=False, now=NOW)
+    c.start_handshake()
+    pump(c, s)
+    return c, s, list(drain(c)), list(drain(s))
+
+
+def _complete(events: list[object]) -> HandshakeComplete:
+    found = [e for e in events if isinstance(e, HandshakeComplete)]
+    assert len(found) == 1, events
+    return found[0]
+
+
+GRID = [(s, False) for s in ECDSA_SUITES + RSA_SUITES] + [
+    (s, True) for s in ECDSA_SUITES + RSA_SUITES if s.name.endswith("_CBC_SHA")
+]
+
+
+@pytest.mark.parametrize(
+    ("suite", "etm"), GRID, ids=lambda v: v.name if isinstance(v, CipherSuite) else f"etm={v}"
+)
+def test_each_suite_engine_to_engine(pki: Pki, suite: CipherSuite, etm: bool) -> None:
+    leaf = "rsa" if "_RSA_" in suite.name else "ecdsa"
+    client_lines: list[str] = []
+    server_lines: list[str] = []
+    c, s, cev, sev = handshake(
+        client_config(
+            pki, cipher_suites=(suite,), encrypt_then_mac=etm, key_log_callback=client_lines.append
+        ),
+        server_config(
+            pki, leaf, cipher_suites=(suite,), encrypt_then_mac=etm, key_log_callback=server_lines.append
+        ),
+    )
+    ch, sh = _complete(cev), _complete(sev)
+    for hs in (ch, sh):
+        assert hs.version is TLS12 and hs.cipher_suite is suite
+        assert hs.extended_master_secret
+        assert hs.encrypt_then_mac is (etm and suite.name.endswith("_CBC_SHA"))
+    assert (ch.group is None) is (suite is CS.TLS_RSA_WITH_AES_128_GCM_SHA256)
+    # One CLIENT_RANDOM line each, the same master secret on both sides.
+    assert client_lines == server_lines and len(client_lines) == 1
+    (entry,) = KeyLog.parse(client_lines[0]).entries()
+    assert (
+        entry.label == "CLIENT_RANDOM" and entry.client_random == c.client_random and len(entry.secret) == 48
+    )
+    c.send_application_data(b"ping" * 5000)
+    pump(c, s)
+    got = b"".join(e.data for e in drain(s) if isinstance(e, ApplicationData))
+    assert got == b"ping" * 5000
+    s.send_application_data(b"pong")
+    s.close()
+    pump(c, s)
+    assert [type(e).__name__ for e in drain(c)] == ["ApplicationData", "CloseNotifyReceived"]
+
+
+def test_defaults_prefer_tls13(pki: Pki) -> None:
+    _, _, cev, _ = handshake(client_config(pki), server_config(pki))
+    assert _complete(cev).version is ProtocolVersion.TLS1_3
+
+
+def test_tls12_only_server_gets_tls12_from_default_client(pki: Pki) -> None:
+    _, _, cev, sev = handshake(client_config(pki), server_config(pki, max_version=TLS12))
+    assert _complete(cev).version is TLS12
+    assert _complete(cev).cipher_suite is CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+
+
+def test_client_auth_tls12(pki: Pki) -> None:
+    c, s, cev, sev = handshake(
+        client_config(pki, credential=pki.credential("client"), max_version=TLS12),
+        server_config(pki, client_auth=ClientAuth.REQUIRED),
+    )
+    _complete(cev)
+    assert _complete(sev).peer_certificates == pki.chain("client")
+
+
+def test_renegotiation_refused_by_server(pki: Pki) -> None:
+    c, s, _, _ = handshake(client_config(pki, max_version=TLS12), server_config(pki))
+    # A second ClientHello on the established connection, sent by hand under the client's keys.
+    from capdebug.tls import client as client_mod
+    from capdebug.tls import records
+
+    hello = client_mod.build_client_hello(c)
+    from capdebug.wire.handshake import encode_handshake
+
+    records.write_record(c, 22, encode_handshake(hello))
+    pump(c, s)
+    assert any(isinstance(e, RenegotiationRefused) and e.by_client for e in drain(s))
+    cev = drain(c)
+    assert any(getattr(e, "description", None) == 100 and getattr(e, "level", None) == 1 for e in cev)
+    # The connection goes on.
+    s.send_application_data(b"still here")
+    pump(c, s)
+    assert [e.data for e in drain(c) if isinstance(e, ApplicationData)] == [b"still here"]
