@@ -25,7 +25,7 @@ import typer
 # decoder has already loaded.
 from ..crypto.testpki import PKI_LAYOUT
 from ..errors import TLSError, UsageError
-from ..wire.constants import CipherSuite, NamedGroup
+from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion
 
 if TYPE_CHECKING:
     from ..tls.config import Credential, TLSConfig
@@ -63,6 +63,42 @@ def _suites(spec: str | None) -> tuple[CipherSuite, ...]:
         except KeyError:
             raise UsageError(f"unknown cipher suite {name!r}") from None
     return tuple(out)
+
+
+def _ciphers(suites: str | None, ciphers: str | None) -> tuple[CipherSuite, ...]:
+    """``--suites`` (IANA names) and ``--ciphers`` (OpenSSL names where they exist, or IANA
+    names; separated by ``:`` or ``,`` as openssl takes them), in that order."""
+    from ..tls.config import OPENSSL_CIPHER_NAMES
+
+    if not ciphers:
+        return _suites(suites)
+    by_openssl = {name: suite for suite, name in OPENSSL_CIPHER_NAMES.items()}
+    out = list(_suites(suites)) if suites else []
+    for raw in ciphers.replace(":", ",").split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name in by_openssl:
+            out.append(by_openssl[name])
+            continue
+        try:
+            out.append(CipherSuite[name])
+        except KeyError:
+            raise UsageError(f"unknown cipher {name!r} (OpenSSL or IANA name)") from None
+    return tuple(out)
+
+
+_VERSIONS = {"1.2": 0x0303, "tls1.2": 0x0303, "tlsv1.2": 0x0303, "tls1_2": 0x0303}
+_VERSIONS |= {"1.3": 0x0304, "tls1.3": 0x0304, "tlsv1.3": 0x0304, "tls1_3": 0x0304}
+
+
+def _version(spec: str | None, default: int, option: str) -> ProtocolVersion:
+    if spec is None:
+        return ProtocolVersion(default)
+    value = _VERSIONS.get(spec.strip().lower())
+    if value is None:
+        raise UsageError(f"{option} must be 1.2 or 1.3 (or TLSv1.2, TLSv1.3), not {spec!r}")
+    return ProtocolVersion(value)
 
 
 def _groups(spec: str | None) -> tuple[NamedGroup, ...]:
@@ -163,12 +199,19 @@ def serve(
     alpn: list[str] = typer.Option([], "--alpn", help="Accepted ALPN protocol (repeatable)."),
     suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
     groups: str | None = typer.Option(None, "--groups", help="Comma-separated groups (x25519,...)."),
+    ciphers: str | None = typer.Option(
+        None, "--ciphers", help="Suites by OpenSSL name (ECDHE-RSA-AES128-GCM-SHA256:...) or IANA name."
+    ),
+    min_version: str | None = typer.Option(None, "--min-version", help="Lowest version: 1.2 or 1.3."),
+    max_version: str | None = typer.Option(None, "--max-version", help="Highest version: 1.2 or 1.3."),
+    no_ems: bool = typer.Option(False, "--no-ems", help="TLS 1.2: no extended master secret."),
+    no_etm: bool = typer.Option(False, "--no-etm", help="TLS 1.2 CBC: no encrypt_then_mac."),
     echo: bool = typer.Option(False, "--echo", help="Echo what the client sends."),
     www: bool = typer.Option(False, "--www", help="Answer one HTTP request with a status page."),
     once: bool = typer.Option(False, "--once", help="Serve one connection, then exit."),
     tickets: int = typer.Option(1, "--tickets", help="NewSessionTickets to send."),
 ) -> None:
-    """A TLS 1.3 server on the capdebug engine (like openssl s_server)."""
+    """A TLS 1.3 / 1.2 server on the capdebug engine (like openssl s_server)."""
     from ..crypto import x509_engine as cx509
     from ..tls import certs
     from ..tls.config import ClientAuth, Credential, TLSConfig
@@ -185,7 +228,11 @@ def serve(
     except ValueError:
         raise UsageError(f"--client-auth must be none, optional or required, not {client_auth!r}") from None
     config = TLSConfig(
-        cipher_suites=_suites(suites),
+        cipher_suites=_ciphers(suites, ciphers),
+        min_version=_version(min_version, 0x0303, "--min-version"),
+        max_version=_version(max_version, 0x0304, "--max-version"),
+        extended_master_secret=not no_ems,
+        encrypt_then_mac=not no_etm,
         groups=_groups(groups),
         credential=credential,
         trust_roots=_roots(ca),
@@ -267,11 +314,21 @@ def connect(
     suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
     groups: str | None = typer.Option(None, "--groups", help="Comma-separated groups (x25519,...)."),
     key_share: str | None = typer.Option(None, "--key-share", help="Groups to send key shares for."),
+    ciphers: str | None = typer.Option(
+        None, "--ciphers", help="Suites by OpenSSL name (ECDHE-RSA-AES128-GCM-SHA256:...) or IANA name."
+    ),
+    min_version: str | None = typer.Option(None, "--min-version", help="Lowest version: 1.2 or 1.3."),
+    max_version: str | None = typer.Option(None, "--max-version", help="Highest version: 1.2 or 1.3."),
+    no_ems: bool = typer.Option(False, "--no-ems", help="TLS 1.2: no extended master secret."),
+    no_etm: bool = typer.Option(False, "--no-etm", help="TLS 1.2 CBC: no encrypt_then_mac."),
+    fallback_scsv: bool = typer.Option(
+        False, "--fallback-scsv", help="Send TLS_FALLBACK_SCSV (RFC 7507), as a fallback retry does."
+    ),
     send: str | None = typer.Option(None, "--send", help="Send this text after the handshake."),
     key_update: bool = typer.Option(False, "--key-update", help="Send a KeyUpdate (update_requested)."),
     timeout: float = typer.Option(10.0, "--timeout", help="Socket timeout in seconds."),
 ) -> None:
-    """A TLS 1.3 client on the capdebug engine (like openssl s_client)."""
+    """A TLS 1.3 / 1.2 client on the capdebug engine (like openssl s_client)."""
     from ..tls.config import TLSConfig
     from ..tls.connection import Connection
     from ..tls.io import TLSSocket
@@ -279,7 +336,12 @@ def connect(
     host, port = _split_hostport(target)
     group_list = _groups(groups)
     config = TLSConfig(
-        cipher_suites=_suites(suites),
+        cipher_suites=_ciphers(suites, ciphers),
+        min_version=_version(min_version, 0x0303, "--min-version"),
+        max_version=_version(max_version, 0x0304, "--max-version"),
+        extended_master_secret=not no_ems,
+        encrypt_then_mac=not no_etm,
+        send_fallback_scsv=fallback_scsv,
         groups=group_list,
         key_share_groups=_groups(key_share) if key_share else None,
         credential=_load_credential(cert, key),

@@ -14,7 +14,7 @@ from ..errors import CryptoError, ErrorKind
 from ..wire.constants import HandshakeType, SignatureScheme, name_of
 from ..wire.handshake import Certificate, CertificateEntry, CertificateVerify, Finished
 from ._common import AD, CV_CLIENT, CV_PAD, CV_SERVER, T, err
-from .config import ClientAuth
+from .config import TLS12_ONLY_SCHEMES, ClientAuth
 from .events import HandshakeComplete
 from .state import Branch
 
@@ -67,6 +67,13 @@ def send_finished(conn: Connection, base_key: bytes) -> None:
 
 def check_finished(conn: Connection, msg: Finished, base_key: bytes, whose: str) -> None:
     assert conn.suite is not None and conn._transcript is not None
+    if len(msg.verify_data) != conn.suite.hash_len:
+        # RFC 8446 4.4.4: verify_data is Hash.length bytes; anything else does not parse.
+        raise err(
+            "ERR_DECODE",
+            f"Finished of {len(msg.verify_data)} bytes (RFC 8446 4.4.4: {conn.suite.hash_len})",
+            AD.decode_error,
+        )
     expected = finished_verify_data(conn.suite.hash_name, base_key, conn._transcript.digest())
     if not hmac.compare_digest(expected, msg.verify_data):
         raise err("ERR_BAD_FINISHED", f"the {whose} Finished does not verify", AD.decrypt_error)
@@ -100,7 +107,8 @@ def on_certificate_verify(conn: Connection, msg: CertificateVerify, raw: bytes) 
     assert conn._transcript is not None
     scheme = msg.algorithm
     allowed = conn._offered_schemes
-    if scheme is None or scheme not in allowed:
+    # RFC 8446 4.4.3: RSASSA-PKCS1-v1_5 is offered for TLS 1.2 only, never a 1.3 CertificateVerify.
+    if scheme is None or scheme not in allowed or scheme in TLS12_ONLY_SCHEMES:
         raise err(
             "ERR_ILLEGAL_PARAMETER",
             f"CertificateVerify uses {name_of(SignatureScheme, scheme or 0)}, which we did not offer",

@@ -26,7 +26,7 @@ from ..wire.handshake import (
 )
 from . import auth, records, server12
 from ._common import AD, LEGACY_VERSION, TLS13, err
-from .config import ClientAuth
+from .config import TLS12_ONLY_SCHEMES, ClientAuth
 from .events import HelloRetryRequestSent
 from .state import Branch, State
 
@@ -186,7 +186,10 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
             b"",
             (
                 wx.Extension(
-                    ExtensionType.signature_algorithms, wx.push_signature_schemes(conn._offered_schemes)
+                    ExtensionType.signature_algorithms,
+                    wx.push_signature_schemes(
+                        tuple(x for x in conn._offered_schemes if x not in TLS12_ONLY_SCHEMES)
+                    ),
                 ),
             ),
         )

@@ -97,13 +97,13 @@ def test_defaults_prefer_tls13(pki: Pki) -> None:
 
 
 def test_tls12_only_server_gets_tls12_from_default_client(pki: Pki) -> None:
-    _, _, cev, sev = handshake(client_config(pki), server_config(pki, max_version=TLS12))
+    _, _, cev, _sev = handshake(client_config(pki), server_config(pki, max_version=TLS12))
     assert _complete(cev).version is TLS12
     assert _complete(cev).cipher_suite is CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
 
 
 def test_client_auth_tls12(pki: Pki) -> None:
-    c, s, cev, sev = handshake(
+    _c, _s, cev, sev = handshake(
         client_config(pki, credential=pki.credential("client"), max_version=TLS12),
         server_config(pki, client_auth=ClientAuth.REQUIRED),
     )
