@@ -49,8 +49,18 @@ def echo(tls: TLSSocket) -> object:
 
 def s_client(port: int, *args: str, cwd: Path) -> Proc:
     return Proc(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost"]
-        + ["-CAfile", "ca.pem", "-verify_return_error", *args],
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            "ca.pem",
+            "-verify_return_error",
+            *args,
+        ],
         cwd=str(cwd),
     )
 
@@ -158,8 +168,16 @@ def test_server_vs_gnutls_cli(pki: Pki, suite: CipherSuite) -> None:
     require("gnutls-cli")
     server = EngineServer(server_config(pki, leaf_for(suite), cipher_suites=(suite,)), echo)
     out = subprocess.run(
-        ["gnutls-cli", "--x509cafile", str(pki.ca_pem), "-p", str(server.port), "localhost"]
-        + ["--priority", gnutls_priority(suite)],
+        [
+            "gnutls-cli",
+            "--x509cafile",
+            str(pki.ca_pem),
+            "-p",
+            str(server.port),
+            "localhost",
+            "--priority",
+            gnutls_priority(suite),
+        ],
         input=b"gnutls 1.2 hello\n",
         capture_output=True,
         timeout=TIMEOUT * 2,
@@ -191,8 +209,9 @@ def test_client_vs_gnutls_serv(pki: Pki, suite: CipherSuite) -> None:
             f"{leaf}.pem",
             "--x509keyfile",
             f"{leaf}.key",
-        ]
-        + ["--priority", gnutls_priority(suite)],
+            "--priority",
+            gnutls_priority(suite),
+        ],
         cwd=str(pki.folder),
     )
     try:
@@ -279,9 +298,20 @@ def test_server_vs_curl(pki: Pki) -> None:
 
     server = EngineServer(server_config(pki, "rsa", alpn_protocols=("http/1.1",)), http)
     out = subprocess.run(
-        ["curl", "-sS", "--tlsv1.2", "--tls-max", "1.2", "--cacert", str(pki.ca_pem)]
-        + ["--resolve", f"localhost:{server.port}:127.0.0.1", f"https://localhost:{server.port}/x"]
-        + ["-w", "%{ssl_verify_result}"],
+        [
+            "curl",
+            "-sS",
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+            "--cacert",
+            str(pki.ca_pem),
+            "--resolve",
+            f"localhost:{server.port}:127.0.0.1",
+            f"https://localhost:{server.port}/x",
+            "-w",
+            "%{ssl_verify_result}",
+        ],
         capture_output=True,
         timeout=TIMEOUT * 2,
         check=False,

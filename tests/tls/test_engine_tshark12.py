@@ -94,8 +94,16 @@ def test_tls12_capture_decrypts_in_tshark_and_capdebug(
     assert alerts.split().count("0") == 2  # close_notify each way, decrypted
 
     done = subprocess.run(
-        [sys.executable, "-c", "from capdebug.cli.app import main; main()"]
-        + ["decrypt", str(pcap), "--keylog", str(keylog), "--json"],
+        [
+            sys.executable,
+            "-c",
+            "from capdebug.cli.app import main; main()",
+            "decrypt",
+            str(pcap),
+            "--keylog",
+            str(keylog),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
