@@ -82,7 +82,7 @@ from ..wire.handshake import (
     pull_handshake,
     summary,
 )
-from ..wire.record import RECORD_HEADER_SIZE, frame_records
+from ..wire.record import RECORD_HEADER_SIZE, RecordTooLong, frame_records
 from . import auth, client, client12, records, server, server12
 from ._common import AD, T, err, fmt
 from .config import ClientAuth, TLSConfig
@@ -235,6 +235,9 @@ class Connection:
         self._in += data
         try:
             found, consumed = frame_records(self._in)
+        except RecordTooLong as exc:
+            self._fail(err("ERR_RECORD_OVERFLOW", f"bad record header: {exc}", AD.record_overflow))
+            return
         except DecodeError as exc:
             self._fail(err("ERR_DECODE", f"bad record header: {exc}", AD.decode_error))
             return

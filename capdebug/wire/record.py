@@ -23,6 +23,7 @@ __all__ = [
     "MAX_PLAINTEXT_LENGTH",
     "RECORD_HEADER_SIZE",
     "RecordHeader",
+    "RecordTooLong",
     "SSLv2ClientHello",
     "build_inner_plaintext",
     "frame_records",
@@ -44,6 +45,12 @@ MAX_CIPHERTEXT_LENGTH_TLS13 = (1 << 14) + 256
 MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048
 #: The only valid ChangeCipherSpec body (RFC 5246 section 7.1, RFC 8446 section 5).
 CCS_BODY = b"\x01"
+
+
+class RecordTooLong(DecodeError):  # noqa: N818 - a kind of DecodeError, named for what is wrong
+    """A record header whose length is above any version's bound: an engine answers it with
+    record_overflow (RFC 5246 7.2.2, RFC 8446 5.2), not decode_error."""
+
 
 _MIN_CONTENT_TYPE = 20  # change_cipher_spec
 _MAX_CONTENT_TYPE = 25  # tls12_cid (RFC 9146)
@@ -115,7 +122,7 @@ def frame_records(
             break
         length = (data[pos + 3] << 8) | data[pos + 4]
         if length > MAX_CIPHERTEXT_LENGTH:
-            raise DecodeError(f"record at offset {pos} is {length} bytes, more than 2^14+2048")
+            raise RecordTooLong(f"record at offset {pos} is {length} bytes, more than 2^14+2048")
         next_pos = pos + RECORD_HEADER_SIZE + length
         if next_pos > end:
             break

@@ -293,7 +293,7 @@ def test_server_vs_curl(pki: Pki) -> None:
         while b"\r\n\r\n" not in request:
             request += tls.recv()
         tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\ncapdebug")
-        tls.shutdown_send()
+        tls.shutdown()
         return request
 
     server = EngineServer(server_config(pki, "rsa", alpn_protocols=("http/1.1",)), http)
