@@ -206,7 +206,9 @@ def negotiate_version(conn: Connection, msg: ClientHello) -> int:
     """The version to speak: the highest both allow (RFC 8446 4.2.1, RFC 5246 E.1), after the
     checks on legacy_version (RFC 8446 4.1.2, D.5) and TLS_FALLBACK_SCSV (RFC 7507 3)."""
     cfg = conn.config
-    if msg.legacy_version <= 0x0300 or (msg.legacy_version >> 8) != 0x03:
+    # A legacy_version above 0x0303 (even 0x0400) is tolerated: it means "TLS 1.2 or more"
+    # (RFC 5246 E.1, RFC 8446 D.2); version-intolerant servers were the reason for D.5.
+    if msg.legacy_version <= 0x0300:
         # RFC 8446 D.5: "Any endpoint receiving a Hello message with ClientHello.legacy_version
         # ... set to 0x0300 MUST abort the handshake with a protocol_version alert."
         raise err(

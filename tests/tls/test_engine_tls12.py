@@ -129,3 +129,52 @@ def test_renegotiation_refused_by_server(pki: Pki) -> None:
     s.send_application_data(b"still here")
     pump(c, s)
     assert [e.data for e in drain(c) if isinstance(e, ApplicationData)] == [b"still here"]
+
+
+def test_server_tolerates_a_higher_legacy_version_without_supported_versions(pki: Pki) -> None:
+    """RFC 5246 E.1: a server gets a client_version above its own and answers with its highest."""
+    import dataclasses
+
+    from capdebug._buffer import Buffer
+    from capdebug.wire.constants import ExtensionType
+    from capdebug.wire.handshake import ClientHello, ServerHello, encode_handshake, pull_handshake
+
+    c = Connection(client_config(pki), is_client=True, now=NOW)
+    c.start_handshake()
+    out = c.data_to_send()
+    hello = pull_handshake(Buffer(out[5:]))
+    assert isinstance(hello, ClientHello)
+    hello = dataclasses.replace(
+        hello,
+        legacy_version=0x0400,
+        extensions=tuple(e for e in hello.extensions if e.type != ExtensionType.supported_versions),
+    )
+    body = encode_handshake(hello)
+    s = Connection(server_config(pki), is_client=False, now=NOW)
+    s.receive_data(out[:3] + len(body).to_bytes(2, "big") + body)
+    reply = s.data_to_send()
+    sh = pull_handshake(Buffer(reply[5:]))
+    assert isinstance(sh, ServerHello) and sh.legacy_version == TLS12
+    assert sh.random[-8:] == b"DOWNGRD\x01"  # it could have done TLS 1.3 (RFC 8446 4.1.3)
+    assert s.error is None
+
+
+def test_tls12_alert_warning_is_not_fatal_but_fatal_is(pki: Pki) -> None:
+    from capdebug.errors import TLSError
+    from capdebug.tls import records
+    from capdebug.tls.events import AlertReceived
+    from capdebug.wire.constants import AlertDescription
+
+    c, s, _, _ = handshake(client_config(pki, max_version=TLS12), server_config(pki))
+    # A warning-level alert other than close_notify (user_canceled is one in every version).
+    records.write_record(c, 21, bytes((1, AlertDescription.unsupported_certificate)))
+    pump(c, s)
+    assert drain(s) == [AlertReceived(1, AlertDescription.unsupported_certificate)]
+    s.send_application_data(b"alive")
+    pump(c, s)
+    assert [e.data for e in drain(c) if isinstance(e, ApplicationData)] == [b"alive"]
+    records.write_record(c, 21, bytes((2, AlertDescription.internal_error)))
+    pump(c, s)
+    with pytest.raises(TLSError) as exc:
+        drain(s)
+    assert exc.value.name == "ERR_PEER_ALERT" and exc.value.alert == AlertDescription.internal_error
