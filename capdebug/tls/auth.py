@@ -126,7 +126,10 @@ def on_certificate_verify(conn: Connection, msg: CertificateVerify, raw: bytes) 
 
 def complete(conn: Connection) -> None:
     assert conn.cipher_suite is not None and conn.group is not None
-    if conn.is_client:
+    scheme: SignatureScheme | None
+    if conn._psk:
+        scheme = None  # authenticated by the PSK (RFC 8446 2.2)
+    elif conn.is_client:
         assert conn.peer_signature_scheme is not None
         scheme = conn.peer_signature_scheme
     else:
@@ -141,5 +144,6 @@ def complete(conn: Connection) -> None:
             signature_scheme=scheme,
             peer_certificates=conn.peer_certificates,
             hello_retry=conn.hello_retry,
+            resumed=bool(conn._psk),
         )
     )

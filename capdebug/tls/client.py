@@ -29,7 +29,7 @@ from ..wire.handshake import (
     NewSessionTicket,
     ServerHello,
 )
-from . import auth, client12, records
+from . import auth, client12, psk, records
 from ._common import AD, LEGACY_VERSION, TLS12, TLS13, err, is_ip
 from .config import TLS12_ONLY_SCHEMES
 from .events import HelloRetryRequestReceived, NewSessionTicketReceived
@@ -102,7 +102,7 @@ def build_client_hello(conn: Connection) -> ClientHello:
         )
     if conn._cookie is not None:
         exts.append(wx.Extension(ExtensionType.cookie, wx.push_cookie(conn._cookie)))
-    return ClientHello(
+    hello = ClientHello(
         legacy_version=LEGACY_VERSION,
         random=conn.client_random,
         legacy_session_id=conn._session_id,
@@ -110,6 +110,9 @@ def build_client_hello(conn: Connection) -> ClientHello:
         legacy_compression_methods=b"\x00",
         extensions=tuple(exts),
     )
+    if tls13 and conn._session is not None:
+        hello = psk.offer(conn, hello)  # pre_shared_key: the last extension (RFC 8446 4.2.11)
+    return hello
 
 
 def public_share(conn: Connection, group: int) -> bytes:
@@ -155,6 +158,7 @@ def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
             AD.illegal_parameter,
         )
     key_share = wx.ext(msg, ExtensionType.key_share)
+    conn.version = TLS13
     conn.suite = SUITES[msg.cipher_suite]
     conn.cipher_suite = CipherSuite(msg.cipher_suite)
     if hrr:
@@ -183,6 +187,19 @@ def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
     except CryptoError as exc:
         raise err("ERR_ILLEGAL_PARAMETER", f"bad server key share: {exc}", AD.illegal_parameter) from exc
     conn.group = NamedGroup(share.group)
+    selected = wx.ext(msg, ExtensionType.pre_shared_key)
+    if selected is not None:
+        try:
+            index = wx.pull_selected_identity(selected)
+        except DecodeError as exc:
+            raise err("ERR_DECODE", str(exc), AD.decode_error) from exc
+        session = conn._session
+        # RFC 8446 4.2.11: an index we did not offer, or a suite whose hash is not the PSK's.
+        if session is None or index != 0 or SUITES[session.cipher_suite].hash_name != conn.suite.hash_name:
+            raise err(
+                "ERR_ILLEGAL_PARAMETER", f"the server selected PSK {index}, not offered", AD.illegal_parameter
+            )
+        conn._psk = session.psk
     if conn._transcript is None:
         conn._transcript = Transcript(conn.suite.hash_name)
         conn._transcript.update(conn._client_hello_bytes)
@@ -272,7 +289,7 @@ def on_encrypted_extensions(conn: Connection, msg: EncryptedExtensions, raw: byt
                 AD.illegal_parameter,
             )
     conn._transcript.update(raw)
-    conn._transition(HandshakeType.encrypted_extensions)
+    conn._transition(HandshakeType.encrypted_extensions, Branch.PSK if conn._psk else None)
 
 
 def on_certificate_request(conn: Connection, msg: CertificateRequest, raw: bytes) -> None:
@@ -318,8 +335,11 @@ def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
 
 def on_new_session_ticket(conn: Connection, msg: NewSessionTicket) -> None:
     assert conn.suite is not None
-    psk = resumption_psk(conn.suite.hash_name, conn._resumption_secret, msg.ticket_nonce)
+    secret = resumption_psk(conn.suite.hash_name, conn._resumption_secret, msg.ticket_nonce)
     conn._transition(HandshakeType.new_session_ticket)
+    session = psk.session_from_ticket(conn, msg, secret)
     conn._events.append(
-        NewSessionTicketReceived(msg.ticket_lifetime, msg.ticket_age_add, msg.ticket_nonce, msg.ticket, psk)
+        NewSessionTicketReceived(
+            msg.ticket_lifetime, msg.ticket_age_add, msg.ticket_nonce, msg.ticket, secret, session
+        )
     )

@@ -17,12 +17,14 @@ Secrets leave the engine only through ``key_log_callback``, one NSS key-log line
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..crypto.x509 import PrivateKey
 from ..errors import UsageError
 from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from .session import TicketStore
 from .trace import TraceCallback, TraceCategory
 
 __all__ = [
@@ -171,6 +173,13 @@ class TLSConfig:
     session_tickets: int = 1
     """Server: NewSessionTicket messages to send after the handshake (RFC 8446 4.6.1)."""
     ticket_lifetime: int = 7200
+    ticket_key: bytes = b""
+    """Server: the AES-256-GCM key sealing its TLS 1.3 tickets (32 bytes); empty: a random
+    one per config. Servers sharing a key resume each other's tickets."""
+    ticket_store: TicketStore = field(default_factory=TicketStore, repr=False, compare=False)
+    """Server: ids of tickets already used, so each resumes once (RFC 8446 8.1)."""
+    max_early_data: int = 0
+    """Server: 0-RTT bytes to accept per ticket (RFC 8446 4.2.10); 0 refuses early data."""
     key_log_callback: Callable[[str], None] | None = None
     """Receives each NSS key log line (no newline) as soon as the secret exists."""
     key_log_update_lines: bool = False
@@ -183,6 +192,12 @@ class TLSConfig:
     def __post_init__(self) -> None:
         if not self.cipher_suites:
             raise UsageError("TLSConfig: no cipher suites")
+        if not self.ticket_key:
+            object.__setattr__(self, "ticket_key", os.urandom(32))
+        elif len(self.ticket_key) != 32:
+            raise UsageError("TLSConfig: ticket_key must be 32 bytes")
+        if not 0 <= self.ticket_lifetime <= 604800:
+            raise UsageError("TLSConfig: ticket_lifetime is at most 7 days (RFC 8446 4.6.1)")
         supported = SUPPORTED_CIPHER_SUITES
         for s in self.cipher_suites:
             if s not in supported:

@@ -88,6 +88,7 @@ from ._common import AD, T, err, fmt
 from .config import ClientAuth, TLSConfig
 from .events import Event, KeyUpdateReceived
 from .faults import Faults
+from .session import Session, TicketState
 from .state import Branch, Received, State, next_state, next_state_on_send
 from .trace import Tracer
 
@@ -106,6 +107,7 @@ class Connection:
         is_client: bool,
         now: datetime | None = None,
         faults: Faults | None = None,
+        session: Session | None = None,
     ) -> None:
         self.config = config
         self.is_client = is_client
@@ -180,6 +182,14 @@ class Connection:
         self._hs_messages = bytearray()
         """TLS 1.2: the handshake messages themselves, for CertificateVerify (RFC 5246 7.4.8)."""
         self._cert_request12: CertificateRequest12 | None = None
+        # TLS 1.3 resumption (psk.py)
+        self._session = session if is_client else None
+        """Client: the session to offer (dropped when it cannot apply)."""
+        self._psk = b""
+        """The PSK the handshake uses, once both sides agreed on it."""
+        self._ticket_state: TicketState | None = None
+        self._replayed_ticket = False
+        """Server: a ticket was offered a second time (and refused)."""
         if is_client and config.verify and not config.server_name:
             raise UsageError("certificate verification needs config.server_name (or verify=False)")
         if not is_client and config.credential is None:
@@ -192,6 +202,11 @@ class Connection:
             self._trace.warn("client certificate verification is DISABLED (verify=False)")
 
     # ================================================================ public API
+
+    @property
+    def resumed(self) -> bool:
+        """TLS 1.3: the handshake was authenticated by a resumption PSK."""
+        return bool(self._psk)
 
     @property
     def handshake_complete(self) -> bool:
@@ -494,7 +509,7 @@ class Connection:
 
     def _derive_handshake_secrets(self, shared: bytes) -> None:
         assert self.suite is not None and self._transcript is not None
-        self._schedule = KeySchedule(self.suite.hash_name)
+        self._schedule = KeySchedule(self.suite.hash_name, self._psk or None)
         self._schedule.handshake(shared)
         hello_hash = self._transcript.digest()
         self._client_hs_secret = self._schedule.client_handshake_traffic_secret(hello_hash)

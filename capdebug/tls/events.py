@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..wire.constants import AlertDescription, CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from .session import Session
 
 __all__ = [
     "AlertReceived",
@@ -67,6 +68,8 @@ class HandshakeComplete(Event):
     """TLS 1.2: the master secret is bound to the handshake (RFC 7627)."""
     encrypt_then_mac: bool = False
     """TLS 1.2 CBC: records are encrypt-then-MAC (RFC 7366)."""
+    resumed: bool = False
+    """TLS 1.3: authenticated by a PSK from an earlier session's ticket (no certificates)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ class KeyUpdateReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class NewSessionTicketReceived(Event):
-    """A ticket for resumption (RFC 8446 4.6.1); recorded, not used by this engine yet."""
+    """A ticket for resumption (RFC 8446 4.6.1)."""
 
     ticket_lifetime: int
     ticket_age_add: int
@@ -109,6 +112,8 @@ class NewSessionTicketReceived(Event):
     ticket: bytes = field(repr=False)
     resumption_secret: bytes = field(repr=False)
     """The PSK for this ticket: HKDF-Expand-Label(resumption_master_secret, "resumption", nonce)."""
+    session: Session | None = field(default=None, repr=False)
+    """The session to resume with (``Connection(..., session=...)``), serialisable."""
 
 
 @dataclass(frozen=True, slots=True)

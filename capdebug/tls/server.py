@@ -21,10 +21,9 @@ from ..wire.handshake import (
     ClientHello,
     EncryptedExtensions,
     Finished,
-    NewSessionTicket,
     ServerHello,
 )
-from . import auth, records, server12
+from . import auth, psk, records, server12
 from ._common import AD, LEGACY_VERSION, TLS13, err
 from .config import TLS12_ONLY_SCHEMES, ClientAuth
 from .events import HelloRetryRequestSent
@@ -44,6 +43,7 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
     if version == server12.TLS12:
         server12.on_client_hello(conn, msg, raw)
         return
+    conn.version = TLS13
     if msg.legacy_compression_methods != b"\x00":
         raise err("ERR_ILLEGAL_PARAMETER", "compression methods other than null", AD.illegal_parameter)
     if second:
@@ -148,22 +148,29 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
     except CryptoError as exc:
         raise err("ERR_ILLEGAL_PARAMETER", f"bad client key share: {exc}", AD.illegal_parameter) from exc
     conn.group = NamedGroup(share.group)
+    selected = psk.accept(conn, msg, raw, suite_code)
     if conn._transcript is None:
         conn._transcript = Transcript(conn.suite.hash_name)
     conn._transcript.update(raw)
-    branch = Branch.CLIENT_AUTH_REQUESTED if cfg.client_auth is not ClientAuth.NONE else None
+    # RFC 8446 4.3.2: no CertificateRequest in a PSK handshake.
+    branch = (
+        Branch.CLIENT_AUTH_REQUESTED if cfg.client_auth is not ClientAuth.NONE and selected is None else None
+    )
+    extensions = [
+        wx.Extension(ExtensionType.supported_versions, wx.push_selected_version(TLS13)),
+        wx.Extension(
+            ExtensionType.key_share, wx.push_key_share_server(wx.KeyShareEntry(share.group, public))
+        ),
+    ]
+    if selected is not None:
+        extensions.append(wx.Extension(ExtensionType.pre_shared_key, wx.push_selected_identity(selected)))
     server_hello = ServerHello(
         legacy_version=LEGACY_VERSION,
         random=os.urandom(32),
         legacy_session_id_echo=conn._session_id,
         cipher_suite=suite_code,
         legacy_compression_method=0,
-        extensions=(
-            wx.Extension(ExtensionType.supported_versions, wx.push_selected_version(TLS13)),
-            wx.Extension(
-                ExtensionType.key_share, wx.push_key_share_server(wx.KeyShareEntry(share.group, public))
-            ),
-        ),
+        extensions=tuple(extensions),
     )
     conn._send_handshake(server_hello)
     conn._derive_handshake_secrets(shared)
@@ -194,7 +201,8 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
             ),
         )
         conn._send_handshake(conn._cert_requested)
-    auth.send_certificate_and_verify(conn, b"", server=True)
+    if selected is None:
+        auth.send_certificate_and_verify(conn, b"", server=True)
     auth.send_finished(conn, conn._server_hs_secret)
     conn._flush_handshake()
     conn._derive_application_secrets()
@@ -289,15 +297,5 @@ def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
 
 
 def send_new_session_ticket(conn: Connection) -> None:
-    # Resumption is not implemented on the server side: the ticket is opaque random bytes
-    # that no later handshake will accept. Clients still get to record one (RFC 8446 4.6.1).
-    nonce = conn._tickets_sent.to_bytes(8, "big")
-    conn._tickets_sent += 1
-    conn._send_handshake(
-        NewSessionTicket(
-            ticket_lifetime=conn.config.ticket_lifetime,
-            ticket_age_add=int.from_bytes(os.urandom(4), "big"),
-            ticket_nonce=nonce,
-            ticket=os.urandom(32),
-        )
-    )
+    """A ticket that resumes once on a server with our ticket key (psk.py)."""
+    conn._send_handshake(psk.new_ticket(conn))

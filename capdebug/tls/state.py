@@ -116,6 +116,8 @@ class Branch(enum.Enum):
     """TLS 1.2 static RSA: no ServerKeyExchange after the Certificate (RFC 5246 7.4.3)."""
     TICKET_EXPECTED = "ticket_expected"
     """TLS 1.2: the server will send a NewSessionTicket before its CCS (RFC 5077 3.3)."""
+    PSK = "psk"
+    """TLS 1.3 resumption: the server authenticates with the PSK, no Certificate (RFC 8446 A.1)."""
     CERTIFICATE_TO_VERIFY = "certificate_to_verify"
     """TLS 1.2: the client sent a non-empty Certificate, so a CertificateVerify follows
     its ClientKeyExchange (RFC 5246 7.4.8)."""
@@ -209,6 +211,7 @@ BRANCHES: dict[tuple[State, Received, Branch], State] = {
         S.SERVER_EXPECT_CERTIFICATE
     ),
     (S.SERVER_EXPECT_CERTIFICATE, H.certificate, Branch.EMPTY_CERTIFICATE): S.SERVER_EXPECT_FINISHED,
+    (S.CLIENT_EXPECT_ENCRYPTED_EXTENSIONS, H.encrypted_extensions, Branch.PSK): S.CLIENT_EXPECT_FINISHED,
     # TLS 1.2 forks
     (S.CLIENT_EXPECT_SERVER_HELLO, H.server_hello, Branch.TLS12): S.CLIENT12_EXPECT_CERTIFICATE,
     (S.CLIENT12_EXPECT_CERTIFICATE, H.certificate, Branch.RSA_KEY_EXCHANGE): (

@@ -1,0 +1,157 @@
+"""Sessions for resumption: what a client keeps from a NewSessionTicket (RFC 8446 4.6.1), how
+it is written to a file for a later process (``connect --sess-out/--sess-in``), and what a
+server seals inside its tickets.
+
+A :class:`Session` holds a secret (the resumption PSK): its ``repr`` hides it, and
+:meth:`Session.to_bytes` is meant for a file created 0600 by the caller.
+
+Server side, tickets are self-encrypting (:mod:`capdebug.crypto.tickets`): the state below is
+sealed under ``TLSConfig.ticket_key``. Each ticket carries a random id; :class:`TicketStore`
+remembers the ids already used so that a ticket resumes once (single use, RFC 8446 8.1), which
+is also the anti-replay for 0-RTT.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .._buffer import Buffer
+from ..errors import DecodeError, NeedData, UsageError
+from ..wire.constants import CipherSuite, ProtocolVersion
+
+__all__ = ["Session", "TicketState", "TicketStore"]
+
+_FORMAT = "capdebug-session-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A TLS 1.3 resumable session, as the client received it."""
+
+    version: ProtocolVersion
+    cipher_suite: CipherSuite
+    ticket: bytes = field(repr=False)
+    psk: bytes = field(repr=False)
+    ticket_age_add: int
+    ticket_lifetime: int
+    """Seconds the server promised to accept the ticket for."""
+    issued_at_ms: int | None
+    """When it was received (ms since the epoch), from the ``now`` given to the connection;
+    None when the connection had no clock (the ticket age is then sent as 0)."""
+    max_early_data: int = 0
+    """0-RTT bytes the server accepts with it (early_data in NewSessionTicket); 0: none."""
+    server_name: str | None = None
+    alpn: str | None = None
+
+    def to_bytes(self) -> bytes:
+        """JSON, secrets in hex: for a file created 0600."""
+        data = {
+            "format": _FORMAT,
+            "version": int(self.version),
+            "cipher_suite": int(self.cipher_suite),
+            "ticket": self.ticket.hex(),
+            "psk": self.psk.hex(),
+            "ticket_age_add": self.ticket_age_add,
+            "ticket_lifetime": self.ticket_lifetime,
+            "issued_at_ms": self.issued_at_ms,
+            "max_early_data": self.max_early_data,
+            "server_name": self.server_name,
+            "alpn": self.alpn,
+        }
+        return json.dumps(data, indent=1).encode() + b"\n"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Session:
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != _FORMAT:
+                raise ValueError(f"not a {_FORMAT} file")
+            issued = raw["issued_at_ms"]
+            return cls(
+                ProtocolVersion(raw["version"]),
+                CipherSuite(raw["cipher_suite"]),
+                bytes.fromhex(raw["ticket"]),
+                bytes.fromhex(raw["psk"]),
+                int(raw["ticket_age_add"]),
+                int(raw["ticket_lifetime"]),
+                None if issued is None else int(issued),
+                int(raw.get("max_early_data", 0)),
+                raw.get("server_name"),
+                raw.get("alpn"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"unreadable session file: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    """What a server seals in a TLS 1.3 ticket."""
+
+    ticket_id: bytes
+    cipher_suite: int
+    psk: bytes = field(repr=False)
+    ticket_age_add: int
+    issued_at_ms: int
+    """0 when the server had no clock."""
+    lifetime: int
+    max_early_data: int
+    alpn: str
+    server_name: str
+
+    def encode(self) -> bytes:
+        buf = Buffer()
+        buf.push_opaque(1, self.ticket_id)
+        buf.push_uint16(self.cipher_suite)
+        buf.push_opaque(1, self.psk)
+        buf.push_uint32(self.ticket_age_add)
+        buf.push_uint64(self.issued_at_ms)
+        buf.push_uint32(self.lifetime)
+        buf.push_uint32(self.max_early_data)
+        buf.push_opaque(1, self.alpn.encode())
+        buf.push_opaque(2, self.server_name.encode())
+        return buf.data()
+
+    @classmethod
+    def decode(cls, data: bytes) -> TicketState:
+        buf = Buffer(data)
+        try:
+            state = cls(
+                buf.pull_opaque(1),
+                buf.pull_uint16(),
+                buf.pull_opaque(1),
+                buf.pull_uint32(),
+                buf.pull_uint64(),
+                buf.pull_uint32(),
+                buf.pull_uint32(),
+                buf.pull_opaque(1).decode("utf-8"),
+                buf.pull_opaque(2).decode("utf-8"),
+            )
+        except (NeedData, UnicodeDecodeError) as exc:
+            raise DecodeError(f"ticket state: {exc}") from exc
+        if not buf.eof():
+            raise DecodeError("ticket state: bytes left over")
+        return state
+
+
+class TicketStore:
+    """Ticket ids already used (bounded; the oldest are forgotten first, which a server must
+    accept as the limit of its anti-replay, RFC 8446 8). Thread-safe: one store serves every
+    connection made with a config."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._used: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def use(self, ticket_id: bytes) -> bool:
+        """Mark ``ticket_id`` used; False when it already was (a replay)."""
+        with self._lock:
+            if ticket_id in self._used:
+                return False
+            self._used[ticket_id] = None
+            if len(self._used) > self.capacity:
+                self._used.popitem(last=False)
+            return True
