@@ -164,6 +164,8 @@ def _roots(ca: Path | None, system: bool = False) -> tuple[bytes, ...]:
 def _summary(hs: HandshakeComplete) -> str:
     version = "TLS 1.3" if hs.version == 0x0304 else "TLS 1.2"
     extras = ""
+    if hs.resumed:
+        extras += ", resumed"
     if hs.version != 0x0304:
         extras = f", extended master secret {'yes' if hs.extended_master_secret else 'NO'}"
         if hs.encrypt_then_mac:
@@ -324,6 +326,10 @@ def connect(
     fallback_scsv: bool = typer.Option(
         False, "--fallback-scsv", help="Send TLS_FALLBACK_SCSV (RFC 7507), as a fallback retry does."
     ),
+    sess_out: Path | None = typer.Option(
+        None, "--sess-out", help="Write the session (last ticket) here, 0600, to resume later."
+    ),
+    sess_in: Path | None = typer.Option(None, "--sess-in", help="Resume the session in this file."),
     send: str | None = typer.Option(None, "--send", help="Send this text after the handshake."),
     key_update: bool = typer.Option(False, "--key-update", help="Send a KeyUpdate (update_requested)."),
     timeout: float = typer.Option(10.0, "--timeout", help="Socket timeout in seconds."),
@@ -354,8 +360,16 @@ def connect(
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
     )
+    session = None
+    if sess_in is not None:
+        from ..tls.session import Session
+
+        try:
+            session = Session.from_bytes(sess_in.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read {sess_in}: {exc.strerror}") from None
     sock = socket.create_connection((host, port), timeout=timeout)
-    tls = TLSSocket(sock, Connection(config, is_client=True, now=dt.datetime.now(dt.UTC)))
+    tls = TLSSocket(sock, Connection(config, is_client=True, now=dt.datetime.now(dt.UTC), session=session))
     try:
         hs = tls.negotiate()
         typer.echo(_summary(hs), err=True)
@@ -375,6 +389,28 @@ def connect(
         typer.echo("peer sent close_notify", err=True)
     finally:
         tls.close()
+        if sess_out is not None:
+            _write_session(sess_out, tls)
+
+
+def _write_session(path: Path, tls: object) -> None:
+    """The last ticket's session, in a file created 0600 and never through a symlink."""
+    from ..tls.io import TLSSocket
+
+    assert isinstance(tls, TLSSocket)
+    sessions = [t.session for t in tls.tickets if t.session is not None]
+    if not sessions:
+        typer.echo("no session ticket received: nothing written to --sess-out", err=True)
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(sessions[-1].to_bytes())
+    typer.echo(f"session written to {path}", err=True)
 
 
 _ONLY_HELP = f"Only these ({', '.join(PKI_LAYOUT)})."

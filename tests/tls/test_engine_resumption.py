@@ -50,7 +50,7 @@ def test_resumes_once_without_certificates(pki: Pki) -> None:
     pump(c, s)
     assert [getattr(e, "data", None) for e in drain(s)] == [b"resumed"]
     # Single use: the same ticket again gives a full handshake (RFC 8446 8.1).
-    c2, s2, events2 = run(client_config(pki), scfg, session)
+    _c2, s2, events2 = run(client_config(pki), scfg, session)
     hs2 = next(e for e in events2 if isinstance(e, HandshakeComplete))
     assert not hs2.resumed and hs2.signature_scheme is not None
     assert s2._replayed_ticket
