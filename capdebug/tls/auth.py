@@ -145,5 +145,6 @@ def complete(conn: Connection) -> None:
             peer_certificates=conn.peer_certificates,
             hello_retry=conn.hello_retry,
             resumed=bool(conn._psk),
+            early_data=conn._early_accepted,
         )
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..crypto import x509 as cx509
+from ..crypto.record import RecordDirection
 from ..crypto.schedule13 import Transcript, resumption_psk
 from ..crypto.suites import SUITES
 from ..errors import CryptoError, DecodeError
@@ -29,7 +30,7 @@ from ..wire.handshake import (
     NewSessionTicket,
     ServerHello,
 )
-from . import auth, client12, psk, records
+from . import auth, client12, early, psk, records
 from ._common import AD, LEGACY_VERSION, TLS12, TLS13, err, is_ip
 from .config import TLS12_ONLY_SCHEMES
 from .events import HelloRetryRequestReceived, NewSessionTicketReceived
@@ -111,6 +112,16 @@ def build_client_hello(conn: Connection) -> ClientHello:
         extensions=tuple(exts),
     )
     if tls13 and conn._session is not None:
+        if early.wants_early_data(conn):
+            conn._offered_early_data = True
+            hello = ClientHello(
+                hello.legacy_version,
+                hello.random,
+                hello.legacy_session_id,
+                hello.cipher_suites,
+                hello.legacy_compression_methods,
+                (*hello.extensions, wx.Extension(ExtensionType.early_data, wx.push_early_data(None))),
+            )
         hello = psk.offer(conn, hello)  # pre_shared_key: the last extension (RFC 8446 4.2.11)
     return hello
 
@@ -208,8 +219,10 @@ def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
     conn._key_shares.clear()
     records.set_read_key(conn, conn._server_hs_secret, "handshake")
     # Install our handshake key now, not at our Finished: an alert about the server's
-    # flight must already be encrypted (RFC 8446 6, 7.3).
-    records.set_write_key(conn, conn._client_hs_secret, "handshake")
+    # flight must already be encrypted (RFC 8446 6, 7.3). With 0-RTT in flight, the early key
+    # stays until EncryptedExtensions says whether it was accepted (RFC 8446 4.2.10).
+    if not conn._offered_early_data:
+        records.set_write_key(conn, conn._client_hs_secret, "handshake")
     conn._transition(HandshakeType.server_hello)
 
 
@@ -240,6 +253,11 @@ def on_hello_retry_request(conn: Connection, msg: ServerHello, raw: bytes, key_s
         raise err("ERR_ILLEGAL_PARAMETER", "HelloRetryRequest asks for no change", AD.illegal_parameter)
     conn.hello_retry = True
     conn._hrr_suite = msg.cipher_suite
+    if conn._offered_early_data:
+        # RFC 8446 4.2.10: an HRR rejects 0-RTT; the second ClientHello goes in the clear.
+        conn._early_accepted = False
+        conn._offered_early_data = False
+        conn._tx = RecordDirection()
     conn._transcript = Transcript(conn.suite.hash_name)
     conn._transcript.update(conn._client_hello_bytes)
     conn._transcript.hello_retry_request()
@@ -277,6 +295,13 @@ def on_encrypted_extensions(conn: Connection, msg: EncryptedExtensions, raw: byt
         if len(names) != 1 or names[0] not in offered:
             raise err("ERR_ILLEGAL_PARAMETER", f"server ALPN {names!r} was not offered", AD.illegal_parameter)
         conn.alpn = names[0].decode("latin-1")
+    early_ext = wx.ext(msg, ExtensionType.early_data)
+    if early_ext is not None and not conn._offered_early_data:
+        raise err("ERR_UNSUPPORTED_EXTENSION", "early_data we did not offer", AD.unsupported_extension)
+    if conn._offered_early_data:
+        conn._early_accepted = early_ext is not None
+        if not conn._early_accepted:
+            records.set_write_key(conn, conn._client_hs_secret, "handshake")
     for forbidden in (
         ExtensionType.key_share,
         ExtensionType.supported_versions,
@@ -322,6 +347,9 @@ def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
     conn._transcript.update(raw)
     conn._derive_application_secrets()
     records.set_read_key(conn, conn._server_ap_secret, "application")
+    if conn._early_accepted:
+        early.send_end_of_early_data(conn)  # RFC 8446 4.5, still under the early key
+        records.set_write_key(conn, conn._client_hs_secret, "handshake")
     # Our second flight, under the client handshake key (RFC 8446 4.4).
     if conn._cert_requested is not None:
         auth.send_certificate_and_verify(conn, conn._cert_requested.certificate_request_context)

@@ -72,6 +72,7 @@ from ..wire.handshake import (
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
+    EndOfEarlyData,
     Finished,
     HandshakeMessage,
     KeyUpdate,
@@ -83,7 +84,7 @@ from ..wire.handshake import (
     summary,
 )
 from ..wire.record import RECORD_HEADER_SIZE, RecordTooLong, frame_records
-from . import auth, client, client12, records, server, server12
+from . import auth, client, client12, early, records, server, server12
 from ._common import AD, T, err, fmt
 from .config import ClientAuth, TLSConfig
 from .events import Event, KeyUpdateReceived
@@ -108,6 +109,7 @@ class Connection:
         now: datetime | None = None,
         faults: Faults | None = None,
         session: Session | None = None,
+        early_data: bytes | None = None,
     ) -> None:
         self.config = config
         self.is_client = is_client
@@ -190,6 +192,14 @@ class Connection:
         self._ticket_state: TicketState | None = None
         self._replayed_ticket = False
         """Server: a ticket was offered a second time (and refused)."""
+        # TLS 1.3 0-RTT (early.py)
+        self._early_data = early_data if is_client else None
+        self._offered_early_data = False
+        self._early_data_sent = 0
+        self._early_accepted: bool | None = None
+        self._skip_early = 0
+        """Server: rejected 0-RTT bytes still to skip (RFC 8446 4.2.10)."""
+        self._early_budget = 0
         if is_client and config.verify and not config.server_name:
             raise UsageError("certificate verification needs config.server_name (or verify=False)")
         if not is_client and config.credential is None:
@@ -240,6 +250,7 @@ class Connection:
         self._client_hello_bytes = self._send_handshake(hello)
         self._flush_handshake()  # in state START, so the record says 0x0301 (see records.write_record)
         self._transition_on_send(HandshakeType.client_hello)
+        early.client_sent_hello(self, self._client_hello_bytes)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes received from the peer. Failures surface through ``next_event()``."""
@@ -490,6 +501,8 @@ class Connection:
                 server.on_finished(self, msg, raw)
             elif isinstance(msg, KeyUpdate):
                 self._on_key_update(msg)
+            elif isinstance(msg, EndOfEarlyData):
+                early.on_end_of_early_data(self, msg, raw)
             else:
                 raise err(
                     "ERR_INTERNAL",

@@ -15,6 +15,7 @@ __all__ = [
     "AlertReceived",
     "ApplicationData",
     "CloseNotifyReceived",
+    "EarlyDataReceived",
     "Event",
     "HandshakeComplete",
     "HelloRetryRequestReceived",
@@ -70,6 +71,8 @@ class HandshakeComplete(Event):
     """TLS 1.2 CBC: records are encrypt-then-MAC (RFC 7366)."""
     resumed: bool = False
     """TLS 1.3: authenticated by a PSK from an earlier session's ticket (no certificates)."""
+    early_data: bool | None = None
+    """TLS 1.3 0-RTT: None when not offered; True accepted; False rejected (the data was lost)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +127,11 @@ class RenegotiationRefused(Event):
 
     by_client: bool
     """The client asked (ClientHello) rather than the server (HelloRequest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataReceived(Event):
+    """Server: 0-RTT application data (RFC 8446 2.3). It can be a replay by an attacker unless
+    the ticket is single use (ours are): act on it only if that is acceptable."""
+
+    data: bytes = field(repr=False)

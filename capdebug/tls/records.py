@@ -18,7 +18,7 @@ from ..wire.alert import Alert, pull_alert, push_alert
 from ..wire.constants import AlertDescription, AlertLevel, ContentType, name_of
 from ..wire.record import CCS_BODY, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_SIZE
 from ._common import AD, TLS12, T, err
-from .events import AlertReceived, ApplicationData, CloseNotifyReceived
+from .events import AlertReceived, ApplicationData, CloseNotifyReceived, EarlyDataReceived
 from .state import State
 
 if TYPE_CHECKING:
@@ -58,6 +58,12 @@ def handle_record(conn: Connection, content_type: int, header: memoryview, fragm
             return
         raise err("ERR_UNEXPECTED_MESSAGE", "unexpected change_cipher_spec record", AD.unexpected_message)
     rx = conn._rx
+    if (
+        conn._skip_early
+        and content_type == ContentType.application_data
+        and skip_early(conn, rx, header, fragment)
+    ):
+        return
     if not rx.protected:
         content_type, content = open_record(conn, header, fragment)
         if conn._trace.mask & T.RECORD:
@@ -88,6 +94,12 @@ def handle_record(conn: Connection, content_type: int, header: memoryview, fragm
             f"({rx.epoch} keys, seq {seq}, record len={length})",
         )
     if inner_type == ContentType.application_data:
+        if rx.epoch == "early" and not conn._hs_in:
+            from . import early  # early imports this module
+
+            early.on_early_application_data(conn, len(content))
+            conn._events.append(EarlyDataReceived(bytes(content)))
+            return
         if rx.epoch != "application":
             raise err(
                 "ERR_UNEXPECTED_MESSAGE",
@@ -134,6 +146,28 @@ def handle_record12(conn: Connection, content_type: int, header: memoryview, fra
         conn._events.append(ApplicationData(bytes(content)))
         return
     handle_content(conn, content_type, memoryview(content))
+
+
+def skip_early(conn: Connection, rx: RecordDirection, header: memoryview, fragment: memoryview) -> bool:
+    """Server that rejected 0-RTT: is this one of the client's early records (RFC 8446 4.2.10)?
+    Before the second ClientHello every protected record is; after, those that do not open
+    under the handshake key. The first record that opens ends the skipping."""
+    if rx.protected:
+        try:
+            rx.open_at(header, fragment, rx.seq)
+        except DecryptError:
+            pass
+        except DecodeError:
+            return False  # oversized and the like: the normal path names the error
+        else:
+            conn._skip_early = 0
+            return False
+    conn._skip_early -= len(fragment)
+    if conn._skip_early < 0:
+        raise err("ERR_TOO_MUCH_EARLY_DATA", "rejected early data beyond the budget", AD.unexpected_message)
+    if conn._trace.mask & T.RECORD:
+        conn._trace.emit(T.RECORD, f"skip rejected 0-RTT record len={len(fragment)}")
+    return True
 
 
 def open_record(conn: Connection, header: memoryview, fragment: memoryview) -> tuple[int, BytesLike]:

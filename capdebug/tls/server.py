@@ -23,7 +23,7 @@ from ..wire.handshake import (
     Finished,
     ServerHello,
 )
-from . import auth, psk, records, server12
+from . import auth, early, psk, records, server12
 from ._common import AD, LEGACY_VERSION, TLS13, err
 from .config import TLS12_ONLY_SCHEMES, ClientAuth
 from .events import HelloRetryRequestSent
@@ -149,9 +149,12 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
         raise err("ERR_ILLEGAL_PARAMETER", f"bad client key share: {exc}", AD.illegal_parameter) from exc
     conn.group = NamedGroup(share.group)
     selected = psk.accept(conn, msg, raw, suite_code)
+    accept_early = early.accept(conn, msg, selected, second)
+    conn._early_accepted = accept_early if wx.ext(msg, ExtensionType.early_data) is not None else None
     if conn._transcript is None:
         conn._transcript = Transcript(conn.suite.hash_name)
     conn._transcript.update(raw)
+    client_hello_hash = conn._transcript.digest()
     # RFC 8446 4.3.2: no CertificateRequest in a PSK handshake.
     branch = (
         Branch.CLIENT_AUTH_REQUESTED if cfg.client_auth is not ClientAuth.NONE and selected is None else None
@@ -175,9 +178,15 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
     conn._send_handshake(server_hello)
     conn._derive_handshake_secrets(shared)
     records.set_write_key(conn, conn._server_hs_secret, "handshake")
-    records.set_read_key(conn, conn._client_hs_secret, "handshake")
+    if accept_early:
+        early.install_early_read_key(conn, client_hello_hash)
+        branch = Branch.EARLY_DATA
+    else:
+        records.set_read_key(conn, conn._client_hs_secret, "handshake")
     # EncryptedExtensions (RFC 8446 4.3.1)
     ee: list[wx.Extension] = []
+    if accept_early:
+        ee.append(wx.Extension(ExtensionType.early_data, wx.push_early_data(None)))
     if conn.server_name is not None:
         ee.append(wx.Extension(ExtensionType.server_name, b""))  # RFC 6066 3: acknowledged
     if conn.alpn is not None:
@@ -188,7 +197,7 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
             )
         )
     conn._send_handshake(EncryptedExtensions(tuple(ee)))
-    if branch is not None:
+    if branch is Branch.CLIENT_AUTH_REQUESTED:
         conn._cert_requested = CertificateRequest(
             b"",
             (
@@ -264,6 +273,9 @@ def send_hello_retry_request(
     conn._transcript = Transcript(conn.suite.hash_name)
     conn._transcript.update(raw)
     conn._transcript.hello_retry_request()
+    if wx.ext(msg, ExtensionType.early_data) is not None:
+        # RFC 8446 4.2.10: after an HRR, skip the client's 0-RTT records.
+        conn._skip_early = conn.config.max_early_data or early.REJECTED_BUDGET
     hrr = ServerHello(
         legacy_version=LEGACY_VERSION,
         random=HRR_RANDOM,

@@ -76,6 +76,7 @@ class State(enum.Enum):
     # Server (A.2); RECVD_CH and NEGOTIATED are passed through while handling the ClientHello.
     SERVER_EXPECT_CLIENT_HELLO = "server START"
     SERVER_EXPECT_SECOND_CLIENT_HELLO = "server START after HRR"
+    SERVER_EXPECT_END_OF_EARLY_DATA = "server WAIT_EOED"
     SERVER_EXPECT_CERTIFICATE = "server WAIT_CERT"
     SERVER_EXPECT_CERTIFICATE_VERIFY = "server WAIT_CV"
     SERVER_EXPECT_FINISHED = "server WAIT_FINISHED"
@@ -116,6 +117,8 @@ class Branch(enum.Enum):
     """TLS 1.2 static RSA: no ServerKeyExchange after the Certificate (RFC 5246 7.4.3)."""
     TICKET_EXPECTED = "ticket_expected"
     """TLS 1.2: the server will send a NewSessionTicket before its CCS (RFC 5077 3.3)."""
+    EARLY_DATA = "early_data"
+    """TLS 1.3: the server accepted 0-RTT; EndOfEarlyData comes before the Finished (A.2)."""
     PSK = "psk"
     """TLS 1.3 resumption: the server authenticates with the PSK, no Certificate (RFC 8446 A.1)."""
     CERTIFICATE_TO_VERIFY = "certificate_to_verify"
@@ -156,9 +159,10 @@ TRANSITIONS: dict[tuple[State, Received], State] = {
     # we never send "post_handshake_auth", so receiving one is unexpected_message (4.6.2).
     (S.CLIENT_CONNECTED, H.new_session_ticket): S.CLIENT_CONNECTED,
     (S.CLIENT_CONNECTED, H.key_update): S.CLIENT_CONNECTED,
-    # Server, RFC 8446 A.2 (no PSK, no 0-RTT: WAIT_EOED is never entered)
+    # Server, RFC 8446 A.2 (WAIT_EOED only when 0-RTT was accepted: Branch.EARLY_DATA)
     (S.SERVER_EXPECT_CLIENT_HELLO, H.client_hello): S.SERVER_EXPECT_FINISHED,
     (S.SERVER_EXPECT_SECOND_CLIENT_HELLO, H.client_hello): S.SERVER_EXPECT_FINISHED,
+    (S.SERVER_EXPECT_END_OF_EARLY_DATA, H.end_of_early_data): S.SERVER_EXPECT_FINISHED,
     (S.SERVER_EXPECT_CERTIFICATE, H.certificate): S.SERVER_EXPECT_CERTIFICATE_VERIFY,
     (S.SERVER_EXPECT_CERTIFICATE_VERIFY, H.certificate_verify): S.SERVER_EXPECT_FINISHED,
     (S.SERVER_EXPECT_FINISHED, H.finished): S.SERVER_CONNECTED,
@@ -212,6 +216,7 @@ BRANCHES: dict[tuple[State, Received, Branch], State] = {
     ),
     (S.SERVER_EXPECT_CERTIFICATE, H.certificate, Branch.EMPTY_CERTIFICATE): S.SERVER_EXPECT_FINISHED,
     (S.CLIENT_EXPECT_ENCRYPTED_EXTENSIONS, H.encrypted_extensions, Branch.PSK): S.CLIENT_EXPECT_FINISHED,
+    (S.SERVER_EXPECT_CLIENT_HELLO, H.client_hello, Branch.EARLY_DATA): S.SERVER_EXPECT_END_OF_EARLY_DATA,
     # TLS 1.2 forks
     (S.CLIENT_EXPECT_SERVER_HELLO, H.server_hello, Branch.TLS12): S.CLIENT12_EXPECT_CERTIFICATE,
     (S.CLIENT12_EXPECT_CERTIFICATE, H.certificate, Branch.RSA_KEY_EXCHANGE): (
