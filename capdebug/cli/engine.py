@@ -166,6 +166,8 @@ def _summary(hs: HandshakeComplete) -> str:
     extras = ""
     if hs.resumed:
         extras += ", resumed"
+    if hs.early_data is not None:
+        extras += f", early data {'accepted' if hs.early_data else 'REJECTED'}"
     if hs.version != 0x0304:
         extras = f", extended master secret {'yes' if hs.extended_master_secret else 'NO'}"
         if hs.encrypt_then_mac:
@@ -212,6 +214,9 @@ def serve(
     www: bool = typer.Option(False, "--www", help="Answer one HTTP request with a status page."),
     once: bool = typer.Option(False, "--once", help="Serve one connection, then exit."),
     tickets: int = typer.Option(1, "--tickets", help="NewSessionTickets to send."),
+    early_data: int = typer.Option(
+        0, "--early-data", help="Accept this many bytes of 0-RTT early data per ticket (0: refuse)."
+    ),
 ) -> None:
     """A TLS 1.3 / 1.2 server on the capdebug engine (like openssl s_server)."""
     from ..crypto import x509_engine as cx509
@@ -245,6 +250,7 @@ def serve(
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
         session_tickets=tickets,
+        max_early_data=early_data,
     )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as listener:
@@ -265,10 +271,20 @@ def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bo
     from ..tls.connection import Connection
     from ..tls.io import TLSSocket
 
-    tls = TLSSocket(sock, Connection(config, is_client=False))
+    from ..tls.events import EarlyDataReceived
+
+    tls = TLSSocket(sock, Connection(config, is_client=False, now=dt.datetime.now(dt.UTC)))
     try:
         hs = tls.negotiate()
         typer.echo(f"{peer}: {_summary(hs)}", err=True)
+        early = b"".join(e.data for e in tls.events if isinstance(e, EarlyDataReceived))
+        if early:
+            typer.echo(f"{peer}: 0-RTT early data: {len(early)} bytes (single-use ticket)", err=True)
+            if echo:
+                tls.sendall(early)
+            elif not www:
+                sys.stdout.buffer.write(early)
+                sys.stdout.flush()
         if www:
             request = b""
             while b"\r\n\r\n" not in request:
@@ -330,6 +346,9 @@ def connect(
         None, "--sess-out", help="Write the session (last ticket) here, 0600, to resume later."
     ),
     sess_in: Path | None = typer.Option(None, "--sess-in", help="Resume the session in this file."),
+    early_data: str | None = typer.Option(
+        None, "--early-data", help="With --sess-in: send this text as 0-RTT early data."
+    ),
     send: str | None = typer.Option(None, "--send", help="Send this text after the handshake."),
     key_update: bool = typer.Option(False, "--key-update", help="Send a KeyUpdate (update_requested)."),
     timeout: float = typer.Option(10.0, "--timeout", help="Socket timeout in seconds."),
@@ -369,7 +388,9 @@ def connect(
         except OSError as exc:
             raise UsageError(f"cannot read {sess_in}: {exc.strerror}") from None
     sock = socket.create_connection((host, port), timeout=timeout)
-    tls = TLSSocket(sock, Connection(config, is_client=True, now=dt.datetime.now(dt.UTC), session=session))
+    early = early_data.encode() if early_data is not None else None
+    conn = Connection(config, is_client=True, now=dt.datetime.now(dt.UTC), session=session, early_data=early)
+    tls = TLSSocket(sock, conn)
     try:
         hs = tls.negotiate()
         typer.echo(_summary(hs), err=True)
