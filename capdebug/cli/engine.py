@@ -269,9 +269,8 @@ def serve(
 
 def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bool, www: bool) -> None:
     from ..tls.connection import Connection
-    from ..tls.io import TLSSocket
-
     from ..tls.events import EarlyDataReceived
+    from ..tls.io import TLSSocket
 
     tls = TLSSocket(sock, Connection(config, is_client=False, now=dt.datetime.now(dt.UTC)))
     try:
