@@ -58,7 +58,6 @@ from ..wire.constants import (
     CipherSuite,
     ContentType,
     HandshakeType,
-    KeyUpdateRequest,
     NamedGroup,
     ProtocolVersion,
     SignatureScheme,
@@ -84,10 +83,10 @@ from ..wire.handshake import (
     summary,
 )
 from ..wire.record import RECORD_HEADER_SIZE, RecordTooLong, frame_records
-from . import auth, client, client12, early, records, server, server12
+from . import auth, client, client12, early, keyupdate, records, server, server12
 from ._common import AD, T, err, fmt
 from .config import ClientAuth, TLSConfig
-from .events import Event, KeyUpdateReceived
+from .events import Event
 from .faults import Faults
 from .session import Session, TicketState
 from .state import Branch, Received, State, next_state, next_state_on_send
@@ -337,7 +336,7 @@ class Connection:
         self._check_can_send()
         if not self.handshake_complete:
             raise TLSError("ERR_NOT_CONNECTED", ErrorKind.USAGE, "KeyUpdate before the handshake completed")
-        self._send_key_update(request)
+        keyupdate.send(self, request)
 
     def close(self) -> None:
         """Send close_notify (once). The peer's close_notify arrives as
@@ -482,7 +481,7 @@ class Connection:
             elif isinstance(msg, NewSessionTicket):
                 client.on_new_session_ticket(self, msg)
             elif isinstance(msg, KeyUpdate):
-                self._on_key_update(msg)
+                keyupdate.on_key_update(self, msg)
             else:  # the table allowed the type, so this is a codec/engine mismatch
                 raise err(
                     "ERR_INTERNAL",
@@ -500,7 +499,7 @@ class Connection:
             elif isinstance(msg, Finished):
                 server.on_finished(self, msg, raw)
             elif isinstance(msg, KeyUpdate):
-                self._on_key_update(msg)
+                keyupdate.on_key_update(self, msg)
             elif isinstance(msg, EndOfEarlyData):
                 early.on_end_of_early_data(self, msg, raw)
             else:
@@ -568,48 +567,3 @@ class Connection:
             raise err("ERR_CERT_UNKNOWN_CA", f"cannot verify: {exc}", AD.unknown_ca) from exc
         if self._trace.mask & T.HANDSHAKE:
             self._trace.emit(T.HANDSHAKE, "peer certificate chain verified")
-
-    # ---------------------------------------------------------------- KeyUpdate (RFC 8446 4.6.3)
-
-    def _send_key_update(self, request: bool) -> None:
-        assert self._tx.protected
-        value = KeyUpdateRequest.update_requested if request else KeyUpdateRequest.update_not_requested
-        self._send_handshake(KeyUpdate(value))
-        self._flush_handshake()
-        self._tx = tx = self._tx.key_update()
-        if self._trace.mask & T.KEYS:
-            self._trace.emit(T.KEYS, f"write key updated to generation {tx.generation}")
-        if self.config.key_log_update_lines:
-            self._log_update_line(tx, write=True)
-
-    def _on_key_update(self, msg: KeyUpdate) -> None:
-        if msg.request_update not in (0, 1):
-            raise err(
-                "ERR_ILLEGAL_PARAMETER",
-                f"KeyUpdate request_update={msg.request_update}",
-                AD.illegal_parameter,
-            )
-        assert self._rx.protected
-        self._transition(HandshakeType.key_update)
-        if self._more_handshake_data:
-            raise err(
-                "ERR_UNEXPECTED_MESSAGE",
-                "handshake data continues across a KeyUpdate",
-                AD.unexpected_message,
-            )
-        self._rx = rx = self._rx.key_update()
-        if self._trace.mask & T.KEYS:
-            self._trace.emit(T.KEYS, f"read key updated to generation {rx.generation}")
-        if self.config.key_log_update_lines:
-            self._log_update_line(rx, write=False)
-        requested = msg.request_update == KeyUpdateRequest.update_requested
-        if requested and not self.send_closed:
-            # Answer before our next application data; one answer covers several requests.
-            self._send_key_update(False)
-        self._events.append(KeyUpdateReceived(requested))
-
-    def _log_update_line(self, direction: RecordDirection, write: bool) -> None:
-        # OpenSSL-style CLIENT_/SERVER_TRAFFIC_SECRET_N.
-        ours_client = self.is_client == write
-        label = f"{'CLIENT' if ours_client else 'SERVER'}_TRAFFIC_SECRET_{direction.generation}"
-        self._log_secret(label, direction.traffic_secret)
