@@ -94,6 +94,11 @@ def build_client_hello(conn: Connection) -> ClientHello:
             exts.append(wx.Extension(ExtensionType.extended_master_secret, wx.push_empty()))
         if cfg.encrypt_then_mac and any(not SUITES[s].is_aead for s in cfg.suites_for(TLS12)):
             exts.append(wx.Extension(ExtensionType.encrypt_then_mac, wx.push_empty()))
+    if tls12:
+        # RFC 5077 3.2: empty asks for a ticket; non-empty offers one to resume.
+        s = conn._session
+        ticket = s.ticket if s is not None and s.version == TLS12 else b""
+        exts.append(wx.Extension(ExtensionType.session_ticket, ticket))
     if cfg.alpn_protocols:
         exts.append(
             wx.Extension(
@@ -111,7 +116,7 @@ def build_client_hello(conn: Connection) -> ClientHello:
         legacy_compression_methods=b"\x00",
         extensions=tuple(exts),
     )
-    if tls13 and conn._session is not None:
+    if tls13 and conn._session is not None and conn._session.version == TLS13:
         if early.wants_early_data(conn):
             conn._offered_early_data = True
             hello = ClientHello(

@@ -28,6 +28,7 @@ from ..wire.handshake import (
     Finished,
     HandshakeMessage,
     HelloRequest,
+    NewSessionTicket12,
     ServerHello,
     ServerHelloDone,
     ServerKeyExchange,
@@ -51,6 +52,7 @@ _ANSWERABLE = frozenset(
         ExtensionType.encrypt_then_mac,
         ExtensionType.ec_point_formats,
         ExtensionType.application_layer_protocol_negotiation,
+        ExtensionType.session_ticket,
     )
 )
 
@@ -80,12 +82,17 @@ def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
         )
     if msg.legacy_compression_method != 0:
         raise err("ERR_ILLEGAL_PARAMETER", "non-null compression method", AD.illegal_parameter)
-    if conn._session_id and msg.legacy_session_id_echo == conn._session_id:
+    session = conn._session if conn._session is not None and conn._session.version == TLS12 else None
+    resumed = bool(conn._session_id) and msg.legacy_session_id_echo == conn._session_id
+    if resumed and session is None:
         raise err(
             "ERR_ILLEGAL_PARAMETER",
             "the server resumes a session we did not offer (our session id is a TLS 1.3 D.4 one)",
             AD.illegal_parameter,
         )
+    if resumed and session is not None and msg.cipher_suite != session.cipher_suite:
+        # RFC 5246 7.4.1.3: a resumed session keeps its cipher suite.
+        raise err("ERR_ILLEGAL_PARAMETER", "resumed session with another cipher suite", AD.illegal_parameter)
     suite = SUITES[msg.cipher_suite]
     offered = {e.type for e in conn._client_hello.extensions} if conn._client_hello else set()
     for e in msg.extensions:
@@ -106,6 +113,9 @@ def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
         etm = wx.ext(msg, ExtensionType.encrypt_then_mac)
         if etm is not None:
             wx.pull_empty(etm)
+        ticket_ack = wx.ext(msg, ExtensionType.session_ticket)
+        if ticket_ack is not None:
+            wx.pull_empty(ticket_ack)  # RFC 5077 3.2: the server's is empty
         alpn = wx.ext(msg, ExtensionType.application_layer_protocol_negotiation)
         names = wx.pull_alpn_protocols(alpn) if alpn is not None else ()
     except DecodeError as exc:
@@ -133,9 +143,24 @@ def on_server_hello(conn: Connection, msg: ServerHello, raw: bytes) -> None:
     conn.suite = suite
     conn.cipher_suite = CipherSuite(msg.cipher_suite)
     conn._key_shares.clear()
+    conn._ticket_expected = ticket_ack is not None
+    conn._session_id = msg.legacy_session_id_echo
     conn._transcript = Transcript(suite.hash_name)
     hs12.add(conn, conn._client_hello_bytes)
     hs12.add(conn, raw)
+    if resumed and session is not None:
+        if session.extended_master_secret != conn._ems:
+            # RFC 7627 5.3: a session and its resumption agree on the extended master secret.
+            raise err(
+                "ERR_NO_EXTENDED_MASTER_SECRET",
+                "resumed session without the extended master secret it was made with",
+                AD.handshake_failure,
+            )
+        conn._resumed12 = True
+        hs12.install_master_secret(conn, session.master_secret)
+        branch = Branch.TLS12_RESUMED_TICKET if conn._ticket_expected else Branch.TLS12_RESUMED
+        conn._transition(HandshakeType.server_hello, branch)
+        return
     conn._transition(HandshakeType.server_hello, Branch.TLS12)
 
 
@@ -171,9 +196,15 @@ def dispatch(conn: Connection, msg: HandshakeMessage, raw: bytes) -> None:
         conn._transition(HandshakeType.certificate_request)
     elif isinstance(msg, ServerHelloDone):
         on_server_hello_done(conn, raw)
+    elif isinstance(msg, NewSessionTicket12):
+        hs12.add(conn, raw)
+        conn._ticket12 = (msg.ticket_lifetime_hint, msg.ticket)
+        conn._transition(HandshakeType.new_session_ticket)
     elif isinstance(msg, Finished):
         hs12.check_finished(conn, msg)
         hs12.add(conn, raw)
+        if conn._resumed12:
+            hs12.send_ccs_and_finished(conn)  # abbreviated: ours come last (RFC 5246 7.3)
         conn._transition(HandshakeType.finished)
         hs12.complete(conn, conn.peer_signature_scheme)
     else:
@@ -247,7 +278,9 @@ def on_server_hello_done(conn: Connection, raw: bytes) -> None:
     """Our flight: [Certificate], ClientKeyExchange, [CertificateVerify], CCS, Finished."""
     assert conn.suite is not None
     hs12.add(conn, raw)
-    conn._transition(HandshakeType.server_hello_done)
+    conn._transition(
+        HandshakeType.server_hello_done, Branch.TICKET_EXPECTED if conn._ticket_expected else None
+    )
     cred = conn.config.credential
     scheme: int | None = None
     if conn._cert_request12 is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ..crypto.x509 import PrivateKey
 from ..errors import UsageError
 from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
-from .session import TicketStore
+from .session import SessionCache, TicketStore
 from .trace import TraceCallback, TraceCategory
 
 __all__ = [
@@ -178,6 +178,8 @@ class TLSConfig:
     one per config. Servers sharing a key resume each other's tickets."""
     ticket_store: TicketStore = field(default_factory=TicketStore, repr=False, compare=False)
     """Server: ids of tickets already used, so each resumes once (RFC 8446 8.1)."""
+    session_cache: SessionCache = field(default_factory=SessionCache, repr=False, compare=False)
+    """Server: TLS 1.2 sessions by session ID, for resumption (RFC 5246 7.4.1.2)."""
     max_early_data: int = 0
     """Server: 0-RTT bytes to accept per ticket (RFC 8446 4.2.10); 0 refuses early data."""
     key_log_callback: Callable[[str], None] | None = None

@@ -183,6 +183,12 @@ class Connection:
         self._hs_messages = bytearray()
         """TLS 1.2: the handshake messages themselves, for CertificateVerify (RFC 5246 7.4.8)."""
         self._cert_request12: CertificateRequest12 | None = None
+        self._resumed12 = False
+        """TLS 1.2 abbreviated handshake (a session ID or RFC 5077 ticket was accepted)."""
+        self._ticket12: tuple[int, bytes] | None = None
+        """Client: (lifetime hint, ticket) of the TLS 1.2 NewSessionTicket."""
+        self._ticket_expected = False
+        """TLS 1.2: the server acknowledged session_ticket and will send a NewSessionTicket."""
         # TLS 1.3 resumption (psk.py)
         self._session = session if is_client else None
         """Client: the session to offer (dropped when it cannot apply)."""
@@ -215,7 +221,7 @@ class Connection:
     @property
     def resumed(self) -> bool:
         """TLS 1.3: the handshake was authenticated by a resumption PSK."""
-        return bool(self._psk)
+        return bool(self._psk) or self._resumed12
 
     @property
     def handshake_complete(self) -> bool:
@@ -241,6 +247,11 @@ class Connection:
         offers_tls13 = ProtocolVersion.TLS1_3 in client.offered_versions(self)
         # RFC 8446 D.4: a non-empty legacy_session_id makes the server echo it and send CCS.
         self._session_id = os.urandom(32) if self.config.middlebox_compat and offers_tls13 else b""
+        s = self._session
+        if s is not None and s.version == ProtocolVersion.TLS1_2:
+            # RFC 5246 7.4.1.2: the ID to resume; with a ticket, a fresh ID the server echoes
+            # when it accepts the ticket (RFC 5077 3.4).
+            self._session_id = os.urandom(32) if s.ticket else s.session_id
         if offers_tls13:
             for group in self.config.initial_key_share_groups:
                 client.new_key_share(self, group)

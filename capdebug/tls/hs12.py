@@ -18,7 +18,8 @@ from ..wire.constants import AlertDescription, ProtocolVersion, SignatureScheme
 from ..wire.handshake import Finished, HandshakeMessage
 from . import records
 from ._common import AD, T, err
-from .events import HandshakeComplete, RenegotiationRefused
+from .events import HandshakeComplete, NewSessionTicketReceived, RenegotiationRefused
+from .session import Session, TicketState12
 from .state import CHANGE_CIPHER_SPEC
 
 if TYPE_CHECKING:
@@ -50,6 +51,13 @@ def derive_keys(conn: Connection, premaster: bytes) -> None:
         ms = extended_master_secret(suite.hash_name, premaster, conn._transcript.digest())
     else:
         ms = master_secret(suite.hash_name, premaster, conn.client_random, conn.server_random)
+    install_master_secret(conn, ms)
+
+
+def install_master_secret(conn: Connection, ms: bytes) -> None:
+    """The pending record directions from a master secret (new or resumed), RFC 5246 6.3."""
+    suite = conn.suite
+    assert suite is not None
     conn._master_secret = ms
     conn._log_secret("CLIENT_RANDOM", ms)
     keys = derive_keys12(suite, ms, conn.client_random, conn.server_random)
@@ -133,8 +141,37 @@ def complete(conn: Connection, scheme: int | None) -> None:
             version=TLS12,
             extended_master_secret=conn._ems,
             encrypt_then_mac=conn._etm,
+            resumed=conn._resumed12,
         )
     )
+    if conn.is_client and (conn._ticket12 or conn._session_id) and not conn._resumed12:
+        # The session to resume later: by ticket (RFC 5077) or by session ID (RFC 5246 7.4.1.2).
+        lifetime, ticket = conn._ticket12 or (0, b"")
+        session = Session(
+            TLS12,
+            conn.cipher_suite,
+            ticket,
+            b"",
+            0,
+            lifetime,
+            None,
+            0,
+            conn.server_name,
+            conn.alpn,
+            conn._session_id,
+            conn._master_secret,
+            conn._ems,
+        )
+        conn._events.append(NewSessionTicketReceived(lifetime, 0, b"", ticket, b"", session))
+    elif not conn.is_client and conn._session_id and not conn._resumed12:
+        assert conn.suite is not None
+        conn.config.session_cache.put(conn._session_id, state12(conn))
+
+
+def state12(conn: Connection) -> TicketState12:
+    assert conn.cipher_suite is not None
+    now = 0 if conn._now is None else int(conn._now.timestamp() * 1000)
+    return TicketState12(conn.cipher_suite, conn._master_secret, conn._ems, now, conn.config.ticket_lifetime)
 
 
 def refuse_renegotiation(conn: Connection) -> None:

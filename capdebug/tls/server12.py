@@ -14,7 +14,8 @@ from ..crypto import kx12, x509_engine
 from ..crypto import x509 as cx509
 from ..crypto.schedule13 import Transcript
 from ..crypto.suites import SUITES
-from ..errors import CryptoError, DecodeError
+from ..crypto.tickets import open_ticket, seal_ticket
+from ..errors import CryptoError, DecodeError, DecryptError
 from ..wire import extensions as wx
 from ..wire.constants import CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme, name_of
 from ..wire.handshake import (
@@ -27,6 +28,7 @@ from ..wire.handshake import (
     ClientKeyExchange,
     Finished,
     HandshakeMessage,
+    NewSessionTicket12,
     ServerHello,
     ServerHelloDone,
     ServerKeyExchange,
@@ -36,6 +38,7 @@ from ..wire.handshake import (
 from . import hs12
 from ._common import AD, TLS13, T, err
 from .config import ClientAuth
+from .session import TicketState12
 from .state import Branch
 
 if TYPE_CHECKING:
@@ -154,10 +157,20 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
                 wx.push_alpn_protocols((conn.alpn.encode(),)),
             )
         )
+    ticket_ext = wx.ext(msg, ExtensionType.session_ticket)
+    resumed = _resumable(conn, msg, ticket_ext)
+    if resumed is not None and resumed.cipher_suite != suite_code:
+        resumed = None  # the suite we would pick now: keeps EtM and the transcript hash simple
+    conn._ticket_expected = ticket_ext is not None and cfg.session_tickets > 0 and resumed is None
+    if conn._ticket_expected:
+        exts.append(wx.Extension(ExtensionType.session_ticket, b""))  # RFC 5077 3.2
     conn._transcript = Transcript(suite.hash_name)
     hs12.add(conn, raw)
-    # An empty session_id: this server does not cache sessions (RFC 5246 7.4.1.3).
-    hs12.send(conn, ServerHello(TLS12, random, b"", suite_code, 0, tuple(exts)))
+    if resumed is not None:
+        _resume(conn, msg, resumed, random, exts)
+        return
+    conn._session_id = os.urandom(32)  # cached at completion (RFC 5246 7.4.1.3)
+    hs12.send(conn, ServerHello(TLS12, random, conn._session_id, suite_code, 0, tuple(exts)))
     hs12.send(conn, Certificate(b"", tuple(CertificateEntry(d) for d in cfg.credential.chain), tls13=False))
     if suite.kx == "ECDHE":
         assert group is not None and scheme is not None
@@ -170,6 +183,45 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
     hs12.send(conn, ServerHelloDone())
     conn._flush_handshake()
     conn._transition(HandshakeType.client_hello, branch)
+
+
+def _resumable(conn: Connection, msg: ClientHello, ticket: bytes | None) -> TicketState12 | None:
+    """The session the client asks to resume, if we have it and it still applies: by ticket
+    (RFC 5077 3.4) or by session ID (RFC 5246 7.4.1.2); None for a full handshake."""
+    cfg = conn.config
+    state: TicketState12 | None = None
+    if ticket:
+        try:
+            state = TicketState12.decode(open_ticket(cfg.ticket_key, ticket))
+        except (DecryptError, DecodeError):
+            state = None  # not ours or stale: a full handshake, with a new ticket
+    elif msg.legacy_session_id:
+        state = cfg.session_cache.get(msg.legacy_session_id)
+    if state is None:
+        return None
+    if state.cipher_suite not in msg.cipher_suites:
+        return None  # RFC 5246 7.4.1.2: the client must offer the session's suite
+    now = 0 if conn._now is None else int(conn._now.timestamp() * 1000)
+    if now and state.issued_at_ms and now - state.issued_at_ms > state.lifetime * 1000:
+        return None
+    # RFC 7627 5.3: resume only if the extended master secret is used both times.
+    if state.extended_master_secret != conn._ems:
+        return None
+    return state
+
+
+def _resume(
+    conn: Connection, msg: ClientHello, state: TicketState12, random: bytes, exts: list[wx.Extension]
+) -> None:
+    """The abbreviated handshake: ServerHello echoing the session ID, CCS, Finished (7.3)."""
+    conn._resumed12 = True
+    conn._session_id = msg.legacy_session_id
+    if conn._trace.mask & T.HANDSHAKE:
+        conn._trace.emit(T.HANDSHAKE, "resuming a TLS 1.2 session (abbreviated handshake)")
+    hs12.send(conn, ServerHello(TLS12, random, msg.legacy_session_id, state.cipher_suite, 0, tuple(exts)))
+    hs12.install_master_secret(conn, state.master_secret)
+    hs12.send_ccs_and_finished(conn)
+    conn._transition(HandshakeType.client_hello, Branch.TLS12_RESUMED)
 
 
 def _server_schemes(key: cx509.PrivateKey) -> tuple[int, ...]:
@@ -223,7 +275,12 @@ def dispatch(conn: Connection, msg: HandshakeMessage, raw: bytes) -> None:
     elif isinstance(msg, Finished):
         hs12.check_finished(conn, msg)
         hs12.add(conn, raw)
-        hs12.send_ccs_and_finished(conn)
+        if conn._ticket_expected:
+            state = hs12.state12(conn).encode()
+            ticket = seal_ticket(conn.config.ticket_key, state)
+            hs12.send(conn, NewSessionTicket12(conn.config.ticket_lifetime, ticket))
+        if not conn._resumed12:
+            hs12.send_ccs_and_finished(conn)
         conn._transition(HandshakeType.finished)
         hs12.complete(conn, conn._our_scheme)
     else:

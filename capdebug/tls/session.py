@@ -22,9 +22,10 @@ from .._buffer import Buffer
 from ..errors import DecodeError, NeedData, UsageError
 from ..wire.constants import CipherSuite, ProtocolVersion
 
-__all__ = ["Session", "TicketState", "TicketStore"]
+__all__ = ["Session", "SessionCache", "TicketState", "TicketState12", "TicketStore"]
 
 _FORMAT = "capdebug-session-1"
+_TAG13, _TAG12 = 0x13, 0x12
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,10 @@ class Session:
     """0-RTT bytes the server accepts with it (early_data in NewSessionTicket); 0: none."""
     server_name: str | None = None
     alpn: str | None = None
+    # TLS 1.2 (RFC 5246 7.4.1.2 session IDs, RFC 5077 tickets)
+    session_id: bytes = b""
+    master_secret: bytes = field(default=b"", repr=False)
+    extended_master_secret: bool = False
 
     def to_bytes(self) -> bytes:
         """JSON, secrets in hex: for a file created 0600."""
@@ -60,6 +65,9 @@ class Session:
             "max_early_data": self.max_early_data,
             "server_name": self.server_name,
             "alpn": self.alpn,
+            "session_id": self.session_id.hex(),
+            "master_secret": self.master_secret.hex(),
+            "extended_master_secret": self.extended_master_secret,
         }
         return json.dumps(data, indent=1).encode() + b"\n"
 
@@ -81,6 +89,9 @@ class Session:
                 int(raw.get("max_early_data", 0)),
                 raw.get("server_name"),
                 raw.get("alpn"),
+                bytes.fromhex(raw.get("session_id", "")),
+                bytes.fromhex(raw.get("master_secret", "")),
+                bool(raw.get("extended_master_secret", False)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"unreadable session file: {exc}") from exc
@@ -103,6 +114,7 @@ class TicketState:
 
     def encode(self) -> bytes:
         buf = Buffer()
+        buf.push_uint8(_TAG13)
         buf.push_opaque(1, self.ticket_id)
         buf.push_uint16(self.cipher_suite)
         buf.push_opaque(1, self.psk)
@@ -118,6 +130,8 @@ class TicketState:
     def decode(cls, data: bytes) -> TicketState:
         buf = Buffer(data)
         try:
+            if buf.pull_uint8() != _TAG13:
+                raise DecodeError("not a TLS 1.3 ticket")
             state = cls(
                 buf.pull_opaque(1),
                 buf.pull_uint16(),
@@ -155,3 +169,63 @@ class TicketStore:
             if len(self._used) > self.capacity:
                 self._used.popitem(last=False)
             return True
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState12:
+    """What a TLS 1.2 server keeps of a session: in its cache by session ID, or sealed in a
+    RFC 5077 ticket."""
+
+    cipher_suite: int
+    master_secret: bytes = field(repr=False)
+    extended_master_secret: bool
+    issued_at_ms: int
+    lifetime: int
+
+    def encode(self) -> bytes:
+        buf = Buffer()
+        buf.push_uint8(_TAG12)
+        buf.push_uint16(self.cipher_suite)
+        buf.push_opaque(1, self.master_secret)
+        buf.push_uint8(int(self.extended_master_secret))
+        buf.push_uint64(self.issued_at_ms)
+        buf.push_uint32(self.lifetime)
+        return buf.data()
+
+    @classmethod
+    def decode(cls, data: bytes) -> TicketState12:
+        buf = Buffer(data)
+        try:
+            if buf.pull_uint8() != _TAG12:
+                raise DecodeError("not a TLS 1.2 ticket")
+            state = cls(
+                buf.pull_uint16(),
+                buf.pull_opaque(1),
+                bool(buf.pull_uint8()),
+                buf.pull_uint64(),
+                buf.pull_uint32(),
+            )
+        except NeedData as exc:
+            raise DecodeError(f"ticket state: {exc}") from exc
+        if not buf.eof():
+            raise DecodeError("ticket state: bytes left over")
+        return state
+
+
+class SessionCache:
+    """A TLS 1.2 server's sessions by session ID (bounded, oldest out first; thread-safe)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[bytes, TicketState12] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, session_id: bytes, state: TicketState12) -> None:
+        with self._lock:
+            self._entries[session_id] = state
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def get(self, session_id: bytes) -> TicketState12 | None:
+        with self._lock:
+            return self._entries.get(session_id)

@@ -113,6 +113,10 @@ class Branch(enum.Enum):
     """The hello negotiated TLS 1.2."""
     TLS12_CLIENT_AUTH = "tls12 client_auth_requested"
     """TLS 1.2 ClientHello answered with a CertificateRequest (RFC 5246 7.4.4)."""
+    TLS12_RESUMED = "tls12 resumed"
+    """TLS 1.2 abbreviated handshake: the server's CCS and Finished come first (RFC 5246 7.3)."""
+    TLS12_RESUMED_TICKET = "tls12 resumed, new ticket"
+    """Abbreviated handshake where the server also sends a new ticket (RFC 5077 3.1)."""
     RSA_KEY_EXCHANGE = "rsa_key_exchange"
     """TLS 1.2 static RSA: no ServerKeyExchange after the Certificate (RFC 5246 7.4.3)."""
     TICKET_EXPECTED = "ticket_expected"
@@ -219,6 +223,19 @@ BRANCHES: dict[tuple[State, Received, Branch], State] = {
     (S.SERVER_EXPECT_CLIENT_HELLO, H.client_hello, Branch.EARLY_DATA): S.SERVER_EXPECT_END_OF_EARLY_DATA,
     # TLS 1.2 forks
     (S.CLIENT_EXPECT_SERVER_HELLO, H.server_hello, Branch.TLS12): S.CLIENT12_EXPECT_CERTIFICATE,
+    (
+        S.CLIENT_EXPECT_SERVER_HELLO,
+        H.server_hello,
+        Branch.TLS12_RESUMED,
+    ): S.CLIENT12_EXPECT_CHANGE_CIPHER_SPEC,
+    (S.CLIENT_EXPECT_SERVER_HELLO, H.server_hello, Branch.TLS12_RESUMED_TICKET): (
+        S.CLIENT12_EXPECT_NEW_SESSION_TICKET
+    ),
+    (
+        S.SERVER_EXPECT_CLIENT_HELLO,
+        H.client_hello,
+        Branch.TLS12_RESUMED,
+    ): S.SERVER12_EXPECT_CHANGE_CIPHER_SPEC,
     (S.CLIENT12_EXPECT_CERTIFICATE, H.certificate, Branch.RSA_KEY_EXCHANGE): (
         S.CLIENT12_EXPECT_CERTIFICATE_REQUEST_OR_DONE
     ),

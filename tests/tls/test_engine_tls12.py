@@ -178,3 +178,48 @@ def test_tls12_alert_warning_is_not_fatal_but_fatal_is(pki: Pki) -> None:
     with pytest.raises(TLSError) as exc:
         drain(s)
     assert exc.value.name == "ERR_PEER_ALERT" and exc.value.alert == AlertDescription.internal_error
+
+
+def _session12(events: list[object]) -> object:
+    from capdebug.tls.events import NewSessionTicketReceived
+
+    found = [e.session for e in events if isinstance(e, NewSessionTicketReceived) and e.session is not None]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.parametrize("tickets", [1, 0], ids=["ticket", "session-id"])
+def test_tls12_resumption_by_ticket_or_session_id(pki: Pki, tickets: int) -> None:
+    from capdebug.tls.session import Session
+
+    scfg = server_config(pki, max_version=TLS12, session_tickets=tickets)
+    _c, _s, cev, _ = handshake(client_config(pki), scfg)
+    session = _session12(cev)
+    assert isinstance(session, Session) and session.version is TLS12
+    assert bool(session.ticket) is bool(tickets) and len(session.session_id) == 32
+    again = Session.from_bytes(session.to_bytes())
+    lines: list[str] = []
+    c2 = Connection(client_config(pki, key_log_callback=lines.append), is_client=True, now=NOW, session=again)
+    s2 = Connection(scfg, is_client=False, now=NOW)
+    c2.start_handshake()
+    pump(c2, s2)
+    hs = _complete(drain(c2))
+    assert hs.resumed and hs.version is TLS12 and hs.cipher_suite is session.cipher_suite
+    assert _complete(drain(s2)).resumed and c2.resumed
+    # Same master secret, new randoms: a new CLIENT_RANDOM line with the old secret.
+    assert lines and lines[0].split()[2] == session.master_secret.hex()
+    c2.send_application_data(b"resumed 1.2")
+    pump(c2, s2)
+    assert [e.data for e in drain(s2) if isinstance(e, ApplicationData)] == [b"resumed 1.2"]
+
+
+def test_tls12_unknown_session_is_a_full_handshake(pki: Pki) -> None:
+    scfg = server_config(pki, max_version=TLS12)
+    _, _, cev, _ = handshake(client_config(pki), scfg)
+    session = _session12(cev)
+    other = server_config(pki, max_version=TLS12)  # another ticket key and cache
+    c = Connection(client_config(pki), is_client=True, now=NOW, session=session)  # type: ignore[arg-type]
+    s = Connection(other, is_client=False, now=NOW)
+    c.start_handshake()
+    pump(c, s)
+    assert not _complete(drain(c)).resumed
