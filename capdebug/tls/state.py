@@ -35,6 +35,11 @@ message but is part of the flow (RFC 5246 7.1), so it has a key in the table too
 server, after the handshake) is in the table as a loop on the connected state: the handler
 refuses it with a warning no_renegotiation (RFC 5746 4.2, 4.4; RFC 5246 7.2.2).
 
+Resumption takes forks too: a TLS 1.3 PSK handshake goes from WAIT_EE straight to
+WAIT_FINISHED (:data:`Branch.PSK`, no certificates); an accepted 0-RTT puts the server in
+WAIT_EOED (:data:`Branch.EARLY_DATA`); a TLS 1.2 abbreviated handshake (session ID or RFC 5077
+ticket) skips to the ChangeCipherSpec on both sides (:data:`Branch.TLS12_RESUMED`).
+
 The record layer has its own, much simpler rules (which content types are allowed with which
 keys) in ``connection.py``; closure (close_notify each way) is two flags, not states, because
 TLS 1.3 half-close makes the two directions independent (RFC 8446 6.1).

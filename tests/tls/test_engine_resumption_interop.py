@@ -1,10 +1,11 @@
-"""TLS 1.3 resumption against OpenSSL, both ways: the engine resumes an openssl s_server
+"""TLS 1.3 and TLS 1.2 resumption against OpenSSL, both ways: the engine resumes an openssl s_server
 session from its ticket, and openssl s_client resumes an engine session (-sess_out/-sess_in);
 the CLI writes and reads a session file (--sess-out/--sess-in)."""
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -12,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from capdebug.tls.connection import Connection
 from capdebug.tls.io import TLSSocket
 from tests.support.peers import openssl_s_server
 from tests.support.proc import Proc
 from tests.tools import require
 
 from ._peers import TIMEOUT, EngineServer, engine_client
-from ._pki import Pki, client_config, server_config
+from ._pki import NOW, Pki, client_config, server_config
 
 pytestmark = pytest.mark.tools
 
@@ -37,11 +39,6 @@ def test_engine_client_resumes_an_openssl_session(pki: Pki) -> None:
         assert sessions
         tls.shutdown()
         tls.close()
-        import socket
-
-        from capdebug.tls.connection import Connection
-
-        from ._pki import NOW
 
         sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         again = TLSSocket(sock, Connection(client_config(pki), is_client=True, now=NOW, session=sessions[-1]))
@@ -126,3 +123,65 @@ def test_cli_sess_out_then_sess_in(pki: Pki, tmp_path: Path) -> None:
         proc.close()
     assert "resumed" not in outs[0] and "session written to" in outs[0]
     assert "resumed" in outs[1], outs[1]
+
+
+@pytest.mark.parametrize("ticket", [True, False], ids=["ticket", "session-id"])
+def test_engine_client_resumes_an_openssl_tls12_session(pki: Pki, ticket: bool) -> None:
+    require("openssl")
+    args = ["-tls1_2", "-cert", "ecdsa.pem", "-key", "ecdsa.key"] + ([] if ticket else ["-no_ticket"])
+    proc, port = openssl_s_server(args, pki.folder)
+    try:
+        tls = engine_client(port, client_config(pki))
+        assert tls.negotiate().version == 0x0303
+        sessions = [t.session for t in tls.tickets if t.session is not None]
+        assert len(sessions) == 1 and bool(sessions[0].ticket) is ticket
+        tls.shutdown()
+        tls.close()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        again = TLSSocket(sock, Connection(client_config(pki), is_client=True, now=NOW, session=sessions[0]))
+        hs = again.negotiate()
+        assert hs.resumed and hs.version == 0x0303
+        again.sendall(b"resumed 1.2\n")
+        proc.wait_match("^resumed 1.2$")
+        again.shutdown()
+        again.close()
+    finally:
+        proc.close()
+
+
+@pytest.mark.parametrize("ticket", [True, False], ids=["ticket", "session-id"])
+def test_openssl_client_resumes_an_engine_tls12_session(pki: Pki, tmp_path: Path, ticket: bool) -> None:
+    require("openssl")
+    cfg = server_config(pki, session_tickets=1 if ticket else 0)
+    sess = tmp_path / "sess12.pem"
+    for round_, flag in enumerate(("-sess_out", "-sess_in")):
+        server = EngineServer(cfg, echo_once)
+        proc = Proc(
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{server.port}",
+                "-servername",
+                "localhost",
+                "-tls1_2",
+                "-CAfile",
+                "ca.pem",
+                flag,
+                str(sess),
+            ],
+            cwd=str(pki.folder),
+        )
+        try:
+            proc.wait_match(r"Verify return code: 0 \(ok\)")
+            proc.write(f"r{round_}\n")
+            proc.wait_match(f"^r{round_}$")
+            proc.write("Q\n")
+            resumed, _ = server.join()  # type: ignore[misc]
+            proc.wait_exit()
+        finally:
+            proc.close()
+        assert resumed is (round_ == 1)
+        assert ("Reused, TLSv1.2" in proc.output()) is (round_ == 1)
+        if round_ == 0:
+            assert ("TLS session ticket:" in proc.output()) is ticket
