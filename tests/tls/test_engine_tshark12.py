@@ -5,12 +5,15 @@ must agree on what was inside."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from capdebug.tls.connection import Connection
+from capdebug.tls.events import EarlyDataReceived
 from capdebug.tls.io import TLSSocket
 from capdebug.wire.constants import CipherSuite, ProtocolVersion
 from tests.support.tcpdump import tcpdump
@@ -18,7 +21,7 @@ from tests.tools import require, require_root
 
 from ._interop12 import leaf_for
 from ._peers import TIMEOUT, EngineServer, engine_client
-from ._pki import Pki, client_config, server_config
+from ._pki import NOW, Pki, client_config, server_config
 
 pytestmark = [pytest.mark.tools]
 
@@ -121,3 +124,92 @@ def test_tls12_capture_decrypts_in_tshark_and_capdebug(
     assert [(e["from"], e["encrypted"]) for e in finished] == [("client", True), ("server", True)]
     closes = sorted((e["from"], e["name"]) for e in events if e["event"] == "alert")
     assert closes == [("client", "close_notify"), ("server", "close_notify")]
+
+
+def _capture_resumed(pki: Pki, tmp_path: Path, *, tls12: bool) -> tuple[Path, Path, int]:
+    """A first connection for the session (not captured), then the resumed one under tcpdump:
+    TLS 1.3 with 0-RTT early data, or a TLS 1.2 abbreviated handshake (RFC 5077 ticket)."""
+    top = ProtocolVersion.TLS1_2 if tls12 else ProtocolVersion.TLS1_3
+    scfg = server_config(pki, max_early_data=1024, max_version=top)
+
+    def handler(tls: TLSSocket) -> object:
+        tls.negotiate()
+        data = b"".join(e.data for e in tls.events if isinstance(e, EarlyDataReceived))
+        data += tls.recv()
+        tls.sendall(b"reply:" + data)
+        tls.shutdown()
+        return data
+
+    server = EngineServer(scfg, handler)
+    tls = engine_client(server.port, client_config(pki))
+    tls.negotiate()
+    tls.sendall(b"first")
+    tls.recv_all()
+    tls.shutdown()
+    tls.close()
+    server.join()
+    session = next(t.session for t in reversed(tls.tickets) if t.session is not None)
+    lines: list[str] = []
+    server = EngineServer(scfg, handler)
+    pcap = tmp_path / "resumed.pcap"
+    with tcpdump(pcap, server.port, settle=0.5, extra=("-n",)):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+        conn = Connection(
+            client_config(pki, key_log_callback=lines.append),
+            is_client=True,
+            now=NOW,
+            session=session,
+            early_data=None if tls12 else b"zero-rtt-request",
+        )
+        again = TLSSocket(sock, conn)
+        hs = again.negotiate()
+        assert hs.resumed and (tls12 or hs.early_data is True)
+        again.sendall(b"one-rtt-request")
+        assert again.recv_all().startswith(b"reply:")
+        again.shutdown()
+        again.close()
+        server.join()
+    keylog = tmp_path / "resumed.keys"
+    keylog.write_text("\n".join(lines) + "\n")
+    return pcap, keylog, server.port
+
+
+def _tshark_payloads(pcap: Path, keylog: Path, port: int) -> str:
+    """The decrypted application data tshark shows, concatenated."""
+    cmd = ["tshark", "-n", "-r", str(pcap), "-o", f"tls.keylog_file:{keylog}", "-d", f"tcp.port=={port},tls"]
+    cmd += ["-Y", "tls.app_data", "-T", "fields", "-e", "tls.segment.data", "-e", "data.data"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT * 3, check=True)
+    return bytes.fromhex("".join(out.stdout.split())).decode("latin-1")
+
+
+def _capdebug_decrypt(pcap: Path, keylog: Path) -> list[dict[str, object]]:
+    cmd = [sys.executable, "-c", "from capdebug.cli.app import main; main()", "decrypt", str(pcap)]
+    done = subprocess.run(
+        [*cmd, "--keylog", str(keylog), "--json"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_tls13_0rtt_capture_decrypts_in_tshark_and_capdebug(pki: Pki, tmp_path: Path) -> None:
+    require_root()
+    require("tcpdump", "tshark")
+    pcap, keylog, port = _capture_resumed(pki, tmp_path, tls12=False)
+    assert "CLIENT_EARLY_TRAFFIC_SECRET" in keylog.read_text()
+    text = _tshark_payloads(pcap, keylog, port)
+    assert "zero-rtt-request" in text and "one-rtt-request" in text and "reply:zero-rtt-request" in text
+    events = _capdebug_decrypt(pcap, keylog)
+    assert not [e for e in events if e["event"] == "undecryptable"], events
+    client_app = [e["length"] for e in events if e["event"] == "app_data" and e["from"] == "client"]
+    assert client_app == [len(b"zero-rtt-request"), len(b"one-rtt-request")]
+
+
+def test_tls12_resumed_capture_decrypts_in_tshark_and_capdebug(pki: Pki, tmp_path: Path) -> None:
+    require_root()
+    require("tcpdump", "tshark")
+    pcap, keylog, port = _capture_resumed(pki, tmp_path, tls12=True)
+    text = _tshark_payloads(pcap, keylog, port)
+    assert "one-rtt-request" in text and "reply:one-rtt-request" in text
+    events = _capdebug_decrypt(pcap, keylog)
+    assert not [e for e in events if e["event"] == "undecryptable"], events
+    assert [e["from"] for e in events if e["event"] == "app_data" and e["decrypted"]] == ["client", "server"]
