@@ -101,6 +101,9 @@ def test_openssl_client_early_data_to_engine_and_replay(pki: Pki, tmp_path: Path
         )
         try:
             proc.wait_match(r"Verify return code: 0 \(ok\)")
+            # An echo makes s_client read past the ticket, which -sess_out needs.
+            proc.write(f"line {round_}\n")
+            proc.wait_match(f"^line {round_}$")
             proc.write("Q\n")
             early, _ = server.join()  # type: ignore[misc]
             proc.wait_exit()
