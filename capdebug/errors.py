@@ -50,6 +50,7 @@ __all__ = [
     "NeedData",
     "TLSError",
     "UsageError",
+    "print_stacktraces",
 ]
 
 
@@ -111,11 +112,24 @@ class ErrorKind(enum.Enum):
     INTERNAL = "internal"  # a bug in capdebug
 
 
+_print_stacktrace = False
+
+
+def print_stacktraces(enabled: bool) -> None:
+    """Print the stack wherever a :class:`TLSError` is created (a debugging aid, process-wide).
+
+    A switch, not an environment read: this module is imported by the pure layers, which read
+    no environment; the edge (the ``capdebug`` command) reads ``CAPDEBUG_PRINT_STACKTRACE``."""
+    global _print_stacktrace
+    _print_stacktrace = enabled
+
+
 class TLSError(CapdebugError):
     """An engine failure with a stable ``name`` (``ERR_BAD_RECORD_MAC``), a ``kind`` and a
     ``debug`` string naming where it was raised.
 
-    ``CAPDEBUG_PRINT_STACKTRACE=1`` prints the stack at the point the error is created.
+    After :func:`print_stacktraces` ``(True)`` (the ``capdebug`` command calls it when
+    ``CAPDEBUG_PRINT_STACKTRACE=1``), the stack is printed where the error is created.
     """
 
     def __init__(
@@ -135,7 +149,7 @@ class TLSError(CapdebugError):
             debug = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
         self.debug = debug
         super().__init__(f"{name}: {message}")
-        if os.environ.get("CAPDEBUG_PRINT_STACKTRACE") == "1":
+        if _print_stacktrace:
             traceback.print_stack(sys._getframe(1), file=sys.stderr)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system tools capdebug's tests drive for real: tcpdump, tshark (and editcap,
-# capinfos), openssl, GnuTLS's gnutls-cli/serv, curl, OpenSSH server and client, iproute2.
+# capinfos), openssl, GnuTLS's gnutls-cli/serv, curl, OpenSSH server and client, iproute2;
+# for the key-log tests gcc, libssl-dev (libssl.a), golang-go, nodejs, wget, postgresql-client.
 # Runs apt-get as root; otherwise says what to install and fails.
 set -euo pipefail
 need=()
@@ -19,6 +20,14 @@ check sudo sudo
 check setpriv util-linux
 check chromium chromium
 check chromedriver chromium-driver
+# Key-log tests (issue 18): real programs for the doctor, `capdebug run` and the shim.
+check gcc gcc
+check go golang-go
+check node nodejs
+check wget wget
+check psql postgresql-client
+[ -f /usr/include/openssl/ssl.h ] && [ -n "$(ls /usr/lib/*/libssl.a 2>/dev/null)" ] || need+=(libssl-dev)
+[ -n "$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null)" ] || need+=(postgresql-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,7 +1,10 @@
-"""The README documents what the code does: the quick start, every verdict and reason code."""
+"""The README documents what the code does: the quick start, the library example, every verdict
+and reason code."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -37,3 +40,21 @@ def test_every_reason_code_is_documented() -> None:
     assert len(codes) >= 10
     for code in codes:
         assert f"`{code}`" in README, code
+
+
+def test_library_example_runs_and_prints_the_alerts_and_verdicts() -> None:
+    """The "Library API" example, run on a fixture (its file names swapped for the fixture's):
+    it prints the capture's alert and its verdict."""
+    block = README.split("## Library API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    fixtures = Path(__file__).parent / "fixtures" / "triage"
+    code = block.replace('"case.pcapng"', repr(str(fixtures / "alert.pcap"))).replace(
+        '"keys.log"', repr(str(fixtures / "alert.keys"))
+    )
+    assert code != block
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    lines = out.getvalue().splitlines()
+    alerts = [line for line in lines if line.startswith("conn ")]
+    assert len(alerts) == 1 and " sent " in alerts[0], lines
+    assert any(" error " in line for line in lines[len(alerts) :]), lines

@@ -69,7 +69,7 @@ from ..pcap import FrameFilter
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
 from ..wire.alert import alert_name
 from ..wire.constants import ContentType, HandshakeType
-from ..wire.handshake import NewSessionTicket12, frame_handshake, handshake_name
+from ..wire.handshake import NewSessionTicket12, ServerHello, frame_handshake, handshake_name
 from ..wire.record import looks_like_tls, split_inner_plaintext
 from . import keys as keymod
 from .events import (
@@ -86,7 +86,7 @@ from .events import (
     TcpEvent,
     UndecryptableEvent,
 )
-from .messages import describe_handshake
+from .messages import parse_handshake
 
 __all__ = ["DecodeOptions", "Decoder"]
 
@@ -523,9 +523,7 @@ class Decoder:
     def _sslv2(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
         self._emit(
             session,
-            HandshakeEvent(
-                session.number, frame, ts, _ROLE[d.role], 1, "client_hello", False, {"sslv2": True}
-            ),
+            HandshakeEvent(session.number, frame, ts, _ROLE[d.role], 1, "client_hello", False, sslv2=True),
         )
         self._undecryptable(
             session,
@@ -886,12 +884,15 @@ class Decoder:
         length = len(record) - 5
         if ctype == ContentType.alert:
             self._emit(
-                session, AlertEvent(session.number, frame, ts, role, None, None, "encrypted_alert", True)
+                session,
+                AlertEvent(session.number, frame, ts, role, None, None, "encrypted_alert", True, length),
             )
         elif ctype == ContentType.handshake:
             self._emit(
                 session,
-                HandshakeEvent(session.number, frame, ts, role, -1, "encrypted_handshake", True, {}, length),
+                HandshakeEvent(
+                    session.number, frame, ts, role, -1, "encrypted_handshake", True, None, length
+                ),
             )
         elif ctype == ContentType.heartbeat:
             self._emit(session, HeartbeatEvent(session.number, frame, ts, role, None))
@@ -949,7 +950,8 @@ class Decoder:
         if consumed:
             del buf[:consumed]
         for msg_type, message in messages:
-            fields, parsed = describe_handshake(message, session.version)
+            parsed, error = parse_handshake(message, session.version)
+            hrr = isinstance(parsed, ServerHello) and parsed.is_hello_retry_request
             self._emit(
                 session,
                 HandshakeEvent(
@@ -958,10 +960,11 @@ class Decoder:
                     ts,
                     _ROLE[d.role],
                     msg_type,
-                    fields.pop("name", None) or handshake_name(msg_type),
+                    "hello_retry_request" if hrr else handshake_name(msg_type),
                     encrypted,
-                    fields,
+                    parsed,
                     len(message) - 4,
+                    error,
                 ),
             )
             self._after_message(session, d, msg_type, parsed, frame, ts)

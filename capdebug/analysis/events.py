@@ -1,7 +1,10 @@
 """The public event model of ``capdebug decrypt --json`` (see ARCHITECTURE.md, "Contracts").
 
-Every event is a frozen dataclass whose :meth:`to_json` gives exactly the JSON object of the
-contract. Field names follow the contract; ``from_`` is spelled ``from`` in JSON.
+Every event is a frozen dataclass of typed facts whose :meth:`to_json` gives exactly the JSON
+object of the contract. Field names follow the contract; ``from_`` is spelled ``from`` in JSON.
+A handshake event carries the parsed message itself (:mod:`capdebug.wire.handshake`); the
+fields shown for it are named at render time by :mod:`capdebug.analysis.describe`, the one
+place that turns typed facts into strings, so the decoder's per-record path builds no text.
 Additions beyond the contract (``gap``, ``summary``) are documented in the README.
 """
 
@@ -9,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..wire.handshake import HandshakeMessage
+from .describe import handshake_fields
 
 __all__ = [
     "AlertEvent",
@@ -132,10 +138,15 @@ class HandshakeEvent(DecodeEvent):
     type: int
     name: str
     encrypted: bool
-    fields: dict[str, Any] = field(default_factory=dict, compare=False)
-    """Decoded fields worth showing (cipher suites, SNI, certificates, ...)."""
+    message: HandshakeMessage | None = field(default=None, compare=False)
+    """The parsed message; None when it could not be read (``encrypted_handshake``, SSLv2, or
+    malformed: see :attr:`error`)."""
     length: int = 0
     """Length of the message body."""
+    error: str | None = None
+    """Why the message did not decode."""
+    sslv2: bool = False
+    """An SSLv2-compatible ClientHello (not parsed)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -148,7 +159,7 @@ class HandshakeEvent(DecodeEvent):
             "name": self.name,
             "encrypted": self.encrypted,
         }
-        out.update(self.fields)
+        out.update(handshake_fields(self))
         return out
 
 
@@ -179,7 +190,7 @@ class AlertEvent(DecodeEvent):
     name: str
     encrypted: bool
     record_length: int = 0
-    """Length of the record that carried it (a 19-byte TLS 1.3 record is likely an alert)."""
+    """Length of the protected record (fragment) that carried it, when it was not decrypted."""
     likely: bool = False
     """True when the alert was inferred from an undecrypted TLS 1.3 record's size."""
 

@@ -6,8 +6,7 @@ Pure functions returning strings with a style tag ("alert", "close", "reset", "w
 
 from __future__ import annotations
 
-from typing import Any
-
+from .describe import text_detail
 from .events import (
     AlertEvent,
     AppDataEvent,
@@ -36,62 +35,6 @@ def format_size(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
 
-def _fields(ev: HandshakeEvent) -> str:
-    f = ev.fields
-    parts: list[str] = []
-
-    def add(key: str, label: str | None = None, limit: int = 6) -> None:
-        v = f.get(key)
-        if v is None or v == [] or v == "":
-            return
-        if isinstance(v, list):
-            shown = ", ".join(str(x) for x in v[:limit]) + (f", +{len(v) - limit}" if len(v) > limit else "")
-            v = shown
-        parts.append(f"{label or key}={v}")
-
-    if "error" in f:
-        return f"!! {f['error']}"
-    name = ev.name
-    if name == "client_hello":
-        add("sni")
-        add("supported_versions", "versions")
-        add("cipher_suites", "suites", 4)
-        add("alpn")
-        add("key_share_groups", "key_share")
-        if f.get("psk_identities"):
-            parts.append(f"psk={f['psk_identities']}")
-        if f.get("early_data"):
-            parts.append("early_data")
-    elif name in ("server_hello", "hello_retry_request"):
-        add("version")
-        add("cipher_suite", "suite")
-        add("key_share_group", "group")
-        add("alpn")
-        if f.get("selected_psk") is not None:
-            parts.append(f"psk={f['selected_psk']}")
-    elif name == "certificate":
-        certs: list[dict[str, Any]] = f.get("certificates") or []
-        for i, c in enumerate(certs[:3]):
-            if "error" in c:
-                parts.append(f"[{i}] {c['error']}")
-                continue
-            sans = ",".join(c.get("sans", [])[:3])
-            parts.append(
-                f"[{i}] {c.get('subject')} (issuer {c.get('issuer')}; {c.get('key')}; "
-                f"until {str(c.get('not_after'))[:10]}{'; SAN ' + sans if sans else ''})"
-            )
-        if len(certs) > 3:
-            parts.append(f"+{len(certs) - 3} more")
-    else:
-        for key, value in f.items():
-            if value is None or value == [] or key == "random":
-                continue
-            if isinstance(value, (list, dict)) and len(value) > 6:
-                continue
-            parts.append(f"{key}={value}")
-    return "  ".join(parts)
-
-
 def format_event(ev: DecodeEvent) -> TimelineLine:
     """One event as (text, style) for a person."""
     if isinstance(ev, TcpEvent):
@@ -99,7 +42,7 @@ def format_event(ev: DecodeEvent) -> TimelineLine:
         return f"TCP {ev.flag}", style
     if isinstance(ev, HandshakeEvent):
         enc = " [encrypted]" if ev.encrypted else ""
-        extra = _fields(ev)
+        extra = text_detail(ev)
         return f"{ev.name}{enc}{'  ' + extra if extra else ''}", ""
     if isinstance(ev, AlertEvent):
         if ev.description is None:

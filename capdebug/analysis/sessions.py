@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from .._files import atomic_output
 from ..crypto.keylog import EXPORTER_LABELS, KeyLog
@@ -19,8 +19,11 @@ from ..net.tcp import decode_tcp, format_endpoint
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, SecretsBlock
 from ..pcap.open import CaptureReader, open_capture
 from ..pcap.pcapng import PcapngWriter
+from ..wire.constants import CipherSuite, name_of, version_name
+from ..wire.handshake import ClientHello, ServerHello
 from .decode import DecodeOptions, Decoder
 from .events import ConnectionEvent, DecodeEvent, HandshakeEvent
+from .messages import negotiated_version, server_name
 
 __all__ = [
     "CaptureKeys",
@@ -58,9 +61,11 @@ def load_keys(
     keylog_files: Iterable[str | os.PathLike[str]] = (),
     *,
     use_env: bool = True,
+    env_keylog: str | None = None,
 ) -> CaptureKeys:
     """Key-log files, then secrets embedded in ``capture`` (a pcapng's Decryption Secrets
-    Blocks), then ``SSLKEYLOGFILE`` when nothing else was given."""
+    Blocks), then ``env_keylog`` (the value of ``$SSLKEYLOGFILE``, which the caller reads: this
+    layer reads no environment) when nothing else was given and ``use_env``."""
     keylog = KeyLog()
     keys = CaptureKeys(keylog)
     for path in keylog_files:
@@ -75,7 +80,7 @@ def load_keys(
                     keys.late_randoms.setdefault(cr, block.packets_before)
             keylog.merge(parsed)
             keys.embedded_blocks += 1
-    env = os.environ.get("SSLKEYLOGFILE")
+    env = env_keylog
     if use_env and env and not keys.files and not keys.embedded_blocks and os.path.isfile(env):
         keylog.merge(KeyLog.from_file(env))
         keys.from_env = env
@@ -163,23 +168,24 @@ def scan_sessions(capture: str | os.PathLike[str]) -> list[SessionInfo]:
                 info = sessions.get(ev.conn)
                 if info is None:
                     continue
+                msg = ev.message
                 if ev.name == "client_hello" and info.client_random is None:
-                    rnd = ev.fields.get("random")
-                    if isinstance(rnd, str):
-                        info.client_random = bytes.fromhex(rnd)
-                    sni = ev.fields.get("sni")
-                    info.sni = sni if isinstance(sni, str) else None
+                    if isinstance(msg, ClientHello):
+                        info.client_random = msg.random
+                        info.sni = server_name(msg)
+                    else:
+                        info.sni = None
                 elif ev.name == "server_hello":
-                    version = ev.fields.get("version")
-                    info.version = _short_version(version)
-                    suite = ev.fields.get("cipher_suite")
-                    info.cipher_suite = suite if isinstance(suite, str) else None
+                    if isinstance(msg, ServerHello):
+                        info.version = _short_version(negotiated_version(msg))
+                        info.cipher_suite = name_of(CipherSuite, msg.cipher_suite)
+                    else:
+                        info.version = info.cipher_suite = None
     return list(sessions.values())
 
 
-def _short_version(version: Any) -> str | None:
-    if not isinstance(version, str):
-        return None
+def _short_version(value: int) -> str:
+    version = version_name(value)
     if "1.3" in version:
         return "1.3"
     if "1.2" in version:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from ..api import CaptureKeys, load_keys
 from ..crypto.keylog import KeyLog
 
 KEYLOG_OPTION: list[Path] = typer.Option(
@@ -34,6 +36,16 @@ def report_keylog_issues(keylog: KeyLog) -> None:
         echo_err(f"capdebug: warning: key log {issue}")
     if len(issues) > _MAX_ISSUES_SHOWN:
         echo_err(f"capdebug: warning: ... and {len(issues) - _MAX_ISSUES_SHOWN} more key-log problems")
+
+
+def load_cli_keys(capture: Path, keylog: list[Path], *, no_env: bool = False) -> CaptureKeys:
+    """The secrets for ``capture`` from the command's options; ``$SSLKEYLOGFILE`` is read here,
+    at the edge (the library is handed its value), unless ``--no-env``. Skipped key-log lines
+    are reported on stderr."""
+    env = None if no_env else os.environ.get("SSLKEYLOGFILE")
+    keys = load_keys(capture, keylog, env_keylog=env)
+    report_keylog_issues(keys.keylog)
+    return keys
 
 
 def progress_printer(label: str, total_bytes: int | None = None) -> Callable[[int], None] | None:

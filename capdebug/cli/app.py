@@ -13,7 +13,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from ..errors import CapdebugError
+from ..errors import CapdebugError, print_stacktraces
 
 app = typer.Typer(
     name="capdebug",
@@ -51,13 +51,14 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import capture, decrypt, engine, keys, report, triage
+    from . import capture, decrypt, engine, keys, report, run, triage
 
     capture.register(app)
     triage.register(app)
     report.register(app)
     decrypt.register(app)
     keys.register(app)
+    run.register(app)
     engine.register(app)
 
 
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("CAPDEBUG_DEBUG") == "1"
+    # The library reads no environment: the edge turns the variable into the switch.
+    print_stacktraces(os.environ.get("CAPDEBUG_PRINT_STACKTRACE") == "1")
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=args, prog_name="capdebug", standalone_mode=False)

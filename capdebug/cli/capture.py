@@ -16,13 +16,14 @@ import typer
 # by the commands that use them, so `capdebug triage` and friends start without them.
 from ..capture.command import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN
 from ..errors import UsageError
+from ._exec import _capture_while_running, _ExecLaunch, _prepare_exec
 
 if TYPE_CHECKING:
     from ..analysis.live import LiveKeys
     from ..capture.runner import CaptureResult, FilterFactory, Progress
     from ..capture.tail import KeylogTail
     from ..capture.transport import SshTransport, Transport
-    from ..pcap.model import Interface, Packet, SecretsBlock
+    from ..pcap.model import Interface
 
 __all__ = ["embed_fetched_keylog", "parse_duration", "register"]
 
@@ -109,44 +110,6 @@ def _summary(result: CaptureResult) -> None:
     typer.echo(f"stopped by {result.stopped_by} after {result.elapsed_s:.1f} s")
 
 
-class _LiveFilter:
-    """One host's stream on its way to the file: key-log follower -> secrets -> live decoding."""
-
-    def __init__(
-        self,
-        iface: Interface,
-        label: str | None,
-        tail: KeylogTail | None,
-        keys: LiveKeys | None,
-        show: _Lines | None,
-    ) -> None:
-        from ..analysis.live import LiveMonitor, SecretsInjector
-
-        self.tail = tail
-        self.keys = keys
-        self.injector = SecretsInjector(iface.linktype, keys) if keys is not None else None
-        self.monitor = LiveMonitor(iface.linktype, label=label) if show is not None else None
-        self.show = show
-
-    def feed(self, packets: list[Packet], now: float) -> list[Packet | SecretsBlock]:
-        if self.tail is not None and self.keys is not None:
-            data = self.tail.read()
-            if data:
-                self.keys.feed(data)
-        items: list[Packet | SecretsBlock] = (
-            self.injector.feed(packets, now) if self.injector is not None else list(packets)
-        )
-        if self.monitor is not None and self.show is not None and items:
-            self.show.emit(self.monitor.feed(items))
-        return items
-
-    def finish(self, now: float) -> list[Packet | SecretsBlock]:
-        items = self.injector.finish(now) if self.injector is not None else []
-        if self.monitor is not None and self.show is not None:
-            self.show.emit(self.monitor.feed(items) + self.monitor.finish())
-        return items
-
-
 class _Lines:
     """Live lines from every host's writer thread, one whole line at a time, above the
     progress line."""
@@ -170,8 +133,16 @@ def _live_filters(
     if keys is None and show is None:
         return None
 
-    def make(label: str, iface: Interface) -> _LiveFilter:
-        return _LiveFilter(iface, label if several_hosts else None, tail, keys, show)
+    from ..api import LivePipeline
+
+    def make(label: str, iface: Interface) -> LivePipeline:
+        return LivePipeline(
+            iface,
+            label=label if several_hosts else None,
+            read_keylog=tail.read if tail is not None else None,
+            keys=keys,
+            show=show.emit if show is not None else None,
+        )
 
     return make
 
@@ -181,6 +152,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("capture")
     def capture(
+        ctx: typer.Context,
         output: Annotated[Path, typer.Option("--output", "-o", help="pcapng file to write.")],
         interface: Annotated[str, typer.Option("--interface", "-i", help="Capture interface.")] = "any",
         port: Annotated[list[int] | None, typer.Option("--port", help="TCP port (repeatable).")] = None,
@@ -211,6 +183,10 @@ def register(app: typer.Typer) -> None:
         live: Annotated[
             bool, typer.Option("--live", help="Decode and triage while capturing (one line per event).")
         ] = False,
+        exec_command: Annotated[
+            str | None,
+            typer.Option("--exec", help="Run this shell command with key logging on; stop when it exits."),
+        ] = None,
     ) -> None:
         """Capture with tcpdump, locally or on remote hosts over SSH, into a pcapng file.
 
@@ -231,6 +207,14 @@ def register(app: typer.Typer) -> None:
           capdebug capture --remote lb1 --remote app1 --port 443 -c 1000 \\
               -o fleet.pcapng
           capdebug capture --remote admin@db:2222 --filter 'port 5432' -o db.pcapng
+          capdebug capture -i lo --port 443 --exec 'curl https://localhost/' -o c.pcapng
+
+        \b
+        --exec runs the command (through sh -c, where the capture runs) with
+        key logging switched on as `capdebug run` would, once tcpdump listens;
+        the capture stops when the command exits and the pcapng gets exactly
+        that command's secrets. --keylog then names where its key log is kept
+        (by default a private temporary file, removed after embedding).
         """
         from ..analysis.live import LiveKeys
         from ..capture.command import TcpdumpOptions
@@ -253,6 +237,13 @@ def register(app: typer.Typer) -> None:
             return parse_remote(spec, config_file=ssh_config, options=tuple(ssh_option or ()))
 
         targets: list[Transport] = [ssh_for(r) for r in remote] if remote else [LocalTransport()]
+        launch: _ExecLaunch | None = None
+        if exec_command is not None:
+            launch = _prepare_exec(exec_command, targets, keylog)
+            # The key log made for the command is a secret: removed when the command ends,
+            # whatever happened (click closes the context on errors too).
+            ctx.call_on_close(launch.cleanup)
+            keylog = launch.keylog_spec
         seconds = parse_duration(duration) if duration is not None else None
         out = str(output)
         if output.parent and not output.parent.is_dir():
@@ -270,15 +261,31 @@ def register(app: typer.Typer) -> None:
             tail.start()
         try:
             with stop_on_sigint(threading.Event()) as stop:
-                result = run_capture(
-                    targets,
-                    opts,
-                    out,
-                    duration_s=seconds,
-                    stop=stop,
-                    on_progress=progress,
-                    filter_for=filters,
-                )
+                if launch is None:
+                    result = run_capture(
+                        targets,
+                        opts,
+                        out,
+                        duration_s=seconds,
+                        stop=stop,
+                        on_progress=progress,
+                        filter_for=filters,
+                    )
+                else:
+                    result = _capture_while_running(
+                        launch,
+                        lambda ready_filters: run_capture(
+                            targets,
+                            opts,
+                            out,
+                            duration_s=seconds,
+                            stop=stop,
+                            on_progress=progress,
+                            filter_for=ready_filters,
+                        ),
+                        filters,
+                        stop,
+                    )
         finally:
             if tail is not None:
                 tail.close()
@@ -292,6 +299,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"key log saved to {_save_keylog_beside(result.output, text)}")
             else:
                 typer.echo(embed_fetched_keylog(result.output, text, all_keys=all_keys))
+        if launch is not None and launch.exit_status:
+            typer.echo(f"capdebug: the command exited with status {launch.exit_status}", err=True)
 
     @app.command("interfaces")
     def interfaces(

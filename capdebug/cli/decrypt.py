@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import typer
 
-from ..analysis.decode import DecodeOptions
 from ..analysis.events import ConnectionEvent, DecodeEvent
 from ..analysis.report import Timeline, TimelineLine
-from ..analysis.sessions import iter_events, load_keys
+from ..api import PlaintextExporter, decode_capture
 from ..errors import UsageError
-from ..pcap.open import open_capture
-from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
+from ._common import KEYLOG_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
 _STYLES: dict[str, dict[str, bool | str]] = {
     "header": {"bold": True},
@@ -60,39 +56,6 @@ class _Filter:
         return ev.conn in self.shown
 
 
-class _Exporter:
-    """Decrypted application data per connection and direction, as files in a folder (0600:
-    plaintext is as sensitive as the keys). At most :attr:`MAX_OPEN` files stay open; others
-    are reopened for appending when their connection sends again."""
-
-    MAX_OPEN = 128
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.open_files: collections.OrderedDict[tuple[int, str], BinaryIO] = collections.OrderedDict()
-        self.created: set[tuple[int, str]] = set()
-
-    def __call__(self, conn: int, who: str, data: bytes) -> None:
-        key = (conn, who)
-        f = self.open_files.get(key)
-        if f is None:
-            if len(self.open_files) >= self.MAX_OPEN:
-                self.open_files.popitem(last=False)[1].close()
-            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if key in self.created else os.O_TRUNC)
-            fd = os.open(self.folder / f"conn{conn}-{who}.bin", flags, 0o600)
-            f = self.open_files[key] = os.fdopen(fd, "wb", buffering=1 << 16)
-            self.created.add(key)
-        else:
-            self.open_files.move_to_end(key)
-        f.write(data)
-
-    def close(self) -> None:
-        for f in self.open_files.values():
-            f.close()
-        self.open_files.clear()
-
-
 def decrypt(
     capture: Path = typer.Argument(..., help="pcap or pcapng file (gzip is fine)."),
     keylog: list[Path] = KEYLOG_OPTION,
@@ -124,8 +87,7 @@ def decrypt(
 
       capdebug decrypt case.pcap -k keys.log --export plaintext/
     """
-    keys = load_keys(capture, keylog, use_env=not no_env)
-    report_keylog_issues(keys.keylog)
+    keys = load_cli_keys(capture, keylog, no_env=no_env)
     if keys.late_blocks:
         echo_err(
             f"capdebug: note: {keys.late_blocks} secrets block(s) come after packets they may unlock; "
@@ -133,28 +95,19 @@ def decrypt(
         )
     if export is not None and export.exists() and not export.is_dir():
         raise UsageError(f"--export {export} exists and is not a folder")
-    exporter = _Exporter(export) if export is not None else None
-    options = DecodeOptions(
-        decrypt_app_data=True,
-        app_data_sink=exporter,
-        conns=frozenset(conn) if conn else None,
-    )
+    exporter = PlaintextExporter(export) if export is not None else None
     filt = _Filter(host, port)
     progress = progress_printer(f"decoding {capture.name}")
     try:
-        with open_capture(capture) as reader:
-            events = (
-                ev
-                for ev in iter_events(
-                    reader, keys.keylog, options, late_secrets=keys.late_randoms, progress=progress
-                )
-                if filt.accept(ev)
-            )
+        with decode_capture(
+            capture, keys, decrypt_app_data=True, app_data_sink=exporter, conns=conn, progress=progress
+        ) as decoding:
+            events = (ev for ev in decoding if filt.accept(ev))
             if as_json:
                 _write_json(events)
             else:
                 _write_text(events, collapse=not records)
-            warnings = list(reader.warnings)
+        warnings = decoding.warnings
     finally:
         if progress is not None:
             clear_progress()

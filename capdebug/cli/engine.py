@@ -24,7 +24,7 @@ import typer
 # the help of `certs make`; they live in crypto.testpki, whose imports (cryptography.x509) the
 # decoder has already loaded.
 from ..crypto.testpki import PKI_LAYOUT
-from ..errors import TLSError, UsageError
+from ..errors import TLSError, UsageError, print_stacktraces
 from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion
 
 if TYPE_CHECKING:
@@ -123,6 +123,12 @@ def _trace(spec: str | None) -> TraceCategory | None:
     from ..tls.trace import parse_categories
 
     return parse_categories(spec)
+
+
+def _clock() -> dt.datetime:
+    """The engine reads no clock: the command gives it this one (certificates are verified at
+    the time each connection verifies them)."""
+    return dt.datetime.now(dt.UTC)
 
 
 def _trace_sink(category: TraceCategory, line: str) -> None:
@@ -226,7 +232,7 @@ def serve(
     credential = _load_credential(cert, key)
     if credential is None:
         folder = Path(tempfile.mkdtemp(prefix="capdebug-serve-"))
-        identity, _ca = certs.make_identity()
+        identity, _ca = certs.make_identity(dt.datetime.now(dt.UTC))
         (folder / "ca.pem").write_bytes(identity.ca_pem)
         credential = Credential(identity.chain_der, cx509.load_private_key(identity.key_pem))
         typer.echo(f"no --cert given: made a test CA, trust it with: --ca {folder / 'ca.pem'}", err=True)
@@ -272,7 +278,7 @@ def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bo
     from ..tls.events import EarlyDataReceived
     from ..tls.io import TLSSocket
 
-    tls = TLSSocket(sock, Connection(config, is_client=False, now=dt.datetime.now(dt.UTC)))
+    tls = TLSSocket(sock, Connection(config, is_client=False, now=_clock))
     try:
         hs = tls.negotiate()
         typer.echo(f"{peer}: {_summary(hs)}", err=True)
@@ -388,7 +394,7 @@ def connect(
             raise UsageError(f"cannot read {sess_in}: {exc.strerror}") from None
     sock = socket.create_connection((host, port), timeout=timeout)
     early = early_data.encode() if early_data is not None else None
-    conn = Connection(config, is_client=True, now=dt.datetime.now(dt.UTC), session=session, early_data=early)
+    conn = Connection(config, is_client=True, now=_clock, session=session, early_data=early)
     tls = TLSSocket(sock, conn)
     try:
         hs = tls.negotiate()
@@ -448,7 +454,7 @@ def certs_make(
     for name in only:
         if name not in PKI_LAYOUT:
             raise UsageError(f"unknown certificate {name!r} (known: {', '.join(PKI_LAYOUT)})")
-    paths = certs.make_pki_dir(directory, only=tuple(only) or None)
+    paths = certs.make_pki_dir(directory, dt.datetime.now(dt.UTC), only=tuple(only) or None)
     for name, path in paths.items():
         typer.echo(f"{name:24} {path}")
 
@@ -464,6 +470,7 @@ def main() -> None:
     """``python -m capdebug.cli.engine``: the three commands without the root app."""
     app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
     register(app)
+    print_stacktraces(os.environ.get("CAPDEBUG_PRINT_STACKTRACE") == "1")
     try:
         app(standalone_mode=False)
     except TLSError as exc:

@@ -1,8 +1,9 @@
-"""``capdebug embed``, ``capdebug export`` and ``capdebug keys extract|strip|check``."""
+"""``capdebug embed``, ``capdebug export`` and ``capdebug keys extract|strip|check|doctor``."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from ..analysis.sessions import (
     embed_keylog,
     export_connections,
     extract_secrets,
-    load_keys,
     scan_sessions,
     strip_secrets,
 )
 from ..crypto.keylog import KeyLog
-from ._common import KEYLOG_OPTION, echo_err, report_keylog_issues
+from ..errors import UsageError
+from ..keys.doctor import Diagnosis, diagnose
+from ._common import KEYLOG_OPTION, echo_err, load_cli_keys, report_keylog_issues
 
 keys_app = typer.Typer(
     help="Inspect, extract and strip the TLS secrets of a capture.",
@@ -80,8 +82,7 @@ def export(
 
       capdebug export big.pcap --keylog keys.log --host api.example.com -o api.pcapng
     """
-    keys = load_keys(capture, keylog)
-    report_keylog_issues(keys.keylog)
+    keys = load_cli_keys(capture, keylog)
     chosen, packets, lines = export_connections(
         capture, output, keys.keylog, conns=conn, host=host, port=port
     )
@@ -147,8 +148,7 @@ def keys_check(
 
       capdebug keys check case.pcap --keylog keys.log --json
     """
-    keys = load_keys(capture, keylog)
-    report_keylog_issues(keys.keylog)
+    keys = load_cli_keys(capture, keylog)
     log = keys.keylog
     missing_any = False
     for s in scan_sessions(capture):
@@ -196,3 +196,50 @@ def keys_check(
         echo_err(f"secrets from: {', '.join(sources) if sources else 'nowhere (no key log given)'}")
     if missing_any:
         raise typer.Exit(1)
+
+
+def doctor_for(program: str | None, pid: int | None) -> Diagnosis:
+    """The doctor's diagnosis of PROGRAM (found on PATH like a shell would) or process PID."""
+    from ..keys.probe import probe_process, probe_program
+
+    if pid is not None:
+        return diagnose(probe_process(pid))
+    assert program is not None
+    path = program if "/" in program else shutil.which(program)
+    if path is None:
+        raise UsageError(f"{program}: no such program on PATH")
+    return diagnose(probe_program(path, shutil.which))
+
+
+def render_diagnosis(d: Diagnosis) -> str:
+    lines = [f"{d.program}: {d.summary}"]
+    lines += [f"  evidence: {e}" for e in d.evidence]
+    lines += [f"  plan: {p}" for p in d.plan]
+    lines.append(f"  {d.without_keys}")
+    return "\n".join(lines)
+
+
+@keys_app.command("doctor")
+def keys_doctor(
+    program: str | None = typer.Argument(None, help="Program (path or name on PATH) to examine."),
+    pid: int | None = typer.Option(None, "--pid", help="Examine this running process instead."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object."),
+) -> None:
+    """Which TLS library a program or process uses, and how to get its keys.
+
+    Reads the ELF file (dynamic section, symbols, version strings, Go build information) or
+    /proc/PID/maps, then says in plain words what will make it write a key log: set
+    SSLKEYLOGFILE, pass --tls-keylog (Node), `capdebug run` with the key-log shim (a
+    dynamically linked OpenSSL), or why nothing outside the program can (Go, a static
+    OpenSSL or BoringSSL) and what to change in it.
+
+    Examples:
+
+      capdebug keys doctor psql
+
+      capdebug keys doctor --pid 4242 --json
+    """
+    if (program is None) == (pid is None):
+        raise UsageError("give either PROGRAM or --pid PID")
+    d = doctor_for(program, pid)
+    typer.echo(json.dumps(d.to_json()) if as_json else render_diagnosis(d))

@@ -9,10 +9,9 @@ from pathlib import Path
 import typer
 
 # analysis.html (and the stdlib html module) is imported by the command itself, so the
-# other commands start without it; analysis.sessions is loaded by triage anyway.
-from ..analysis.sessions import CaptureKeys, load_keys
-from ._common import KEYLOG_OPTION, echo_err, report_keylog_issues
-from .triage import run_triage
+# other commands start without it; the api is loaded by triage anyway.
+from ..api import CaptureKeys, triage_capture
+from ._common import KEYLOG_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
 
 def register(app: typer.Typer) -> None:
@@ -57,12 +56,16 @@ def report(
     """
     from ..analysis.html import LadderCollector, ReportMeta, render_report
 
-    keys = load_keys(capture, keylog, use_env=not no_env)
-    report_keylog_issues(keys.keylog)
+    keys = load_cli_keys(capture, keylog, no_env=no_env)
     ladders = LadderCollector()
-    reports, warning_list = run_triage(
-        capture, keylog, slow_handshake=slow_handshake, keys=keys, also=ladders.add
-    )
+    progress = progress_printer(f"triaging {capture.name}")
+    try:
+        reports, warning_list = triage_capture(
+            capture, keys, slow_handshake=slow_handshake, also=ladders.add, progress=progress
+        )
+    finally:
+        if progress is not None:
+            clear_progress()
     warnings = tuple(warning_list)
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -12,63 +11,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..analysis.decode import DecodeOptions
-from ..analysis.events import DecodeEvent
 from ..analysis.report import format_size
-from ..analysis.sessions import CaptureKeys, iter_events, load_keys
-from ..analysis.triage import CATALOG, ConnectionReport, Triage
-from ..pcap.open import open_capture
-from ._common import KEYLOG_OPTION, clear_progress, echo_err, progress_printer, report_keylog_issues
-from ._shares import auto_jobs, triage_in_shares
+from ..analysis.triage import CATALOG, ConnectionReport
+from ..api import auto_jobs, triage_capture
+from ._common import KEYLOG_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "green"}
 
 
 def register(app: typer.Typer) -> None:
     app.command("triage")(triage)
-
-
-def run_triage(
-    capture: Path,
-    keylog: list[Path],
-    *,
-    slow_handshake: float = 1.0,
-    no_env: bool = False,
-    keys: CaptureKeys | None = None,
-    also: Callable[[DecodeEvent], None] | None = None,
-    jobs: int = 1,
-) -> tuple[list[ConnectionReport], list[str]]:
-    """Decode ``capture`` for triage (bulk data counted, not decrypted) and return the reports
-    and the capture's warnings. ``also`` sees every event too (e.g. the HTML ladders); without
-    it, ``jobs`` > 1 processes may share the work (see cli/_shares.py)."""
-    if keys is None:
-        keys = load_keys(capture, keylog, use_env=not no_env)
-        report_keylog_issues(keys.keylog)
-    progress = progress_printer(f"triaging {capture.name}")
-    t = Triage(slow_handshake_s=slow_handshake)
-    try:
-        if also is None and jobs > 1:
-            shared = triage_in_shares(
-                capture, keys, slow_handshake=slow_handshake, jobs=jobs, progress=progress
-            )
-            if shared is not None:
-                return shared
-        with open_capture(capture) as reader:
-            for ev in iter_events(
-                reader,
-                keys.keylog,
-                DecodeOptions(decrypt_app_data=False),
-                late_secrets=keys.late_randoms,
-                progress=progress,
-            ):
-                t.add(ev)
-                if also is not None:
-                    also(ev)
-            warnings = list(reader.warnings)
-    finally:
-        if progress is not None:
-            clear_progress()
-    return t.reports(), warnings
 
 
 def triage(
@@ -108,9 +60,15 @@ def triage(
 
       capdebug triage case.pcap --json | jq '.connections[] | select(.worst != null)'
     """
-    reports, warnings = run_triage(
-        capture, keylog, slow_handshake=slow_handshake, no_env=no_env, jobs=auto_jobs(capture, jobs)
-    )
+    keys = load_cli_keys(capture, keylog, no_env=no_env)
+    progress = progress_printer(f"triaging {capture.name}")
+    try:
+        reports, warnings = triage_capture(
+            capture, keys, slow_handshake=slow_handshake, jobs=auto_jobs(capture, jobs), progress=progress
+        )
+    finally:
+        if progress is not None:
+            clear_progress()
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
     if as_json:

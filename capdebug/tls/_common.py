@@ -54,11 +54,12 @@ def is_ip(name: str) -> bool:
 
 
 def fmt(value: object) -> str:
-    """Trace formatting of a summary value: lists joined, long byte strings as lengths."""
+    """Trace formatting of a message field: lists joined, byte strings as their lengths only
+    (a ticket nonce or a verify_data is nobody's business in a log)."""
     if isinstance(value, list | tuple):
         if value and isinstance(value[0], bytes | bytearray):
             return f"[{len(value)} items]"
         return "[" + ", ".join(fmt(v) for v in value) + "]"
     if isinstance(value, bytes | bytearray):
-        return value.hex() if len(value) <= 16 else f"<{len(value)} bytes>"
+        return f"<{len(value)} bytes>"
     return str(value)

@@ -39,13 +39,13 @@ class TestIdentity:
 
 
 def make_identity(
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     options: LeafOptions | None = None,
     ca: Issued | None = None,
 ) -> tuple[TestIdentity, Issued]:
     """A fresh CA (or ``ca``) and a leaf made with ``options``; returns the identity and the CA
-    so that several leaves can share one CA. ``now`` defaults to the current time."""
-    now = now or dt.datetime.now(dt.UTC)
+    so that several leaves can share one CA. ``now`` is the start of their validity (the
+    caller reads the clock: this layer does not)."""
     options = options or LeafOptions()
     ca = ca or make_ca(now)
     leaf = make_leaf(ca, now, options)
@@ -54,7 +54,7 @@ def make_identity(
 
 
 def make_pki_dir(
-    directory: str | os.PathLike[str], now: dt.datetime | None = None, only: tuple[str, ...] | None = None
+    directory: str | os.PathLike[str], now: dt.datetime, only: tuple[str, ...] | None = None
 ) -> dict[str, Path]:
-    """Write the whole test PKI (see :data:`PKI_LAYOUT`) into ``directory``."""
-    return make_test_pki(directory, now or dt.datetime.now(dt.UTC), only)
+    """Write the whole test PKI (see :data:`PKI_LAYOUT`) into ``directory``, valid from ``now``."""
+    return make_test_pki(directory, now, only)

@@ -11,7 +11,7 @@ from ..crypto import x509 as cx509
 from ..crypto.record import RecordDirection
 from ..crypto.schedule13 import Transcript, resumption_psk
 from ..crypto.suites import SUITES
-from ..errors import CryptoError, DecodeError
+from ..errors import CryptoError, DecodeError, ErrorKind
 from ..wire import extensions as wx
 from ..wire.constants import (
     CipherSuite,
@@ -23,14 +23,18 @@ from ..wire.constants import (
 )
 from ..wire.handshake import (
     HRR_RANDOM,
+    Certificate,
     CertificateRequest,
+    CertificateVerify,
     ClientHello,
     EncryptedExtensions,
     Finished,
+    HandshakeMessage,
+    KeyUpdate,
     NewSessionTicket,
     ServerHello,
 )
-from . import auth, client12, early, psk, records
+from . import auth, client12, early, keyupdate, psk, records
 from ._common import AD, LEGACY_VERSION, TLS12, TLS13, err, is_ip
 from .config import TLS12_ONLY_SCHEMES
 from .events import HelloRetryRequestReceived, NewSessionTicketReceived
@@ -376,3 +380,27 @@ def on_new_session_ticket(conn: Connection, msg: NewSessionTicket) -> None:
             msg.ticket_lifetime, msg.ticket_age_add, msg.ticket_nonce, msg.ticket, secret, session
         )
     )
+
+
+def dispatch(conn: Connection, msg: HandshakeMessage, raw: bytes) -> None:
+    """A TLS 1.3 (or not yet negotiated) message the table allowed, to its handler."""
+    if isinstance(msg, ServerHello):
+        on_server_hello(conn, msg, raw)
+    elif isinstance(msg, EncryptedExtensions):
+        on_encrypted_extensions(conn, msg, raw)
+    elif isinstance(msg, CertificateRequest):
+        on_certificate_request(conn, msg, raw)
+    elif isinstance(msg, Certificate):
+        auth.on_certificate(conn, msg, raw)
+    elif isinstance(msg, CertificateVerify):
+        auth.on_certificate_verify(conn, msg, raw)
+    elif isinstance(msg, Finished):
+        on_finished(conn, msg, raw)
+    elif isinstance(msg, NewSessionTicket):
+        on_new_session_ticket(conn, msg)
+    elif isinstance(msg, KeyUpdate):
+        keyupdate.on_key_update(conn, msg)
+    else:  # the table allowed the type, so this is a codec/engine mismatch
+        raise err(
+            "ERR_INTERNAL", f"no handler for {type(msg).__name__}", AD.internal_error, ErrorKind.INTERNAL
+        )

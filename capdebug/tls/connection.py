@@ -40,9 +40,11 @@ handshake that fails after the ServerHello still leaves a key log that decrypts 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 
 from .._buffer import Buffer
 from ..crypto import x509 as cx509
@@ -57,33 +59,27 @@ from ..wire.constants import (
     AlertDescription,
     CipherSuite,
     ContentType,
+    ExtensionType,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
     SignatureScheme,
     name_of,
+    version_name,
 )
 from ..wire.handshake import (
     HANDSHAKE_HEADER_SIZE,
     Certificate,
     CertificateRequest,
     CertificateRequest12,
-    CertificateVerify,
     ClientHello,
-    EncryptedExtensions,
-    EndOfEarlyData,
-    Finished,
     HandshakeMessage,
-    KeyUpdate,
-    NewSessionTicket,
-    ServerHello,
     encode_handshake,
     frame_handshake,
     pull_handshake,
-    summary,
 )
 from ..wire.record import RECORD_HEADER_SIZE, RecordTooLong, frame_records
-from . import auth, client, client12, early, keyupdate, records, server, server12
+from . import client, client12, early, keyupdate, records, server, server12
 from ._common import AD, T, err, fmt
 from .config import ClientAuth, TLSConfig
 from .events import Event
@@ -105,7 +101,7 @@ class Connection:
         config: TLSConfig,
         *,
         is_client: bool,
-        now: datetime | None = None,
+        now: datetime | Callable[[], datetime] | None = None,
         faults: Faults | None = None,
         session: Session | None = None,
         early_data: bytes | None = None,
@@ -217,6 +213,11 @@ class Connection:
             self._trace.warn("client certificate verification is DISABLED (verify=False)")
 
     # ================================================================ public API
+
+    def _now_ms(self) -> int | None:
+        """The time the driver gave us, in ms since the epoch (ticket ages, RFC 8446 4.6.1)."""
+        at = self._now() if callable(self._now) else self._now
+        return None if at is None else int(at.timestamp() * 1000)
 
     @property
     def resumed(self) -> bool:
@@ -404,8 +405,24 @@ class Connection:
             records.write_record(self, ContentType.handshake, data)
 
     def _trace_message(self, direction: str, msg: HandshakeMessage) -> None:
-        fields = summary(msg)
-        fields.pop("certificates", None)
+        # The message's own fields, generically: naming them for people is the analysis layer's
+        # job (analysis/describe.py), which the engine does not import.
+        fields: dict[str, object] = {}
+        for f in dataclasses.fields(msg):
+            value = getattr(msg, f.name)
+            if f.name == "extensions":
+                value = [name_of(ExtensionType, e.type) for e in value]
+            elif f.name == "cipher_suites":
+                value = [name_of(CipherSuite, s) for s in value]
+            elif f.name == "cipher_suite":
+                value = name_of(CipherSuite, value)
+            elif f.name == "algorithm" and isinstance(value, int):
+                value = name_of(SignatureScheme, value)
+            elif f.name == "legacy_version":
+                value = version_name(value)
+            elif isinstance(value, tuple) and value and not isinstance(value[0], int | str):
+                value = f"<{len(value)} items>"
+            fields[f.name] = value
         if isinstance(msg, Certificate):
             subjects = []
             for der in msg.der_list:
@@ -476,50 +493,8 @@ class Connection:
     def _dispatch(self, msg: HandshakeMessage, raw: bytes) -> None:
         if self.version == ProtocolVersion.TLS1_2:
             (client12 if self.is_client else server12).dispatch(self, msg, raw)
-        elif self.is_client:
-            if isinstance(msg, ServerHello):
-                client.on_server_hello(self, msg, raw)
-            elif isinstance(msg, EncryptedExtensions):
-                client.on_encrypted_extensions(self, msg, raw)
-            elif isinstance(msg, CertificateRequest):
-                client.on_certificate_request(self, msg, raw)
-            elif isinstance(msg, Certificate):
-                auth.on_certificate(self, msg, raw)
-            elif isinstance(msg, CertificateVerify):
-                auth.on_certificate_verify(self, msg, raw)
-            elif isinstance(msg, Finished):
-                client.on_finished(self, msg, raw)
-            elif isinstance(msg, NewSessionTicket):
-                client.on_new_session_ticket(self, msg)
-            elif isinstance(msg, KeyUpdate):
-                keyupdate.on_key_update(self, msg)
-            else:  # the table allowed the type, so this is a codec/engine mismatch
-                raise err(
-                    "ERR_INTERNAL",
-                    f"no handler for {type(msg).__name__}",
-                    AD.internal_error,
-                    ErrorKind.INTERNAL,
-                )
         else:
-            if isinstance(msg, ClientHello):
-                server.on_client_hello(self, msg, raw)
-            elif isinstance(msg, Certificate):
-                auth.on_certificate(self, msg, raw)
-            elif isinstance(msg, CertificateVerify):
-                auth.on_certificate_verify(self, msg, raw)
-            elif isinstance(msg, Finished):
-                server.on_finished(self, msg, raw)
-            elif isinstance(msg, KeyUpdate):
-                keyupdate.on_key_update(self, msg)
-            elif isinstance(msg, EndOfEarlyData):
-                early.on_end_of_early_data(self, msg, raw)
-            else:
-                raise err(
-                    "ERR_INTERNAL",
-                    f"no handler for {type(msg).__name__}",
-                    AD.internal_error,
-                    ErrorKind.INTERNAL,
-                )
+            (client if self.is_client else server).dispatch(self, msg, raw)
 
     # ---------------------------------------------------------------- key log
 
@@ -554,7 +529,16 @@ class Connection:
     # ---------------------------------------------------------------- both sides
 
     def _verify_peer_chain(self, chain: tuple[bytes, ...]) -> None:
-        at = self._now or datetime.now(UTC)
+        # The engine reads no clock (ARCHITECTURE.md): its driver passes the time, as a datetime
+        # or as a clock of its own, e.g. ``lambda: datetime.now(UTC)``.
+        at = self._now() if callable(self._now) else self._now
+        if at is None:
+            raise err(
+                "ERR_NO_TIME",
+                "verifying certificates needs the time: pass Connection(now=...)",
+                AD.internal_error,
+                ErrorKind.USAGE,
+            )
         try:
             if self.is_client:
                 assert self.config.server_name is not None

@@ -170,7 +170,7 @@ def complete(conn: Connection, scheme: int | None) -> None:
 
 def state12(conn: Connection) -> TicketState12:
     assert conn.cipher_suite is not None
-    now = 0 if conn._now is None else int(conn._now.timestamp() * 1000)
+    now = conn._now_ms() or 0
     return TicketState12(conn.cipher_suite, conn._master_secret, conn._ems, now, conn.config.ticket_lifetime)
 
 

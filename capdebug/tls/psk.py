@@ -32,7 +32,7 @@ __all__ = ["accept", "new_ticket", "offer"]
 
 
 def _now_ms(conn: Connection) -> int | None:
-    return None if conn._now is None else int(conn._now.timestamp() * 1000)
+    return conn._now_ms()
 
 
 def _binder(hash_name: str, psk: bytes, prefix: Transcript | None, truncated: bytes) -> bytes:

@@ -12,18 +12,23 @@ from ..crypto import x509 as cx509
 from ..crypto import x509_engine
 from ..crypto.schedule13 import Transcript
 from ..crypto.suites import SUITES
-from ..errors import CryptoError, DecodeError
+from ..errors import CryptoError, DecodeError, ErrorKind
 from ..wire import extensions as wx
 from ..wire.constants import CipherSuite, ExtensionType, HandshakeType, NamedGroup, name_of
 from ..wire.handshake import (
     HRR_RANDOM,
+    Certificate,
     CertificateRequest,
+    CertificateVerify,
     ClientHello,
     EncryptedExtensions,
+    EndOfEarlyData,
     Finished,
+    HandshakeMessage,
+    KeyUpdate,
     ServerHello,
 )
-from . import auth, early, psk, records, server12
+from . import auth, early, keyupdate, psk, records, server12
 from ._common import AD, LEGACY_VERSION, TLS13, err
 from .config import TLS12_ONLY_SCHEMES, ClientAuth
 from .events import HelloRetryRequestSent
@@ -311,3 +316,23 @@ def on_finished(conn: Connection, msg: Finished, raw: bytes) -> None:
 def send_new_session_ticket(conn: Connection) -> None:
     """A ticket that resumes once on a server with our ticket key (psk.py)."""
     conn._send_handshake(psk.new_ticket(conn))
+
+
+def dispatch(conn: Connection, msg: HandshakeMessage, raw: bytes) -> None:
+    """A TLS 1.3 (or not yet negotiated) message the table allowed, to its handler."""
+    if isinstance(msg, ClientHello):
+        on_client_hello(conn, msg, raw)
+    elif isinstance(msg, Certificate):
+        auth.on_certificate(conn, msg, raw)
+    elif isinstance(msg, CertificateVerify):
+        auth.on_certificate_verify(conn, msg, raw)
+    elif isinstance(msg, Finished):
+        on_finished(conn, msg, raw)
+    elif isinstance(msg, KeyUpdate):
+        keyupdate.on_key_update(conn, msg)
+    elif isinstance(msg, EndOfEarlyData):
+        early.on_end_of_early_data(conn, msg, raw)
+    else:  # the table allowed the type, so this is a codec/engine mismatch
+        raise err(
+            "ERR_INTERNAL", f"no handler for {type(msg).__name__}", AD.internal_error, ErrorKind.INTERNAL
+        )

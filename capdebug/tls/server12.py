@@ -201,7 +201,7 @@ def _resumable(conn: Connection, msg: ClientHello, ticket: bytes | None) -> Tick
         return None
     if state.cipher_suite not in msg.cipher_suites:
         return None  # RFC 5246 7.4.1.2: the client must offer the session's suite
-    now = 0 if conn._now is None else int(conn._now.timestamp() * 1000)
+    now = conn._now_ms() or 0
     if now and state.issued_at_ms and now - state.issued_at_ms > state.lifetime * 1000:
         return None
     # RFC 7627 5.3: resume only if the extended master secret is used both times.

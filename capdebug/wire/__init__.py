@@ -40,7 +40,6 @@ from .handshake import (
     handshake_name,
     pull_handshake,
     push_handshake,
-    summary,
 )
 from .record import (
     RecordHeader,
@@ -87,6 +86,5 @@ __all__ = [
     "push_alert",
     "push_handshake",
     "split_inner_plaintext",
-    "summary",
     "version_name",
 ]

@@ -12,7 +12,8 @@ NewSessionTicket). Callers that know the version pass ``tls13``; with ``tls13=No
 decoder tries the TLS 1.3 form and falls back to the TLS 1.2 one, which is what a capture
 decoder needs before it has seen a ServerHello.
 
-Nothing here parses X.509 or checks signatures: that is ``crypto/``'s job.
+Nothing here parses X.509 or checks signatures (that is ``crypto/``'s job), and nothing names
+fields for people (``analysis/describe.py`` does, at render time).
 """
 
 from __future__ import annotations
@@ -24,36 +25,15 @@ from typing import ClassVar, TypeVar
 from .._buffer import Buffer
 from ..errors import DecodeError, NeedData
 from .constants import (
-    CipherSuite,
-    ExtensionType,
     HandshakeType,
-    KeyUpdateRequest,
-    NamedGroup,
     ProtocolVersion,
-    PskKeyExchangeMode,
-    SignatureScheme,
     name_of,
-    version_name,
 )
 from .extensions import (
     CertificateStatus,
     Extension,
     _check_len,
-    ext,
-    pull_alpn_protocols,
-    pull_early_data,
     pull_extensions,
-    pull_key_share_client,
-    pull_key_share_hrr,
-    pull_key_share_server,
-    pull_offered_psks,
-    pull_psk_key_exchange_modes,
-    pull_selected_identity,
-    pull_selected_version,
-    pull_server_name_list,
-    pull_signature_schemes,
-    pull_supported_groups,
-    pull_supported_versions,
     push_extensions,
 )
 
@@ -122,7 +102,6 @@ __all__ = [
     "push_new_session_ticket12",
     "push_server_hello",
     "push_server_key_exchange",
-    "summary",
 ]
 
 T = TypeVar("T")
@@ -921,237 +900,3 @@ def encode_handshake(msg: HandshakeMessage) -> bytes:
     buf = Buffer()
     push_handshake(buf, msg)
     return buf.data()
-
-
-# -- summary ------------------------------------------------------------------------------------
-
-
-def _names(enum_cls: type, values: tuple[int, ...]) -> list[str]:
-    return [name_of(enum_cls, v) for v in values]
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("ascii", "backslashreplace")
-
-
-class _Summary:
-    """Collects fields; an extension that does not decode is listed, not raised."""
-
-    __slots__ = ("fields", "malformed")
-
-    def __init__(self) -> None:
-        self.fields: dict[str, object] = {}
-        self.malformed: list[str] = []
-
-    def ext(
-        self,
-        key: str,
-        msg: ClientHello | ServerHello | EncryptedExtensions | NewSessionTicket | CertificateRequest,
-        ext_type: ExtensionType,
-        decode: Callable[[bytes], object],
-    ) -> None:
-        data = ext(msg, ext_type)
-        if data is None:
-            return
-        try:
-            self.fields[key] = decode(data)
-        except DecodeError:
-            self.malformed.append(ext_type.name)
-
-    def done(self) -> dict[str, object]:
-        if self.malformed:
-            self.fields["malformed_extensions"] = self.malformed
-        return self.fields
-
-
-def _summary_client_hello(msg: ClientHello) -> dict[str, object]:
-    s = _Summary()
-    f = s.fields
-    f["legacy_version"] = version_name(msg.legacy_version)
-    f["session_id_length"] = len(msg.legacy_session_id)
-    f["cipher_suites"] = _names(CipherSuite, msg.cipher_suites)
-    f["extensions"] = _names(ExtensionType, tuple(e.type for e in msg.extensions))
-    s.ext("sni", msg, ExtensionType.server_name, lambda d: next(iter(pull_server_name_list(d)), None))
-    s.ext(
-        "supported_versions",
-        msg,
-        ExtensionType.supported_versions,
-        lambda d: [version_name(v) for v in pull_supported_versions(d)],
-    )
-    s.ext(
-        "groups", msg, ExtensionType.supported_groups, lambda d: _names(NamedGroup, pull_supported_groups(d))
-    )
-    s.ext(
-        "key_share_groups",
-        msg,
-        ExtensionType.key_share,
-        lambda d: [name_of(NamedGroup, e.group) for e in pull_key_share_client(d)],
-    )
-    s.ext(
-        "signature_algorithms",
-        msg,
-        ExtensionType.signature_algorithms,
-        lambda d: _names(SignatureScheme, pull_signature_schemes(d)),
-    )
-    s.ext(
-        "alpn",
-        msg,
-        ExtensionType.application_layer_protocol_negotiation,
-        lambda d: [_text(p) for p in pull_alpn_protocols(d)],
-    )
-    s.ext("psk_identities", msg, ExtensionType.pre_shared_key, lambda d: len(pull_offered_psks(d).identities))
-    s.ext(
-        "psk_modes",
-        msg,
-        ExtensionType.psk_key_exchange_modes,
-        lambda d: _names(PskKeyExchangeMode, pull_psk_key_exchange_modes(d)),
-    )
-    f["early_data"] = ext(msg, ExtensionType.early_data) is not None
-    return s.done()
-
-
-def _summary_server_hello(msg: ServerHello) -> dict[str, object]:
-    s = _Summary()
-    f = s.fields
-    hrr = msg.is_hello_retry_request
-    f["hello_retry_request"] = hrr
-    f["legacy_version"] = version_name(msg.legacy_version)
-    f["version"] = version_name(msg.legacy_version)
-    s.ext("version", msg, ExtensionType.supported_versions, lambda d: version_name(pull_selected_version(d)))
-    f["cipher_suite"] = name_of(CipherSuite, msg.cipher_suite)
-    f["session_id_length"] = len(msg.legacy_session_id_echo)
-    f["extensions"] = _names(ExtensionType, tuple(e.type for e in msg.extensions))
-    if hrr:
-        s.ext(
-            "key_share_group",
-            msg,
-            ExtensionType.key_share,
-            lambda d: name_of(NamedGroup, pull_key_share_hrr(d)),
-        )
-    else:
-        s.ext(
-            "key_share_group",
-            msg,
-            ExtensionType.key_share,
-            lambda d: name_of(NamedGroup, pull_key_share_server(d).group),
-        )
-    s.ext("selected_psk", msg, ExtensionType.pre_shared_key, pull_selected_identity)
-    s.ext(
-        "alpn",
-        msg,
-        ExtensionType.application_layer_protocol_negotiation,
-        lambda d: next(iter(_text(p) for p in pull_alpn_protocols(d)), None),
-    )
-    downgrade = msg.downgrade_sentinel
-    if downgrade is not None:
-        f["downgrade_sentinel"] = version_name(downgrade)
-    return s.done()
-
-
-def summary(msg: HandshakeMessage) -> dict[str, object]:
-    """JSON-friendly fields worth showing for ``msg`` (names for code points, counts for lists).
-
-    Cheap: only the extensions shown are decoded. Extensions that fail to decode are listed
-    under ``malformed_extensions`` rather than raised. Certificates are returned as raw DER
-    (``certificates``) for ``crypto/x509.py`` to parse; callers must drop that field before
-    writing JSON.
-    """
-    match msg:
-        case ClientHello():
-            return _summary_client_hello(msg)
-        case ServerHello():
-            return _summary_server_hello(msg)
-        case EncryptedExtensions():
-            s = _Summary()
-            s.fields["extensions"] = _names(ExtensionType, tuple(e.type for e in msg.extensions))
-            s.ext(
-                "alpn",
-                msg,
-                ExtensionType.application_layer_protocol_negotiation,
-                lambda d: next(iter(_text(p) for p in pull_alpn_protocols(d)), None),
-            )
-            s.fields["early_data"] = ext(msg, ExtensionType.early_data) is not None
-            return s.done()
-        case Certificate():
-            return {"count": len(msg.certificate_list), "certificates": list(msg.der_list)}
-        case CertificateRequest():
-            s = _Summary()
-            s.fields["context_length"] = len(msg.certificate_request_context)
-            s.ext(
-                "signature_algorithms",
-                msg,
-                ExtensionType.signature_algorithms,
-                lambda d: _names(SignatureScheme, pull_signature_schemes(d)),
-            )
-            return s.done()
-        case CertificateRequest12():
-            return {
-                "certificate_types": list(msg.certificate_types),
-                "signature_algorithms": None
-                if msg.supported_signature_algorithms is None
-                else _names(SignatureScheme, msg.supported_signature_algorithms),
-                "certificate_authorities": len(msg.certificate_authorities),
-            }
-        case CertificateVerify():
-            return {
-                "algorithm": None if msg.algorithm is None else name_of(SignatureScheme, msg.algorithm),
-                "signature_length": len(msg.signature),
-            }
-        case Finished():
-            return {"verify_data_length": len(msg.verify_data)}
-        case NewSessionTicket():
-            s = _Summary()
-            s.fields["lifetime"] = msg.ticket_lifetime
-            s.fields["ticket_length"] = len(msg.ticket)
-            s.fields["max_early_data_size"] = None
-            s.ext("max_early_data_size", msg, ExtensionType.early_data, pull_early_data)
-            return s.done()
-        case NewSessionTicket12():
-            return {"lifetime": msg.ticket_lifetime_hint, "ticket_length": len(msg.ticket)}
-        case KeyUpdate():
-            return {
-                "update_requested": msg.request_update == KeyUpdateRequest.update_requested,
-                "request_update": msg.request_update,
-            }
-        case ServerKeyExchange():
-            return _summary_server_key_exchange(msg)
-        case ClientKeyExchange():
-            return {"length": len(msg.body)}
-        case CompressedCertificate():
-            return {
-                "algorithm": msg.algorithm,
-                "uncompressed_length": msg.uncompressed_length,
-                "compressed_length": len(msg.compressed_certificate_message),
-            }
-        case CertificateStatus():
-            return {"status_type": msg.status_type, "response_length": len(msg.response)}
-        case UnknownHandshake():
-            return {"length": len(msg.body)}
-        case _:  # EndOfEarlyData, HelloRequest, ServerHelloDone
-            return {}
-
-
-def _summary_server_key_exchange(msg: ServerKeyExchange) -> dict[str, object]:
-    try:
-        ecdhe = parse_ecdhe_server_key_exchange(msg.body)
-    except DecodeError:
-        pass
-    else:
-        return {
-            "kx": "ECDHE",
-            "group": name_of(NamedGroup, ecdhe.named_curve),
-            "signature_algorithm": None
-            if ecdhe.signature_algorithm is None
-            else name_of(SignatureScheme, ecdhe.signature_algorithm),
-        }
-    try:
-        dhe = parse_dhe_server_key_exchange(msg.body)
-    except DecodeError:
-        return {"length": len(msg.body)}
-    return {
-        "kx": "DHE",
-        "dh_bits": 8 * len(dhe.dh_p.lstrip(b"\x00")),
-        "signature_algorithm": None
-        if dhe.signature_algorithm is None
-        else name_of(SignatureScheme, dhe.signature_algorithm),
-    }

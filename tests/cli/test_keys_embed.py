@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from capdebug.api import PlaintextExporter
 from capdebug.cli.app import app
 from capdebug.crypto.keylog import KeyLog
 from capdebug.errors import UsageError
@@ -195,12 +196,10 @@ def test_decrypt_export_writes_plaintext_per_direction(
 ) -> None:
     """--export writes each direction's plaintext (0600); files closed to stay under the open
     file limit are reopened for appending, never truncated."""
-    from capdebug.cli import decrypt as decrypt_cli
-
     src, keys = FIXTURES / "tls13-resumption.pcap", FIXTURES / "tls13-resumption.keys"
     big, small = tmp_path / "big", tmp_path / "small"
     assert runner.invoke(app, ["decrypt", str(src), "-k", str(keys), "--export", str(big)]).exit_code == 0
-    monkeypatch.setattr(decrypt_cli._Exporter, "MAX_OPEN", 1)
+    monkeypatch.setattr(PlaintextExporter, "MAX_OPEN", 1)
     assert runner.invoke(app, ["decrypt", str(src), "-k", str(keys), "--export", str(small)]).exit_code == 0
     names = sorted(p.name for p in big.iterdir())
     assert names == ["conn1-client.bin", "conn1-server.bin", "conn2-client.bin", "conn2-server.bin"]

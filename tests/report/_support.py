@@ -24,8 +24,21 @@ from capdebug.pcap import Packet, PcapWriter
 from capdebug.pcap.model import LinkType
 from capdebug.pcap.open import open_capture
 from capdebug.wire.constants import CipherSuite, ExtensionType
-from capdebug.wire.extensions import Extension, push_server_name_list
-from capdebug.wire.handshake import ClientHello, encode_handshake
+from capdebug.wire.extensions import (
+    Extension,
+    push_selected_version,
+    push_server_name_list,
+    push_supported_versions,
+)
+from capdebug.wire.handshake import (
+    Certificate,
+    ClientHello,
+    EncryptedExtensions,
+    Finished,
+    HandshakeMessage,
+    ServerHello,
+    encode_handshake,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -149,28 +162,41 @@ def synthetic_events(n: int) -> list[DecodeEvent]:
         out.append(ConnectionEvent(conn, client, server, frame + 1))
         out.append(TcpEvent(conn, *at(), "client", "SYN"))
         out.append(TcpEvent(conn, *at(), "server", "SYN"))
-        hello = {
-            "sni": f"host{conn}.example.test",
-            "supported_versions": ["TLS 1.3", "TLS 1.2"],
-            "cipher_suites": ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"],
-        }
+        hello = ClientHello(
+            0x0303,
+            bytes(32),
+            b"",
+            (CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384),
+            b"\x00",
+            (
+                Extension(ExtensionType.server_name, push_server_name_list((f"host{conn}.example.test",))),
+                Extension(ExtensionType.supported_versions, push_supported_versions((0x0304, 0x0303))),
+            ),
+        )
         out.append(HandshakeEvent(conn, *at(), "client", 1, "client_hello", False, hello, 200))
         if conn % 3 == 2:
             out.append(AlertEvent(conn, *at(), "server", 2, 40, "handshake_failure", False, 7))
             out.append(TcpEvent(conn, *at(), "server", "FIN"))
             out.append(TcpEvent(conn, *at(), "client", "FIN"))
             continue
-        sh = {"version": "TLS 1.3", "cipher_suite": "TLS_AES_128_GCM_SHA256", "hello_retry_request": False}
+        sh = ServerHello(
+            0x0303,
+            bytes(32),
+            b"",
+            CipherSuite.TLS_AES_128_GCM_SHA256,
+            0,
+            (Extension(ExtensionType.supported_versions, push_selected_version(0x0304)),),
+        )
         out.append(HandshakeEvent(conn, *at(), "server", 2, "server_hello", False, sh, 90))
         out.append(CcsEvent(conn, *at(0), "server"))
-        cert = {"certificates": [{"subject": f"CN=host{conn}.example.test", "self_signed": False}]}
-        for typ, name, fields in (
-            (8, "encrypted_extensions", {}),
-            (11, "certificate", cert),
-            (20, "finished", {}),
-        ):
-            out.append(HandshakeEvent(conn, *at(0), "server", typ, name, True, fields, 100))
-        out.append(HandshakeEvent(conn, *at(), "client", 20, "finished", True, {}, 32))
+        server_flight: tuple[tuple[int, str, HandshakeMessage], ...] = (
+            (8, "encrypted_extensions", EncryptedExtensions(())),
+            (11, "certificate", Certificate(b"", (), True)),
+            (20, "finished", Finished(bytes(32))),
+        )
+        for typ, name, msg in server_flight:
+            out.append(HandshakeEvent(conn, *at(0), "server", typ, name, True, msg, 100))
+        out.append(HandshakeEvent(conn, *at(), "client", 20, "finished", True, Finished(bytes(32)), 32))
         for i in range(6):
             out.append(AppDataEvent(conn, *at(), "client" if i < 2 else "server", 500 + i, False))
         if conn % 3 == 0:

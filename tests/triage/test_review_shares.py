@@ -1,4 +1,4 @@
-"""Review of triage in shares (cli/_shares.py, TcpTracker.partition, merge_shares).
+"""Review of triage in shares (capdebug/_shares.py, TcpTracker.partition, merge_shares).
 
 Each test shows one finding of that review (each was an ``xfail(strict=True)`` test until its
 fix; they pass now): the shares gave another answer than one process without giving way, or the
@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
+from capdebug import _shares
 from capdebug.analysis.decode import _UNDECIDED_FRAMES
-from capdebug.analysis.sessions import load_keys
-from capdebug.cli import _shares
-from capdebug.cli.triage import run_triage
+from capdebug.api import load_keys, triage_capture
 from capdebug.net.flow import ConnectionStarted, TcpTracker, share_of
 from capdebug.net.tcp import TcpSegment
 from tests.analysis import review_frames as rf
@@ -58,9 +57,9 @@ def test_an_undecided_connection_is_decided_alike_in_shares(
     """Found in review: the decision used to depend on how many events all connections had
     piled up, which a share of the capture does not see."""
     capture = rf.undecided_then_many_events(tmp_path / "held.pcap", segments, per_segment)
-    one, _ = run_triage(capture, [], no_env=True, jobs=1)
+    one, _ = triage_capture(capture, load_keys(capture, []), jobs=1)
     assert [r.conn for r in one] == conns
-    keys = load_keys(capture, [], use_env=False)
+    keys = load_keys(capture, [])
     shared = _shares.triage_in_shares(capture, keys, slow_handshake=1.0, jobs=2, progress=None)
     assert shared is not None
     assert _json(shared[0]) == _json(one)
@@ -112,8 +111,8 @@ _INTERRUPTED = textwrap.dedent(
     """
     import os, signal, sys, time
     from pathlib import Path
-    from capdebug.analysis.sessions import load_keys
-    from capdebug.cli import _shares
+    from capdebug import _shares
+    from capdebug.api import load_keys
 
     real = _shares._share
 
@@ -127,7 +126,7 @@ _INTERRUPTED = textwrap.dedent(
 
     _shares._share = slow_child
     capture = Path(sys.argv[1])
-    keys = load_keys(capture, [], use_env=False)
+    keys = load_keys(capture, [])
     signal.signal(signal.SIGALRM, ctrl_c)
     signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
@@ -162,7 +161,7 @@ def test_ctrl_c_while_waiting_for_a_share(tmp_path: Path) -> None:
 
 def test_a_failed_fork_gives_way_to_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     capture = FIXTURES / "tls13-aes128gcm.pcap"
-    keys = load_keys(capture, [], use_env=False)
+    keys = load_keys(capture, [])
     real_fork = os.fork
     forks = []
 

@@ -3,7 +3,7 @@
 The captures here hold many connections: real fixture captures (openssl, GnuTLS and Python ssl
 peers; TLS 1.2 and 1.3; alerts, resets, resumption, early data, ...) merged into one file by
 mergecap, with their key logs joined. Each is triaged by one process and by two and three
-(``cli/_shares.py``: forked processes, each following the connections of its share) and the
+(``capdebug/_shares.py``: forked processes, each following the connections of its share) and the
 reports must be equal, numbers included. Where a share cannot be sure (a key is missing, so the
 explanation counts the capture's other sessions), the shares give way to one process; that is
 checked to happen, and the result to be the same still.
@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 
-from capdebug.analysis.sessions import load_keys
-from capdebug.cli import _shares
-from capdebug.cli.triage import run_triage
+from capdebug import _shares
+from capdebug.api import load_keys, triage_capture
 from tests.tools import require
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -50,9 +49,9 @@ def _fixture_captures() -> list[Path]:
 @pytest.mark.parametrize("jobs", [2, 3])
 def test_shares_give_the_reports_of_one_process(tmp_path: Path, jobs: int) -> None:
     capture, keys = _merge(tmp_path, _fixture_captures(), "fixtures")
-    one, warnings = run_triage(capture, [keys], no_env=True, jobs=1)
+    one, warnings = triage_capture(capture, load_keys(capture, [keys]), jobs=1)
     assert len(one) >= 20
-    loaded = load_keys(capture, [keys], use_env=False)
+    loaded = load_keys(capture, [keys])
     shared = _shares.triage_in_shares(capture, loaded, slow_handshake=1.0, jobs=jobs, progress=None)
     assert shared is not None, "a share depended on another: the shares gave way"
     reports, shared_warnings = shared
@@ -74,10 +73,10 @@ def test_a_missing_key_makes_the_shares_give_way(tmp_path: Path) -> None:
     first_random = lines[0].split()[1]
     partial = tmp_path / "partial.keys"
     partial.write_bytes(b"".join(line for line in lines if first_random not in line))
-    loaded = load_keys(capture, [partial], use_env=False)
+    loaded = load_keys(capture, [partial])
     assert _shares.triage_in_shares(capture, loaded, slow_handshake=1.0, jobs=2, progress=None) is None
-    one, _ = run_triage(capture, [partial], no_env=True, jobs=1)
-    two, _ = run_triage(capture, [partial], no_env=True, jobs=2)
+    one, _ = triage_capture(capture, load_keys(capture, [partial]), jobs=1)
+    two, _ = triage_capture(capture, load_keys(capture, [partial]), jobs=2)
     assert _json(two) == _json(one)
     undecryptable = [v for r in _json(one) for v in r["verdicts"] if v["code"] == "undecryptable"]
     assert any("no_key" in v["detail"] or "no secrets" in v["detail"] for v in undecryptable), undecryptable
@@ -87,8 +86,8 @@ def test_triage_scenarios_merged_are_the_same_in_shares(tmp_path: Path) -> None:
     """Every verdict the triage captures show (alerts, resets, premature closes, certificate
     problems, gaps, ...), in one file: one process or two, the same reports."""
     capture, keys = _merge(tmp_path, sorted(TRIAGE.glob("*.pcap")), "scenarios")
-    one, _ = run_triage(capture, [keys], no_env=True, jobs=1)
-    two, _ = run_triage(capture, [keys], no_env=True, jobs=2)
+    one, _ = triage_capture(capture, load_keys(capture, [keys]), jobs=1)
+    two, _ = triage_capture(capture, load_keys(capture, [keys]), jobs=2)
     assert len(one) >= 20
     assert _json(two) == _json(one)
 
@@ -103,7 +102,7 @@ def test_a_failed_share_makes_the_shares_give_way(tmp_path: Path, monkeypatch: p
         return real(capture, keys, slow, k, n, progress)
 
     monkeypatch.setattr(_shares, "_share", failing)
-    loaded = load_keys(capture, [keys], use_env=False)
+    loaded = load_keys(capture, [keys])
     assert _shares.triage_in_shares(capture, loaded, slow_handshake=1.0, jobs=2, progress=None) is None
 
 

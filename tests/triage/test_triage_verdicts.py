@@ -24,8 +24,8 @@ import pytest
 from typer.testing import CliRunner
 
 from capdebug.analysis.triage import CATALOG, ConnectionReport, Verdict
+from capdebug.api import load_keys, triage_capture
 from capdebug.cli.app import app
-from capdebug.cli.triage import run_triage
 from tests.tools import require
 
 from . import scenarios
@@ -49,8 +49,8 @@ def _port(name: str) -> int:
 
 def triage(name: str, *, keys: bool = True, slow: float = 1.0) -> list[ConnectionReport]:
     pcap, keylog = _paths(name)
-    reports, _warnings = run_triage(
-        pcap, [keylog] if keys and keylog else [], slow_handshake=slow, no_env=True
+    reports, _warnings = triage_capture(
+        pcap, load_keys(pcap, [keylog] if keys and keylog else []), slow_handshake=slow
     )
     return reports
 
@@ -339,7 +339,7 @@ def test_undecryptable_with_another_sessions_key_log() -> None:
     pcap, _ = _paths("clean_close")
     _, other = _paths("resumed")
     assert other is not None
-    reports, _ = run_triage(pcap, [other], no_env=True)
+    reports, _ = triage_capture(pcap, load_keys(pcap, [other]))
     found = find(only(reports), "undecryptable")
     assert all(v.severity == "warning" for v in found)
     assert any("keylog_other_sessions" in v.detail for v in found), [v.detail for v in found]
@@ -502,7 +502,8 @@ def _clean_fixtures() -> list[str]:
 
 @pytest.mark.parametrize("name", _clean_fixtures())
 def test_clean_fixture_only_info(name: str) -> None:
-    reports, _ = run_triage(FIXTURES / f"{name}.pcap", [FIXTURES / f"{name}.keys"], no_env=True)
+    pcap = FIXTURES / f"{name}.pcap"
+    reports, _ = triage_capture(pcap, load_keys(pcap, [FIXTURES / f"{name}.keys"]))
     assert reports
     for r in reports:
         assert [v.to_json() for v in r.verdicts if v.severity != "info"] == []
@@ -511,7 +512,7 @@ def test_clean_fixture_only_info(name: str) -> None:
 
 @pytest.mark.parametrize("name", _clean_fixtures())
 def test_clean_fixture_without_keys_no_error(name: str) -> None:
-    reports, _ = run_triage(FIXTURES / f"{name}.pcap", [], no_env=True)
+    reports, _ = triage_capture(FIXTURES / f"{name}.pcap")
     for r in reports:
         assert [v.to_json() for v in r.verdicts if v.severity == "error"] == []
 
@@ -577,7 +578,7 @@ def test_live_capture_gives_the_same_verdict(name: str, tmp_path: Path) -> None:
     pki = scenarios.make_pki(tmp_path / "pki")
     cap = scenarios.run(name, tmp_path / "cap", pki)
     assert cap.keys is not None
-    reports, _ = run_triage(cap.pcap, [cap.keys], no_env=True)
+    reports, _ = triage_capture(cap.pcap, load_keys(cap.pcap, [cap.keys]))
     # The verdict the scenario exists for, from the same side as in the committed capture (what
     # comes after it, e.g. whether the kernel answers with RST, depends on timing).
     live = one(only(reports), name)

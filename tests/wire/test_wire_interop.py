@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from capdebug._buffer import Buffer
+from capdebug.analysis.describe import message_fields
 from capdebug.wire import handshake as hs
 from capdebug.wire import record as rec
 from capdebug.wire.constants import ContentType, ExtensionType, NamedGroup
@@ -122,7 +123,7 @@ def _check_client_hello(ch: hs.HandshakeMessage) -> hs.ClientHello:
             assert len(share.key_exchange) == 32
         if share.group == NamedGroup.secp256r1:
             assert len(share.key_exchange) == 65 and share.key_exchange[0] == 4
-    s = hs.summary(ch)
+    s = message_fields(ch)
     assert s["sni"] == SNI and s["alpn"] == ALPN
     assert "TLS 1.3" in s["supported_versions"]  # type: ignore[operator]
     assert "malformed_extensions" not in s
@@ -144,9 +145,9 @@ def test_python_ssl_tls13(cert_files: tuple[Path, Path]) -> None:
     assert isinstance(sh, hs.ServerHello) and not sh.is_hello_retry_request
     assert client.version() == "TLSv1.3"
     cipher_name = client.cipher()[0]  # type: ignore[index]
-    assert hs.summary(sh)["cipher_suite"] == cipher_name  # OpenSSL uses the IANA names in 1.3
+    assert message_fields(sh)["cipher_suite"] == cipher_name  # OpenSSL uses the IANA names in 1.3
     assert sh.cipher_suite == _suite_id(cctx, cipher_name)
-    assert hs.summary(sh)["version"] == "TLS 1.3"
+    assert message_fields(sh)["version"] == "TLS 1.3"
     assert sh.legacy_session_id_echo == ch.legacy_session_id  # type: ignore[union-attr]
 
 
@@ -161,7 +162,7 @@ def test_python_ssl_tls12(cert_files: tuple[Path, Path]) -> None:
     assert isinstance(ske, hs.ServerKeyExchange)
     assert sh.cipher_suite == _suite_id(cctx, client.cipher()[0])  # type: ignore[index]
     assert sh.downgrade_sentinel == 0x0303  # the server could do TLS 1.3
-    s = hs.summary(sh)
+    s = message_fields(sh)
     assert s["alpn"] == client.selected_alpn_protocol() == "h2"
     assert not cert.tls13
     assert cert.der_list == (ssl.PEM_cert_to_DER_cert(cert_files[0].read_text()),)
@@ -177,7 +178,7 @@ def test_python_ssl_tls12(cert_files: tuple[Path, Path]) -> None:
         assert len(point) == 32
     # The ticket (RFC 5077) is sent before the server's ChangeCipherSpec, in the clear.
     assert types[4:] == [hs.NewSessionTicket12]
-    assert hs.summary(server_msgs[4])["ticket_length"] == len(server_msgs[4].ticket)  # type: ignore[union-attr]
+    assert message_fields(server_msgs[4])["ticket_length"] == len(server_msgs[4].ticket)  # type: ignore[union-attr]
     # Read without saying which version it is, the flight decodes the same.
     assert _plaintext_handshake(s2c, None) == server_msgs
 

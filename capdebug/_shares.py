@@ -11,6 +11,11 @@ capture's other sessions, a TLS 1.2 resumption of another connection's session, 
 recovery), or a process failed, the capture is triaged again in one process.
 
 The processes are forked (POSIX only), after the key log was loaded, which they then share.
+
+Why here, next to :mod:`capdebug.api` and not in ``analysis/``: forking, pipes, signals and
+``os.stat`` of the capture are process management and file access, which the pure layers never
+do; they are the library's edge, like the API that calls this. ``analysis`` gives the parts
+(``DecodeOptions.partition``, ``TriageShare``, ``merge_shares``), this module runs them.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ import stat
 import sys
 from pathlib import Path
 
-from ..analysis.decode import DecodeOptions, Decoder
-from ..analysis.sessions import CaptureKeys, Progress, run_decoder
-from ..analysis.triage import ConnectionReport, Triage, TriageShare, merge_shares
-from ..pcap.open import open_capture
+from .analysis.decode import DecodeOptions, Decoder
+from .analysis.sessions import CaptureKeys, Progress, run_decoder
+from .analysis.triage import ConnectionReport, Triage, TriageShare, merge_shares
+from .pcap.open import open_capture
 
 __all__ = ["SHARE_MIN_BYTES", "auto_jobs", "triage_in_shares"]
 

@@ -1,0 +1,137 @@
+"""The catalog of verdict codes and the advice text: what each code usually means, what to
+check next, and the usual cause of each fatal alert. Stable codes (``triage --json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ALERT_CAUSES", "CATALOG", "SEVERITY_RANK", "Verdict"]
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+CATALOG: dict[str, tuple[str, str]] = {
+    # code: (what it usually means, what to check next)
+    "clean_close": (
+        "Both sides sent close_notify: the TLS session ended cleanly.",
+        "Nothing; if the application still reports an error, look above TLS.",
+    ),
+    "premature_close": (
+        "A side closed TCP (FIN) without close_notify while the session was open. The peer's TLS "
+        "stack reads this as a truncation: OpenSSL reports SSL_ERROR_SYSCALL / 'unexpected eof "
+        "while reading', s2n a premature close.",
+        "Check that the closing side calls SSL_shutdown/close_notify before close(); look for "
+        "timeouts, crashes or a proxy in between that closes idle connections.",
+    ),
+    "close_notify_unanswered": (
+        "The peer sent close_notify and this side then closed TCP without its own. Common and "
+        "acceptable (RFC 8446 6.1 lets the receiver close at once).",
+        "Nothing, unless this side still had data to send.",
+    ),
+    "half_close": (
+        "One side sent close_notify and the other kept sending before ending normally (TLS 1.3 half-close).",
+        "Nothing; the application used a write shutdown.",
+    ),
+    "data_after_close_notify": (
+        "A side sent application data after its own close_notify: a protocol violation the peer "
+        "will reject or ignore.",
+        "The sending application writes after shutdown; check its close path and threading.",
+    ),
+    "reset": (
+        "A side reset the TCP connection (RST) while the TLS session was still open.",
+        "An RST right after data usually means the application closed with unread data, crashed, "
+        "or a firewall/load balancer killed the connection; check the resetting host's logs.",
+    ),
+    "benign_reset": (
+        "RST after the TLS session was already over: the kernel answering data that arrived on a "
+        "closed socket.",
+        "Nothing; this is normal for many stacks.",
+    ),
+    "handshake_alert": (
+        "A fatal alert ended the handshake.",
+        "See the detail: the alert and the hellos usually name the cause.",
+    ),
+    "alert": (
+        "An alert after the handshake.",
+        "A fatal alert after the handshake usually means a record failed authentication "
+        "(bad_record_mac), a protocol error, or a client certificate rejected late (TLS 1.3).",
+    ),
+    "handshake_incomplete": (
+        "The handshake did not finish before the connection closed or the capture ended.",
+        "Look at the last message of each side: the other side never answered it.",
+    ),
+    "certificate_problem": (
+        "The server's certificate is likely to be rejected.",
+        "Renew or reissue the certificate, add the name to its SANs, or send the full chain.",
+    ),
+    "undecryptable": (
+        "Records could not be decrypted, so their contents are unknown.",
+        "Provide the key log of this session (SSLKEYLOGFILE on the client or server) or check "
+        "that it belongs to this capture.",
+    ),
+    "capture_incomplete": (
+        "The capture does not hold the whole connection (started mid-connection, lost segments, "
+        "or packets cut by the snaplen).",
+        "Capture earlier, with a larger buffer (-B) or snaplen 0.",
+    ),
+    "hello_retry_request": (
+        "The server asked for another key share (HelloRetryRequest): one extra round trip.",
+        "Offer the server's preferred group in the first key_share to save the round trip.",
+    ),
+    "resumed": ("The session was resumed (PSK or session ID/ticket).", "Nothing."),
+    "early_data": ("The client sent 0-RTT early data.", "Whether the server accepted it is in the detail."),
+    "key_update": ("A side updated its traffic keys (KeyUpdate).", "Nothing."),
+    "slow_handshake": (
+        "The handshake took long compared with the network round trip.",
+        "Look for slow certificate checks (OCSP, CRL), slow key operations, or a busy server.",
+    ),
+    "likely_close_notify": (
+        "An encrypted 19-byte record right before FIN: almost certainly close_notify.",
+        "Provide keys to confirm.",
+    ),
+    "tcp_only": (
+        "A TCP connection with no TLS data: refused, reset, or closed before the ClientHello.",
+        "An RST answering the SYN means nothing listens on that port (or a firewall rejects).",
+    ),
+}
+
+ALERT_CAUSES: dict[str, str] = {
+    "handshake_failure": "no cipher suite, group or signature algorithm both sides support",
+    "protocol_version": "the versions offered do not overlap with what the peer accepts",
+    "unknown_ca": "the trust store of the side that sent it does not accept the certificate chain",
+    "bad_certificate": "the certificate was rejected (bad signature, wrong usage, or malformed)",
+    "certificate_expired": "a certificate in the chain is expired (or the rejecting side's clock is wrong)",
+    "certificate_unknown": "the certificate was rejected for a reason the stack does not name",
+    "certificate_required": "the server requires a client certificate and the client sent none",
+    "decrypt_error": "a signature or Finished check failed: often a key/certificate mismatch",
+    "illegal_parameter": "a field had a value the peer considers invalid (e.g. a group or extension)",
+    "unrecognized_name": "the server does not serve the name in the SNI",
+    "no_application_protocol": "no common ALPN protocol (e.g. the server only speaks http/1.1)",
+    "decode_error": "a message could not be parsed: a bug or a middlebox altering bytes",
+    "internal_error": "the side that sent it failed internally (check its logs)",
+    "insufficient_security": "the offered parameters are weaker than the peer requires",
+    "inappropriate_fallback": "the client retried with a lower version than it supports (TLS_FALLBACK_SCSV)",
+    "bad_record_mac": "a record failed authentication: corruption on the path, or a key mismatch",
+    "unexpected_message": "a message arrived out of order: a state machine bug or an interfering middlebox",
+    "access_denied": "the peer refused the connection by policy (e.g. client certificate not allowed)",
+    "missing_extension": "a mandatory extension was not sent",
+    "unsupported_extension": "an extension was sent that the peer did not offer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    code: str
+    severity: str
+    by: str | None
+    frame: int | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "by": self.by,
+            "frame": self.frame,
+            "detail": self.detail,
+        }

@@ -1,0 +1,221 @@
+"""The accumulator: :class:`Triage` reads the decoder's events one by one into
+:class:`~.model.Conn` summaries; :meth:`Triage.reports` applies the rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from ...wire.constants import CipherSuite, name_of, version_name
+from ...wire.handshake import ClientHello, EncryptedExtensions, ServerHello
+from ..events import (
+    AlertEvent,
+    AppDataEvent,
+    ConnectionEvent,
+    DecodeEvent,
+    GapEvent,
+    HandshakeEvent,
+    TcpEvent,
+    UndecryptableEvent,
+)
+from ..messages import alpn, early_data, negotiated_version, psk_selected, server_name
+from .model import TLS12, TLS13, WHO, Conn, ConnectionReport, Side
+from .rules import verdicts
+
+__all__ = ["Triage", "TriageShare", "merge_shares", "triage"]
+
+
+class Triage:
+    """Accumulates events; :meth:`reports` gives the verdicts."""
+
+    def __init__(self, *, slow_handshake_s: float = 1.0) -> None:
+        self.conns: dict[int, Conn] = {}
+        self.slow_handshake_s = slow_handshake_s
+
+    def add(self, ev: DecodeEvent) -> None:
+        if type(ev) is AppDataEvent:
+            # Most events of a capture, handled here only: event classes are final (frozen
+            # dataclasses, never subclassed), so the general path below sees no application data.
+            c = self.conns.get(ev.conn)
+            if c is None:
+                return
+            if c.first_ts is None:
+                c.first_ts = ev.ts_ns
+            c.last_ts = ev.ts_ns
+            if ev.frame > c.last_frame:
+                c.last_frame = ev.frame
+            sides = c.sides
+            if ev.from_ == "server":
+                self._app_data(c, sides[1], sides[0], ev)
+            else:
+                self._app_data(c, sides[0], sides[1], ev)
+            return
+        c = self.conns.get(ev.conn)
+        if isinstance(ev, ConnectionEvent):
+            self.conns[ev.conn] = Conn(ev.conn, ev.client, ev.server, ev.first_frame, ev.roles_from)
+            return
+        if c is None:
+            return
+        ts = getattr(ev, "ts_ns", None)
+        if ts is not None:
+            if c.first_ts is None:
+                c.first_ts = ts
+            c.last_ts = ts
+        frame = getattr(ev, "frame", 0)
+        c.last_frame = max(c.last_frame, frame)
+        who = WHO.get(getattr(ev, "from_", ""), 0)
+        side = c.sides[who]
+        if isinstance(ev, TcpEvent):
+            at = (ev.frame, ev.ts_ns)
+            if ev.flag == "SYN" and side.syn is None:
+                side.syn = at
+            elif ev.flag == "FIN" and side.fin is None:
+                side.fin = at
+            elif ev.flag == "RST" and side.rst is None:
+                side.rst = at
+        elif isinstance(ev, HandshakeEvent):
+            c.tls_seen = True
+            self._handshake(c, side, ev)
+        elif isinstance(ev, AlertEvent):
+            c.tls_seen = True
+            side.alerts.append(ev)
+            side.likely_close = ev.frame if ev.description is None else None
+            if ev.description == 0:
+                if side.close_notify is None:
+                    side.close_notify = (ev.frame, ev.ts_ns)
+            elif ev.level == 2 or (ev.level is None and ev.description is not None):
+                if side.fatal_alert is None:
+                    side.fatal_alert = ev
+        elif isinstance(ev, GapEvent):
+            side.gaps += 1
+            side.gap_bytes += ev.size
+            if ev.cause == "snaplen":
+                side.snaplen_gaps += 1
+        elif isinstance(ev, UndecryptableEvent):
+            side.undecryptable.append(ev)
+
+    @staticmethod
+    def _app_data(c: Conn, side: Side, peer: Side, ev: AppDataEvent) -> None:
+        c.tls_seen = True
+        if ev.early:
+            c.early_records += 1
+        side.app_records += 1
+        side.app_bytes += ev.length
+        # 19 bytes: 2-byte alert + content type + 16-byte tag (every TLS 1.3 AEAD suite).
+        tls13_alert_size = not ev.decrypted and ev.length == 19 and c.version == TLS13
+        side.likely_close = ev.frame if tls13_alert_size else None
+        if not ev.decrypted:
+            side.protected_records += 1
+        at = (ev.frame, ev.ts_ns)
+        if side.first_app is None:
+            side.first_app = at
+        side.last_app = at
+        if side.close_notify is not None and side.app_after_own_close is None:
+            side.app_after_own_close = at
+        if peer.close_notify is not None:
+            side.app_after_peer_close += 1
+
+    def _handshake(self, c: Conn, side: Side, ev: HandshakeEvent) -> None:
+        msg = ev.message
+        side.last_handshake = ev.name
+        side.likely_close = None
+        name = ev.name
+        if name == "client_hello" and c.client_hello is None:
+            c.client_hello = ev
+            hello = msg if isinstance(msg, ClientHello) else None
+            c.sni = server_name(hello) if hello else None
+            c.early_data_offered = early_data(hello) if hello else False
+        elif name == "hello_retry_request":
+            c.hrr = ev
+        elif name == "server_hello":
+            c.server_hello = ev
+            sh = msg if isinstance(msg, ServerHello) else None
+            c.version = negotiated_version(sh) if sh else None
+            c.cipher_suite = sh.cipher_suite if sh else None
+            chosen = alpn(sh) if sh else None
+            if chosen is not None:
+                c.alpn = chosen
+            if sh is not None and psk_selected(sh) is not None:
+                c.resumed = True
+            elif c.version == TLS12 and c.client_hello is not None:
+                # TLS 1.2 resumption: the server echoes the client's session ID (RFC 5246 7.4.1.3).
+                c.resumed = False  # decided at the server's next message
+        elif name == "encrypted_extensions":
+            c.encrypted_extensions = ev
+            ee = msg if isinstance(msg, EncryptedExtensions) else None
+            chosen = alpn(ee) if ee else None
+            if chosen is not None:
+                c.alpn = chosen
+            if c.early_data_offered:
+                c.early_data_accepted = early_data(ee) if ee else False
+        elif name == "certificate" and ev.from_ == "server" and c.certificate is None:
+            c.certificate = ev
+        elif name == "finished":
+            if side.finished is None:
+                side.finished = (ev.frame, ev.ts_ns)
+            if (
+                c.version == TLS12
+                and ev.from_ == "server"
+                and c.certificate is None
+                and c.sides[0].finished is None
+            ):
+                c.resumed = True  # abbreviated handshake: the server's Finished comes first
+        elif name == "key_update":
+            side.key_updates += 1
+        elif name == "encrypted_handshake" and c.version == TLS12 and side.finished is None:
+            side.finished = (ev.frame, ev.ts_ns)  # the first protected handshake message is Finished
+
+    def reports(self) -> list[ConnectionReport]:
+        return [self._report(c) for c in sorted(self.conns.values(), key=lambda c: c.number)]
+
+    def report(self, conn: int) -> ConnectionReport | None:
+        """One connection's verdicts as of now (e.g. when it closes during a live capture)."""
+        c = self.conns.get(conn)
+        return None if c is None else self._report(c)
+
+    def _report(self, c: Conn) -> ConnectionReport:
+        duration = (
+            (c.last_ts - c.first_ts) / 1e9 if c.first_ts is not None and c.last_ts is not None else None
+        )
+        return ConnectionReport(
+            c.number,
+            c.client,
+            c.server,
+            c.first_frame,
+            c.sni,
+            None if c.version is None else version_name(c.version),
+            None if c.cipher_suite is None else name_of(CipherSuite, c.cipher_suite),
+            c.alpn,
+            duration,
+            c.sides[0].app_bytes,
+            c.sides[1].app_bytes,
+            verdicts(c, slow_handshake_s=self.slow_handshake_s),
+        )
+
+
+@dataclass(slots=True)
+class TriageShare:
+    """What triaging one share of a capture gave (see ``DecodeOptions.partition``)."""
+
+    reports: list[ConnectionReport]
+    first_frames: list[int]
+    """The first frame of each connection of the share, by its number within the share."""
+    dependent: bool
+    """The decoder said something that depends on the other shares' connections."""
+    warnings: list[str]
+
+
+def merge_shares(shares: Sequence[TriageShare]) -> list[ConnectionReport]:
+    """The reports of a capture triaged in shares, numbered as one decoder numbers them: by
+    the order of every TCP connection's first frame, whichever share followed it."""
+    rank = {frame: n for n, frame in enumerate(sorted(f for s in shares for f in s.first_frames), 1)}
+    merged = [replace(r, conn=rank[s.first_frames[r.conn - 1]]) for s in shares for r in s.reports]
+    merged.sort(key=lambda r: r.conn)
+    return merged
+
+
+def triage(events: Iterable[DecodeEvent], *, slow_handshake_s: float = 1.0) -> list[ConnectionReport]:
+    t = Triage(slow_handshake_s=slow_handshake_s)
+    for ev in events:
+        t.add(ev)
+    return t.reports()

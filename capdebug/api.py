@@ -1,0 +1,270 @@
+"""The library's entry points: decode a capture, triage it, export its plaintext, decode live.
+
+The ``capdebug`` command and any other program call these, never ``cli/`` internals::
+
+    keys = load_keys("case.pcapng", ["keys.log"])
+    with decode_capture("case.pcapng", keys) as decoding:
+        for event in decoding:
+            ...
+    result = triage_capture("case.pcapng", keys)
+
+What this module may touch: it is the library's edge, so it opens the capture and the key-log
+files whose paths its caller names (and writes the plaintext files of
+:class:`PlaintextExporter`), and runs triage in forked processes (:mod:`capdebug._shares`).
+It never reads the environment or the clock: ``$SSLKEYLOGFILE`` is read by the caller and given
+as ``env_keylog``; progress callbacks get frame counts and keep their own time. Everything
+below it (``analysis``, ``pcap``, ``net``, ``crypto``) is sans-IO.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+
+from . import _shares
+from .analysis.decode import DecodeOptions
+from .analysis.events import DecodeEvent
+from .analysis.sessions import CaptureKeys, Progress, iter_events
+from .analysis.sessions import load_keys as _load_keys
+from .analysis.triage import ConnectionReport, Triage
+from .crypto.keylog import KeyLog
+from .pcap.open import CaptureReader, open_capture
+
+if TYPE_CHECKING:
+    from .analysis.live import LiveKeys
+    from .pcap.model import Interface, Packet, SecretsBlock
+
+__all__ = [
+    "CaptureKeys",
+    "Decoding",
+    "KeylogSource",
+    "LivePipeline",
+    "PlaintextExporter",
+    "TriageResult",
+    "auto_jobs",
+    "decode_capture",
+    "load_keys",
+    "triage_capture",
+]
+
+CapturePath = str | os.PathLike[str]
+KeylogSource = CaptureKeys | KeyLog | None
+"""Secrets for decoding: what :func:`load_keys` found, a parsed :class:`KeyLog`, or none."""
+
+
+def load_keys(
+    capture: CapturePath | None,
+    keylog_files: Iterable[CapturePath] = (),
+    *,
+    env_keylog: str | None = None,
+) -> CaptureKeys:
+    """The secrets for ``capture``: the key-log files named, then the Decryption Secrets
+    Blocks embedded in a pcapng, then ``env_keylog`` (the value of ``$SSLKEYLOGFILE`` that the
+    caller read, or None) when nothing else gave any. Bad key-log lines are kept as
+    ``keys.keylog.issues``, never raised; a missing or unreadable file raises
+    :class:`~capdebug.errors.KeyLogError`."""
+    return _load_keys(capture, keylog_files, env_keylog=env_keylog)
+
+
+def _capture_keys(keys: KeylogSource) -> CaptureKeys:
+    if isinstance(keys, CaptureKeys):
+        return keys
+    return CaptureKeys(keys if keys is not None else KeyLog())
+
+
+class Decoding:
+    """One pass over a capture's events, in capture order (see :func:`decode_capture`).
+
+    Iterate it once inside ``with``; :attr:`warnings` holds what the capture reader noticed
+    (truncated file, unknown link types, ...) once the iteration is over."""
+
+    def __init__(self, reader: CaptureReader, events: Iterator[DecodeEvent]) -> None:
+        self._reader = reader
+        self._events = events
+        self.warnings: list[str] = []
+
+    def __iter__(self) -> Iterator[DecodeEvent]:
+        yield from self._events
+        self.warnings = list(self._reader.warnings)
+
+    def __enter__(self) -> Decoding:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.warnings = list(self._reader.warnings)
+        self._reader.close()
+
+
+def decode_capture(
+    capture: CapturePath | BinaryIO,
+    keys: KeylogSource = None,
+    *,
+    decrypt_app_data: bool = True,
+    app_data_sink: Callable[[int, str, bytes], None] | None = None,
+    conns: Iterable[int] | None = None,
+    progress: Progress | None = None,
+) -> Decoding:
+    """Decode ``capture`` (a path, or a binary stream read from its position): every TLS event
+    of every connection, decrypted where ``keys`` hold the secrets.
+
+    ``decrypt_app_data=False`` counts application data without decrypting it (what triage
+    needs); ``app_data_sink(conn, "client"|"server", plaintext)`` receives every authenticated
+    application-data record (see :class:`PlaintextExporter`); ``conns`` keeps only these
+    connection numbers; ``progress(frames)`` is called now and then on large captures.
+    Raises :class:`~capdebug.errors.CaptureFormatError` when the file is not a capture."""
+    ck = _capture_keys(keys)
+    options = DecodeOptions(
+        decrypt_app_data=decrypt_app_data,
+        app_data_sink=app_data_sink,
+        conns=frozenset(conns) if conns else None,
+    )
+    reader = open_capture(capture)
+    try:
+        events = iter_events(reader, ck.keylog, options, late_secrets=ck.late_randoms, progress=progress)
+    except BaseException:
+        reader.close()
+        raise
+    return Decoding(reader, events)
+
+
+class TriageResult(NamedTuple):
+    """What :func:`triage_capture` found."""
+
+    reports: list[ConnectionReport]
+    """One report per connection, in order of first appearance (numbered as decode numbers them)."""
+    warnings: list[str]
+    """What the capture reader noticed (truncated file, unknown link types, ...)."""
+
+
+def triage_capture(
+    capture: CapturePath,
+    keys: KeylogSource = None,
+    *,
+    slow_handshake: float = 1.0,
+    jobs: int = 1,
+    also: Callable[[DecodeEvent], None] | None = None,
+    progress: Progress | None = None,
+) -> TriageResult:
+    """Triage ``capture``: per connection, the verdicts saying what went wrong and who did it
+    (application data is counted, not decrypted).
+
+    ``slow_handshake`` is the number of seconds above which a handshake is reported slow;
+    ``also`` sees every decoded event too (e.g. to draw ladders). Without ``also``, ``jobs`` > 1
+    lets that many forked processes share the work (POSIX; see :mod:`capdebug._shares`): the
+    result is the same, only sooner. :func:`auto_jobs` picks a number for a capture."""
+    ck = _capture_keys(keys)
+    if also is None and jobs > 1:
+        shared = _shares.triage_in_shares(
+            Path(capture), ck, slow_handshake=slow_handshake, jobs=jobs, progress=progress
+        )
+        if shared is not None:
+            return TriageResult(*shared)
+    t = Triage(slow_handshake_s=slow_handshake)
+    with decode_capture(capture, ck, decrypt_app_data=False, progress=progress) as decoding:
+        for ev in decoding:
+            t.add(ev)
+            if also is not None:
+                also(ev)
+    return TriageResult(t.reports(), decoding.warnings)
+
+
+def auto_jobs(capture: CapturePath, jobs: int = 0) -> int:
+    """The number of processes :func:`triage_capture` should use for ``capture`` when asked
+    for ``jobs`` (0: automatic, by the capture's size and the CPUs this process may use)."""
+    return _shares.auto_jobs(Path(capture), jobs)
+
+
+class PlaintextExporter:
+    """An ``app_data_sink`` for :func:`decode_capture`: decrypted application data per
+    connection and direction, as ``conn{N}-{client|server}.bin`` files in ``folder`` (0600 from
+    the first byte: plaintext is as sensitive as the keys). At most :attr:`MAX_OPEN` files
+    stay open; others are reopened for appending when their connection sends again. Call
+    :meth:`close` (or use it as a context manager) when decoding is over."""
+
+    MAX_OPEN = 128
+
+    def __init__(self, folder: CapturePath) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.open_files: collections.OrderedDict[tuple[int, str], BinaryIO] = collections.OrderedDict()
+        self.created: set[tuple[int, str]] = set()
+
+    def __call__(self, conn: int, who: str, data: bytes) -> None:
+        key = (conn, who)
+        f = self.open_files.get(key)
+        if f is None:
+            if len(self.open_files) >= self.MAX_OPEN:
+                self.open_files.popitem(last=False)[1].close()
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if key in self.created else os.O_TRUNC)
+            fd = os.open(self.folder / f"conn{conn}-{who}.bin", flags, 0o600)
+            f = self.open_files[key] = os.fdopen(fd, "wb", buffering=1 << 16)
+            self.created.add(key)
+        else:
+            self.open_files.move_to_end(key)
+        f.write(data)
+
+    def close(self) -> None:
+        for f in self.open_files.values():
+            f.close()
+        self.open_files.clear()
+
+    def __enter__(self) -> PlaintextExporter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class LivePipeline:
+    """One host's packets on their way into a growing capture file: new key-log text ->
+    secrets blocks written before the records they unlock -> live decoding into lines.
+
+    ``read_keylog()`` returns the key-log bytes that arrived since the last call (b"" for
+    none); ``keys`` collects them (None: no secrets are written); ``show(lines)`` receives
+    the live lines (None: no live decoding). The caller passes the time (``now``, seconds)."""
+
+    def __init__(
+        self,
+        iface: Interface,
+        *,
+        label: str | None = None,
+        read_keylog: Callable[[], bytes] | None = None,
+        keys: LiveKeys | None = None,
+        show: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        # Imported here: live decoding is loaded only by the commands that capture.
+        from .analysis.live import LiveMonitor, SecretsInjector
+
+        self.read_keylog = read_keylog
+        self.keys = keys
+        self.injector = SecretsInjector(iface.linktype, keys) if keys is not None else None
+        self.monitor = LiveMonitor(iface.linktype, label=label) if show is not None else None
+        self.show = show
+
+    def feed(self, packets: list[Packet], now: float) -> list[Packet | SecretsBlock]:
+        """Packets that arrived at ``now``: what to write, in order."""
+        if self.read_keylog is not None and self.keys is not None:
+            data = self.read_keylog()
+            if data:
+                self.keys.feed(data)
+        items: list[Packet | SecretsBlock] = (
+            self.injector.feed(packets, now) if self.injector is not None else list(packets)
+        )
+        if self.monitor is not None and self.show is not None and items:
+            self.show(self.monitor.feed(items))
+        return items
+
+    def finish(self, now: float) -> list[Packet | SecretsBlock]:
+        """The capture ended: what is still held, to write last."""
+        items = self.injector.finish(now) if self.injector is not None else []
+        if self.monitor is not None and self.show is not None:
+            self.show(self.monitor.feed(items) + self.monitor.finish())
+        return items
