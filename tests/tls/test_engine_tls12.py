@@ -223,3 +223,34 @@ def test_tls12_unknown_session_is_a_full_handshake(pki: Pki) -> None:
     c.start_handshake()
     pump(c, s)
     assert not _complete(drain(c)).resumed
+
+
+def test_fault_injection_works_in_tls12_states(pki: Pki) -> None:
+    from capdebug.errors import TLSError
+    from capdebug.tls.faults import Faults
+    from capdebug.tls.state import State
+    from capdebug.wire.constants import AlertDescription
+
+    faults = Faults()
+    faults.alert_at(State.SERVER12_EXPECT_CLIENT_KEY_EXCHANGE, AlertDescription.handshake_failure)
+    c = Connection(client_config(pki, max_version=TLS12), is_client=True, now=NOW)
+    s = Connection(server_config(pki), is_client=False, now=NOW, faults=faults)
+    c.start_handshake()
+    pump(c, s)
+    assert faults.fired == ["alert_at:SERVER12_EXPECT_CLIENT_KEY_EXCHANGE"]
+    with pytest.raises(TLSError) as exc:
+        drain(c)
+    assert exc.value.name == "ERR_PEER_ALERT" and exc.value.alert == AlertDescription.handshake_failure
+
+    tamper = Faults()
+    c = Connection(client_config(pki, max_version=TLS12), is_client=True, now=NOW, faults=tamper)
+    s = Connection(server_config(pki), is_client=False, now=NOW)
+    c.start_handshake()
+    pump(c, s)
+    drain(c), drain(s)
+    tamper.tamper_next_record()
+    c.send_application_data(b"flipped")
+    pump(c, s)
+    with pytest.raises(TLSError) as exc:
+        drain(s)
+    assert exc.value.name == "ERR_BAD_RECORD_MAC" and tamper.fired == ["tamper_record"]
