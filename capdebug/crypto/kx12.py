@@ -35,7 +35,8 @@ def certificate_key_kind(cert_der: bytes) -> str:
     certificate's key can serve (RFC 5246 7.4.2, RFC 8422 5.3)."""
     try:
         key = x509.load_der_x509_certificate(cert_der).public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+        # InvalidVersion is not a ValueError: a peer's certificate must not escape as one.
         raise CryptoError(f"cannot read the certificate's key: {exc}") from exc
     if isinstance(key, rsa.RSAPublicKey):
         return "RSA"
@@ -56,7 +57,8 @@ def rsa_encrypt_premaster(cert_der: bytes, premaster: bytes) -> bytes:
     """RSAES-PKCS1-v1_5 encryption of the premaster under the server certificate's key."""
     try:
         key = x509.load_der_x509_certificate(cert_der).public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+        # InvalidVersion is not a ValueError: a peer's certificate must not escape as one.
         raise CryptoError(f"cannot read the certificate's key: {exc}") from exc
     if not isinstance(key, rsa.RSAPublicKey):
         raise CryptoError("the server certificate has no RSA key for the RSA key exchange")

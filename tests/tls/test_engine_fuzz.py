@@ -125,3 +125,25 @@ def test_tls12_server_survives_a_mutated_client_flight(
     server.data_to_send()
     server.receive_data(bytes(flight))
     _drain_or_tls_error(server)
+
+
+def test_tls12_client_names_a_certificate_with_a_bad_version(pki: Pki) -> None:
+    """Found by the fuzzer above: an X.509 version byte of 1 made cryptography raise
+    InvalidVersion (not a ValueError) out of the TLS 1.2 key-type check."""
+    from capdebug.wire.constants import ProtocolVersion
+
+    client = Connection(client_config(pki, max_version=ProtocolVersion.TLS1_2), is_client=True, now=NOW)
+    server = Connection(server_config(pki), is_client=False, now=NOW)
+    client.start_handshake()
+    server.receive_data(client.data_to_send())
+    flight = bytearray(server.data_to_send())
+    leaf = pki.chain("ecdsa")[0]
+    at = bytes(flight).index(leaf)
+    # tbsCertificate's [0] EXPLICIT version INTEGER: 02 01 02 (v3) -> 02 01 01.
+    version_at = bytes(flight).index(b"\xa0\x03\x02\x01\x02", at) + 4
+    flight[version_at] = 0x01
+    client.receive_data(bytes(flight))
+    with pytest.raises(TLSError) as exc:
+        while client.next_event() is not None:
+            pass
+    assert exc.value.name in ("ERR_CERT_INVALID", "ERR_CERT_UNKNOWN_CA")
