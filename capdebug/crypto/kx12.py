@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from ..errors import CryptoError
 from .x509 import PrivateKey
@@ -30,14 +32,21 @@ __all__ = [
 PREMASTER_LEN = 48
 
 
-def certificate_key_kind(cert_der: bytes) -> str:
-    """``"RSA"``, ``"ECDSA"`` or another name: which TLS 1.2 suites' authentication the
-    certificate's key can serve (RFC 5246 7.4.2, RFC 8422 5.3)."""
+def _public_key(cert_der: bytes) -> object:
     try:
-        key = x509.load_der_x509_certificate(cert_der).public_key()
+        with warnings.catch_warnings():
+            # A peer's certificate is not ours to fix: no warning per parse (as crypto.x509).
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_der_x509_certificate(cert_der).public_key()
     except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         # InvalidVersion is not a ValueError: a peer's certificate must not escape as one.
         raise CryptoError(f"cannot read the certificate's key: {exc}") from exc
+
+
+def certificate_key_kind(cert_der: bytes) -> str:
+    """``"RSA"``, ``"ECDSA"`` or another name: which TLS 1.2 suites' authentication the
+    certificate's key can serve (RFC 5246 7.4.2, RFC 8422 5.3)."""
+    key = _public_key(cert_der)
     if isinstance(key, rsa.RSAPublicKey):
         return "RSA"
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -55,11 +64,7 @@ def private_key_kind(key: PrivateKey) -> str:
 
 def rsa_encrypt_premaster(cert_der: bytes, premaster: bytes) -> bytes:
     """RSAES-PKCS1-v1_5 encryption of the premaster under the server certificate's key."""
-    try:
-        key = x509.load_der_x509_certificate(cert_der).public_key()
-    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
-        # InvalidVersion is not a ValueError: a peer's certificate must not escape as one.
-        raise CryptoError(f"cannot read the certificate's key: {exc}") from exc
+    key = _public_key(cert_der)
     if not isinstance(key, rsa.RSAPublicKey):
         raise CryptoError("the server certificate has no RSA key for the RSA key exchange")
     return key.encrypt(premaster, padding.PKCS1v15())

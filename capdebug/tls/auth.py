@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..crypto import x509 as cx509
 from ..crypto import x509_engine
 from ..crypto.schedule13 import finished_verify_data
-from ..errors import CryptoError, ErrorKind
+from ..errors import CryptoError, DecodeError, ErrorKind
 from ..wire.constants import HandshakeType, SignatureScheme, name_of
 from ..wire.handshake import Certificate, CertificateEntry, CertificateVerify, Finished
 from ._common import AD, CV_CLIENT, CV_PAD, CV_SERVER, T, err
@@ -79,6 +79,16 @@ def check_finished(conn: Connection, msg: Finished, base_key: bytes, whose: str)
         raise err("ERR_BAD_FINISHED", f"the {whose} Finished does not verify", AD.decrypt_error)
 
 
+def verify_peer_chain(conn: Connection, chain: tuple[bytes, ...]) -> None:
+    """``Connection._verify_peer_chain``, with a peer certificate whose names cryptography only
+    fails to parse when they are read (a ValueError from crypto.x509's chain search) named as
+    the bad certificate it is: a peer's bytes never escape as another exception."""
+    try:
+        conn._verify_peer_chain(chain)
+    except ValueError as exc:
+        raise err("ERR_CERT_INVALID", f"malformed certificate: {exc}", AD.bad_certificate) from exc
+
+
 def on_certificate(conn: Connection, msg: Certificate, raw: bytes) -> None:
     assert conn._transcript is not None
     # RFC 8446 4.4.2: empty for the server's, and our in-handshake CertificateRequest always
@@ -97,7 +107,7 @@ def on_certificate(conn: Connection, msg: Certificate, raw: bytes) -> None:
         return
     conn.peer_certificates = chain
     if conn.config.verify:
-        conn._verify_peer_chain(chain)
+        verify_peer_chain(conn, chain)
     elif conn._trace.mask & T.HANDSHAKE:
         conn._trace.emit(T.HANDSHAKE, "peer certificate NOT verified (verify=False)")
     conn._transition(HandshakeType.certificate)
@@ -117,7 +127,7 @@ def on_certificate_verify(conn: Connection, msg: CertificateVerify, raw: bytes) 
     content = CV_PAD + (CV_SERVER if conn.is_client else CV_CLIENT) + conn._transcript.digest()
     try:
         cx509.verify_signature(conn.peer_certificates[0], scheme, content, msg.signature)
-    except CryptoError as exc:
+    except (CryptoError, DecodeError) as exc:  # DecodeError: a certificate that does not parse
         raise err("ERR_BAD_SIGNATURE", f"CertificateVerify does not verify: {exc}", AD.decrypt_error) from exc
     conn.peer_signature_scheme = SignatureScheme(scheme)
     conn._transcript.update(raw)

@@ -34,7 +34,7 @@ from ..wire.handshake import (
     ServerKeyExchange,
     parse_ecdhe_server_key_exchange,
 )
-from . import hs12
+from . import auth, hs12
 from ._common import AD, TLS13, T, err
 from .state import Branch
 
@@ -230,7 +230,7 @@ def on_certificate(conn: Connection, msg: Certificate, raw: bytes) -> None:
         )
     conn.peer_certificates = chain
     if conn.config.verify:
-        conn._verify_peer_chain(chain)
+        auth.verify_peer_chain(conn, chain)
     elif conn._trace.mask & T.HANDSHAKE:
         conn._trace.emit(T.HANDSHAKE, "peer certificate NOT verified (verify=False)")
     branch = Branch.RSA_KEY_EXCHANGE if conn.suite.kx == "RSA" else None
@@ -260,7 +260,7 @@ def on_server_key_exchange(conn: Connection, msg: ServerKeyExchange, raw: bytes)
         cx509.verify_signature(
             conn.peer_certificates[0], scheme, signed, params.signature, strict_curve=False
         )
-    except CryptoError as exc:
+    except (CryptoError, DecodeError) as exc:  # DecodeError: a certificate that does not parse
         raise err("ERR_BAD_SIGNATURE", f"ServerKeyExchange does not verify: {exc}", AD.decrypt_error) from exc
     private, public = cx509.generate_key_share(params.named_curve)
     try:

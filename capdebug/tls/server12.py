@@ -35,7 +35,7 @@ from ..wire.handshake import (
     pull_ecdh_client_public,
     pull_encrypted_premaster,
 )
-from . import hs12
+from . import auth, hs12
 from ._common import AD, TLS13, T, err
 from .config import ClientAuth
 from .session import TicketState12
@@ -297,7 +297,7 @@ def on_certificate(conn: Connection, msg: Certificate, raw: bytes) -> None:
     else:
         conn.peer_certificates = chain
         if conn.config.verify:
-            conn._verify_peer_chain(chain)
+            auth.verify_peer_chain(conn, chain)
         elif conn._trace.mask & T.HANDSHAKE:
             conn._trace.emit(T.HANDSHAKE, "client certificate NOT verified (verify=False)")
     conn._transition(HandshakeType.certificate)
@@ -345,7 +345,7 @@ def on_certificate_verify(conn: Connection, msg: CertificateVerify, raw: bytes) 
         cx509.verify_signature(
             conn.peer_certificates[0], scheme, bytes(conn._hs_messages), msg.signature, strict_curve=False
         )
-    except CryptoError as exc:
+    except (CryptoError, DecodeError) as exc:  # DecodeError: a certificate that does not parse
         raise err("ERR_BAD_SIGNATURE", f"CertificateVerify does not verify: {exc}", AD.decrypt_error) from exc
     conn.peer_signature_scheme = SignatureScheme(scheme)
     hs12.add(conn, raw)
