@@ -4,10 +4,12 @@
 Both stacks run client and server in one process over in-memory transports (the engine's
 sans-IO API; ssl's MemoryBIO), so the numbers compare TLS work, not socket syscalls:
 
-* full TLS 1.3 handshakes per second (x25519, ECDSA P-256 certificate, verification on);
+* full TLS 1.3 and TLS 1.2 handshakes per second (x25519, ECDSA P-256 certificate,
+  verification on; TLS 1.2 with the extended master secret and, for CBC, encrypt_then_mac);
 * bulk throughput in MB/s: the client encrypts, the server decrypts, 16 KiB writes.
 
-Usage: ``python scripts/bench_engine.py [--seconds 2] [--mb 64] [--suite TLS_AES_256_GCM_SHA384]``
+Usage: ``python scripts/bench_engine.py [--seconds 2] [--mb 64] [--suite TLS_AES_256_GCM_SHA384]
+[--suites12 TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,...]``
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from capdebug.crypto.testpki import make_ca, make_leaf
 from capdebug.crypto.x509_engine import load_private_key
-from capdebug.tls.config import Credential, TLSConfig
+from capdebug.tls.config import OPENSSL_CIPHER_NAMES, Credential, TLSConfig
 from capdebug.tls.connection import Connection
 from capdebug.tls.events import ApplicationData
 from capdebug.wire.constants import CipherSuite, NamedGroup
@@ -129,6 +131,25 @@ def _ssl_bulk(client: ssl.SSLObject, server: ssl.SSLObject, bios: list[ssl.Memor
     return received / elapsed / 1e6
 
 
+def _contexts(folder: Path, tls12: str | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(folder / "leaf.pem", folder / "leaf.key")
+    cctx = ssl.create_default_context(cafile=str(folder / "ca.pem"))
+    for ctx in (sctx, cctx):
+        if tls12 is None:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        else:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers(tls12)
+    # x25519 for the key exchange, as in the engine configs. A TLS 1.2 OpenSSL server wants its
+    # ECDSA certificate's curve in the client's list too (RFC 4492 5.1), so the client keeps its
+    # default list there; the server's choice is what decides the group.
+    sctx.set_ecdh_curve("X25519")
+    if tls12 is None:
+        cctx.set_ecdh_curve("X25519")
+    return cctx, sctx
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,50 +158,49 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=64, help="megabytes per bulk measurement")
     # OpenSSL's first TLS 1.3 choice, which Python's ssl cannot change: same work on both sides.
     parser.add_argument("--suite", default="TLS_AES_256_GCM_SHA384")
+    parser.add_argument(
+        "--suites12",
+        default="TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+        help="TLS 1.2 suites to measure (CBC ones with encrypt_then_mac, both stacks' default)",
+    )
     args = parser.parse_args()
-    suite = CipherSuite[args.suite]
     now = dt.datetime.now(dt.UTC)
     ca = make_ca(now)
     leaf = make_leaf(ca, now)
-
-    ccfg = TLSConfig(
-        cipher_suites=(suite,),
-        groups=(NamedGroup.x25519,),
-        trust_roots=(ca.cert_der,),
-        server_name="localhost",
-    )
-    scfg = TLSConfig(
-        cipher_suites=(suite,),
-        groups=(NamedGroup.x25519,),
-        credential=Credential((leaf.cert_der, ca.cert_der), load_private_key(leaf.key_pem)),
-    )
+    credential = Credential((leaf.cert_der, ca.cert_der), load_private_key(leaf.key_pem))
+    rows: list[tuple[str, CipherSuite, str | None]] = [("TLS 1.3", CipherSuite[args.suite], None)]
+    for name in filter(None, args.suites12.split(",")):
+        suite12 = CipherSuite[name.strip()]
+        rows.append(("TLS 1.2", suite12, OPENSSL_CIPHER_NAMES[suite12]))
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "ca.pem").write_bytes(ca.cert_pem)
         (folder / "leaf.pem").write_bytes(leaf.cert_pem + ca.cert_pem)
         (folder / "leaf.key").write_bytes(leaf.key_pem)
-        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        sctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        sctx.load_cert_chain(folder / "leaf.pem", folder / "leaf.key")
-        cctx = ssl.create_default_context(cafile=str(folder / "ca.pem"))
-        cctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    for ctx in (sctx, cctx):
-        ctx.set_ecdh_curve("X25519")  # the group list, as in the engine configs
-    # ssl cannot pin TLS 1.3 suites from Python: the suite it got is printed with the numbers.
-    ssl_suite = _ssl_pair(cctx, sctx)[0].cipher()
+        contexts = [_contexts(folder, openssl) for _, _, openssl in rows]
 
-    hs_engine = _rate(lambda: _engine_pair(ccfg, scfg, now) and None, args.seconds)
-    hs_ssl = _rate(lambda: _ssl_pair(cctx, sctx) and None, args.seconds)
-    total = args.mb * 1_000_000
-    bulk_engine = _engine_bulk(*_engine_pair(ccfg, scfg, now), total)
-    c, s, bios = _ssl_pair(cctx, sctx)
-    bulk_ssl = _ssl_bulk(c, s, bios, total)
-
-    print(f"engine suite: {suite.name}; ssl suite: {ssl_suite[0] if ssl_suite else '?'}")
-    print(f"{'':24}{'capdebug':>12}{'python ssl':>14}{'ratio':>9}")
-    print(f"{'handshakes/s':24}{hs_engine:12.1f}{hs_ssl:14.1f}{hs_engine / hs_ssl:9.3f}")
-    print(f"{'bulk MB/s':24}{bulk_engine:12.1f}{bulk_ssl:14.1f}{bulk_engine / bulk_ssl:9.3f}")
+    print(f"{'':44}{'capdebug':>12}{'python ssl':>14}{'ratio':>9}")
+    for (version, suite, _), (cctx, sctx) in zip(rows, contexts, strict=True):
+        ccfg = TLSConfig(
+            cipher_suites=(suite,),
+            groups=(NamedGroup.x25519,),
+            trust_roots=(ca.cert_der,),
+            server_name="localhost",
+        )
+        scfg = TLSConfig(cipher_suites=(suite,), groups=(NamedGroup.x25519,), credential=credential)
+        # ssl cannot pin TLS 1.3 suites from Python: the suite it got is printed with the numbers.
+        ssl_suite = _ssl_pair(cctx, sctx)[0].cipher()
+        hs_engine = _rate(lambda: _engine_pair(ccfg, scfg, now) and None, args.seconds)  # noqa: B023
+        hs_ssl = _rate(lambda: _ssl_pair(cctx, sctx) and None, args.seconds)  # noqa: B023
+        total = args.mb * 1_000_000
+        bulk_engine = _engine_bulk(*_engine_pair(ccfg, scfg, now), total)
+        c, s, bios = _ssl_pair(cctx, sctx)
+        bulk_ssl = _ssl_bulk(c, s, bios, total)
+        label = f"{version} {suite.name}"
+        print(f"{label} (ssl: {ssl_suite[0] if ssl_suite else '?'})")
+        print(f"{'  handshakes/s':44}{hs_engine:12.1f}{hs_ssl:14.1f}{hs_engine / hs_ssl:9.3f}")
+        print(f"{'  bulk MB/s':44}{bulk_engine:12.1f}{bulk_ssl:14.1f}{bulk_engine / bulk_ssl:9.3f}")
 
 
 if __name__ == "__main__":

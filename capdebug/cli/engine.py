@@ -26,7 +26,7 @@ import typer
 from .._text import escape_terminal
 from ..crypto.testpki import PKI_LAYOUT
 from ..errors import TLSError, UsageError, print_stacktraces
-from ..wire.constants import CipherSuite, NamedGroup
+from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion
 
 if TYPE_CHECKING:
     from ..tls.config import Credential, TLSConfig
@@ -64,6 +64,42 @@ def _suites(spec: str | None) -> tuple[CipherSuite, ...]:
         except KeyError:
             raise UsageError(f"unknown cipher suite {name!r}") from None
     return tuple(out)
+
+
+def _ciphers(suites: str | None, ciphers: str | None) -> tuple[CipherSuite, ...]:
+    """``--suites`` (IANA names) and ``--ciphers`` (OpenSSL names where they exist, or IANA
+    names; separated by ``:`` or ``,`` as openssl takes them), in that order."""
+    from ..tls.config import OPENSSL_CIPHER_NAMES
+
+    if not ciphers:
+        return _suites(suites)
+    by_openssl = {name: suite for suite, name in OPENSSL_CIPHER_NAMES.items()}
+    out = list(_suites(suites)) if suites else []
+    for raw in ciphers.replace(":", ",").split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name in by_openssl:
+            out.append(by_openssl[name])
+            continue
+        try:
+            out.append(CipherSuite[name])
+        except KeyError:
+            raise UsageError(f"unknown cipher {name!r} (OpenSSL or IANA name)") from None
+    return tuple(out)
+
+
+_VERSIONS = {"1.2": 0x0303, "tls1.2": 0x0303, "tlsv1.2": 0x0303, "tls1_2": 0x0303}
+_VERSIONS |= {"1.3": 0x0304, "tls1.3": 0x0304, "tlsv1.3": 0x0304, "tls1_3": 0x0304}
+
+
+def _version(spec: str | None, default: int, option: str) -> ProtocolVersion:
+    if spec is None:
+        return ProtocolVersion(default)
+    value = _VERSIONS.get(spec.strip().lower())
+    if value is None:
+        raise UsageError(f"{option} must be 1.2 or 1.3 (or TLSv1.2, TLSv1.3), not {spec!r}")
+    return ProtocolVersion(value)
 
 
 def _groups(spec: str | None) -> tuple[NamedGroup, ...]:
@@ -133,10 +169,22 @@ def _roots(ca: Path | None, system: bool = False) -> tuple[bytes, ...]:
 
 
 def _summary(hs: HandshakeComplete) -> str:
+    version = "TLS 1.3" if hs.version == 0x0304 else "TLS 1.2"
+    extras = ""
+    if hs.resumed:
+        extras += ", resumed"
+    if hs.early_data is not None:
+        extras += f", early data {'accepted' if hs.early_data else 'REJECTED'}"
+    if hs.version != 0x0304:
+        extras = f", extended master secret {'yes' if hs.extended_master_secret else 'NO'}"
+        if hs.encrypt_then_mac:
+            extras += ", encrypt_then_mac"
     return escape_terminal(
-        f"handshake complete: {hs.cipher_suite.name}, group {hs.group.name}, "
-        f"signature {hs.signature_scheme.name}, alpn {hs.alpn or '-'}, sni {hs.server_name or '-'}"
-        f"{', after HelloRetryRequest' if hs.hello_retry else ''}"
+        f"handshake complete: {version}, {hs.cipher_suite.name}, "
+        f"group {hs.group.name if hs.group is not None else '- (RSA key exchange)'}, "
+        f"signature {hs.signature_scheme.name if hs.signature_scheme is not None else '-'}, "
+        f"alpn {hs.alpn or '-'}, sni {hs.server_name or '-'}"
+        f"{', after HelloRetryRequest' if hs.hello_retry else ''}{extras}"
     )
 
 
@@ -162,12 +210,22 @@ def serve(
     alpn: list[str] = typer.Option([], "--alpn", help="Accepted ALPN protocol (repeatable)."),
     suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
     groups: str | None = typer.Option(None, "--groups", help="Comma-separated groups (x25519,...)."),
+    ciphers: str | None = typer.Option(
+        None, "--ciphers", help="Suites by OpenSSL name (ECDHE-RSA-AES128-GCM-SHA256:...) or IANA name."
+    ),
+    min_version: str | None = typer.Option(None, "--min-version", help="Lowest version: 1.2 or 1.3."),
+    max_version: str | None = typer.Option(None, "--max-version", help="Highest version: 1.2 or 1.3."),
+    no_ems: bool = typer.Option(False, "--no-ems", help="TLS 1.2: no extended master secret."),
+    no_etm: bool = typer.Option(False, "--no-etm", help="TLS 1.2 CBC: no encrypt_then_mac."),
     echo: bool = typer.Option(False, "--echo", help="Echo what the client sends."),
     www: bool = typer.Option(False, "--www", help="Answer one HTTP request with a status page."),
     once: bool = typer.Option(False, "--once", help="Serve one connection, then exit."),
     tickets: int = typer.Option(1, "--tickets", help="NewSessionTickets to send."),
+    early_data: int = typer.Option(
+        0, "--early-data", help="Accept this many bytes of 0-RTT early data per ticket (0: refuse)."
+    ),
 ) -> None:
-    """A TLS 1.3 server on the capdebug engine (like openssl s_server)."""
+    """A TLS 1.3 / 1.2 server on the capdebug engine (like openssl s_server)."""
     from ..crypto import x509_engine as cx509
     from ..tls import certs
     from ..tls.config import ClientAuth, Credential, TLSConfig
@@ -184,7 +242,11 @@ def serve(
     except ValueError:
         raise UsageError(f"--client-auth must be none, optional or required, not {client_auth!r}") from None
     config = TLSConfig(
-        cipher_suites=_suites(suites),
+        cipher_suites=_ciphers(suites, ciphers),
+        min_version=_version(min_version, 0x0303, "--min-version"),
+        max_version=_version(max_version, 0x0304, "--max-version"),
+        extended_master_secret=not no_ems,
+        encrypt_then_mac=not no_etm,
         groups=_groups(groups),
         credential=credential,
         trust_roots=_roots(ca),
@@ -195,6 +257,7 @@ def serve(
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
         session_tickets=tickets,
+        max_early_data=early_data,
     )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as listener:
@@ -213,12 +276,21 @@ def serve(
 
 def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bool, www: bool) -> None:
     from ..tls.connection import Connection
+    from ..tls.events import EarlyDataReceived
     from ..tls.io import TLSSocket
 
     tls = TLSSocket(sock, Connection(config, is_client=False, now=_clock))
     try:
         hs = tls.negotiate()
         typer.echo(f"{peer}: {_summary(hs)}", err=True)
+        early = b"".join(e.data for e in tls.events if isinstance(e, EarlyDataReceived))
+        if early:
+            typer.echo(f"{peer}: 0-RTT early data: {len(early)} bytes (single-use ticket)", err=True)
+            if echo:
+                tls.sendall(early)
+            elif not www:
+                sys.stdout.buffer.write(early)
+                sys.stdout.flush()
         if www:
             request = b""
             while b"\r\n\r\n" not in request:
@@ -266,11 +338,28 @@ def connect(
     suites: str | None = typer.Option(None, "--suites", help="Comma-separated IANA suite names."),
     groups: str | None = typer.Option(None, "--groups", help="Comma-separated groups (x25519,...)."),
     key_share: str | None = typer.Option(None, "--key-share", help="Groups to send key shares for."),
+    ciphers: str | None = typer.Option(
+        None, "--ciphers", help="Suites by OpenSSL name (ECDHE-RSA-AES128-GCM-SHA256:...) or IANA name."
+    ),
+    min_version: str | None = typer.Option(None, "--min-version", help="Lowest version: 1.2 or 1.3."),
+    max_version: str | None = typer.Option(None, "--max-version", help="Highest version: 1.2 or 1.3."),
+    no_ems: bool = typer.Option(False, "--no-ems", help="TLS 1.2: no extended master secret."),
+    no_etm: bool = typer.Option(False, "--no-etm", help="TLS 1.2 CBC: no encrypt_then_mac."),
+    fallback_scsv: bool = typer.Option(
+        False, "--fallback-scsv", help="Send TLS_FALLBACK_SCSV (RFC 7507), as a fallback retry does."
+    ),
+    sess_out: Path | None = typer.Option(
+        None, "--sess-out", help="Write the session (last ticket) here, 0600, to resume later."
+    ),
+    sess_in: Path | None = typer.Option(None, "--sess-in", help="Resume the session in this file."),
+    early_data: str | None = typer.Option(
+        None, "--early-data", help="With --sess-in: send this text as 0-RTT early data."
+    ),
     send: str | None = typer.Option(None, "--send", help="Send this text after the handshake."),
     key_update: bool = typer.Option(False, "--key-update", help="Send a KeyUpdate (update_requested)."),
     timeout: float = typer.Option(10.0, "--timeout", help="Socket timeout in seconds."),
 ) -> None:
-    """A TLS 1.3 client on the capdebug engine (like openssl s_client)."""
+    """A TLS 1.3 / 1.2 client on the capdebug engine (like openssl s_client)."""
     from ..tls.config import TLSConfig
     from ..tls.connection import Connection
     from ..tls.io import TLSSocket
@@ -278,7 +367,12 @@ def connect(
     host, port = _split_hostport(target)
     group_list = _groups(groups)
     config = TLSConfig(
-        cipher_suites=_suites(suites),
+        cipher_suites=_ciphers(suites, ciphers),
+        min_version=_version(min_version, 0x0303, "--min-version"),
+        max_version=_version(max_version, 0x0304, "--max-version"),
+        extended_master_secret=not no_ems,
+        encrypt_then_mac=not no_etm,
+        send_fallback_scsv=fallback_scsv,
         groups=group_list,
         key_share_groups=_groups(key_share) if key_share else None,
         credential=_load_credential(cert, key),
@@ -291,8 +385,18 @@ def connect(
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
     )
+    session = None
+    if sess_in is not None:
+        from ..tls.session import Session
+
+        try:
+            session = Session.from_bytes(sess_in.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read {sess_in}: {exc.strerror}") from None
     sock = socket.create_connection((host, port), timeout=timeout)
-    tls = TLSSocket(sock, Connection(config, is_client=True, now=dt.datetime.now(dt.UTC)))
+    early = early_data.encode() if early_data is not None else None
+    conn = Connection(config, is_client=True, now=_clock, session=session, early_data=early)
+    tls = TLSSocket(sock, conn)
     try:
         hs = tls.negotiate()
         typer.echo(_summary(hs), err=True)
@@ -312,6 +416,28 @@ def connect(
         typer.echo("peer sent close_notify", err=True)
     finally:
         tls.close()
+        if sess_out is not None:
+            _write_session(sess_out, tls)
+
+
+def _write_session(path: Path, tls: object) -> None:
+    """The last ticket's session, in a file created 0600 and never through a symlink."""
+    from ..tls.io import TLSSocket
+
+    assert isinstance(tls, TLSSocket)
+    sessions = [t.session for t in tls.tickets if t.session is not None]
+    if not sessions:
+        typer.echo("no session ticket received: nothing written to --sess-out", err=True)
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(sessions[-1].to_bytes())
+    typer.echo(f"session written to {path}", err=True)
 
 
 _ONLY_HELP = f"Only these ({', '.join(PKI_LAYOUT)})."

@@ -1,4 +1,4 @@
-"""capdebug's sans-IO TLS 1.3 engine.
+"""capdebug's sans-IO TLS 1.3 and 1.2 engine.
 
 ``Connection`` is fed bytes and returns bytes and events; ``TLSSocket`` drives one over a
 socket (blocking or not). See ``state.py`` for the theory of operation.
@@ -16,6 +16,7 @@ from .events import (
     HelloRetryRequestSent,
     KeyUpdateReceived,
     NewSessionTicketReceived,
+    RenegotiationRefused,
 )
 from .faults import Faults
 from .io import BlockedError, TLSSocket
@@ -35,6 +36,7 @@ __all__ = [
     "HelloRetryRequestSent",
     "KeyUpdateReceived",
     "NewSessionTicketReceived",
+    "RenegotiationRefused",
     "TLSConfig",
     "TLSSocket",
 ]

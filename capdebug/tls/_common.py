@@ -17,6 +17,7 @@ __all__ = [
     "CV_PAD",
     "CV_SERVER",
     "LEGACY_VERSION",
+    "TLS12",
     "TLS13",
     "T",
     "err",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 TLS13 = ProtocolVersion.TLS1_3
+TLS12 = ProtocolVersion.TLS1_2
 LEGACY_VERSION = ProtocolVersion.TLS1_2  # RFC 8446 4.1.2: legacy_version is always 0x0303
 CV_PAD = b"\x20" * 64  # RFC 8446 4.4.3
 CV_SERVER = b"TLS 1.3, server CertificateVerify\x00"

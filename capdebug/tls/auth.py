@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from ..crypto import x509 as cx509
 from ..crypto import x509_engine
 from ..crypto.schedule13 import finished_verify_data
-from ..errors import CryptoError, ErrorKind
+from ..errors import CryptoError, DecodeError, ErrorKind
 from ..wire.constants import HandshakeType, SignatureScheme, name_of
 from ..wire.handshake import Certificate, CertificateEntry, CertificateVerify, Finished
 from ._common import AD, CV_CLIENT, CV_PAD, CV_SERVER, T, err
-from .config import ClientAuth
+from .config import TLS12_ONLY_SCHEMES, ClientAuth
 from .events import HandshakeComplete
 from .state import Branch
 
@@ -67,9 +67,26 @@ def send_finished(conn: Connection, base_key: bytes) -> None:
 
 def check_finished(conn: Connection, msg: Finished, base_key: bytes, whose: str) -> None:
     assert conn.suite is not None and conn._transcript is not None
+    if len(msg.verify_data) != conn.suite.hash_len:
+        # RFC 8446 4.4.4: verify_data is Hash.length bytes; anything else does not parse.
+        raise err(
+            "ERR_DECODE",
+            f"Finished of {len(msg.verify_data)} bytes (RFC 8446 4.4.4: {conn.suite.hash_len})",
+            AD.decode_error,
+        )
     expected = finished_verify_data(conn.suite.hash_name, base_key, conn._transcript.digest())
     if not hmac.compare_digest(expected, msg.verify_data):
         raise err("ERR_BAD_FINISHED", f"the {whose} Finished does not verify", AD.decrypt_error)
+
+
+def verify_peer_chain(conn: Connection, chain: tuple[bytes, ...]) -> None:
+    """``Connection._verify_peer_chain``, with a peer certificate whose names cryptography only
+    fails to parse when they are read (a ValueError from crypto.x509's chain search) named as
+    the bad certificate it is: a peer's bytes never escape as another exception."""
+    try:
+        conn._verify_peer_chain(chain)
+    except ValueError as exc:
+        raise err("ERR_CERT_INVALID", f"malformed certificate: {exc}", AD.bad_certificate) from exc
 
 
 def on_certificate(conn: Connection, msg: Certificate, raw: bytes) -> None:
@@ -90,7 +107,7 @@ def on_certificate(conn: Connection, msg: Certificate, raw: bytes) -> None:
         return
     conn.peer_certificates = chain
     if conn.config.verify:
-        conn._verify_peer_chain(chain)
+        verify_peer_chain(conn, chain)
     elif conn._trace.mask & T.HANDSHAKE:
         conn._trace.emit(T.HANDSHAKE, "peer certificate NOT verified (verify=False)")
     conn._transition(HandshakeType.certificate)
@@ -100,7 +117,8 @@ def on_certificate_verify(conn: Connection, msg: CertificateVerify, raw: bytes) 
     assert conn._transcript is not None
     scheme = msg.algorithm
     allowed = conn._offered_schemes
-    if scheme is None or scheme not in allowed:
+    # RFC 8446 4.4.3: RSASSA-PKCS1-v1_5 is offered for TLS 1.2 only, never a 1.3 CertificateVerify.
+    if scheme is None or scheme not in allowed or scheme in TLS12_ONLY_SCHEMES:
         raise err(
             "ERR_ILLEGAL_PARAMETER",
             f"CertificateVerify uses {name_of(SignatureScheme, scheme or 0)}, which we did not offer",
@@ -109,7 +127,7 @@ def on_certificate_verify(conn: Connection, msg: CertificateVerify, raw: bytes) 
     content = CV_PAD + (CV_SERVER if conn.is_client else CV_CLIENT) + conn._transcript.digest()
     try:
         cx509.verify_signature(conn.peer_certificates[0], scheme, content, msg.signature)
-    except CryptoError as exc:
+    except (CryptoError, DecodeError) as exc:  # DecodeError: a certificate that does not parse
         raise err("ERR_BAD_SIGNATURE", f"CertificateVerify does not verify: {exc}", AD.decrypt_error) from exc
     conn.peer_signature_scheme = SignatureScheme(scheme)
     conn._transcript.update(raw)
@@ -118,7 +136,10 @@ def on_certificate_verify(conn: Connection, msg: CertificateVerify, raw: bytes) 
 
 def complete(conn: Connection) -> None:
     assert conn.cipher_suite is not None and conn.group is not None
-    if conn.is_client:
+    scheme: SignatureScheme | None
+    if conn._psk:
+        scheme = None  # authenticated by the PSK (RFC 8446 2.2)
+    elif conn.is_client:
         assert conn.peer_signature_scheme is not None
         scheme = conn.peer_signature_scheme
     else:
@@ -133,5 +154,7 @@ def complete(conn: Connection) -> None:
             signature_scheme=scheme,
             peer_certificates=conn.peer_certificates,
             hello_retry=conn.hello_retry,
+            resumed=bool(conn._psk),
+            early_data=conn._early_accepted,
         )
     )

@@ -1,7 +1,10 @@
 """Engine configuration: one frozen object shared by every connection made with it.
 
-Defaults are the safe ones: TLS 1.3 only, the three mandatory-to-implement AEAD suites
-(RFC 8446 section 9.1), x25519/secp256r1/secp384r1, and certificate verification *on*
+Defaults are the safe ones: TLS 1.2 and 1.3 (``min_version``/``max_version``), the three TLS
+1.3 AEAD suites (RFC 8446 section 9.1) then the TLS 1.2 ECDHE suites (AEAD first, CBC with
+encrypt_then_mac last), the extended master secret (RFC 7627), x25519/secp256r1/secp384r1,
+no legacy RSA key exchange unless its suite is named in ``cipher_suites``, and certificate
+verification *on*
 (chain to ``trust_roots``, host name against ``server_name``, validity period). Turning
 verification off takes ``verify=False`` and every connection made with it says so on the trace
 sink (stderr when no callback is set) at its first step, whatever the trace categories are:
@@ -14,29 +17,71 @@ Secrets leave the engine only through ``key_log_callback``, one NSS key-log line
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..crypto.x509 import PrivateKey
 from ..errors import UsageError
-from ..wire.constants import CipherSuite, NamedGroup, SignatureScheme
+from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from .session import SessionCache, TicketStore
 from .trace import TraceCallback, TraceCategory
 
 __all__ = [
     "DEFAULT_CIPHER_SUITES",
     "DEFAULT_GROUPS",
     "DEFAULT_SIGNATURE_SCHEMES",
+    "LEGACY_RSA_SUITES",
+    "OPENSSL_CIPHER_NAMES",
+    "SUPPORTED_CIPHER_SUITES",
+    "TLS12_CIPHER_SUITES",
+    "TLS13_CIPHER_SUITES",
     "ClientAuth",
     "Credential",
     "TLSConfig",
 ]
 
+_CS = CipherSuite
 #: RFC 8446 section 9.1 mandatory suites first, then the other common one.
-DEFAULT_CIPHER_SUITES: tuple[CipherSuite, ...] = (
-    CipherSuite.TLS_AES_128_GCM_SHA256,
-    CipherSuite.TLS_AES_256_GCM_SHA384,
-    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+TLS13_CIPHER_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_AES_128_GCM_SHA256,
+    _CS.TLS_AES_256_GCM_SHA384,
+    _CS.TLS_CHACHA20_POLY1305_SHA256,
 )
+#: TLS 1.2 with forward secrecy: AEAD (RFC 5289, RFC 7905) first, legacy CBC (RFC 8422) last.
+TLS12_CIPHER_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+)
+#: The static-RSA key exchange (RFC 5246 7.4.7.1): no forward secrecy, so never on by default;
+#: named in ``cipher_suites`` it is offered/accepted (the one case a server key decrypts).
+LEGACY_RSA_SUITES: tuple[CipherSuite, ...] = (_CS.TLS_RSA_WITH_AES_128_GCM_SHA256,)
+DEFAULT_CIPHER_SUITES: tuple[CipherSuite, ...] = TLS13_CIPHER_SUITES + TLS12_CIPHER_SUITES
+#: OpenSSL's names of the TLS 1.2 suites (``openssl ciphers -stdname``); TLS 1.3 suites have none
+#: of their own (OpenSSL uses the IANA names).
+OPENSSL_CIPHER_NAMES: dict[CipherSuite, str] = {
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: "ECDHE-ECDSA-AES128-GCM-SHA256",
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: "ECDHE-RSA-AES128-GCM-SHA256",
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: "ECDHE-ECDSA-AES256-GCM-SHA384",
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: "ECDHE-RSA-AES256-GCM-SHA384",
+    _CS.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-ECDSA-CHACHA20-POLY1305",
+    _CS.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-RSA-CHACHA20-POLY1305",
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA: "ECDHE-ECDSA-AES128-SHA",
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA: "ECDHE-RSA-AES128-SHA",
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA: "ECDHE-ECDSA-AES256-SHA",
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA: "ECDHE-RSA-AES256-SHA",
+    _CS.TLS_RSA_WITH_AES_128_GCM_SHA256: "AES128-GCM-SHA256",
+}
+SUPPORTED_CIPHER_SUITES: frozenset[CipherSuite] = frozenset(DEFAULT_CIPHER_SUITES + LEGACY_RSA_SUITES)
+del _CS
 DEFAULT_GROUPS: tuple[NamedGroup, ...] = (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1)
 DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.ecdsa_secp256r1_sha256,
@@ -45,7 +90,16 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_rsae_sha384,
     SignatureScheme.rsa_pss_rsae_sha512,
     SignatureScheme.ed25519,
+    # TLS 1.2 only (RFC 8446 4.2.3: offered for TLS 1.2 servers, never used in TLS 1.3).
+    SignatureScheme.rsa_pkcs1_sha256,
+    SignatureScheme.rsa_pkcs1_sha384,
+    SignatureScheme.rsa_pkcs1_sha512,
 )
+#: Schemes a TLS 1.3 CertificateVerify must not use (RFC 8446 4.4.3).
+TLS12_ONLY_SCHEMES: frozenset[int] = frozenset(
+    (SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384, SignatureScheme.rsa_pkcs1_sha512)
+)
+VERSIONS: tuple[ProtocolVersion, ...] = (ProtocolVersion.TLS1_2, ProtocolVersion.TLS1_3)
 
 
 class ClientAuth(enum.Enum):
@@ -76,7 +130,20 @@ class TLSConfig:
     """Everything that is the same for many connections."""
 
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
-    """In preference order. A server picks by its own order (RFC 8446 leaves it to the server)."""
+    """In preference order, TLS 1.3 and TLS 1.2 suites in one list (each version uses its own).
+    A server picks by its own order (RFC 8446 leaves it to the server)."""
+    min_version: ProtocolVersion = ProtocolVersion.TLS1_2
+    max_version: ProtocolVersion = ProtocolVersion.TLS1_3
+    """The versions we offer (client) or accept (server); outside them is protocol_version."""
+    extended_master_secret: bool = True
+    """TLS 1.2: offer (client) / accept (server) the extended master secret (RFC 7627)."""
+    require_extended_master_secret: bool = False
+    """TLS 1.2: abort (handshake_failure) when the peer does not use it (RFC 7627 5.2, 5.3)."""
+    encrypt_then_mac: bool = True
+    """TLS 1.2 CBC suites: offer / accept encrypt_then_mac (RFC 7366)."""
+    send_fallback_scsv: bool = False
+    """Client: put TLS_FALLBACK_SCSV in the ClientHello (RFC 7507), as a client retrying with
+    a lower maximum version after a failure does (``openssl s_client -fallback_scsv``)."""
     groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
     """supported_groups, in preference order."""
     key_share_groups: tuple[NamedGroup, ...] | None = None
@@ -106,6 +173,15 @@ class TLSConfig:
     session_tickets: int = 1
     """Server: NewSessionTicket messages to send after the handshake (RFC 8446 4.6.1)."""
     ticket_lifetime: int = 7200
+    ticket_key: bytes = b""
+    """Server: the AES-256-GCM key sealing its TLS 1.3 tickets (32 bytes); empty: a random
+    one per config. Servers sharing a key resume each other's tickets."""
+    ticket_store: TicketStore = field(default_factory=TicketStore, repr=False, compare=False)
+    """Server: ids of tickets already used, so each resumes once (RFC 8446 8.1)."""
+    session_cache: SessionCache = field(default_factory=SessionCache, repr=False, compare=False)
+    """Server: TLS 1.2 sessions by session ID, for resumption (RFC 5246 7.4.1.2)."""
+    max_early_data: int = 0
+    """Server: 0-RTT bytes to accept per ticket (RFC 8446 4.2.10); 0 refuses early data."""
     key_log_callback: Callable[[str], None] | None = None
     """Receives each NSS key log line (no newline) as soon as the secret exists."""
     key_log_update_lines: bool = False
@@ -118,10 +194,23 @@ class TLSConfig:
     def __post_init__(self) -> None:
         if not self.cipher_suites:
             raise UsageError("TLSConfig: no cipher suites")
-        supported = set(DEFAULT_CIPHER_SUITES)
+        if not self.ticket_key:
+            object.__setattr__(self, "ticket_key", os.urandom(32))
+        elif len(self.ticket_key) != 32:
+            raise UsageError("TLSConfig: ticket_key must be 32 bytes")
+        if not 0 <= self.ticket_lifetime <= 604800:
+            raise UsageError("TLSConfig: ticket_lifetime is at most 7 days (RFC 8446 4.6.1)")
+        supported = SUPPORTED_CIPHER_SUITES
         for s in self.cipher_suites:
             if s not in supported:
                 raise UsageError(f"TLSConfig: cipher suite {s!r} is not supported by the engine")
+        for v in (self.min_version, self.max_version):
+            if v not in VERSIONS:
+                raise UsageError(f"TLSConfig: version {v!r} is not supported by the engine (TLS 1.2, 1.3)")
+        if self.min_version > self.max_version:
+            raise UsageError("TLSConfig: min_version is above max_version")
+        if not self.suites_for(self.min_version) and not self.suites_for(self.max_version):
+            raise UsageError("TLSConfig: no cipher suite for the enabled versions")
         if not self.groups:
             raise UsageError("TLSConfig: no groups")
         for g in self.groups:
@@ -141,6 +230,14 @@ class TLSConfig:
         for p in self.alpn_protocols:
             if not 1 <= len(p.encode()) <= 255:
                 raise UsageError(f"TLSConfig: ALPN protocol {p!r} must be 1..255 bytes")
+
+    def suites_for(self, version: int) -> tuple[CipherSuite, ...]:
+        """Our suites, in order, that version ``version`` can use."""
+        tls13 = version == ProtocolVersion.TLS1_3
+        return tuple(s for s in self.cipher_suites if (s in TLS13_CIPHER_SUITES) == tls13)
+
+    def allows(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version
 
     @property
     def initial_key_share_groups(self) -> tuple[NamedGroup, ...]:

@@ -1,4 +1,6 @@
-"""The sans-IO TLS 1.3 engine (RFC 8446): one :class:`Connection` per client or server.
+"""The sans-IO TLS engine (TLS 1.3, RFC 8446; TLS 1.2, RFC 5246): one :class:`Connection` per
+client or server. The version is negotiated by the hellos (``client.py``/``server.py``); the
+TLS 1.2 handlers are in ``client12.py``, ``server12.py`` and ``hs12.py``.
 
 Theory of operation
 -------------------
@@ -59,8 +61,8 @@ from ..wire.constants import (
     ContentType,
     ExtensionType,
     HandshakeType,
-    KeyUpdateRequest,
     NamedGroup,
+    ProtocolVersion,
     SignatureScheme,
     name_of,
     version_name,
@@ -69,25 +71,21 @@ from ..wire.handshake import (
     HANDSHAKE_HEADER_SIZE,
     Certificate,
     CertificateRequest,
-    CertificateVerify,
+    CertificateRequest12,
     ClientHello,
-    EncryptedExtensions,
-    Finished,
     HandshakeMessage,
-    KeyUpdate,
-    NewSessionTicket,
-    ServerHello,
     encode_handshake,
     frame_handshake,
     pull_handshake,
 )
-from ..wire.record import RECORD_HEADER_SIZE, frame_records
-from . import auth, client, records, server
+from ..wire.record import RECORD_HEADER_SIZE, RecordTooLong, frame_records
+from . import client, client12, early, keyupdate, records, server, server12
 from ._common import AD, T, err, fmt
 from .config import ClientAuth, TLSConfig
-from .events import Event, KeyUpdateReceived
+from .events import Event
 from .faults import Faults
-from .state import Branch, State, next_state, next_state_on_send
+from .session import Session, TicketState
+from .state import Branch, Received, State, next_state, next_state_on_send
 from .trace import Tracer
 
 __all__ = ["Connection"]
@@ -96,7 +94,7 @@ _MAX_HANDSHAKE_BUFFER = 1 << 20  # a certificate chain larger than 1 MiB is an a
 
 
 class Connection:
-    """One TLS 1.3 connection, client or server. See the module docstring."""
+    """One TLS 1.3 or 1.2 connection, client or server. See the module docstring."""
 
     def __init__(
         self,
@@ -105,6 +103,8 @@ class Connection:
         is_client: bool,
         now: datetime | Callable[[], datetime] | None = None,
         faults: Faults | None = None,
+        session: Session | None = None,
+        early_data: bytes | None = None,
     ) -> None:
         self.config = config
         self.is_client = is_client
@@ -163,6 +163,44 @@ class Connection:
         self._hrr_group: int | None = None
         self._our_scheme: int | None = None
         self._tickets_sent = 0
+        # TLS 1.2 (RFC 5246)
+        self.version: ProtocolVersion | None = None
+        """The negotiated version, once the hellos have settled it."""
+        self.server_random = b""
+        self._master_secret = b""
+        self._premaster = b""
+        self._our_public = b""
+        self._ems = False
+        self._etm = False
+        self._secure_renegotiation = False
+        self._pending_rx: RecordDirection | None = None
+        """TLS 1.2: the read direction that the peer's ChangeCipherSpec switches to."""
+        self._pending_tx: RecordDirection | None = None
+        self._hs_messages = bytearray()
+        """TLS 1.2: the handshake messages themselves, for CertificateVerify (RFC 5246 7.4.8)."""
+        self._cert_request12: CertificateRequest12 | None = None
+        self._resumed12 = False
+        """TLS 1.2 abbreviated handshake (a session ID or RFC 5077 ticket was accepted)."""
+        self._ticket12: tuple[int, bytes] | None = None
+        """Client: (lifetime hint, ticket) of the TLS 1.2 NewSessionTicket."""
+        self._ticket_expected = False
+        """TLS 1.2: the server acknowledged session_ticket and will send a NewSessionTicket."""
+        # TLS 1.3 resumption (psk.py)
+        self._session = session if is_client else None
+        """Client: the session to offer (dropped when it cannot apply)."""
+        self._psk = b""
+        """The PSK the handshake uses, once both sides agreed on it."""
+        self._ticket_state: TicketState | None = None
+        self._replayed_ticket = False
+        """Server: a ticket was offered a second time (and refused)."""
+        # TLS 1.3 0-RTT (early.py)
+        self._early_data = early_data if is_client else None
+        self._offered_early_data = False
+        self._early_data_sent = 0
+        self._early_accepted: bool | None = None
+        self._skip_early = 0
+        """Server: rejected 0-RTT bytes still to skip (RFC 8446 4.2.10)."""
+        self._early_budget = 0
         if is_client and config.verify and not config.server_name:
             raise UsageError("certificate verification needs config.server_name (or verify=False)")
         if not is_client and config.credential is None:
@@ -175,6 +213,16 @@ class Connection:
             self._trace.warn("client certificate verification is DISABLED (verify=False)")
 
     # ================================================================ public API
+
+    def _now_ms(self) -> int | None:
+        """The time the driver gave us, in ms since the epoch (ticket ages, RFC 8446 4.6.1)."""
+        at = self._now() if callable(self._now) else self._now
+        return None if at is None else int(at.timestamp() * 1000)
+
+    @property
+    def resumed(self) -> bool:
+        """TLS 1.3: the handshake was authenticated by a resumption PSK."""
+        return bool(self._psk) or self._resumed12
 
     @property
     def handshake_complete(self) -> bool:
@@ -197,15 +245,23 @@ class Connection:
         if not self.is_client:
             return
         self.client_random = os.urandom(32)
+        offers_tls13 = ProtocolVersion.TLS1_3 in client.offered_versions(self)
         # RFC 8446 D.4: a non-empty legacy_session_id makes the server echo it and send CCS.
-        self._session_id = os.urandom(32) if self.config.middlebox_compat else b""
-        for group in self.config.initial_key_share_groups:
-            client.new_key_share(self, group)
+        self._session_id = os.urandom(32) if self.config.middlebox_compat and offers_tls13 else b""
+        s = self._session
+        if s is not None and s.version == ProtocolVersion.TLS1_2:
+            # RFC 5246 7.4.1.2: the ID to resume; with a ticket, a fresh ID the server echoes
+            # when it accepts the ticket (RFC 5077 3.4).
+            self._session_id = os.urandom(32) if s.ticket else s.session_id
+        if offers_tls13:
+            for group in self.config.initial_key_share_groups:
+                client.new_key_share(self, group)
         hello = client.build_client_hello(self)
         self._client_hello = hello
         self._client_hello_bytes = self._send_handshake(hello)
         self._flush_handshake()  # in state START, so the record says 0x0301 (see records.write_record)
         self._transition_on_send(HandshakeType.client_hello)
+        early.client_sent_hello(self, self._client_hello_bytes)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes received from the peer. Failures surface through ``next_event()``."""
@@ -216,6 +272,9 @@ class Connection:
         self._in += data
         try:
             found, consumed = frame_records(self._in)
+        except RecordTooLong as exc:
+            self._fail(err("ERR_RECORD_OVERFLOW", f"bad record header: {exc}", AD.record_overflow))
+            return
         except DecodeError as exc:
             self._fail(err("ERR_DECODE", f"bad record header: {exc}", AD.decode_error))
             return
@@ -289,7 +348,7 @@ class Connection:
         self._check_can_send()
         if not self.handshake_complete:
             raise TLSError("ERR_NOT_CONNECTED", ErrorKind.USAGE, "KeyUpdate before the handshake completed")
-        self._send_key_update(request)
+        keyupdate.send(self, request)
 
     def close(self) -> None:
         """Send close_notify (once). The peer's close_notify arrives as
@@ -394,7 +453,7 @@ class Connection:
             # when its body would not parse.
             next_state(self.state, msg_type)
             try:
-                msg = pull_handshake(Buffer(raw), tls13=True)
+                msg = pull_handshake(Buffer(raw), tls13=self.version != ProtocolVersion.TLS1_2)
             except wx.DuplicateExtension as exc:
                 # RFC 8446 4.2; OpenSSL also answers illegal_parameter.
                 raise err(
@@ -410,7 +469,7 @@ class Connection:
                 self._trace_message("recv", msg)
             self._dispatch(msg, raw)
 
-    def _transition(self, msg_type: int, branch: Branch | None = None) -> None:
+    def _transition(self, msg_type: Received | int, branch: Branch | None = None) -> None:
         new = next_state(self.state, msg_type, branch)
         self._enter(new)
 
@@ -432,48 +491,10 @@ class Connection:
                 )
 
     def _dispatch(self, msg: HandshakeMessage, raw: bytes) -> None:
-        if self.is_client:
-            if isinstance(msg, ServerHello):
-                client.on_server_hello(self, msg, raw)
-            elif isinstance(msg, EncryptedExtensions):
-                client.on_encrypted_extensions(self, msg, raw)
-            elif isinstance(msg, CertificateRequest):
-                client.on_certificate_request(self, msg, raw)
-            elif isinstance(msg, Certificate):
-                auth.on_certificate(self, msg, raw)
-            elif isinstance(msg, CertificateVerify):
-                auth.on_certificate_verify(self, msg, raw)
-            elif isinstance(msg, Finished):
-                client.on_finished(self, msg, raw)
-            elif isinstance(msg, NewSessionTicket):
-                client.on_new_session_ticket(self, msg)
-            elif isinstance(msg, KeyUpdate):
-                self._on_key_update(msg)
-            else:  # the table allowed the type, so this is a codec/engine mismatch
-                raise err(
-                    "ERR_INTERNAL",
-                    f"no handler for {type(msg).__name__}",
-                    AD.internal_error,
-                    ErrorKind.INTERNAL,
-                )
+        if self.version == ProtocolVersion.TLS1_2:
+            (client12 if self.is_client else server12).dispatch(self, msg, raw)
         else:
-            if isinstance(msg, ClientHello):
-                server.on_client_hello(self, msg, raw)
-            elif isinstance(msg, Certificate):
-                auth.on_certificate(self, msg, raw)
-            elif isinstance(msg, CertificateVerify):
-                auth.on_certificate_verify(self, msg, raw)
-            elif isinstance(msg, Finished):
-                server.on_finished(self, msg, raw)
-            elif isinstance(msg, KeyUpdate):
-                self._on_key_update(msg)
-            else:
-                raise err(
-                    "ERR_INTERNAL",
-                    f"no handler for {type(msg).__name__}",
-                    AD.internal_error,
-                    ErrorKind.INTERNAL,
-                )
+            (client if self.is_client else server).dispatch(self, msg, raw)
 
     # ---------------------------------------------------------------- key log
 
@@ -486,7 +507,7 @@ class Connection:
 
     def _derive_handshake_secrets(self, shared: bytes) -> None:
         assert self.suite is not None and self._transcript is not None
-        self._schedule = KeySchedule(self.suite.hash_name)
+        self._schedule = KeySchedule(self.suite.hash_name, self._psk or None)
         self._schedule.handshake(shared)
         hello_hash = self._transcript.digest()
         self._client_hs_secret = self._schedule.client_handshake_traffic_secret(hello_hash)
@@ -543,48 +564,3 @@ class Connection:
             raise err("ERR_CERT_UNKNOWN_CA", f"cannot verify: {exc}", AD.unknown_ca) from exc
         if self._trace.mask & T.HANDSHAKE:
             self._trace.emit(T.HANDSHAKE, "peer certificate chain verified")
-
-    # ---------------------------------------------------------------- KeyUpdate (RFC 8446 4.6.3)
-
-    def _send_key_update(self, request: bool) -> None:
-        assert self._tx.protected
-        value = KeyUpdateRequest.update_requested if request else KeyUpdateRequest.update_not_requested
-        self._send_handshake(KeyUpdate(value))
-        self._flush_handshake()
-        self._tx = tx = self._tx.key_update()
-        if self._trace.mask & T.KEYS:
-            self._trace.emit(T.KEYS, f"write key updated to generation {tx.generation}")
-        if self.config.key_log_update_lines:
-            self._log_update_line(tx, write=True)
-
-    def _on_key_update(self, msg: KeyUpdate) -> None:
-        if msg.request_update not in (0, 1):
-            raise err(
-                "ERR_ILLEGAL_PARAMETER",
-                f"KeyUpdate request_update={msg.request_update}",
-                AD.illegal_parameter,
-            )
-        assert self._rx.protected
-        self._transition(HandshakeType.key_update)
-        if self._more_handshake_data:
-            raise err(
-                "ERR_UNEXPECTED_MESSAGE",
-                "handshake data continues across a KeyUpdate",
-                AD.unexpected_message,
-            )
-        self._rx = rx = self._rx.key_update()
-        if self._trace.mask & T.KEYS:
-            self._trace.emit(T.KEYS, f"read key updated to generation {rx.generation}")
-        if self.config.key_log_update_lines:
-            self._log_update_line(rx, write=False)
-        requested = msg.request_update == KeyUpdateRequest.update_requested
-        if requested and not self.send_closed:
-            # Answer before our next application data; one answer covers several requests.
-            self._send_key_update(False)
-        self._events.append(KeyUpdateReceived(requested))
-
-    def _log_update_line(self, direction: RecordDirection, write: bool) -> None:
-        # OpenSSL-style CLIENT_/SERVER_TRAFFIC_SECRET_N.
-        ours_client = self.is_client == write
-        label = f"{'CLIENT' if ours_client else 'SERVER'}_TRAFFIC_SECRET_{direction.generation}"
-        self._log_secret(label, direction.traffic_secret)

@@ -17,18 +17,22 @@ from ..errors import DecodeError, DecryptError, ErrorKind
 from ..wire.alert import Alert, pull_alert, push_alert
 from ..wire.constants import AlertDescription, AlertLevel, ContentType, name_of
 from ..wire.record import CCS_BODY, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_SIZE
-from ._common import AD, T, err
-from .events import AlertReceived, ApplicationData, CloseNotifyReceived
+from ._common import AD, TLS12, T, err
+from .events import AlertReceived, ApplicationData, CloseNotifyReceived, EarlyDataReceived
 from .state import State
 
 if TYPE_CHECKING:
     from .connection import Connection
 
 
+_WARNINGS = (AD.close_notify, AD.user_canceled, AD.no_renegotiation)
+
+
 def send_alert(conn: Connection, description: int) -> None:
     # TLS 1.3 ignores the level, but peers print it: close_notify and user_canceled are
     # warnings, everything else fatal (RFC 8446 6: "all alerts ... fatal" but level kept).
-    level = AlertLevel.warning if description in (AD.close_notify, AD.user_canceled) else AlertLevel.fatal
+    # no_renegotiation is "always a warning" (RFC 5246 7.2.2).
+    level = AlertLevel.warning if description in _WARNINGS else AlertLevel.fatal
     if conn._trace.mask & T.ALERT:
         conn._trace.emit(T.ALERT, f"send {level.name} {name_of(AlertDescription, description)}")
     buf = Buffer()
@@ -37,6 +41,9 @@ def send_alert(conn: Connection, description: int) -> None:
 
 
 def handle_record(conn: Connection, content_type: int, header: memoryview, fragment: memoryview) -> None:
+    if conn.version == TLS12:
+        handle_record12(conn, content_type, header, fragment)
+        return
     length = len(fragment)
     if content_type == ContentType.change_cipher_spec:
         # RFC 8446 5: one unprotected 0x01 byte, between the first ClientHello and the
@@ -51,6 +58,12 @@ def handle_record(conn: Connection, content_type: int, header: memoryview, fragm
             return
         raise err("ERR_UNEXPECTED_MESSAGE", "unexpected change_cipher_spec record", AD.unexpected_message)
     rx = conn._rx
+    if (
+        conn._skip_early
+        and content_type == ContentType.application_data
+        and skip_early(conn, rx, header, fragment)
+    ):
+        return
     if not rx.protected:
         content_type, content = open_record(conn, header, fragment)
         if conn._trace.mask & T.RECORD:
@@ -81,6 +94,12 @@ def handle_record(conn: Connection, content_type: int, header: memoryview, fragm
             f"({rx.epoch} keys, seq {seq}, record len={length})",
         )
     if inner_type == ContentType.application_data:
+        if rx.epoch == "early" and not conn._hs_in:
+            from . import early  # early imports this module
+
+            early.on_early_application_data(conn, len(content))
+            conn._events.append(EarlyDataReceived(bytes(content)))
+            return
         if rx.epoch != "application":
             raise err(
                 "ERR_UNEXPECTED_MESSAGE",
@@ -97,6 +116,58 @@ def handle_record(conn: Connection, content_type: int, header: memoryview, fragm
         conn._events.append(ApplicationData(bytes(content)))
         return
     handle_content(conn, inner_type, memoryview(content))
+
+
+def handle_record12(conn: Connection, content_type: int, header: memoryview, fragment: memoryview) -> None:
+    """TLS 1.2 records keep their content type outside (RFC 5246 6.2); ChangeCipherSpec is part
+    of the handshake's flow (7.1) and goes through the transition table."""
+    rx = conn._rx
+    seq = rx.seq
+    content_type, content = open_record(conn, header, fragment)
+    if conn._trace.mask & T.RECORD:
+        keys = f"{rx.epoch} keys, seq {seq}" if rx.protected else "plaintext"
+        conn._trace.emit(T.RECORD, f"recv {name_of(ContentType, content_type)} len={len(content)} ({keys})")
+    if content_type == ContentType.change_cipher_spec:
+        from . import hs12  # hs12 imports this module
+
+        hs12.on_change_cipher_spec(conn, bytes(content))
+        return
+    if content_type == ContentType.application_data:
+        if not conn.handshake_complete or not rx.protected:
+            raise err(
+                "ERR_UNEXPECTED_MESSAGE", "application data before the handshake", AD.unexpected_message
+            )
+        if conn._hs_in:
+            raise err(
+                "ERR_UNEXPECTED_MESSAGE",
+                "application data inside a fragmented handshake message",
+                AD.unexpected_message,
+            )
+        conn._events.append(ApplicationData(bytes(content)))
+        return
+    handle_content(conn, content_type, memoryview(content))
+
+
+def skip_early(conn: Connection, rx: RecordDirection, header: memoryview, fragment: memoryview) -> bool:
+    """Server that rejected 0-RTT: is this one of the client's early records (RFC 8446 4.2.10)?
+    Before the second ClientHello every protected record is; after, those that do not open
+    under the handshake key. The first record that opens ends the skipping."""
+    if rx.protected:
+        try:
+            rx.open_at(header, fragment, rx.seq)
+        except DecryptError:
+            pass
+        except DecodeError:
+            return False  # oversized and the like: the normal path names the error
+        else:
+            conn._skip_early = 0
+            return False
+    conn._skip_early -= len(fragment)
+    if conn._skip_early < 0:
+        raise err("ERR_TOO_MUCH_EARLY_DATA", "rejected early data beyond the budget", AD.unexpected_message)
+    if conn._trace.mask & T.RECORD:
+        conn._trace.emit(T.RECORD, f"skip rejected 0-RTT record len={len(fragment)}")
+    return True
 
 
 def open_record(conn: Connection, header: memoryview, fragment: memoryview) -> tuple[int, BytesLike]:
@@ -159,6 +230,8 @@ def handle_alert(conn: Connection, content: memoryview) -> None:
     conn._events.append(AlertReceived(alert.level, desc))
     if alert.description == AD.user_canceled:
         return  # RFC 8446 6.1: a warning; a close_notify should follow
+    if conn.version == TLS12 and alert.level == AlertLevel.warning:
+        return  # RFC 5246 7.2: a warning does not end a TLS 1.2 connection
     # RFC 8446 6.2: every other alert is fatal whatever its level says.
     conn._fail(
         err(

@@ -31,6 +31,7 @@ __all__ = [
     "SCAN_BAD_PARTIAL_HEADER",
     "SCAN_NEED_DATA",
     "RecordHeader",
+    "RecordTooLong",
     "SSLv2ClientHello",
     "build_inner_plaintext",
     "frame_records",
@@ -66,6 +67,11 @@ SCAN_BAD_HEADER = 1
 SCAN_BAD_PARTIAL_HEADER = 2
 
 
+class RecordTooLong(DecodeError):  # noqa: N818 - a kind of DecodeError, named for what is wrong
+    """A record header whose length is above any version's bound: an engine answers it with
+    record_overflow (RFC 5246 7.2.2, RFC 8446 5.2), not decode_error."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordHeader:
     """TLSPlaintext / TLSCiphertext header (RFC 8446 section 5.1)."""
@@ -99,7 +105,7 @@ def _check_header(content_type: int, major: int, length: int, at: int) -> None:
     if major != 3:
         raise DecodeError(f"not a TLS record at offset {at}: version major {major}")
     if length > MAX_CIPHERTEXT_LENGTH:
-        raise DecodeError(f"record at offset {at} is {length} bytes, more than 2^14+2048")
+        raise RecordTooLong(f"record at offset {at} is {length} bytes, more than 2^14+2048")
 
 
 def scan_records(
@@ -154,7 +160,8 @@ def frame_records(
 
     Returns ``(records, consumed)``: ``consumed`` counts bytes from ``offset`` up to the end of
     the last complete record; an incomplete record at the end is left for the next call.
-    Raises :class:`DecodeError` for a header that cannot be TLS (see :func:`scan_records`).
+    Raises :class:`DecodeError` for a header that cannot be TLS (see :func:`scan_records`),
+    :class:`RecordTooLong` when only its length is wrong.
     """
     if isinstance(data, memoryview) and data.format != "B":
         data = data.cast("B")
@@ -166,7 +173,7 @@ def frame_records(
         if present[1] != 3:
             raise DecodeError(f"not a TLS record at offset {stop}: version major {present[1]}")
         length = (present[3] << 8) | present[4]
-        raise DecodeError(f"record at offset {stop} is {length} bytes, more than 2^14+2048")
+        raise RecordTooLong(f"record at offset {stop} is {length} bytes, more than 2^14+2048")
     return records, stop - offset
 
 

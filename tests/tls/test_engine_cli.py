@@ -199,3 +199,72 @@ def test_connect_insecure_is_loud(pki: Pki) -> None:
         assert client.stdout.startswith("HTTP/1.0 200 ok")
     finally:
         server.close()
+
+
+def _serve12(*extra: str) -> tuple[Proc, int, str]:
+    server = Proc(_engine("serve", "--port", "0", "--once", "--echo", *extra))
+    port = int(server.wait_match(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+    ca = server.wait_match(r"--ca (\S+)").group(1)
+    return server, port, ca
+
+
+def test_serve_and_connect_tls12_with_openssl_cipher_names() -> None:
+    server, port, ca = _serve12("--max-version", "1.2", "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305")
+    try:
+        client = subprocess.run(
+            [
+                *_engine(
+                    "connect", f"127.0.0.1:{port}", "--sni", "localhost", "--ca", ca, "--send", "twelve"
+                ),
+                "--min-version",
+                "TLSv1.2",
+                "--ciphers",
+                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 3,
+            check=False,
+        )
+        assert client.returncode == 0, client.stderr
+        assert client.stdout == "twelve"
+        assert "TLS 1.2, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" in client.stderr
+        assert "extended master secret yes" in client.stderr
+        assert server.wait_exit() == 0
+    finally:
+        server.close()
+
+
+def test_connect_version_mismatch_is_one_line_protocol_version() -> None:
+    server, port, ca = _serve12("--max-version", "1.2")
+    try:
+        client = subprocess.run(
+            _engine("connect", f"127.0.0.1:{port}", "--sni", "localhost", "--ca", ca, "--min-version", "1.3"),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 3,
+            check=False,
+        )
+        assert client.returncode == 1
+        assert "protocol_version" in client.stderr and "Traceback" not in client.stderr
+        server.wait_match("ERR_NO_SHARED_VERSION")
+    finally:
+        server.close()
+
+
+def test_bad_version_and_cipher_options_are_usage_errors() -> None:
+    for args, words in (
+        (["--min-version", "1.1"], "--min-version must be 1.2 or 1.3"),
+        (["--ciphers", "RC4-MD5"], "unknown cipher 'RC4-MD5'"),
+        (["--min-version", "1.3", "--max-version", "1.2"], "min_version is above max_version"),
+    ):
+        done = subprocess.run(
+            _engine("connect", "127.0.0.1:9", "--insecure", *args),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 3,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], done.stderr

@@ -18,7 +18,7 @@ from capdebug.tls.config import ClientAuth
 from capdebug.tls.events import HelloRetryRequestSent, KeyUpdateReceived
 from capdebug.tls.faults import Faults
 from capdebug.tls.io import TLSSocket
-from capdebug.wire.constants import AlertDescription, CipherSuite, NamedGroup
+from capdebug.wire.constants import AlertDescription, CipherSuite, NamedGroup, ProtocolVersion
 from tests.support.peers import openssl_s_server
 from tests.tools import require
 
@@ -559,22 +559,22 @@ def test_server_vs_curl(pki: Pki, suite: CipherSuite) -> None:
 # ---------------------------------------------------------------- more failure modes
 
 
-def test_client_vs_tls12_only_server_is_protocol_version(pki: Pki) -> None:
+def test_tls13_only_client_vs_tls12_only_server_is_protocol_version(pki: Pki) -> None:
     require("openssl")
     proc, port = openssl_s_server(["-tls1_2", "-cert", "ecdsa.pem", "-key", "ecdsa.key"], pki.folder)
     try:
-        tls = engine_client(port, client_config(pki))
+        tls = engine_client(port, client_config(pki, min_version=ProtocolVersion.TLS1_3))
         with pytest.raises(TLSError) as exc:
             tls.negotiate()
         # openssl refuses a TLS 1.3-only ClientHello itself: its alert is what we report.
-        assert exc.value.name in ("ERR_PEER_ALERT", "ERR_PROTOCOL_VERSION")
+        assert exc.value.name == "ERR_PEER_ALERT"
         assert exc.value.alert == AlertDescription.protocol_version
         tls.close()
     finally:
         proc.close()
 
 
-def test_server_vs_tls12_only_client_is_protocol_version(pki: Pki) -> None:
+def test_tls13_only_server_vs_tls12_only_client_is_protocol_version(pki: Pki) -> None:
     require("openssl")
 
     def handler(tls: TLSSocket) -> object:
@@ -582,12 +582,12 @@ def test_server_vs_tls12_only_client_is_protocol_version(pki: Pki) -> None:
             tls.negotiate()
         return (exc.value.name, exc.value.alert)
 
-    server = EngineServer(server_config(pki), handler)
+    server = EngineServer(server_config(pki, min_version=ProtocolVersion.TLS1_3), handler)
     proc = Proc(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_2"], cwd=str(pki.folder)
     )
     try:
-        assert server.join() == ("ERR_PROTOCOL_VERSION", AlertDescription.protocol_version)
+        assert server.join() == ("ERR_NO_SHARED_VERSION", AlertDescription.protocol_version)
         proc.wait_match(r"alert protocol version|alert number 70")
     finally:
         proc.close()

@@ -28,8 +28,8 @@ def _reachable(start: State) -> set[State]:
 
 
 def test_every_state_is_reachable_from_its_roles_start() -> None:
-    client = {s for s in State if s.name.startswith("CLIENT_")}
-    server = {s for s in State if s.name.startswith("SERVER_")}
+    client = {s for s in State if s.name.startswith("CLIENT")}
+    server = {s for s in State if s.name.startswith("SERVER")}
     assert _reachable(State.CLIENT_START) == client
     assert _reachable(State.SERVER_EXPECT_CLIENT_HELLO) == server
 
