@@ -329,7 +329,7 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec("reset", "close with an RST (SO_LINGER 0) instead of a FIN", _flag("rst_instead_of_fin")),
         FaultSpec(
             "reset-during-handshake",
-            "send our first flight, then abort with an RST instead of reading the answer",
+            "abort with an RST on receiving the peer's first handshake bytes, instead of answering",
             _flag("rst_during_handshake"),
         ),
         FaultSpec(

@@ -76,8 +76,6 @@ class TLSSocket:
         self._plain_pos = 0
         self._peer_closed = False
         self._eof = False
-        self._written = 0
-        """Bytes written to the socket so far."""
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -105,7 +103,6 @@ class TLSSocket:
             except OSError as exc:
                 raise TLSError("ERR_IO", ErrorKind.IO, f"socket write failed: {exc}") from exc
             del self._out[:n]
-            self._written += n
         if self.faults is not None and self.faults.take_fin():
             self._shut_write()  # fault: a truncated record was just written; FIN now
 
@@ -117,8 +114,8 @@ class TLSSocket:
 
     # -- fault hooks (faults.py): transport-level faults act here ----------------------------
 
-    def _fault_after_flight(self) -> None:
-        """Our handshake flight went out: abort with RST instead of reading the answer."""
+    def _fault_instead_of_answer(self) -> None:
+        """The peer's handshake bytes arrived: abort with RST instead of answering them."""
         if self.faults is None or not self.faults.rst_during_handshake:
             return
         self.faults.rst_during_handshake = False
@@ -167,6 +164,8 @@ class TLSSocket:
             raise TLSError("ERR_IO", ErrorKind.IO, f"socket read failed: {exc}") from exc
         if data:
             self.conn.receive_data(data)
+            if self.handshake is None:
+                self._fault_instead_of_answer()
         else:
             self._eof = True
             self.conn.receive_eof()
@@ -199,13 +198,10 @@ class TLSSocket:
         """Run the handshake to completion (or to BLOCKED in non-blocking mode)."""
         self.conn.start_handshake()
         while True:
-            before = self._written
             self._flush()
             if self.handshake is not None:
                 self._fault_after_handshake()
                 return self.handshake
-            if self._written > before:
-                self._fault_after_flight()
             if self._eof:
                 raise TLSError("ERR_PREMATURE_CLOSE", ErrorKind.CLOSED, "peer closed during the handshake")
             self._read_some()
@@ -337,6 +333,8 @@ class TLSSocket:
 
     def close(self) -> None:
         """Close the socket (no TLS closure: call ``shutdown`` first for a clean close)."""
+        if self.sock.fileno() < 0:
+            return  # closed already (a fault aborted the connection)
         if self.faults is not None and self.faults.rst_instead_of_fin:
             # SO_LINGER on with timeout 0: close() aborts the connection with an RST.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
