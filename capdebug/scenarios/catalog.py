@@ -26,7 +26,7 @@ Expected = tuple[tuple[tuple[str, str | None], ...], ...]
 """Per connection (in order), the sorted (code, by) pairs triage must give, and nothing else."""
 
 _PING, _PONG = b"ping", b"pong"
-_STALL_BYTES = 64 * 1024
+_STALL_BYTES = 32 * 1024
 
 
 def _read(tls: TLSSocket, n: int) -> bytes:
@@ -204,7 +204,7 @@ _ALL: tuple[Scenario, ...] = (
         ((("clean_close", None),),),
     ),
     Scenario(
-        "tls13-premature-close",
+        "tls13-premature-close-server",
         "the server closes TCP without close_notify",
         "ping/pong; the server sends FIN with no close_notify; the client sees a truncation",
         ((("premature_close", "server"),),),
@@ -375,7 +375,7 @@ _ALL: tuple[Scenario, ...] = (
     Scenario(
         "tls13-stalled-peer",
         "the server stops reading for 1 s; the client's sends fill its TCP window",
-        "handshake; 64 KiB from the client into a 4 KiB receive buffer: zero window until the "
+        "handshake; 32 KiB from the client into a 4 KiB receive buffer: zero window until the "
         "server reads again; clean close (triage has no zero-window verdict yet)",
         ((("clean_close", None),),),
         server_faults="stall=1.0",

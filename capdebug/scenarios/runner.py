@@ -289,9 +289,12 @@ def run_scenario(
             try:
                 tls.negotiate()
                 if sc.capture_after_handshake and capture is None:
+                    # Let the last handshake packets (and the server's processing of them) pass
+                    # before the capture starts, and let the capture settle before the first
+                    # record after the handshake: a capture that holds half of a flight or
+                    # misses the first record would tell another story.
+                    time.sleep(0.2)
                     capture = _Capture(port, raw_path, tcpdump_path)
-                    # The stream header can come a moment before the filter sees every packet:
-                    # the first record after the handshake must not be the one missed.
                     time.sleep(0.2)
                 sc.client_role(tls)
                 note(f"client {i + 1}: done")
