@@ -205,6 +205,23 @@ def _configs(sc: Scenario, now: dt.datetime, keylog: _KeyLog) -> tuple[TLSConfig
     return server_faults.configure(server), client_faults.configure(client)
 
 
+def _listen() -> socket.socket:
+    """A listener on a free port below the kernel's ephemeral range (32768 and up), as servers'
+    ports usually are: a capture without the SYN (started mid-connection) tells client from
+    server by the ports, so the server's port must look like one."""
+    for _ in range(200):
+        port = int.from_bytes(os.urandom(2), "big") % 10000 + 20000
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind(("127.0.0.1", port))
+        except OSError:
+            listener.close()
+            continue
+        listener.listen(8)
+        return listener
+    raise CaptureError("no free port in 20000-29999 on 127.0.0.1 for the scenario's server")
+
+
 def _describe(who: str, exc: BaseException) -> str:
     if isinstance(exc, TLSError):
         return f"{who}: {exc.name}: {exc}"
@@ -233,9 +250,7 @@ def run_scenario(
     out.mkdir(parents=True, exist_ok=True)
     keylog = _KeyLog()
     server_cfg, client_cfg = _configs(sc, now, keylog)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
+    listener = _listen()
     listener.settimeout(_TIMEOUT_S)
     port = listener.getsockname()[1]
     run = ScenarioRun(sc, out / f"{sc.name}.pcapng", port)
