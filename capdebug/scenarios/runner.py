@@ -54,7 +54,7 @@ times out (about 1 s) even with --immediate-mode (measured: 0.6 s after the last
 nothing was written, 1.1 s all of it), so wait longer than that."""
 
 CAPTURE_PERMISSION_HELP = (
-    "capturing on the loopback needs root or CAP_NET_RAW for tcpdump: run `sudo capdebug scenario "
+    "Capturing on the loopback needs root or CAP_NET_RAW for tcpdump: run `sudo capdebug scenario "
     "run ...`, or once: `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v tcpdump)`"
 )
 
