@@ -168,6 +168,12 @@ def _fault_spec(fault: list[str]) -> list[str]:
     return fault
 
 
+def _certificate_fault(fault: list[str]) -> bool:
+    """Does --fault choose the certificate (then it makes the test CA, not serve)?"""
+    faults = _make_faults(fault)
+    return faults is not None and faults.certificate is not None
+
+
 def _make_faults(fault: list[str]) -> Faults | None:
     """Fresh faults for one connection (they are one-shot), or None without --fault."""
     from ..tls.faults import parse_faults
@@ -195,8 +201,7 @@ def _fault_config(config: TLSConfig, fault: list[str], *, client: bool, have_cer
         folder = Path(tempfile.mkdtemp(prefix="capdebug-fault-"))
         (folder / "ca.pem").write_bytes(trusted.cert_pem)
         typer.echo(
-            f"fault: presenting a {faults.certificate} certificate; the CA a peer would trust: "
-            f"{folder / 'ca.pem'}",
+            f"fault: presenting a {faults.certificate} certificate; trust it with: --ca {folder / 'ca.pem'}",
             err=True,
         )
     return config
@@ -243,7 +248,7 @@ def serve(
     from ..tls.config import ClientAuth, Credential, TLSConfig
 
     credential = _load_credential(cert, key)
-    if credential is None:
+    if credential is None and not _certificate_fault(fault):
         folder = Path(tempfile.mkdtemp(prefix="capdebug-serve-"))
         identity, _ca = certs.make_identity(dt.datetime.now(dt.UTC))
         (folder / "ca.pem").write_bytes(identity.ca_pem)

@@ -216,3 +216,43 @@ def test_client_premature_close_makes_openssl_server_report_unexpected_eof(tmp_p
     finally:
         server.close()
     assert "handshake complete" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("fault", "openssl_says"),
+    [
+        # EncryptedExtensions held back after the Certificate: RFC 8446 4 ordering violated.
+        ("out-of-order", "unexpected message"),
+        # Half a record, then FIN: the reader waits for the rest and meets EOF.
+        ("truncate-record", "unexpected eof while reading"),
+        ("alert-at=SERVER_EXPECT_FINISHED:handshake_failure", "alert handshake failure"),
+        ("expired-cert", "certificate has expired"),
+        ("wrong-host-cert", "hostname mismatch"),
+    ],
+)
+def test_more_server_faults_as_openssl_reports_them(fault: str, openssl_says: str, tmp_path: Path) -> None:
+    require("openssl")
+    with serve(fault) as (server, port):
+        ca = server.wait_match(r"--ca (\S+)").group(1)
+        done = subprocess.run(
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{port}",
+                "-ign_eof",
+                "-CAfile",
+                ca,
+                "-verify_return_error",
+                "-verify_hostname",
+                "localhost",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        server.wait_exit(TIMEOUT)
+    out = done.stdout + done.stderr
+    assert openssl_says in out.lower(), out
