@@ -315,6 +315,17 @@ _ALL: tuple[Scenario, ...] = (
         client_role=client_read_only,
     ),
     Scenario(
+        "tls13-client-cert-rejected",
+        "the server requires a client certificate and rejects the one it gets (unknown CA)",
+        "CertificateRequest; the client sends a certificate from a CA the server does not know; "
+        "the server answers unknown_ca",
+        ((("alert", "server"),),),
+        server_faults="client-cert-required",
+        client_faults="unknown-ca-cert",
+        server_role=_nothing,
+        client_role=client_read_only,
+    ),
+    Scenario(
         "tls13-bad-record-mac",
         "a corrupted record: the client's first application data fails authentication",
         "handshake; the client's first application_data record has a flipped tag bit; bad_record_mac",

@@ -31,6 +31,7 @@ SIDE_OUTCOMES = {
     "tls13-expired-certificate": "client 1: ERR_CERT_EXPIRED",
     "tls13-hostname-mismatch": "client 1: ERR_CERT_HOSTNAME",
     "tls13-client-cert-required": "server 1: ERR_CERT_REQUIRED",
+    "tls13-client-cert-rejected": "server 1: ERR_CERT_UNKNOWN_CA",
     "tls13-bad-record-mac": "server 1: ERR_BAD_RECORD_MAC",
     "tls13-clean-close": "client 1: done",
 }
