@@ -147,7 +147,8 @@ class TLSSocket:
 
     def _read_some(self) -> None:
         """One socket read fed to the engine, then its events handled."""
-        self._fault_stall()
+        if self.faults is not None:
+            self._fault_stall()
         try:
             data = self.sock.recv(_READ_SIZE)
         except BlockingIOError:
@@ -164,7 +165,7 @@ class TLSSocket:
             raise TLSError("ERR_IO", ErrorKind.IO, f"socket read failed: {exc}") from exc
         if data:
             self.conn.receive_data(data)
-            if self.handshake is None:
+            if self.faults is not None and self.handshake is None:
                 self._fault_instead_of_answer()
         else:
             self._eof = True
