@@ -111,6 +111,10 @@ class TcpdumpOptions:
     """``-c``: tcpdump stops by itself after this many packets."""
     buffer_kib: int = DEFAULT_BUFFER_KIB
     tcpdump_path: str = "tcpdump"
+    immediate_mode: bool = False
+    """``--immediate-mode``: hand each packet over at once instead of when a kernel ring block
+    fills or times out (about 1 s), so that a capture stopped right after a short conversation
+    holds all of it (the scenarios need that)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,8 @@ def tcpdump_argv(opts: TcpdumpOptions) -> list[str]:
     if opts.snaplen < 0:
         raise UsageError(f"--snaplen {opts.snaplen}: must be >= 0 (0: whole packets)")
     argv = [opts.tcpdump_path, "-i", opts.interface, "-n", "-U", "-w", "-", "-s", str(opts.snaplen)]
+    if opts.immediate_mode:
+        argv.append("--immediate-mode")
     if opts.buffer_kib > 0:
         argv += ["-B", str(opts.buffer_kib)]
     if opts.count is not None:

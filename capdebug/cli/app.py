@@ -51,7 +51,7 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import capture, correlate, decrypt, engine, keys, report, run, triage
+    from . import capture, correlate, decrypt, engine, keys, report, run, scenario, triage
 
     capture.register(app)
     triage.register(app)
@@ -61,6 +61,7 @@ def _register_commands() -> None:
     run.register(app)
     engine.register(app)
     correlate.register(app)
+    scenario.register(app)
 
 
 _register_commands()

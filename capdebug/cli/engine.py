@@ -31,6 +31,8 @@ from ..wire.constants import CipherSuite, NamedGroup, ProtocolVersion
 if TYPE_CHECKING:
     from ..tls.config import Credential, TLSConfig
     from ..tls.events import HandshakeComplete
+    from ..tls.faults import Faults
+    from ..tls.io import TLSSocket
     from ..tls.trace import TraceCategory
 
 __all__ = ["register"]
@@ -195,6 +197,77 @@ def _split_hostport(target: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+# -- --fault (tls/faults.py): a misbehaving peer on demand -----------------------------------
+
+_FAULT_HELP = "Misbehave on purpose: NAME[=VALUE][,NAME...] (repeatable); --fault list names them."
+_CLOSING_FAULTS = ("drop_close_notify", "rst_instead_of_fin", "send_after_close_notify", "truncate_records")
+
+
+def _fault_spec(fault: list[str]) -> list[str]:
+    """The --fault values; ``list`` prints the catalog, one line each, and exits."""
+    from ..tls.faults import FAULTS, parse_faults
+
+    if any(f.strip() == "list" for f in fault):
+        for spec in FAULTS.values():
+            arg = f"[={spec.argument}]" if spec.argument else ""
+            typer.echo(f"{spec.name + arg:48} {spec.summary}")
+        raise typer.Exit(0)
+    parse_faults(fault)  # a bad name is a usage error before anything listens or connects
+    return fault
+
+
+def _certificate_fault(fault: list[str]) -> bool:
+    """Does --fault choose the certificate (then it makes the test CA, not serve)?"""
+    faults = _make_faults(fault)
+    return faults is not None and faults.certificate is not None
+
+
+def _make_faults(fault: list[str]) -> Faults | None:
+    """Fresh faults for one connection (they are one-shot), or None without --fault."""
+    from ..tls.faults import parse_faults
+
+    return parse_faults(fault) if fault else None
+
+
+def _fault_config(config: TLSConfig, fault: list[str], *, client: bool, have_cert: bool) -> TLSConfig:
+    """The configuration faults: offered suites and groups, client authentication, and a
+    broken certificate (written nowhere: it lives for this process only)."""
+    import dataclasses
+
+    from ..crypto.testpki import make_ca
+    from ..tls.faults import fault_credential
+
+    faults = _make_faults(fault)
+    if faults is None:
+        return config
+    config = faults.configure(config)
+    if faults.certificate is not None and not have_cert:
+        now = dt.datetime.now(dt.UTC)
+        trusted = make_ca(now)
+        credential, _issuer = fault_credential(faults.certificate, now, client=client, ca=trusted)
+        config = dataclasses.replace(config, credential=credential)
+        folder = Path(tempfile.mkdtemp(prefix="capdebug-fault-"))
+        (folder / "ca.pem").write_bytes(trusted.cert_pem)
+        typer.echo(
+            f"fault: presenting a {faults.certificate} certificate; trust it with: --ca {folder / 'ca.pem'}",
+            err=True,
+        )
+    return config
+
+
+def _close_with_fault(tls: TLSSocket, faults: Faults) -> None:
+    """Serve side of a closing fault: a line of data, then close the way the fault says."""
+    note = b"capdebug: injected fault\n"
+    if faults.send_after_close_notify:
+        tls.conn.close()  # close_notify, TCP still open
+        tls.flush()
+        tls.sendall(note)
+        return
+    tls.sendall(note)
+    if faults.drop_close_notify:
+        tls.shutdown_send()  # sends no close_notify (the fault), then FIN
+
+
 def serve(
     port: int = typer.Option(4433, "--port", "-p", help="TCP port (0: pick one and print it)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -224,14 +297,16 @@ def serve(
     early_data: int = typer.Option(
         0, "--early-data", help="Accept this many bytes of 0-RTT early data per ticket (0: refuse)."
     ),
+    fault: list[str] = typer.Option([], "--fault", help=_FAULT_HELP),
 ) -> None:
     """A TLS 1.3 / 1.2 server on the capdebug engine (like openssl s_server)."""
+    fault = _fault_spec(fault)
     from ..crypto import x509_engine as cx509
     from ..tls import certs
     from ..tls.config import ClientAuth, Credential, TLSConfig
 
     credential = _load_credential(cert, key)
-    if credential is None:
+    if credential is None and not _certificate_fault(fault):
         folder = Path(tempfile.mkdtemp(prefix="capdebug-serve-"))
         identity, _ca = certs.make_identity(dt.datetime.now(dt.UTC))
         (folder / "ca.pem").write_bytes(identity.ca_pem)
@@ -259,6 +334,7 @@ def serve(
         session_tickets=tickets,
         max_early_data=early_data,
     )
+    config = _fault_config(config, fault, client=False, have_cert=cert is not None)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -269,17 +345,25 @@ def serve(
         sys.stderr.flush()
         while True:
             sock, peer = listener.accept()
-            _serve_one(sock, peer, config, echo=echo, www=www)
+            _serve_one(sock, peer, config, echo=echo, www=www, faults=_make_faults(fault))
             if once:
                 break
 
 
-def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bool, www: bool) -> None:
+def _serve_one(
+    sock: socket.socket,
+    peer: object,
+    config: TLSConfig,
+    *,
+    echo: bool,
+    www: bool,
+    faults: Faults | None = None,
+) -> None:
     from ..tls.connection import Connection
     from ..tls.events import EarlyDataReceived
     from ..tls.io import TLSSocket
 
-    tls = TLSSocket(sock, Connection(config, is_client=False, now=_clock))
+    tls = TLSSocket(sock, Connection(config, is_client=False, now=_clock, faults=faults), faults)
     try:
         hs = tls.negotiate()
         typer.echo(f"{peer}: {_summary(hs)}", err=True)
@@ -291,7 +375,9 @@ def _serve_one(sock: socket.socket, peer: object, config: TLSConfig, *, echo: bo
             elif not www:
                 sys.stdout.buffer.write(early)
                 sys.stdout.flush()
-        if www:
+        if faults is not None and not (echo or www) and any(getattr(faults, a) for a in _CLOSING_FAULTS):
+            _close_with_fault(tls, faults)
+        elif www:
             request = b""
             while b"\r\n\r\n" not in request:
                 chunk = tls.recv()
@@ -358,8 +444,10 @@ def connect(
     send: str | None = typer.Option(None, "--send", help="Send this text after the handshake."),
     key_update: bool = typer.Option(False, "--key-update", help="Send a KeyUpdate (update_requested)."),
     timeout: float = typer.Option(10.0, "--timeout", help="Socket timeout in seconds."),
+    fault: list[str] = typer.Option([], "--fault", help=_FAULT_HELP),
 ) -> None:
     """A TLS 1.3 / 1.2 client on the capdebug engine (like openssl s_client)."""
+    fault = _fault_spec(fault)
     from ..tls.config import TLSConfig
     from ..tls.connection import Connection
     from ..tls.io import TLSSocket
@@ -385,6 +473,8 @@ def connect(
         trace=_trace(trace),
         trace_callback=_trace_sink if trace else None,
     )
+    config = _fault_config(config, fault, client=True, have_cert=cert is not None)
+    faults = _make_faults(fault)
     session = None
     if sess_in is not None:
         from ..tls.session import Session
@@ -395,8 +485,8 @@ def connect(
             raise UsageError(f"cannot read {sess_in}: {exc.strerror}") from None
     sock = socket.create_connection((host, port), timeout=timeout)
     early = early_data.encode() if early_data is not None else None
-    conn = Connection(config, is_client=True, now=_clock, session=session, early_data=early)
-    tls = TLSSocket(sock, conn)
+    conn = Connection(config, is_client=True, now=_clock, session=session, early_data=early, faults=faults)
+    tls = TLSSocket(sock, conn, faults)
     try:
         hs = tls.negotiate()
         typer.echo(_summary(hs), err=True)

@@ -384,7 +384,7 @@ class Connection:
     def _check_can_send(self) -> None:
         if self._error is not None:
             raise TLSError("ERR_CLOSED", ErrorKind.CLOSED, f"the connection failed earlier: {self._error}")
-        if self.send_closed:
+        if self.send_closed and (self.faults is None or not self.faults.may_send_after_close()):
             raise TLSError("ERR_SEND_CLOSED", ErrorKind.USAGE, "close_notify was already sent")
 
     # ================================================================ handshake layer
@@ -393,7 +393,7 @@ class Connection:
         data = encode_handshake(msg)
         if self._transcript is not None:
             self._transcript.update(data)
-        self._hs_out += data
+        self._hs_out += data if self.faults is None else self.faults.on_handshake_out(msg.msg_type, data)
         if self._trace.mask & T.MESSAGES:
             self._trace_message("send", msg)
         return data

@@ -89,6 +89,10 @@ class TLSSocket:
     def _flush(self) -> None:
         """Write queued ciphertext; BLOCKED(write) if the socket cannot take all of it."""
         self._out += self.conn.data_to_send()
+        if self._out and self.faults is not None and self.faults.delay_first_byte > 0:
+            delay, self.faults.delay_first_byte = self.faults.delay_first_byte, 0.0
+            self.faults.fired.append("delay_first_byte")
+            time.sleep(delay)
         while self._out:
             if self.faults is not None and self.faults.delay_before_send > 0:
                 time.sleep(self.faults.delay_before_send)
@@ -99,9 +103,52 @@ class TLSSocket:
             except OSError as exc:
                 raise TLSError("ERR_IO", ErrorKind.IO, f"socket write failed: {exc}") from exc
             del self._out[:n]
+        if self.faults is not None and self.faults.take_fin():
+            self._shut_write()  # fault: a truncated record was just written; FIN now
+
+    def _shut_write(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise TLSError("ERR_IO", ErrorKind.IO, f"shutdown(SHUT_WR) failed: {exc}") from exc
+
+    # -- fault hooks (faults.py): transport-level faults act here ----------------------------
+
+    def _fault_instead_of_answer(self) -> None:
+        """The peer's handshake bytes arrived: abort with RST instead of answering them."""
+        if self.faults is None or not self.faults.rst_during_handshake:
+            return
+        self.faults.rst_during_handshake = False
+        self.faults.rst_instead_of_fin = True
+        self.close()
+        raise TLSError("ERR_INJECTED_RESET", ErrorKind.CLOSED, "fault injection: reset during the handshake")
+
+    def _fault_after_handshake(self) -> None:
+        f = self.faults
+        if f is None:
+            return
+        for _ in range(f.key_update_storm):
+            self.conn.key_update(request=False)
+        if f.key_update_storm:
+            f.fired.append(f"key_update_storm:{f.key_update_storm}")
+            f.key_update_storm = 0
+            self._flush()
+        if f.half_close_after_handshake:
+            f.half_close_after_handshake = False
+            f.fired.append("half_close")
+            self.shutdown_send()
+
+    def _fault_stall(self) -> None:
+        f = self.faults
+        if f is not None and f.stall_s > 0 and self.handshake is not None:
+            stall, f.stall_s = f.stall_s, 0.0
+            f.fired.append("stall")
+            time.sleep(stall)
 
     def _read_some(self) -> None:
         """One socket read fed to the engine, then its events handled."""
+        if self.faults is not None:
+            self._fault_stall()
         try:
             data = self.sock.recv(_READ_SIZE)
         except BlockingIOError:
@@ -118,6 +165,8 @@ class TLSSocket:
             raise TLSError("ERR_IO", ErrorKind.IO, f"socket read failed: {exc}") from exc
         if data:
             self.conn.receive_data(data)
+            if self.faults is not None and self.handshake is None:
+                self._fault_instead_of_answer()
         else:
             self._eof = True
             self.conn.receive_eof()
@@ -152,6 +201,7 @@ class TLSSocket:
         while True:
             self._flush()
             if self.handshake is not None:
+                self._fault_after_handshake()
                 return self.handshake
             if self._eof:
                 raise TLSError("ERR_PREMATURE_CLOSE", ErrorKind.CLOSED, "peer closed during the handshake")
@@ -266,10 +316,7 @@ class TLSSocket:
         """Send close_notify and half-close TCP; the peer may go on sending (RFC 8446 6.1)."""
         self.conn.shutdown_send()
         self._flush()
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError as exc:
-            raise TLSError("ERR_IO", ErrorKind.IO, f"shutdown(SHUT_WR) failed: {exc}") from exc
+        self._shut_write()
 
     def shutdown(self) -> None:
         """Send close_notify (if not yet) and wait for the peer's; received data is discarded.
@@ -287,6 +334,8 @@ class TLSSocket:
 
     def close(self) -> None:
         """Close the socket (no TLS closure: call ``shutdown`` first for a clean close)."""
+        if self.sock.fileno() < 0:
+            return  # closed already (a fault aborted the connection)
         if self.faults is not None and self.faults.rst_instead_of_fin:
             # SO_LINGER on with timeout 0: close() aborts the connection with an RST.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -278,7 +278,7 @@ def write_record(conn: Connection, content_type: int, content: bytes | bytearray
             )
         if conn.faults is not None:
             mutable = bytearray(record)
-            conn.faults.on_protected_record(mutable)
+            conn.faults.on_protected_record(mutable, content_type)
             record = bytes(mutable)
         conn._out += record
 
