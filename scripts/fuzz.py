@@ -55,7 +55,9 @@ def _seed(target: str, corpus: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("target", nargs="?")
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--corpus", type=Path)

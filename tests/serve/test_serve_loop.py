@@ -34,8 +34,18 @@ class Server:
 
     def s_client(self, request: bytes) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            ["openssl", "s_client", "-connect", f"127.0.0.1:{self.port}", "-CAfile", self.ca]
-            + ["-servername", "localhost", "-quiet", "-verify_return_error"],
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{self.port}",
+                "-CAfile",
+                self.ca,
+                "-servername",
+                "localhost",
+                "-quiet",
+                "-verify_return_error",
+            ],
             input=request,
             capture_output=True,
             timeout=TIMEOUT,
@@ -118,8 +128,17 @@ def test_the_handshake_deadline_holds_against_a_dribbling_client(server: Server)
 @pytest.mark.parametrize("server", [("--echo", "--idle-timeout", "1")], indirect=True)
 def test_the_idle_timeout_closes_a_connection_after_its_handshake(server: Server) -> None:
     with subprocess.Popen(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-CAfile", server.ca]
-        + ["-servername", "localhost", "-quiet"],
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{server.port}",
+            "-CAfile",
+            server.ca,
+            "-servername",
+            "localhost",
+            "-quiet",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
