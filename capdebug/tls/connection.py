@@ -163,6 +163,8 @@ class Connection:
         self._hrr_group: int | None = None
         self._our_scheme: int | None = None
         self._tickets_sent = 0
+        self._key_update_owed = False
+        """The peer requested a KeyUpdate not yet answered (RFC 8446 4.6.3)."""
         if is_client and config.verify and not config.server_name:
             raise UsageError("certificate verification needs config.server_name (or verify=False)")
         if not is_client and config.credential is None:
@@ -234,6 +236,12 @@ class Connection:
                 records.handle_record(self, content_type, view[at:body], view[body : body + length])
         except TLSError as exc:
             self._fail(exc)
+        if self._key_update_owed:
+            # RFC 8446 4.6.3: one KeyUpdate of ours answers every request that arrived while
+            # we were silent (10,000 requests in one read got 10,000 replies).
+            self._key_update_owed = False
+            if self._error is None and not self.send_closed:
+                self._send_key_update(False)
         self._flush_handshake()
 
     def receive_eof(self) -> None:
@@ -578,9 +586,10 @@ class Connection:
         if self.config.key_log_update_lines:
             self._log_update_line(rx, write=False)
         requested = msg.request_update == KeyUpdateRequest.update_requested
-        if requested and not self.send_closed:
-            # Answer before our next application data; one answer covers several requests.
-            self._send_key_update(False)
+        if requested:
+            # Answered at the end of receive_data, before any application data of ours can be
+            # sent: one answer covers every request received meanwhile.
+            self._key_update_owed = True
         self._events.append(KeyUpdateReceived(requested))
 
     def _log_update_line(self, direction: RecordDirection, write: bool) -> None:
