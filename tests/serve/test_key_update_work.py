@@ -87,7 +87,18 @@ def test_literal_n_lines_are_numbered_in_constant_work_each() -> None:
 def test_a_key_update_flood_over_a_socket_gets_few_replies(tmp_path: object) -> None:
     keys = os.path.join(str(tmp_path), "server.keys")
     server = Proc(
-        [sys.executable, "-m", "capdebug.cli.engine", "serve", "--port", "0", "--once", "--key-log", keys, "--key-log-updates"]
+        [
+            sys.executable,
+            "-m",
+            "capdebug.cli.engine",
+            "serve",
+            "--port",
+            "0",
+            "--once",
+            "--key-log",
+            keys,
+            "--key-log-updates",
+        ]
     )
     try:
         port = int(server.wait_match(r"listening on 127\.0\.0\.1:(\d+)").group(1))
