@@ -188,12 +188,15 @@ def records_from(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def _feed_sealed(conn: Connection, sealer: RecordDirection, data: bytes) -> None:
+def _feed_sealed(conn: Connection, sealer: RecordDirection, data: bytes) -> Connection:
     for content_type, content in records_from(data):
+        if content_type == 0:
+            continue  # 0 cannot end a TLSInnerPlaintext (RFC 8446 5.4): not sealable
         conn.receive_data(sealer.seal(content_type, content))
         _drain(conn)
         if conn.error is not None:
-            return
+            break
+    return conn
 
 
 def target_server(data: bytes) -> None:
@@ -212,7 +215,7 @@ def target_client(data: bytes) -> None:
     _drain(client)
 
 
-def target_server_hs(data: bytes) -> None:
+def target_server_hs(data: bytes) -> Connection:
     """The server has sent its flight; the client's handshake-key records are fuzzed."""
     log = _Secrets()
     client, server = _client(), _server(log)
@@ -220,7 +223,7 @@ def target_server_hs(data: bytes) -> None:
     server.receive_data(client.data_to_send())
     _drain(server)
     server.data_to_send()
-    _feed_sealed(server, log.direction("CLIENT_HANDSHAKE_TRAFFIC_SECRET", server), data)
+    return _feed_sealed(server, log.direction("CLIENT_HANDSHAKE_TRAFFIC_SECRET", server), data)
 
 
 def _server_hello_record(flight: bytes) -> tuple[bytes, bytes]:
@@ -228,7 +231,7 @@ def _server_hello_record(flight: bytes) -> tuple[bytes, bytes]:
     return flight[: 5 + length], flight[5 + length :]
 
 
-def target_client_hs(data: bytes) -> None:
+def target_client_hs(data: bytes) -> Connection:
     """The client has the ServerHello; the server's handshake-key records are fuzzed."""
     log = _Secrets()
     client, server = _client(), _server(log)
@@ -237,7 +240,7 @@ def target_client_hs(data: bytes) -> None:
     hello, _rest = _server_hello_record(server.data_to_send())
     client.receive_data(hello)
     _drain(client)
-    _feed_sealed(client, log.direction("SERVER_HANDSHAKE_TRAFFIC_SECRET", client), data)
+    return _feed_sealed(client, log.direction("SERVER_HANDSHAKE_TRAFFIC_SECRET", client), data)
 
 
 def _connected() -> tuple[Connection, Connection, _Secrets]:
@@ -257,21 +260,21 @@ def _connected() -> tuple[Connection, Connection, _Secrets]:
     return client, server, log
 
 
-def target_server_app(data: bytes) -> None:
+def target_server_app(data: bytes) -> Connection:
     client, server, log = _connected()
     sealer = log.direction("CLIENT_TRAFFIC_SECRET_0", server)
     sealer.seq = client._tx.seq  # records the client already sent under these keys
-    _feed_sealed(server, sealer, data)
+    return _feed_sealed(server, sealer, data)
 
 
-def target_client_app(data: bytes) -> None:
+def target_client_app(data: bytes) -> Connection:
     client, server, log = _connected()
     sealer = log.direction("SERVER_TRAFFIC_SECRET_0", client)
     sealer.seq = server._tx.seq  # the NewSessionTickets already sent under these keys
-    _feed_sealed(client, sealer, data)
+    return _feed_sealed(client, sealer, data)
 
 
-TARGETS: dict[str, Callable[[bytes], None]] = {
+TARGETS: dict[str, Callable[[bytes], object]] = {
     "capture": target_capture,
     "keylog": target_keylog,
     "decode": target_decode,
