@@ -298,6 +298,15 @@ def serve(
         0, "--early-data", help="Accept this many bytes of 0-RTT early data per ticket (0: refuse)."
     ),
     fault: list[str] = typer.Option([], "--fault", help=_FAULT_HELP),
+    max_connections: int = typer.Option(
+        64, "--max-connections", min=1, help="Connections served at once; more are refused with an alert."
+    ),
+    handshake_timeout: float = typer.Option(
+        10.0, "--handshake-timeout", min=0.001, help="Seconds a client has to complete the handshake."
+    ),
+    idle_timeout: float = typer.Option(
+        60.0, "--idle-timeout", min=0.001, help="Seconds a connection may stay silent after the handshake."
+    ),
 ) -> None:
     """A TLS 1.3 / 1.2 server on the capdebug engine (like openssl s_server)."""
     fault = _fault_spec(fault)
@@ -335,19 +344,24 @@ def serve(
         max_early_data=early_data,
     )
     config = _fault_config(config, fault, client=False, have_cert=cert is not None)
+    from ._serve import ServeLimits, serve_connections
+
+    limits = ServeLimits(max_connections, handshake_timeout, idle_timeout)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
-        listener.listen(16)
+        listener.listen(128)
         bound = listener.getsockname()[1]
         typer.echo(f"listening on {host}:{bound}", err=True)
         sys.stderr.flush()
-        while True:
-            sock, peer = listener.accept()
-            _serve_one(sock, peer, config, echo=echo, www=www, faults=_make_faults(fault))
-            if once:
-                break
+        serve_connections(
+            listener,
+            lambda sock, peer: _serve_one(sock, peer, config, echo=echo, www=www, faults=_make_faults(fault)),
+            limits,
+            log=lambda line: typer.echo(escape_terminal(line), err=True),
+            once=once,
+        )
 
 
 def _serve_one(
@@ -362,8 +376,12 @@ def _serve_one(
     from ..tls.connection import Connection
     from ..tls.events import EarlyDataReceived
     from ..tls.io import TLSSocket
+    from ._serve import HttpHeadReader, TimedSocket
 
-    tls = TLSSocket(sock, Connection(config, is_client=False, now=_clock, faults=faults), faults)
+    conn = Connection(config, is_client=False, now=_clock, faults=faults)
+    if isinstance(sock, TimedSocket):
+        sock.handshake_done = lambda: conn.handshake_complete
+    tls = TLSSocket(sock, conn, faults)
     try:
         hs = tls.negotiate()
         typer.echo(f"{peer}: {_summary(hs)}", err=True)
@@ -378,21 +396,24 @@ def _serve_one(
         if faults is not None and not (echo or www) and any(getattr(faults, a) for a in _CLOSING_FAULTS):
             _close_with_fault(tls, faults)
         elif www:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = tls.recv()
-                if not chunk:
-                    break
-                request += chunk
-            body = f"capdebug engine\n{_summary(hs)}\n".encode()
+            head = HttpHeadReader()  # bounded, linear (a 64 MB request was quadratic)
+            while (chunk := tls.recv()) and not head.feed(chunk):
+                pass
+            if head.too_large:
+                status, body = b"431 Request Header Fields Too Large", b"request head too large\n"
+            else:
+                status, body = b"200 OK", f"capdebug engine\n{_summary(hs)}\n".encode()
             tls.sendall(
-                b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                b"HTTP/1.0 "
+                + status
+                + b"\r\nContent-Type: text/plain\r\nContent-Length: "
                 + str(len(body)).encode()
                 + b"\r\nConnection: close\r\n\r\n"
                 + body
             )
             tls.shutdown_send()
-            tls.recv_all()
+            while not head.too_large and tls.recv():
+                pass  # until the client's close_notify, keeping nothing
         elif echo:
             while data := tls.recv():
                 tls.sendall(data)

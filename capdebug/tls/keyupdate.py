@@ -48,9 +48,10 @@ def on_key_update(conn: Connection, msg: KeyUpdate) -> None:
     if conn.config.key_log_update_lines:
         _log_update_line(conn, rx, write=False)
     requested = msg.request_update == KeyUpdateRequest.update_requested
-    if requested and not conn.send_closed:
-        # Answer before our next application data; one answer covers several requests.
-        send(conn, False)
+    if requested:
+        # Answered at the end of Connection.receive_data, before any application data of ours
+        # can be sent: one answer covers every request received meanwhile.
+        conn._key_update_owed = True
     conn._events.append(KeyUpdateReceived(requested))
 
 
