@@ -89,6 +89,8 @@ def classify(data: bytes | bytearray) -> str:
         return "tls"
     if head.startswith(b"HTTP/1.") or re.match(rb"^(GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|CONNECT) ", head):
         return "http"
+    if head.lower().startswith((b"<!doctype html", b"<html")):
+        return "http"  # a body without a status line (an HTTP/0.9-style error page)
     if head.startswith(b"SSH-"):
         return "ssh"
     if head.startswith(b"+OK") or head.startswith(b"-ERR"):
