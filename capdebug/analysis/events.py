@@ -317,6 +317,9 @@ class UpgradeEvent(DecodeEvent):
     command_frame: int
     reply: str
     accepted: bool
+    from_: str = "server"
+    """Who decided it: the server's reply; the client when there is none (MySQL's SSL
+    request, a ClientHello found after plaintext)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -324,7 +327,7 @@ class UpgradeEvent(DecodeEvent):
             "conn": self.conn,
             "frame": self.frame,
             "ts": self.ts_ns / 1e9,
-            "from": "server",
+            "from": self.from_,
             "protocol": self.protocol,
             "command": self.command,
             "command_frame": self.command_frame,

@@ -73,7 +73,7 @@ class _Sniffing(_Resync):
         if session.decided:
             return False
         result = prelude.advance(client.buf, server.buf, frame, ts)
-        if result is not None and result.protocol != "unknown":
+        if result is not None:
             self._emit(session, _upgrade_event(session, result))
         if result is not None and result.accepted:
             session.prelude = None
@@ -127,6 +127,15 @@ def _is_text(buf: bytearray) -> bool:
 
 
 def _upgrade_event(session: _Session, u: Upgrade) -> UpgradeEvent:
+    who = "server" if u.reply else "client"
     return UpgradeEvent(
-        session.number, u.reply_frame, u.ts_ns, u.protocol, u.command, u.command_frame, u.reply, u.accepted
+        session.number,
+        u.reply_frame,
+        u.ts_ns,
+        u.protocol,
+        u.command,
+        u.command_frame,
+        u.reply,
+        u.accepted,
+        who,
     )
