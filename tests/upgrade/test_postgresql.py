@@ -21,7 +21,7 @@ from tests.tools import require, require_root
 
 from ._harness import events, handshake_rows, s_client, tshark_handshake_rows, upgrades, verdict_codes
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/lib/postgresql/15/bin"))
 
 
 def _free_port() -> int:

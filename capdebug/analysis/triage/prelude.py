@@ -16,16 +16,24 @@ def prelude_verdicts(c: Conn) -> list[Verdict]:
     out: list[Verdict] = []
     accepted = next((u for u in c.upgrades if u.accepted), None)
     refused = [u for u in c.upgrades if not u.accepted]
-    if accepted is not None:
+    if refused and (accepted is None or accepted.protocol == "unknown"):
+        u = refused[-1]
+        anyway = "; the client sent its ClientHello anyway" if accepted is not None else ""
         out.append(
             Verdict(
-                "upgraded",
-                "info",
-                None,
-                accepted.frame,
-                f"{accepted.protocol} upgraded to TLS: {accepted.command!r} answered {accepted.reply!r}",
+                "upgrade_refused",
+                "error",
+                "server",
+                u.frame,
+                f"{u.protocol}: the server answered {u.command!r} with {u.reply!r}{anyway}",
             )
         )
+    elif accepted is not None:
+        if accepted.protocol == "unknown":
+            how = "TLS starts after plaintext: a ClientHello found in the client's stream"
+        else:
+            how = f"{accepted.protocol} upgraded to TLS: {accepted.command!r} answered {accepted.reply!r}"
+        out.append(Verdict("upgraded", "info", None, accepted.frame, how))
         if c.client_hello is None:
             out.append(
                 Verdict(
@@ -37,18 +45,6 @@ def prelude_verdicts(c: Conn) -> list[Verdict]:
                     "but the client sent no ClientHello",
                 )
             )
-    elif refused:
-        u = refused[-1]
-        out.append(
-            Verdict(
-                "upgrade_refused",
-                "error",
-                "server",
-                u.frame,
-                f"{u.protocol}: the server answered {u.command!r} with {u.reply!r}; "
-                "the connection stayed in plaintext",
-            )
-        )
     if c.tls_seen or accepted is not None or refused:
         for p in c.plaintext:
             if p.from_ == "server" and c.client_hello is not None and not c.upgrades:
