@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -14,7 +16,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from typer.testing import CliRunner
 
+from capdebug.cli.app import app
+from tests.decode.test_json_contract import check_contract
 from tests.support.peers import self_signed_localhost
 from tests.support.tcpdump import tcpdump
 from tests.tools import require, require_root
@@ -99,6 +104,18 @@ def test_sslrequest_then_tls_is_decrypted_like_tshark(cluster: Path, tmp_path: P
     assert not [e for e in evs if type(e).__name__ == "UndecryptableEvent"]
     codes = verdict_codes(pcap, keylog)
     assert "upgraded" in codes and "upgrade_refused" not in codes
+    # The CLI: the JSON keeps the contract, and embed keeps this session's key lines.
+    out = CliRunner().invoke(app, ["decrypt", str(pcap), "--json", "--no-env", "--keylog", str(keylog)])
+    assert out.exit_code == 0, out.output
+    objs = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    check_contract(objs)
+    assert [o["event"] for o in objs].count("upgrade") == 1
+    argv = ["embed", str(pcap), str(keylog), "-o", str(tmp_path / "with-keys.pcapng")]
+    embedded = CliRunner().invoke(app, argv)
+    assert embedded.exit_code == 0, embedded.output
+    # (the other connection is the readiness probe's late FIN)
+    m = re.search(r"(\d+) key-log lines embedded \((\d+) of", embedded.output)
+    assert m is not None and int(m.group(1)) >= 5 and m.group(2) == "1", embedded.output
 
 
 def test_ssl_off_answers_n_and_triage_says_refused(cluster: Path, tmp_path: Path) -> None:
