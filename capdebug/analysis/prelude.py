@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from ..wire.record import looks_like_tls
 
-__all__ = ["MAX_PRELUDE", "TLS_PORTS", "Prelude", "Upgrade", "classify", "preview"]
+__all__ = ["MAX_PRELUDE", "TLS_PORTS", "Prelude", "Upgrade", "classify", "never_upgrades", "preview"]
 
 MAX_PRELUDE = 65536
 """Bytes of plaintext followed per direction before the connection is called not TLS."""
@@ -103,6 +103,16 @@ def classify(data: bytes | bytearray) -> str:
     if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return "text"
     return "binary"
+
+
+def never_upgrades(data: bytes | bytearray) -> bool:
+    """First bytes of a connection that is not followed for an upgrade: an SSH banner, an HTTP
+    request other than CONNECT, an HTTP response (RFC 2817's Upgrade to TLS is not seen in
+    practice). The decoder then need not hold its output while it waits."""
+    head = bytes(data[:8])
+    if head.startswith((b"SSH-", b"HTTP/1.")):
+        return True
+    return classify(head) == "http" and not head.startswith(b"CONNECT ")
 
 
 def _line(buf: bytearray, start: int) -> tuple[bytes, int] | None:

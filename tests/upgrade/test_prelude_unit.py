@@ -154,3 +154,10 @@ def test_classify(data: bytes, kind: str) -> None:
 def test_preview_escapes_control_bytes() -> None:
     assert preview(b"GET /\r\n\x1b[31m") == "GET /\\r\\n\\x1b[31m"
     assert preview(b"a" * 70).endswith("...")
+
+
+def test_plain_http_and_ssh_are_not_followed_but_connect_is() -> None:
+    from capdebug.analysis.prelude import never_upgrades
+
+    assert never_upgrades(b"GET / HTTP/1.1\r\n") and never_upgrades(b"SSH-2.0-x\r\n")
+    assert not never_upgrades(b"CONNECT h:443 HTTP/1.1\r\n") and not never_upgrades(b"220 mx\r\n")

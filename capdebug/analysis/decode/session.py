@@ -149,6 +149,11 @@ class _Session(keymod.SessionFacts):
             return False
         if prelude.refusals or prelude.asked:
             return True
+        # Only a stream seen from its first byte: bytes picked up mid-stream may be TLS records
+        # whose boundary was not found.
+        return bool(self.conn.roles_from_syn) and self.on_tls_port()
+
+    def on_tls_port(self) -> bool:
         conn = self.conn
         server = conn.client if self.flip else conn.server
         return int(server[1]) in TLS_PORTS

@@ -13,7 +13,7 @@ from ...wire.constants import ContentType, HandshakeType
 from ...wire.record import looks_like_tls
 from ..events import PlaintextEvent, Reason, UpgradeEvent
 from ..keys import Role
-from ..prelude import Prelude, Upgrade, classify, preview
+from ..prelude import Prelude, Upgrade, classify, never_upgrades, preview
 from .order import UNDECIDED_FRAMES
 from .resync import _Resync, find_boundary
 from .session import ROLE_NAME, _Direction, _Session
@@ -39,6 +39,9 @@ class _Sniffing(_Resync):
                 # Plaintext first: follow it until TLS starts (STARTTLS and relatives).
                 if not session.conn.roles_from_syn:
                     self._guess_roles(session, net_dir, buf)
+                if never_upgrades(buf) and not session.on_tls_port():
+                    self._decide(session, False)  # plain HTTP or SSH: no need to hold the output
+                    return False
                 session.prelude = Prelude()
                 return self._prelude(session, frame, ts)
             self._decide(session, tls)
