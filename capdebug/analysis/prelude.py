@@ -127,10 +127,14 @@ class Prelude:
     """Follows one connection's plaintext both ways (the decoder's buffers, by role)."""
 
     __slots__ = (
+        "_c_lines",
         "_c_scan",
         "_hello_scan",
+        "_n_scan",
         "_pending",
+        "_s_finals",
         "_s_scan",
+        "_target",
         "done",
         "refusals",
         "upgrade",
@@ -139,6 +143,14 @@ class Prelude:
     def __init__(self) -> None:
         self._c_scan = 0
         self._s_scan = 0
+        self._c_lines = 0
+        """Client command lines seen (a numbered reply answers each, after the greeting)."""
+        self._n_scan = 0
+        self._s_finals = 0
+        """Final numbered replies ("ddd text") the server sent, its greeting first."""
+        self._target = 0
+        """Which final reply answers the pending command: SMTP pipelining (RFC 2920) lets
+        STARTTLS end a group of commands, so the reply is counted, not the next one."""
         self._hello_scan = 0
         self._pending: tuple[str, str, int, int, int, bytes] | None = None
         """(protocol, command, command frame, client offset after it, server offset of the
@@ -225,8 +237,10 @@ class Prelude:
                 self._c_scan = head_end + 4
                 return
             self._c_scan = after
+            self._c_lines += 1
             m = _LINE_COMMAND.match(text)
             if m is not None and len(text) < 64:
+                self._target = self._c_lines  # the greeting is reply 0
                 tag = m.group(1) or b""
                 verb = m.group(2).upper()
                 self._pending = (
@@ -296,7 +310,7 @@ class Prelude:
                 reply = text.decode("ascii", "replace")
                 accepted = m is not None and m.group(1).startswith(b"2")
                 end = head_end + 4
-        else:
+        elif protocol in ("imap", "pop3", "managesieve"):
             while end is None:
                 got = _line(server, scan)
                 if got is None:
@@ -308,20 +322,37 @@ class Prelude:
                         continue  # untagged responses before the tagged one
                     word = text[len(tag) + 1 :].split(b" ", 1)[0].upper()
                     accepted = word == b"OK"
-                elif protocol in ("pop3", "managesieve"):
-                    accepted = text.startswith(b"+OK") or text.upper().startswith(b"OK")
                 else:
-                    # Numbered replies (SMTP, FTP, NNTP): "ddd-" continues, "ddd " ends.
-                    if len(text) >= 4 and text[3:4] == b"-":
-                        continue
-                    accepted = text[:3] in (b"220", b"234", b"382")
+                    accepted = text.startswith(b"+OK") or text.upper().startswith(b"OK")
                 reply = text.decode("ascii", "replace")
                 end = after
             self._s_scan = scan
+        else:
+            got = self._numbered(server)
+            if got is not None:
+                text, end = got
+                reply = text.decode("ascii", "replace")
+                accepted = text[:3] in (b"220", b"234", b"382")
         if end is None:
             return None
         self._s_scan = end
         return Upgrade(protocol, command, reply[:200], accepted, command_frame, frame, ts, client_at, end)
+
+    def _numbered(self, server: bytearray) -> tuple[bytes, int] | None:
+        """The final reply that answers the pending command (SMTP, FTP, NNTP): "ddd-" lines
+        continue a reply, "ddd " ends it."""
+        while True:
+            got = _line(server, self._n_scan)
+            if got is None:
+                return None
+            text, after = got
+            self._n_scan = after
+            if len(text) >= 4 and text[3:4] == b"-":
+                continue
+            index = self._s_finals
+            self._s_finals += 1
+            if index == self._target:
+                return text, after
 
     def _find_client_hello(self, client: bytearray) -> int | None:
         """A TLS ClientHello record in the client's plaintext (bounded by MAX_PRELUDE)."""
