@@ -15,7 +15,9 @@ SMTP = (b"220 mx ESMTP\r\n", b"EHLO me\r\nSTARTTLS\r\n", b"250-mx\r\n250 STARTTL
 UNKNOWN = (b"HELLO proto 3\r\n", b"WANT-TLS\r\n", b"")
 
 
-def _spliced(tmp_path: Path, server_first: bytes, client: bytes, server_after: bytes) -> Path:
+def _spliced(
+    tmp_path: Path, server_first: bytes, client: bytes, server_after: bytes, *, tls: bool = True
+) -> Path:
     segs = c.read_segments(c.fixture("tls13-aes128gcm")[0])
     who = c.client_of(segs)
     syn, synack, rest = segs[0], segs[1], segs[2:]
@@ -44,6 +46,19 @@ def _spliced(tmp_path: Path, server_first: bytes, client: bytes, server_after: b
             replace(synack, flags=c.ACK | c.PSH, seq=seq, ack=ack, payload=server_after, ts_ns=t + 2000)
         )
     moved = c.shift(rest, seq_client=len(client), seq_server=len(spre), client=who, ts=10_000)
+    if not tls:
+        # The client gives up after the 220: only its FIN (and the server's) follow.
+        moved = [
+            replace(
+                m,
+                payload=b"",
+                seq=(syn.seq + 1 + len(client)) & 0xFFFFFFFF
+                if c.is_client(m, who)
+                else (synack.seq + 1 + len(spre)) & 0xFFFFFFFF,
+            )
+            for m in moved
+            if m.flags & c.FIN
+        ]
     return c.write(tmp_path / "spliced.pcap", [syn, synack, *pre, *moved])
 
 
@@ -71,3 +86,12 @@ def test_tls_after_a_prelude_decodes_like_the_fixture(
         assert (ups[0]["command"], ups[0]["reply"], ups[0]["from"]) == ("STARTTLS", "220 go ahead", "server")
     else:
         assert ups[0]["from"] == "client"
+
+
+def test_accepted_upgrade_without_a_client_hello_is_tls_never_followed(tmp_path: Path) -> None:
+    from capdebug.analysis.triage import triage
+
+    spliced = _spliced(tmp_path, *SMTP, tls=False)
+    (report,) = triage(c.decode(spliced, None))
+    by_code = {v.code: v for v in report.verdicts}
+    assert by_code["tls_never_followed"].by == "client" and "upgraded" in by_code
