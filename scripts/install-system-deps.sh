@@ -2,7 +2,8 @@
 # Install the system tools capdebug's tests drive for real: tcpdump, tshark (and editcap,
 # capinfos), openssl, GnuTLS's gnutls-cli/serv, curl, OpenSSH server and client, iproute2;
 # for the key-log tests gcc, libssl-dev (libssl.a), golang-go, nodejs, wget, postgresql-client;
-# for the correlation topologies nftables and haproxy (the middlebox).
+# for the correlation topologies nftables and haproxy (the middlebox); for the upgrade tests
+# postgresql, dovecot (IMAP, POP3), exim4 (SMTP) and tinyproxy (HTTP CONNECT).
 # Runs apt-get as root; otherwise says what to install and fails.
 set -euo pipefail
 need=()
@@ -29,6 +30,11 @@ check go golang-go
 check node nodejs
 check wget wget
 check psql postgresql-client
+# Upgrade tests (issue 12): real servers speaking STARTTLS and its relatives.
+[ -n "$(ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null)" ] || need+=(postgresql)
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd dovecot-pop3d)
+[ -x /usr/sbin/exim4 ] || need+=(exim4-daemon-light)
+check tinyproxy tinyproxy
 [ -f /usr/include/openssl/ssl.h ] && [ -n "$(ls /usr/lib/*/libssl.a 2>/dev/null)" ] || need+=(libssl-dev)
 [ -n "$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null)" ] || need+=(postgresql-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)

@@ -142,6 +142,7 @@ svg.ladder .step.k-alert .band, svg.ladder .step.k-rst .band { fill: #fff5f5; }
 svg.ladder .band { fill: transparent; }
 svg.ladder .note { fill: #fffaf0; stroke: #dd6b20; }
 svg.ladder .step.k-gap .label, svg.ladder .step.k-undec .label { fill: #c05621; }
+svg.ladder .step.k-upgrade .label { fill: #2b6cb0; } svg.ladder .step.k-plaintext .label { fill: #c05621; }
 svg.ladder .step.k-elided .label { fill: var(--dim); font-style: italic; }
 svg.ladder .step.hl .band { fill: #ebf8ff; }
 svg.ladder .vmark.error { fill: var(--err); font-weight: 700; }
@@ -335,6 +336,8 @@ JS = r"""
     handshake_alert: ["alert"], premature_close: ["fin"], close_notify_unanswered: ["fin"],
     clean_close: ["close"], half_close: ["close"], likely_close_notify: ["app", "alert"],
     capture_incomplete: ["gap"], data_after_close_notify: ["app"], tcp_only: ["rst", "fin", "syn"],
+    upgraded: ["upgrade"], upgrade_refused: ["upgrade"], tls_never_followed: ["upgrade"],
+    not_tls_reply: ["plaintext"], plaintext_to_tls_port: ["plaintext"],
   };
 
   function verdictMarks(c) {

@@ -25,10 +25,12 @@ __all__ = [
     "GapEvent",
     "HandshakeEvent",
     "HeartbeatEvent",
+    "PlaintextEvent",
     "Reason",
     "RecoveredEvent",
     "TcpEvent",
     "UndecryptableEvent",
+    "UpgradeEvent",
 ]
 
 
@@ -298,4 +300,61 @@ class UndecryptableEvent(DecodeEvent):
             "frame": self.frame,
             "from": self.from_,
             "reason": {"code": self.reason, "message": self.message},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeEvent(DecodeEvent):
+    """A plaintext protocol asked to start TLS (see :mod:`capdebug.analysis.prelude`)."""
+
+    frame: int
+    """The reply's frame (for ``unknown``: the frame where the ClientHello was found)."""
+    ts_ns: int
+    protocol: str
+    """"smtp", "imap", "pop3", "ftp", "nntp", "managesieve", "ldap", "xmpp", "postgresql",
+    "mysql", "http-connect", or "unknown" (a ClientHello found after plaintext)."""
+    command: str
+    command_frame: int
+    reply: str
+    accepted: bool
+    from_: str = "server"
+    """Who decided it: the server's reply; the client when there is none (MySQL's SSL
+    request, a ClientHello found after plaintext)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "upgrade",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "protocol": self.protocol,
+            "command": self.command,
+            "command_frame": self.command_frame,
+            "reply": self.reply,
+            "accepted": self.accepted,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlaintextEvent(DecodeEvent):
+    """A direction's first bytes were not TLS where TLS was expected (or before an upgrade)."""
+
+    frame: int
+    ts_ns: int
+    from_: str
+    kind: str
+    """What they look like (:func:`capdebug.analysis.prelude.classify`)."""
+    text: str
+    """The first bytes as text, control bytes escaped."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "plaintext",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "kind": self.kind,
+            "text": self.text,
         }

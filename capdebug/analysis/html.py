@@ -45,8 +45,10 @@ from .events import (
     GapEvent,
     HandshakeEvent,
     HeartbeatEvent,
+    PlaintextEvent,
     TcpEvent,
     UndecryptableEvent,
+    UpgradeEvent,
 )
 from .report import format_size
 from .triage import CATALOG, ConnectionReport, Triage
@@ -56,7 +58,7 @@ __all__ = ["LadderCollector", "ReportMeta", "build_report", "render_report", "st
 Step = list[Any]
 """``[t_us, side, kind, label, frame, detail]``: microseconds since the connection's first event,
 0 client / 1 server / -1 neither, a kind (``syn fin rst hs ccs alert close app gap undec hb
-elided``), the arrow's label, the frame number (0 when none) and a detail line."""
+upgrade plaintext elided``), the arrow's label, the frame number (0 when none) and a detail line."""
 
 _SIDE = {"client": 0, "server": 1}
 _LEVEL = {1: "warning", 2: "fatal"}
@@ -98,6 +100,13 @@ def step_label(ev: DecodeEvent) -> tuple[str, str, str]:
         return "hb", "heartbeat", {1: "request", 2: "response"}.get(ev.type or 0, "encrypted")
     if isinstance(ev, GapEvent):
         return "gap", f"gap: {format_size(ev.size)} missing", "lost by the capture; later records unreadable"
+    if isinstance(ev, UpgradeEvent):
+        if ev.protocol == "unknown":
+            return "upgrade", "TLS starts", "a ClientHello found after plaintext"
+        what = f"{ev.command} -> {ev.reply}" if ev.reply else ev.command
+        return "upgrade", f"{ev.protocol} upgrade{'' if ev.accepted else ' refused'}", what
+    if isinstance(ev, PlaintextEvent):
+        return "plaintext", f"plaintext ({ev.kind})", ev.text
     if isinstance(ev, UndecryptableEvent):
         return "undec", f"cannot decrypt: {ev.reason}", ev.message
     return "other", type(ev).__name__, ""

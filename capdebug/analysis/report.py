@@ -16,9 +16,11 @@ from .events import (
     GapEvent,
     HandshakeEvent,
     HeartbeatEvent,
+    PlaintextEvent,
     RecoveredEvent,
     TcpEvent,
     UndecryptableEvent,
+    UpgradeEvent,
 )
 
 __all__ = ["Timeline", "TimelineLine", "format_event", "format_size"]
@@ -69,6 +71,19 @@ def format_event(ev: DecodeEvent) -> TimelineLine:
             f"authenticates from record {ev.seq}",
             "warn",
         )
+    if isinstance(ev, UpgradeEvent):
+        if ev.protocol == "unknown":
+            return "TLS starts after plaintext (a ClientHello found in the stream)", "warn"
+        said = f"{ev.command!r} (frame {ev.command_frame})"
+        if not ev.reply:
+            return f"{ev.protocol} upgrade: {said}; TLS follows", ""
+        outcome = "TLS follows" if ev.accepted else "REFUSED: stays in plaintext"
+        return (
+            f"{ev.protocol} upgrade: {said} answered {ev.reply!r}: {outcome}",
+            "" if ev.accepted else "alert",
+        )
+    if isinstance(ev, PlaintextEvent):
+        return f"plaintext ({ev.kind}): {ev.text}", "warn"
     if isinstance(ev, UndecryptableEvent):
         if ev.reason == "late_secrets":
             return f"note [{ev.reason}]: {ev.message}", "dim"

@@ -28,6 +28,8 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "heartbeat": (_COMMON | {"type"}, set()),
     "undecryptable": ({"event", "conn", "frame", "from", "reason"}, set()),
     "gap": (_COMMON | {"size"}, set()),
+    "upgrade": (_COMMON | {"protocol", "command", "command_frame", "reply", "accepted"}, set()),
+    "plaintext": (_COMMON | {"kind", "text"}, set()),
 }
 
 

@@ -78,6 +78,8 @@ class _Framing(_Sniffing):
         self._frame(session, d, frame, ts)
 
     def _gap(self, session: _Session, net_dir: int, size: int, frame: int, ts: int) -> None:
+        if session.prelude is not None:
+            self._decide(session, None)  # a hole in the plaintext: its upgrade cannot be followed
         d = session.dirs[self._role(session, net_dir)]
         if d.dead:
             return

@@ -102,6 +102,12 @@ class _Output:
         if session.decided:
             return
         session.decided = True
+        if session.prelude is not None:
+            # It ended in plaintext: shown when TLS was expected (see sniff._prelude_shown).
+            is_tls = session.prelude_shown()
+            session.prelude = None
+            for d in session.dirs:
+                d.dead = True
         session.is_tls = True if is_tls is None else is_tls
         if not session.is_tls:
             for d in session.dirs:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import keys as keymod
 from ..keys import Role, Stage
+from ..prelude import TLS_PORTS, Prelude
 
 __all__ = ["ROLE_NAME", "DecodeOptions"]
 
@@ -120,6 +121,7 @@ class _Session(keymod.SessionFacts):
         "first_frame",
         "flip",
         "is_tls",
+        "prelude",
         "roles_from",
         "wanted",
     )
@@ -134,8 +136,27 @@ class _Session(keymod.SessionFacts):
         self.flip = False
         self.roles_from = "syn" if conn.roles_from_syn else "guess"
         self.dirs = (_Direction(Role.CLIENT), _Direction(Role.SERVER))
+        self.prelude: Prelude | None = None
+        """Following a plaintext start (see :mod:`capdebug.analysis.prelude`) until TLS starts."""
         self.fast = False
         """Its frames may be taken by the tracker's frame filter (see Decoder.frame_filter)."""
+
+    def prelude_shown(self) -> bool:
+        """A connection that stayed in plaintext is shown when TLS was expected: an upgrade
+        was asked for (refused, or never answered), or its server port is a TLS port."""
+        prelude = self.prelude
+        if prelude is None:
+            return False
+        if prelude.refusals or prelude.asked:
+            return True
+        # Only a stream seen from its first byte: bytes picked up mid-stream may be TLS records
+        # whose boundary was not found.
+        return bool(self.conn.roles_from_syn) and self.on_tls_port()
+
+    def on_tls_port(self) -> bool:
+        conn = self.conn
+        server = conn.client if self.flip else conn.server
+        return int(server[1]) in TLS_PORTS
 
     @property
     def number(self) -> int:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from ...wire.constants import ContentType, HandshakeType
 from ...wire.record import looks_like_tls
-from ..events import Reason
+from ..events import PlaintextEvent, Reason, UpgradeEvent
 from ..keys import Role
+from ..prelude import Prelude, Upgrade, classify, never_upgrades, preview
 from .order import UNDECIDED_FRAMES
 from .resync import _Resync, find_boundary
-from .session import _Direction, _Session
+from .session import ROLE_NAME, _Direction, _Session
 
 
 class _Sniffing(_Resync):
@@ -23,6 +24,8 @@ class _Sniffing(_Resync):
 
     def _start(self, session: _Session, d: _Direction, net_dir: int, frame: int, ts: int) -> bool:
         """First bytes of a direction: is this TLS, and who is the client?"""
+        if session.prelude is not None:
+            return self._prelude(session, frame, ts)
         buf = d.buf
         if len(buf) < 6:
             return False
@@ -32,17 +35,68 @@ class _Sniffing(_Resync):
         if not session.decided:
             # A connection picked up mid-stream is TLS too when a record boundary can be found.
             tls = verdict or (not session.conn.roles_from_syn and find_boundary(buf, 0) is not None)
-            self._decide(session, tls)
             if not tls:
-                return False
+                # Plaintext first: follow it until TLS starts (STARTTLS and relatives).
+                if not session.conn.roles_from_syn:
+                    self._guess_roles(session, net_dir, buf)
+                if never_upgrades(buf) and not session.on_tls_port():
+                    self._decide(session, False)  # plain HTTP or SSH: no need to hold the output
+                    return False
+                session.prelude = Prelude()
+                return self._prelude(session, frame, ts)
+            self._decide(session, tls)
             if not session.conn.roles_from_syn:
                 self._guess_roles(session, net_dir, buf)
+        elif not verdict and d.role == Role.SERVER and session.conn.roles_from_syn and _is_text(buf):
+            # A server answering TLS in plaintext (an HTTP 400 to a ClientHello): say what it
+            # sent; a TLS record never starts with a printable byte.
+            self._plaintext(session, d, frame, ts)
+            d.dead = True
+            return False
         d.started = True
         d.resync = not verdict
         if buf[0] == 0x80 or (buf[0] & 0x80 and buf[2] == 1):
             self._sslv2(session, d, frame, ts)
             return False
         return True
+
+    def _data(self, session: _Session, net_dir: int, data: bytes, frame: int, ts: int) -> None:
+        """Stream data in (framing.py): the bytes after an upgrade are fed again through it."""
+        raise NotImplementedError
+
+    def _prelude(self, session: _Session, frame: int, ts: int) -> bool:
+        """A connection that began in plaintext: follow it; at an upgrade, frame TLS from the
+        byte after the command (client) and after the reply (server)."""
+        prelude = session.prelude
+        assert prelude is not None
+        client, server = session.dirs
+        for d in session.dirs:
+            if d.buf and "plaintext" not in d.reported:
+                self._plaintext(session, d, frame, ts)
+        if session.decided:
+            return False
+        result = prelude.advance(client.buf, server.buf, frame, ts)
+        if result is not None:
+            self._emit(session, _upgrade_event(session, result))
+        if result is not None and result.accepted:
+            session.prelude = None
+            self._decide(session, True)
+            for d, at in ((client, result.client_at), (server, result.server_at)):
+                rest = bytes(d.buf[at:])
+                d.buf.clear()
+                d.off = 0
+                if rest:
+                    self._data(session, int(d.role) ^ (1 if session.flip else 0), rest, frame, ts)
+        elif prelude.done:
+            self._decide(session, None)
+        return False
+
+    def _plaintext(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
+        d.reported.add("plaintext")
+        self._emit(
+            session,
+            PlaintextEvent(session.number, frame, ts, ROLE_NAME[d.role], classify(d.buf), preview(d.buf)),
+        )
 
     def _guess_roles(self, session: _Session, net_dir: int, buf: bytearray) -> None:
         """No SYN captured: the ClientHello's sender is the client; else the lower port serves."""
@@ -69,3 +123,22 @@ class _Sniffing(_Resync):
             "SSLv2-compatible ClientHello: a very old client; nothing after it is decoded",
         )
         d.dead = True
+
+
+def _is_text(buf: bytearray) -> bool:
+    return all(32 <= b < 127 or b in (9, 10, 13) for b in buf[:6])
+
+
+def _upgrade_event(session: _Session, u: Upgrade) -> UpgradeEvent:
+    who = "server" if u.reply else "client"
+    return UpgradeEvent(
+        session.number,
+        u.reply_frame,
+        u.ts_ns,
+        u.protocol,
+        u.command,
+        u.command_frame,
+        u.reply,
+        u.accepted,
+        who,
+    )

@@ -89,6 +89,33 @@ CATALOG: dict[str, tuple[str, str]] = {
         "An encrypted 19-byte record right before FIN: almost certainly close_notify.",
         "Provide keys to confirm.",
     ),
+    "upgraded": (
+        "The connection began in plaintext and upgraded to TLS (STARTTLS or a relative, "
+        "PostgreSQL's SSLRequest, HTTP CONNECT, or a ClientHello found after plaintext).",
+        "Nothing; the detail names the protocol, its command and the reply.",
+    ),
+    "upgrade_refused": (
+        "The client asked to start TLS and the server refused (SMTP 454, IMAP NO/BAD, POP3 -ERR, "
+        "FTP 5xx, PostgreSQL 'N', an LDAP error resultCode, XMPP <failure/>, a proxy's non-2xx).",
+        "Enable TLS on the server (certificate and key configured, STARTTLS advertised), or check "
+        "that the client talks to the right server; a client that goes on in plaintext leaks data.",
+    ),
+    "tls_never_followed": (
+        "The server accepted the upgrade but no ClientHello followed.",
+        "The client gave up after the reply (a certificate or configuration problem on its side, "
+        "or a timeout); look at the client's log.",
+    ),
+    "not_tls_reply": (
+        "The client sent a ClientHello and the server answered in plaintext (e.g. an HTTP 400): "
+        "the port serves another protocol, not TLS.",
+        "Point the client at the TLS port (or use the plaintext protocol); the detail shows "
+        "the first bytes the server sent.",
+    ),
+    "plaintext_to_tls_port": (
+        "Plaintext was sent to a port where TLS is expected (443, 993, 8443...), with no upgrade.",
+        "The client speaks the plaintext protocol (http:// instead of https://, a missing "
+        "--ssl option); the detail shows its first bytes.",
+    ),
     "tcp_only": (
         "A TCP connection with no TLS data: refused, reset, or closed before the ClientHello.",
         "An RST answering the SYN means nothing listens on that port (or a firewall rejects).",

@@ -15,8 +15,10 @@ from ..events import (
     DecodeEvent,
     GapEvent,
     HandshakeEvent,
+    PlaintextEvent,
     TcpEvent,
     UndecryptableEvent,
+    UpgradeEvent,
 )
 from ..messages import alpn, early_data, negotiated_version, psk_selected, server_name
 from .model import TLS12, TLS13, WHO, Conn, ConnectionReport, Side
@@ -93,6 +95,10 @@ class Triage:
                 side.snaplen_gaps += 1
         elif isinstance(ev, UndecryptableEvent):
             side.undecryptable.append(ev)
+        elif isinstance(ev, UpgradeEvent):
+            c.upgrades.append(ev)
+        elif isinstance(ev, PlaintextEvent):
+            c.plaintext.append(ev)
 
     @staticmethod
     def _app_data(c: Conn, side: Side, peer: Side, ev: AppDataEvent) -> None:

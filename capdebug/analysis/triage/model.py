@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...wire.constants import ProtocolVersion
-from ..events import AlertEvent, HandshakeEvent, UndecryptableEvent
+from ..events import AlertEvent, HandshakeEvent, PlaintextEvent, UndecryptableEvent, UpgradeEvent
 from .catalog import SEVERITY_RANK, Verdict
 
 __all__ = ["NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
@@ -69,6 +69,9 @@ class Conn:
     early_data_accepted: bool | None = None
     early_records: int = 0
     tls_seen: bool = False
+    upgrades: list[UpgradeEvent] = field(default_factory=list)
+    """The plaintext prelude's upgrade commands and their replies (see analysis/prelude.py)."""
+    plaintext: list[PlaintextEvent] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from ..messages import hrr_group, offered_groups, offered_versions
 from .catalog import ALERT_CAUSES, Verdict
 from .certificates import certificate_verdicts, chain
 from .model import NAMES, TLS12, TLS13, Conn, Side
+from .prelude import prelude_verdicts
 
 __all__ = ["verdicts"]
 
@@ -53,7 +54,10 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     client, server = c.sides
     sides = (client, server)
 
+    out.extend(prelude_verdicts(c))
     if not c.tls_seen:
+        if out:
+            return out  # the prelude's verdicts say what happened instead of TLS
         rst = next(((i, s.rst) for i, s in enumerate(sides) if s.rst is not None), None)
         if rst is not None and client.syn is not None and server.syn is None and rst[0] == 1:
             out.append(

@@ -1,0 +1,85 @@
+"""Verdicts about what came before TLS, or instead of it: an upgrade (STARTTLS and its
+relatives) accepted, refused or not followed by TLS; plaintext where TLS was expected.
+
+The facts are the decoder's ``upgrade`` and ``plaintext`` events (see
+:mod:`capdebug.analysis.prelude`)."""
+
+from __future__ import annotations
+
+from .catalog import Verdict
+from .model import Conn
+
+__all__ = ["prelude_verdicts"]
+
+
+def prelude_verdicts(c: Conn) -> list[Verdict]:
+    out: list[Verdict] = []
+    accepted = next((u for u in c.upgrades if u.accepted), None)
+    refused = [u for u in c.upgrades if not u.accepted]
+    if refused and (accepted is None or accepted.protocol == "unknown"):
+        u = refused[-1]
+        anyway = "; the client sent its ClientHello anyway" if accepted is not None else ""
+        out.append(
+            Verdict(
+                "upgrade_refused",
+                "error",
+                "server",
+                u.frame,
+                f"{u.protocol}: the server answered {u.command!r} with {u.reply!r}{anyway}",
+            )
+        )
+    elif accepted is not None:
+        if accepted.protocol == "unknown":
+            how = "TLS starts after plaintext: a ClientHello found in the client's stream"
+        else:
+            how = f"{accepted.protocol} upgraded to TLS: {accepted.command!r} answered {accepted.reply!r}"
+        out.append(Verdict("upgraded", "info", None, accepted.frame, how))
+        if c.client_hello is None:
+            out.append(
+                Verdict(
+                    "tls_never_followed",
+                    "error",
+                    "client",
+                    accepted.frame,
+                    f"the server accepted {accepted.command!r} ({accepted.reply!r}) "
+                    "but the client sent no ClientHello",
+                )
+            )
+    if c.tls_seen or accepted is not None or refused:
+        for p in c.plaintext:
+            if p.from_ == "server" and c.client_hello is not None and not c.upgrades:
+                out.append(
+                    Verdict(
+                        "not_tls_reply",
+                        "error",
+                        "server",
+                        p.frame,
+                        f"the server answered the ClientHello with {p.kind} plaintext: {p.text!r}",
+                    )
+                )
+        return out
+    for p in c.plaintext:
+        if p.from_ == "client":
+            out.append(
+                Verdict(
+                    "plaintext_to_tls_port",
+                    "error",
+                    "client",
+                    p.frame,
+                    f"{p.kind} plaintext sent to {c.server}, a TLS port: {p.text!r}",
+                )
+            )
+            break
+    else:
+        if c.plaintext:
+            p = c.plaintext[0]
+            out.append(
+                Verdict(
+                    "plaintext_to_tls_port",
+                    "error",
+                    p.from_,
+                    p.frame,
+                    f"only plaintext on a TLS port, {p.kind} from the {p.from_}: {p.text!r}",
+                )
+            )
+    return out
