@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from .._files import atomic_output
 from ..crypto.keylog import EXPORTER_LABELS, KeyLog
+from ..crypto.rsa_kx import RsaKey
 from ..errors import UsageError
 from ..net.tcp import decode_tcp, format_endpoint
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, SecretsBlock
@@ -62,6 +63,7 @@ def load_keys(
     *,
     use_env: bool = True,
     env_keylog: str | None = None,
+    rsa_keys: Iterable[str | os.PathLike[str]] = (),
 ) -> CaptureKeys:
     """Key-log files, then secrets embedded in ``capture`` (a pcapng's Decryption Secrets
     Blocks), then ``env_keylog`` (the value of ``$SSLKEYLOGFILE``, which the caller reads: this
@@ -71,6 +73,8 @@ def load_keys(
     for path in keylog_files:
         keylog.merge(KeyLog.from_file(path))
         keys.files.append(os.fspath(path))
+    for spec in rsa_keys:
+        keylog.rsa_keys.append(RsaKey.from_file(spec))
     if capture is not None:
         for block in _secrets_blocks(capture):
             parsed = KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}")
@@ -81,7 +85,8 @@ def load_keys(
             keylog.merge(parsed)
             keys.embedded_blocks += 1
     env = env_keylog
-    if use_env and env and not keys.files and not keys.embedded_blocks and os.path.isfile(env):
+    given = keys.files or keys.embedded_blocks or keylog.rsa_keys
+    if use_env and env and not given and os.path.isfile(env):
         keylog.merge(KeyLog.from_file(env))
         keys.from_env = env
     return keys
