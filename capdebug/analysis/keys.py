@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..crypto.keylog import KeyLog
 from ..crypto.prf12 import derive_keys12
@@ -162,10 +162,22 @@ class SessionFacts:
     """The master secret recovered from an RSA ClientKeyExchange (private key or RSA line)."""
     rsa_problem: str | None = None
     """Why the RSA ClientKeyExchange could not be decrypted (for the explanation)."""
+    randoms: list[bytes] = field(default_factory=list)
+    """The client_randoms of renegotiations, in order (``client_random`` is the latest)."""
 
     def note_client_hello(self, hello: ClientHello) -> None:
+        random = bytes(hello.random)
         if self.client_random is None:
-            self.client_random = bytes(hello.random)
+            self.client_random = random
+        elif self.version is ProtocolVersion.TLS1_2 and self.sh_seen and random != self.client_random:
+            # A TLS 1.2 renegotiation (RFC 5246 7.4.1.2, RFC 5746): a new handshake under the
+            # current keys, whose own randoms (its CLIENT_RANDOM line) and master secret take
+            # over at its ChangeCipherSpec. (TLS 1.3 forbids it; a ClientHello after a
+            # HelloRetryRequest repeats the random, RFC 8446 4.1.2.)
+            self.client_random = random
+            self.randoms.append(random)
+            self.master = None
+            self.rsa_problem = None
         self.client_version = int(hello.legacy_version)
         self.ch_session_id = bytes(hello.legacy_session_id)
         ticket = ext(hello, ExtensionType.session_ticket)
