@@ -4,14 +4,16 @@ CLIENT_RANDOM line) take over at its ChangeCipherSpec; events equal tshark's."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from capdebug.analysis.decode import DecodeOptions
-from capdebug.analysis.events import DecodeEvent, HandshakeEvent, UndecryptableEvent
+from capdebug.analysis.events import AlertEvent, DecodeEvent, HandshakeEvent, UndecryptableEvent
 from capdebug.analysis.sessions import embed_keylog, export_connections, iter_events, load_keys, scan_sessions
+from capdebug.api import triage_capture
 from capdebug.crypto.keylog import KeyLog
 from capdebug.pcap.open import open_capture
 from tests.decode import craft
@@ -31,6 +33,7 @@ def _renegotiated(folder: Path, by: str) -> tuple[Path, Path, int]:
     capture, keylog = folder / "reneg.pcap", folder / "server.keys"
     # OpenSSL 3 refuses a client's renegotiation unless told otherwise (-client_renegotiation).
     allow = ["-client_renegotiation"] if by == "client" else []
+    client_renegotiates = by in ("client", "refused")
     args = ["-cert", str(cert), "-key", str(key), "-keylogfile", str(keylog), *allow, *TLS12]
     server, port = openssl_s_server(args)
     try:
@@ -39,16 +42,17 @@ def _renegotiated(folder: Path, by: str) -> tuple[Path, Path, int]:
             client.wait_for("Verify return code")
             client.write("before\n")
             server.wait_for("before")
-            if by == "client":
+            if client_renegotiates:
                 client.write("R\n")
                 client.wait_for("RENEGOTIATING")
             else:
                 server.write("r\n")
                 # The client answers the HelloRequest when it next reads.
             time.sleep(0.5)
-            client.write("after\n")
-            server.wait_for("after")
-            client.write("Q\n")
+            if by != "refused":
+                client.write("after\n")
+                server.wait_for("after")
+                client.write("Q\n")
             client.finish(ok=None)
     finally:
         server.close()
@@ -90,3 +94,24 @@ def test_renegotiation_decrypts_like_tshark(tmp_path: Path, by: str, monkeypatch
     assert by_frame(capdebug_rows(embedded)) == by_frame(capdebug_rows(events))
     _, _, lines = export_connections(capture, tmp_path / "export.pcapng", log, conns=[1])
     assert lines == 2
+
+
+def test_refused_renegotiation(tmp_path: Path) -> None:
+    """OpenSSL 3's server refuses a client's renegotiation by default: a warning
+    no_renegotiation alert, then the client's fatal handshake_failure."""
+    require("openssl", "tcpdump")
+    require_root()
+    capture, keylog, _ = _renegotiated(tmp_path, "refused")
+    events, _ = _decode(capture, keylog)
+    alerts = [(e.from_, e.level, e.description) for e in events if isinstance(e, AlertEvent)]
+    assert ("server", 1, 100) in alerts  # warning no_renegotiation (RFC 5246 7.2.2)
+    assert alerts[-1][0] == "client" and alerts[-1][1] == 2  # then the client gives up
+    report = triage_capture(capture, load_keys(capture, [keylog], use_env=False)).reports[0]
+    codes = {v.code: v for v in report.verdicts}
+    refused = codes["renegotiation_refused"]
+    assert refused.by == "client" and refused.severity == "error"
+    assert "the server refused the client's renegotiation" in refused.detail
+    assert codes["warning_alert"].severity == "warning"
+    text = json.dumps(report.to_json())
+    # Neither the cipher-suite guess for handshake_failure nor a fatal alert's advice.
+    assert "no cipher suite" not in text and '"alert"' not in text
