@@ -121,6 +121,10 @@ class _Stages(_Trial):
             if not session.hrr:
                 self._store.note_session(session, self.keylog)
         elif step is KeyStep.APPLICATION_KEYS:
+            if d.want is Stage.APPLICATION:
+                # A Finished under the application keys ends post-handshake client
+                # authentication (RFC 8446 4.6.2): it changes no keys.
+                return
             d.want = Stage.APPLICATION
             keys = keymod.tls13_next_stage(self.keylog, session, role, Stage.APPLICATION)
             if keys is not None:
