@@ -127,12 +127,12 @@ class _Stages(_Trial):
                 return
             d.want = Stage.APPLICATION
             keys = keymod.tls13_next_stage(self.keylog, session, role, Stage.APPLICATION)
+            # Without the key, the first record that cannot be opened says why: an
+            # undecryptable event always names a record of the capture (a side that sends
+            # nothing after its Finished has nothing undecryptable).
+            d.keys = keys
             if keys is not None:
-                d.keys = keys
                 d.candidates = []
-            elif d.keys is not None:
-                d.keys = None
-                self._explain_missing(session, d, frame, ts, want=Stage.APPLICATION)
         elif step is KeyStep.HANDSHAKE_AFTER_EARLY:
             d.want = Stage.HANDSHAKE
             d.keys = keymod.tls13_next_stage(self.keylog, session, Role.CLIENT, Stage.HANDSHAKE)
@@ -178,8 +178,6 @@ class _Stages(_Trial):
         else:
             client.keys = hs
             client.candidates = later
-        if server.keys is None and session.wanted:
-            self._explain_missing(session, server, frame, ts)
 
     def _change_cipher_spec(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
         """A ChangeCipherSpec record (its event is already out): the key step it implies."""
