@@ -178,6 +178,11 @@ class _Stages(_Trial):
         else:
             client.keys = hs
             client.candidates = later
+        if server.keys is None and session.wanted and session.client_random is None:
+            # The ClientHello is not in the capture: said at once, as before mid-stream recovery
+            # is considered (triage relies on it to call the capture incomplete, not the
+            # handshake).
+            self._explain_missing(session, server, frame, ts)
 
     def _change_cipher_spec(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
         """A ChangeCipherSpec record (its event is already out): the key step it implies."""
