@@ -62,13 +62,17 @@ def load_keys(
     keylog_files: Iterable[CapturePath] = (),
     *,
     env_keylog: str | None = None,
+    rsa_keys: Iterable[CapturePath] = (),
 ) -> CaptureKeys:
     """The secrets for ``capture``: the key-log files named, then the Decryption Secrets
     Blocks embedded in a pcapng, then ``env_keylog`` (the value of ``$SSLKEYLOGFILE`` that the
     caller read, or None) when nothing else gave any. Bad key-log lines are kept as
-    ``keys.keylog.issues``, never raised; a missing or unreadable file raises
-    :class:`~capdebug.errors.KeyLogError`."""
-    return _load_keys(capture, keylog_files, env_keylog=env_keylog)
+    ``keys.keylog.issues``, never raised; a missing or unreadable file, or a file that is not a
+    key log, raises :class:`~capdebug.errors.KeyLogError`.
+
+    ``rsa_keys`` are servers' RSA private keys (PEM or DER), each ``FILE`` or ``FILE@HOST:PORT``
+    to use it only for that server: they decrypt TLS 1.2 sessions with RSA key exchange."""
+    return _load_keys(capture, keylog_files, env_keylog=env_keylog, rsa_keys=rsa_keys)
 
 
 def _capture_keys(keys: KeylogSource) -> CaptureKeys:

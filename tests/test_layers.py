@@ -191,6 +191,8 @@ ALLOW_IMPURE: dict[tuple[str, str], str] = {
     ("capdebug/pcap/classic.py", "write_pcap"): "the path form of write_pcap(stream)",
     ("capdebug/crypto/keylog.py", "KeyLog.from_file"): "the path form of KeyLog.parse(bytes); "
     "the edge names the file (--keylog, $SSLKEYLOGFILE's value)",
+    ("capdebug/crypto/rsa_kx.py", "RsaKey.from_file"): "the path form of RsaKey.from_bytes; "
+    "the edge names the file (--rsa-key FILE[@HOST:PORT])",
     ("capdebug/crypto/keylog.py", "write_keylog_file"): "the one writer of key-log files: 0600 "
     "from the first byte, never through a symlink (kept in one place for that rule)",
     ("capdebug/crypto/testpki.py", "_write"): "writes the throwaway test PKI into the folder "

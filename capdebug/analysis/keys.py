@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..crypto.keylog import KeyLog
 from ..crypto.prf12 import derive_keys12
 from ..crypto.protection import BytesLike, Protection, Tls13Protection, tls12_protection
 from ..crypto.record import RecordDirection
+from ..crypto.rsa_kx import master_from_premaster
 from ..crypto.suites import SUITES, SuiteParams, suite
-from ..errors import DecryptError
+from ..errors import DecodeError, DecryptError
 from ..wire.constants import ExtensionType, ProtocolVersion
 from ..wire.extensions import ext
-from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello
+from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello, pull_encrypted_premaster
 from .events import Reason
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "SessionStore",
     "Stage",
     "explain_missing",
+    "no_rsa_help",
     "recover_mid_stream",
+    "rsa_master_secret",
     "tls12_keys",
     "tls13_later_stages",
     "tls13_next_stage",
@@ -145,10 +148,34 @@ class SessionFacts:
     ch_ticket: bytes | None = None
     sh_session_id: bytes = b""
     etm: bool = False
+    client_version: int = 0
+    """ClientHello.legacy_version: the first two bytes of an RSA pre-master (RFC 5246 7.4.7.1)."""
+    ems: bool = False
+    """The ServerHello accepted extended_master_secret (RFC 7627)."""
+    transcript: list[bytes] | None = None
+    """TLS 1.2 handshake messages from the ClientHello to the ClientKeyExchange, kept only when
+    an RSA key exchange may be decrypted (the RFC 7627 session hash)."""
+    master: bytes | None = None
+    """The master secret recovered from an RSA ClientKeyExchange (private key or RSA line)."""
+    rsa_problem: str | None = None
+    """Why the RSA ClientKeyExchange could not be decrypted (for the explanation)."""
+    randoms: list[bytes] = field(default_factory=list)
+    """The client_randoms of renegotiations, in order (``client_random`` is the latest)."""
 
     def note_client_hello(self, hello: ClientHello) -> None:
+        random = bytes(hello.random)
         if self.client_random is None:
-            self.client_random = bytes(hello.random)
+            self.client_random = random
+        elif self.version is ProtocolVersion.TLS1_2 and self.sh_seen and random != self.client_random:
+            # A TLS 1.2 renegotiation (RFC 5246 7.4.1.2, RFC 5746): a new handshake under the
+            # current keys, whose own randoms (its CLIENT_RANDOM line) and master secret take
+            # over at its ChangeCipherSpec. (TLS 1.3 forbids it; a ClientHello after a
+            # HelloRetryRequest repeats the random, RFC 8446 4.1.2.)
+            self.client_random = random
+            self.randoms.append(random)
+            self.master = None
+            self.rsa_problem = None
+        self.client_version = int(hello.legacy_version)
         self.ch_session_id = bytes(hello.legacy_session_id)
         ticket = ext(hello, ExtensionType.session_ticket)
         self.ch_ticket = ticket or None
@@ -168,6 +195,7 @@ class SessionFacts:
             return
         self.hrr = False
         self.etm = ext(hello, ExtensionType.encrypt_then_mac) is not None
+        self.ems = ext(hello, ExtensionType.extended_master_secret) is not None
         self.sh_session_id = bytes(hello.legacy_session_id_echo)
 
 
@@ -315,12 +343,70 @@ class SessionStore:
             ms = keylog.get(session.client_random, "CLIENT_RANDOM")
             if ms is not None:
                 return ms
+        if session.master is not None:
+            return session.master
         sid = session.sh_session_id
         if sid and sid == session.ch_session_id and sid in self.by_session_id:
             return self.by_session_id[sid]
         if session.ch_ticket and session.ch_ticket in self.by_ticket:
             return self.by_ticket[session.ch_ticket]
         return None
+
+
+def rsa_master_secret(
+    keylog: KeyLog,
+    session: SessionFacts,
+    body: bytes,
+    transcript: list[bytes] | None,
+    server: tuple[bytes, int],
+) -> None:
+    """An RSA ClientKeyExchange (RFC 5246 7.4.7.1): recover the pre-master secret from the key
+    log's ``RSA`` line or a private key scoped to ``server``, and keep the master secret in
+    ``session.master`` (or why not in ``session.rsa_problem``)."""
+    params = suite(session.suite) if session.suite is not None else None
+    if params is None or params.kx != "RSA" or not keylog.has_rsa_material:
+        return
+    if session.client_random is None or session.server_random is None:
+        return
+    try:
+        encrypted = pull_encrypted_premaster(body)
+    except DecodeError:
+        session.rsa_problem = "the RSA ClientKeyExchange is malformed: its pre-master secret cannot be read"
+        return
+    premaster = keylog.rsa_premaster(encrypted)
+    tried = 0
+    if premaster is None:
+        for key in keylog.rsa_keys:
+            if not key.applies_to(server):
+                continue
+            tried += 1
+            premaster = key.decrypt_premaster(encrypted, session.client_version)
+            if premaster is not None:
+                break
+    if premaster is None:
+        if tried:
+            session.rsa_problem = (
+                f"none of the {tried} RSA private key(s) given for this server decrypts the "
+                "pre-master secret (the server used another key; a wrong key yields no secret)"
+            )
+        elif keylog.rsa_keys:
+            session.rsa_problem = (
+                "no RSA private key given applies to this server (check the @HOST:PORT scope) and "
+                "no RSA key-log line matches its encrypted pre-master secret"
+            )
+        else:
+            session.rsa_problem = "no RSA key-log line matches this session's encrypted pre-master secret"
+        return
+    master = master_from_premaster(
+        params.hash_name, premaster, session.client_random, session.server_random, transcript, session.ems
+    )
+    if master is None:
+        session.rsa_problem = (
+            "the pre-master secret was recovered, but the extended master secret needs the whole "
+            "handshake up to the ClientKeyExchange, which is not all in the capture"
+        )
+        return
+    session.master = master
 
 
 def tls12_keys(
@@ -339,12 +425,17 @@ def tls12_keys(
     ms = store.master_secret(session, keylog)
     if ms is None:
         reason, message = _no_secret(keylog, session, ProtocolVersion.TLS1_2, capture_randoms)
-        if params.kx == "RSA" and reason == Reason.NO_KEY:
+        if params.kx == "RSA" and reason in (Reason.NO_KEY, Reason.KEYLOG_OTHER_SESSIONS):
             reason = Reason.RSA_KEY_EXCHANGE
-            message += (
-                "; this session uses RSA key exchange, so only its CLIENT_RANDOM line (or the "
-                "server's RSA private key, which capdebug does not use) can decrypt it"
-            )
+            if session.rsa_problem is not None:
+                message = session.rsa_problem
+            else:
+                message += (
+                    "; this session uses RSA key exchange, so its CLIENT_RANDOM line, its RSA "
+                    "line or the server's RSA private key (--rsa-key) can decrypt it"
+                )
+        elif keylog.rsa_keys and params.kx != "RSA":
+            message += "; " + no_rsa_help(params.kx)
         raise MissingKeys(reason, message)
     store.remember_ticket(session, ms)
     sid = session.sh_session_id
@@ -362,13 +453,25 @@ def tls12_keys(
 # -- diagnosis ----------------------------------------------------------------------------------
 
 
+def no_rsa_help(kx: str | None) -> str:
+    """One sentence: why a server's RSA private key cannot decrypt this session."""
+    what = "TLS 1.3" if kx is None else f"its {kx} key exchange"
+    return (
+        f"an RSA private key cannot help: with {what} the secret comes from an ephemeral "
+        "Diffie-Hellman exchange and the server's key only signs, so only a key log has it"
+    )
+
+
 def _no_secret(
     keylog: KeyLog, session: SessionFacts, protocol: ProtocolVersion, capture_randoms: set[bytes]
 ) -> tuple[str, str]:
     version = _VERSION_TEXT[protocol]
     cr = session.client_random
-    if len(keylog) == 0:
+    if not keylog.given:
         return Reason.NO_KEY, "no key log was given: pass --keylog FILE, set SSLKEYLOGFILE, or embed secrets"
+    if len(keylog) == 0:
+        given = ", ".join(keylog.sources) or f"{len(keylog.rsa_keys)} RSA private key(s)"
+        return Reason.NO_KEY, f"the key sources given ({given}) hold no usable session secret"
     assert cr is not None
     if cr in keylog:
         have = sorted(keylog.secrets_for(cr))
@@ -430,4 +533,7 @@ def explain_missing(
                 f"{label} is {len(secret)} bytes but {params.name} uses {params.hash_name} "
                 f"({params.hash_len} bytes): the line belongs to another session or is corrupt",
             )
-    return _no_secret(keylog, session, protocol, capture_randoms)
+    reason, message = _no_secret(keylog, session, protocol, capture_randoms)
+    if keylog.rsa_keys and protocol is ProtocolVersion.TLS1_3:
+        message += "; " + no_rsa_help(None)
+    return reason, message

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from .._files import atomic_output
 from ..crypto.keylog import EXPORTER_LABELS, KeyLog
+from ..crypto.rsa_kx import RsaKey
 from ..errors import UsageError
 from ..net.tcp import decode_tcp, format_endpoint
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, SecretsBlock
@@ -62,6 +63,7 @@ def load_keys(
     *,
     use_env: bool = True,
     env_keylog: str | None = None,
+    rsa_keys: Iterable[str | os.PathLike[str]] = (),
 ) -> CaptureKeys:
     """Key-log files, then secrets embedded in ``capture`` (a pcapng's Decryption Secrets
     Blocks), then ``env_keylog`` (the value of ``$SSLKEYLOGFILE``, which the caller reads: this
@@ -71,6 +73,8 @@ def load_keys(
     for path in keylog_files:
         keylog.merge(KeyLog.from_file(path))
         keys.files.append(os.fspath(path))
+    for spec in rsa_keys:
+        keylog.rsa_keys.append(RsaKey.from_file(spec))
     if capture is not None:
         for block in _secrets_blocks(capture):
             parsed = KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}")
@@ -81,7 +85,8 @@ def load_keys(
             keylog.merge(parsed)
             keys.embedded_blocks += 1
     env = env_keylog
-    if use_env and env and not keys.files and not keys.embedded_blocks and os.path.isfile(env):
+    given = keys.files or keys.embedded_blocks or keylog.rsa_keys
+    if use_env and env and not given and os.path.isfile(env):
         keylog.merge(KeyLog.from_file(env))
         keys.from_env = env
     return keys
@@ -155,13 +160,17 @@ class SessionInfo:
     version: str | None = None
     sni: str | None = None
     cipher_suite: str | None = None
+    client_randoms: list[bytes] = field(default_factory=list)
+    """Every ClientHello's random, the first one's first: a TLS 1.2 renegotiation is a new
+    handshake with its own key-log line (seen only when the scan had the keys to decrypt it)."""
 
 
-def scan_sessions(capture: str | os.PathLike[str]) -> list[SessionInfo]:
-    """Every TLS connection of ``capture`` with its client_random (from its ClientHello)."""
+def scan_sessions(capture: str | os.PathLike[str], keylog: KeyLog | None = None) -> list[SessionInfo]:
+    """Every TLS connection of ``capture`` with its client_random (from its ClientHello); with
+    ``keylog``, the encrypted ClientHellos of renegotiations are decrypted and listed too."""
     sessions: dict[int, SessionInfo] = {}
     with open_capture(capture) as reader:
-        for ev in iter_events(reader, None, DecodeOptions(decrypt_app_data=False)):
+        for ev in iter_events(reader, keylog, DecodeOptions(decrypt_app_data=False)):
             if isinstance(ev, ConnectionEvent):
                 sessions[ev.conn] = SessionInfo(ev.conn, ev.client, ev.server, ev.first_frame)
             elif isinstance(ev, HandshakeEvent):
@@ -169,13 +178,16 @@ def scan_sessions(capture: str | os.PathLike[str]) -> list[SessionInfo]:
                 if info is None:
                     continue
                 msg = ev.message
+                if ev.name == "client_hello" and isinstance(msg, ClientHello):
+                    if msg.random not in info.client_randoms:
+                        info.client_randoms.append(msg.random)
                 if ev.name == "client_hello" and info.client_random is None:
                     if isinstance(msg, ClientHello):
                         info.client_random = msg.random
                         info.sni = server_name(msg)
                     else:
                         info.sni = None
-                elif ev.name == "server_hello":
+                elif ev.name == "server_hello" and not ev.encrypted:
                     if isinstance(msg, ServerHello):
                         info.version = _short_version(negotiated_version(msg))
                         info.cipher_suite = name_of(CipherSuite, msg.cipher_suite)
@@ -235,8 +247,8 @@ def embed_keylog(
 
     By default only the lines of sessions in the capture are embedded."""
     _not_same(capture, out)
-    sessions = scan_sessions(capture)
-    randoms = {s.client_random for s in sessions if s.client_random is not None}
+    sessions = scan_sessions(capture, keylog)
+    randoms = {r for s in sessions for r in s.client_randoms}
     total = len(keylog.lines(None))
     lines = keylog.lines(None if all_keys else randoms)
     with_keys = sum(1 for r in randoms if r in keylog)
@@ -310,7 +322,7 @@ def export_connections(
     _not_same(capture, out)
     if not conns and host is None and port is None:
         raise UsageError("say which connections to export: --conn N, --host H or --port P")
-    sessions = scan_sessions(capture)
+    sessions = scan_sessions(capture, keylog)
     chosen = [s for s in sessions if _matches(s, conns, host, port)]
     if not chosen:
         raise UsageError("no TLS connection in the capture matches the selection (see `capdebug triage`)")
@@ -341,7 +353,7 @@ def export_connections(
                 owner = conn
         return owner in wanted
 
-    randoms = [s.client_random for s in chosen if s.client_random is not None]
+    randoms = [r for s in chosen for r in s.client_randoms]
     lines = keylog.lines(randoms, exclude_labels=EXPORTER_LABELS) if randoms else []
     with open_capture(capture) as reader, atomic_output(out, private=bool(lines)) as stream:
         linktypes = _Linktypes(reader)

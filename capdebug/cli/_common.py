@@ -22,6 +22,14 @@ KEYLOG_OPTION: list[Path] = typer.Option(
     "too, and $SSLKEYLOGFILE when nothing else is given.",
 )
 
+RSA_KEY_OPTION: list[str] = typer.Option(
+    [],
+    "--rsa-key",
+    help="A server's RSA private key (PEM or DER), FILE or FILE@HOST:PORT to use it for that "
+    "server only; repeatable. Decrypts TLS 1.2 sessions with RSA key exchange (not (EC)DHE or "
+    "TLS 1.3, where the key only signs).",
+)
+
 _MAX_ISSUES_SHOWN = 5
 
 
@@ -40,12 +48,14 @@ def report_keylog_issues(keylog: KeyLog) -> None:
         echo_err(f"capdebug: warning: ... and {len(issues) - _MAX_ISSUES_SHOWN} more key-log problems")
 
 
-def load_cli_keys(capture: Path, keylog: list[Path], *, no_env: bool = False) -> CaptureKeys:
+def load_cli_keys(
+    capture: Path, keylog: list[Path], *, no_env: bool = False, rsa_keys: list[str] | None = None
+) -> CaptureKeys:
     """The secrets for ``capture`` from the command's options; ``$SSLKEYLOGFILE`` is read here,
     at the edge (the library is handed its value), unless ``--no-env``. Skipped key-log lines
     are reported on stderr."""
     env = None if no_env else os.environ.get("SSLKEYLOGFILE")
-    keys = load_keys(capture, keylog, env_keylog=env)
+    keys = load_keys(capture, keylog, env_keylog=env, rsa_keys=rsa_keys or ())
     report_keylog_issues(keys.keylog)
     return keys
 

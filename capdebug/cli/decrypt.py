@@ -15,7 +15,7 @@ from ..analysis.events import ConnectionEvent, DecodeEvent
 from ..analysis.report import Timeline, TimelineLine
 from ..api import PlaintextExporter, decode_capture
 from ..errors import UsageError
-from ._common import KEYLOG_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
+from ._common import KEYLOG_OPTION, RSA_KEY_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
 _STYLES: dict[str, dict[str, bool | str]] = {
     "header": {"bold": True},
@@ -60,6 +60,7 @@ class _Filter:
 def decrypt(
     capture: Path = typer.Argument(..., help="pcap or pcapng file (gzip is fine)."),
     keylog: list[Path] = KEYLOG_OPTION,
+    rsa_key: list[str] = RSA_KEY_OPTION,
     as_json: bool = typer.Option(False, "--json", help="JSON Lines, one event per line (see README)."),
     export: Path | None = typer.Option(
         None, "--export", help="Write decrypted application data to DIR/connN-client.bin and -server.bin."
@@ -88,7 +89,7 @@ def decrypt(
 
       capdebug decrypt case.pcap -k keys.log --export plaintext/
     """
-    keys = load_cli_keys(capture, keylog, no_env=no_env)
+    keys = load_cli_keys(capture, keylog, no_env=no_env, rsa_keys=rsa_key)
     if keys.late_blocks:
         echo_err(
             f"capdebug: note: {keys.late_blocks} secrets block(s) come after packets they may unlock; "

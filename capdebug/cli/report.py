@@ -13,7 +13,7 @@ from .._files import atomic_output
 # analysis.html (and the stdlib html module) is imported by the command itself, so the
 # other commands start without it; the api is loaded by triage anyway.
 from ..api import CaptureKeys, triage_capture
-from ._common import KEYLOG_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
+from ._common import KEYLOG_OPTION, RSA_KEY_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +38,7 @@ def describe_keys(keys: CaptureKeys) -> str:
 def report(
     capture: Path = typer.Argument(..., help="pcap or pcapng file (gzip is fine)."),
     keylog: list[Path] = KEYLOG_OPTION,
+    rsa_key: list[str] = RSA_KEY_OPTION,
     output: Path = typer.Option(..., "--output", "-o", help="HTML file to write ('-' for stdout)."),
     slow_handshake: float = typer.Option(
         1.0, "--slow-handshake", help="Seconds above which a handshake is slow."
@@ -58,7 +59,7 @@ def report(
     """
     from ..analysis.html import LadderCollector, ReportMeta, render_report
 
-    keys = load_cli_keys(capture, keylog, no_env=no_env)
+    keys = load_cli_keys(capture, keylog, no_env=no_env, rsa_keys=rsa_key)
     ladders = LadderCollector()
     progress = progress_printer(f"triaging {capture.name}")
     try:

@@ -15,7 +15,7 @@ from .._text import escape_terminal
 from ..analysis.report import format_size
 from ..analysis.triage import CATALOG, ConnectionReport
 from ..api import auto_jobs, triage_capture
-from ._common import KEYLOG_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
+from ._common import KEYLOG_OPTION, RSA_KEY_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "green"}
 
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
 def triage(
     capture: Path = typer.Argument(..., help="pcap or pcapng file (gzip is fine)."),
     keylog: list[Path] = KEYLOG_OPTION,
+    rsa_key: list[str] = RSA_KEY_OPTION,
     as_json: bool = typer.Option(
         False, "--json", help='One JSON object {"connections": [...]} (see README).'
     ),
@@ -61,7 +62,7 @@ def triage(
 
       capdebug triage case.pcap --json | jq '.connections[] | select(.worst != null)'
     """
-    keys = load_cli_keys(capture, keylog, no_env=no_env)
+    keys = load_cli_keys(capture, keylog, no_env=no_env, rsa_keys=rsa_key)
     progress = progress_printer(f"triaging {capture.name}")
     try:
         reports, warnings = triage_capture(

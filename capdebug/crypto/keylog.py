@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .._files import open_private
 from ..errors import KeyLogError, UsageError
+from .rsa_kx import RsaKey, describe_non_keylog
 
 __all__ = [
     "ECH_LABELS",
@@ -196,7 +197,7 @@ def format_line(label: str, client_random: bytes, secret: bytes) -> str:
 class KeyLog:
     """Secrets from one or more key log files, indexed by client_random."""
 
-    __slots__ = ("_by_random", "_next_n", "_order", "_rsa", "_traffic_n", "issues")
+    __slots__ = ("_by_random", "_next_n", "_order", "_rsa", "_traffic_n", "issues", "rsa_keys", "sources")
 
     def __init__(self) -> None:
         self._by_random: dict[bytes, dict[str, KeyLogEntry]] = {}
@@ -209,6 +210,12 @@ class KeyLog:
         self._traffic_n: set[tuple[bytes, str, bytes]] = set()
         self.issues: list[KeyLogIssue] = []
         """Every skipped or conflicting line, in the order met."""
+        self.rsa_keys: list[RsaKey] = []
+        """Servers' RSA private keys (``--rsa-key``): another source of TLS 1.2 RSA key
+        exchange secrets, next to the ``RSA`` lines (see :mod:`capdebug.crypto.rsa_kx`)."""
+        self.sources: list[str] = []
+        """Every file or block that was read, usable lines or not (so that "no key log was
+        given" is never said when one was)."""
 
     # -- building ------------------------------------------------------------------------
 
@@ -219,6 +226,7 @@ class KeyLog:
             # A key log is ASCII; undecodable bytes become U+FFFD and so a per-line issue.
             text = bytes(text).decode("utf-8", errors="replace")
         log = cls()
+        log.sources.append(source)
         log._feed(text, source)
         return log
 
@@ -238,6 +246,9 @@ class KeyLog:
             raise KeyLogError(f"key log {str(p)!r} is a directory, not a file") from exc
         except OSError as exc:
             raise KeyLogError(f"cannot read key log file {str(p)!r}: {exc.strerror or exc}") from exc
+        what = describe_non_keylog(data)
+        if what is not None:
+            raise KeyLogError(f"{str(p)!r} is not a key log (SSLKEYLOGFILE format): it is {what}")
         if b"\x00" in data:
             raise KeyLogError(f"key log file {str(p)!r} is not a text file (it contains NUL bytes)")
         try:
@@ -247,12 +258,15 @@ class KeyLog:
                 f"key log file {str(p)!r} is not a text file (not UTF-8 at byte {exc.start})"
             ) from exc
         log = cls()
+        log.sources.append(str(p))
         log._feed(text, str(p))
         return log
 
     def merge(self, other: KeyLog) -> None:
         """Add ``other``'s entries after ours; its issues are appended, conflicts reported."""
         self.issues.extend(other.issues)
+        self.sources.extend(other.sources)
+        self.rsa_keys.extend(other.rsa_keys)
         for entry in other._order:
             self._add(entry)
         for rsa in other._rsa.values():
@@ -386,6 +400,16 @@ class KeyLog:
     def entries(self) -> Iterator[KeyLogEntry]:
         """Client_random-keyed entries in first-seen order."""
         return iter(self._order)
+
+    @property
+    def has_rsa_material(self) -> bool:
+        """RSA lines or private keys were given: RSA key exchanges may be decrypted."""
+        return bool(self._rsa or self.rsa_keys)
+
+    @property
+    def given(self) -> bool:
+        """Any key source was given (a file, a block, a private key), usable or not."""
+        return bool(self.sources or self.rsa_keys or self._order or self._rsa)
 
     def rsa_premaster(self, encrypted_premaster: bytes) -> bytes | None:
         """The premaster for an EncryptedPreMasterSecret (whole, or its first 8 bytes)."""

@@ -176,6 +176,8 @@ def test_every_catalog_code_has_a_capture() -> None:
         "handshake_incomplete", "certificate_problem", "undecryptable", "capture_incomplete",
         "hello_retry_request", "resumed", "early_data", "key_update", "slow_handshake",
         "likely_close_notify", "tcp_only",
+        # captured by tests/keysrc/test_renegotiation.py (a refused renegotiation):
+        "warning_alert", "renegotiation_refused",
     }  # fmt: skip
     # The plaintext prelude's verdicts have real captures of their own in tests/upgrade
     # (PostgreSQL, exim, dovecot, tinyproxy, an HTTP server, a TLS port).

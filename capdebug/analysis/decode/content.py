@@ -162,4 +162,4 @@ class _Content(_Stages):
                     error,
                 ),
             )
-            self._after_message(session, d, msg_type, parsed, frame, ts)
+            self._after_message(session, d, msg_type, parsed, frame, ts, message)

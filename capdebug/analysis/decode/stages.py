@@ -24,7 +24,7 @@ import enum
 from typing import Any
 
 from ...wire.constants import HandshakeType, ProtocolVersion
-from ...wire.handshake import NewSessionTicket12
+from ...wire.handshake import ClientKeyExchange, NewSessionTicket12
 from .. import keys as keymod
 from ..events import Reason
 from ..keys import Role, Stage
@@ -45,6 +45,7 @@ class KeyStep(enum.Enum):
     REMEMBER_SESSION = "TLS 1.2: remember the master secret for resumption (RFC 5246 7.3)"
     REMEMBER_TICKET = "TLS 1.2: remember a NewSessionTicket for resumption (RFC 5077 3.3)"
     KEY_BLOCK = "sender: TLS 1.2 key-block keys from its ChangeCipherSpec on (RFC 5246 7.1)"
+    RSA_PREMASTER = "client: TLS 1.2 RSA pre-master secret from its ClientKeyExchange (RFC 5246 7.4.7.1)"
 
 
 _V12, _V13 = ProtocolVersion.TLS1_2, ProtocolVersion.TLS1_3
@@ -56,6 +57,7 @@ KEY_STEPS: dict[tuple[ProtocolVersion | None, Role, int], KeyStep] = {
     **{(v, Role.CLIENT, _H.client_hello): KeyStep.EARLY_IF_OFFERED for v in _ANY_VERSION},
     (_V13, Role.SERVER, _H.server_hello): KeyStep.HANDSHAKE_KEYS,
     (_V12, Role.SERVER, _H.server_hello): KeyStep.REMEMBER_SESSION,
+    (_V12, Role.CLIENT, _H.client_key_exchange): KeyStep.RSA_PREMASTER,
     (_V13, Role.CLIENT, _H.finished): KeyStep.APPLICATION_KEYS,
     (_V13, Role.SERVER, _H.finished): KeyStep.APPLICATION_KEYS,
     **{(v, Role.CLIENT, _H.end_of_early_data): KeyStep.HANDSHAKE_AFTER_EARLY for v in _ANY_VERSION},
@@ -81,13 +83,25 @@ class _Stages(_Trial):
     _store: keymod.SessionStore
 
     def _after_message(
-        self, session: _Session, d: _Direction, msg_type: int, parsed: Any, frame: int, ts: int
+        self,
+        session: _Session,
+        d: _Direction,
+        msg_type: int,
+        parsed: Any,
+        frame: int,
+        ts: int,
+        raw: bytes = b"",
     ) -> None:
         """Note a handshake message's session facts, then take the key step it implies."""
+        if session.transcript is not None:
+            session.transcript.append(raw)
         if parsed is None:
             return
         role = d.role
         if msg_type == HandshakeType.client_hello and role == Role.CLIENT:
+            # The RFC 7627 session hash of an RSA key exchange needs the whole transcript; it
+            # is kept only when RSA secrets were given (a few messages, never records).
+            session.transcript = [raw] if self.keylog.has_rsa_material and raw else None
             session.note_client_hello(parsed)
             self._note_late_secrets(session, d, frame, ts)
         elif msg_type == HandshakeType.server_hello and role == Role.SERVER:
@@ -107,14 +121,18 @@ class _Stages(_Trial):
             if not session.hrr:
                 self._store.note_session(session, self.keylog)
         elif step is KeyStep.APPLICATION_KEYS:
+            if d.want is Stage.APPLICATION:
+                # A Finished under the application keys ends post-handshake client
+                # authentication (RFC 8446 4.6.2): it changes no keys.
+                return
             d.want = Stage.APPLICATION
             keys = keymod.tls13_next_stage(self.keylog, session, role, Stage.APPLICATION)
+            # Without the key, the first record that cannot be opened says why: an
+            # undecryptable event always names a record of the capture (a side that sends
+            # nothing after its Finished has nothing undecryptable).
+            d.keys = keys
             if keys is not None:
-                d.keys = keys
                 d.candidates = []
-            elif d.keys is not None:
-                d.keys = None
-                self._explain_missing(session, d, frame, ts, want=Stage.APPLICATION)
         elif step is KeyStep.HANDSHAKE_AFTER_EARLY:
             d.want = Stage.HANDSHAKE
             d.keys = keymod.tls13_next_stage(self.keylog, session, Role.CLIENT, Stage.HANDSHAKE)
@@ -124,6 +142,9 @@ class _Stages(_Trial):
                 d.keys = d.keys.next_generation()
         elif step is KeyStep.REMEMBER_TICKET and isinstance(parsed, NewSessionTicket12):
             self._store.note_ticket(session, parsed)
+        elif step is KeyStep.RSA_PREMASTER and isinstance(parsed, ClientKeyExchange):
+            transcript, session.transcript = session.transcript, None
+            keymod.rsa_master_secret(self.keylog, session, parsed.body, transcript, session.conn.server)
 
     def _note_late_secrets(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
         if session.client_random is None:
@@ -157,7 +178,10 @@ class _Stages(_Trial):
         else:
             client.keys = hs
             client.candidates = later
-        if server.keys is None and session.wanted:
+        if server.keys is None and session.wanted and session.client_random is None:
+            # The ClientHello is not in the capture: said at once, as before mid-stream recovery
+            # is considered (triage relies on it to call the capture incomplete, not the
+            # handshake).
             self._explain_missing(session, server, frame, ts)
 
     def _change_cipher_spec(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:

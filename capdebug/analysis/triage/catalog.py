@@ -56,6 +56,18 @@ CATALOG: dict[str, tuple[str, str]] = {
         "A fatal alert after the handshake usually means a record failed authentication "
         "(bad_record_mac), a protocol error, or a client certificate rejected late (TLS 1.3).",
     ),
+    "warning_alert": (
+        "A warning-level alert (RFC 5246 7.2): the sender reports a condition, and the connection may go on.",
+        "Nothing by itself; if the connection ended soon after, the fatal alert or close that "
+        "followed names the cause.",
+    ),
+    "renegotiation_refused": (
+        "A TLS 1.2 renegotiation was refused (warning no_renegotiation, RFC 5246 7.2.2) and the "
+        "side that asked for it gave up with a fatal alert.",
+        "Allow renegotiation on the refusing side (OpenSSL 3 refuses a client's unless "
+        "SSL_OP_ALLOW_CLIENT_RENEGOTIATION), or stop renegotiating (TLS 1.3 post-handshake "
+        "authentication for a late client certificate).",
+    ),
     "handshake_incomplete": (
         "The handshake did not finish before the connection closed or the capture ended.",
         "Look at the last message of each side: the other side never answered it.",

@@ -172,10 +172,28 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
             out.append(
                 Verdict("handshake_alert", "error", NAMES[i], a.frame, _alert_detail(c, i, a, handshake=True))
             )
+    refusals = {
+        i: a for i, s in enumerate(sides) for a in s.alerts if a.level == 1 and a.name == "no_renegotiation"
+    }
     for i, a in fatal:
         if a is hs_alert:
             continue
         peer = sides[1 - i]
+        refusal = refusals.get(1 - i)
+        if refusal is not None and refusal.frame <= a.frame:
+            # The fatal alert answers the refusal: not a cipher-suite or record problem.
+            out.append(
+                Verdict(
+                    "renegotiation_refused",
+                    "error",
+                    NAMES[i],
+                    a.frame,
+                    f"the {NAMES[1 - i]} refused the {NAMES[i]}'s renegotiation (warning no_renegotiation "
+                    f"at frame {refusal.frame}), and the {NAMES[i]} gave up with fatal alert "
+                    f"{a.name} ({a.description})",
+                )
+            )
+            continue
         detail = _alert_detail(c, i, a, handshake=False)
         severity = "error"
         if _after_peer_eof(peer, a):
@@ -189,11 +207,10 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     for i, s in enumerate(sides):
         for a in s.alerts:
             if a.description not in (None, 0) and a.level == 1:
-                out.append(
-                    Verdict(
-                        "alert", "warning", NAMES[i], a.frame, f"warning alert {a.name} ({a.description})"
-                    )
-                )
+                detail = f"warning alert {a.name} ({a.description})"
+                if a.name == "no_renegotiation":
+                    detail += f": the {NAMES[i]} refuses to renegotiate"
+                out.append(Verdict("warning_alert", "warning", NAMES[i], a.frame, detail))
             elif a.description is None and a.frame != s.likely_close:
                 out.append(
                     Verdict(
