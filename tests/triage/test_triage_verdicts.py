@@ -176,6 +176,8 @@ def test_every_catalog_code_has_a_capture() -> None:
         "handshake_incomplete", "certificate_problem", "undecryptable", "capture_incomplete",
         "hello_retry_request", "resumed", "early_data", "key_update", "slow_handshake",
         "likely_close_notify", "tcp_only",
+        # tests/triage/test_rejections.py makes these captures live:
+        "likely_handshake_rejected", "warning_alert",
     }  # fmt: skip
     assert set(CATALOG) == tested
     assert set(MANIFEST) == set(scenarios.SCENARIOS)
@@ -279,10 +281,13 @@ def test_handshake_alert_protocol_version() -> None:
 def test_alert_after_handshake_certificate_required() -> None:
     """TLS 1.3: the server rejects the missing client certificate after the client's Finished."""
     r = only(triage("alert"))
-    v = one(r, "alert")
+    v = one(r, "handshake_alert")  # it answers the client's second flight: the handshake never completed
     assert (v.severity, v.by) == ("error", "server")
     assert v.frame == frames("alert", from_client=False, alerts=116)[0]  # certificate_required
     assert "certificate_required" in v.detail
+    assert "second flight" in v.detail
+    assert "empty Certificate" in v.detail  # the client's (empty) chain, not the server's
+    assert "alert" not in codes(r)
 
 
 def test_handshake_incomplete_capture_ends() -> None:

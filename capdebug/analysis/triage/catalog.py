@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ALERT_CAUSES", "CATALOG", "SEVERITY_RANK", "Verdict"]
+__all__ = ["ALERT_CAUSES", "CATALOG", "CLIENT_CERT_CAUSES", "SEVERITY_RANK", "Verdict"]
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -48,8 +48,25 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Nothing; this is normal for many stacks.",
     ),
     "handshake_alert": (
-        "A fatal alert ended the handshake.",
-        "See the detail: the alert and the hellos usually name the cause.",
+        "A fatal alert ended the handshake. In TLS 1.3 this includes a server's alert answering "
+        "the client's second flight (Certificate, CertificateVerify, Finished): the client thought "
+        "the handshake was done, the server had not accepted it.",
+        "See the detail: the alert, who sent it and the certificate it answers usually name the cause.",
+    ),
+    "likely_handshake_rejected": (
+        "Without keys: a TLS 1.3 server answered the client's second flight with one or two short "
+        "protected records (the size of an encrypted alert), no NewSessionTicket, and the "
+        "connection closed: most likely the server rejected the handshake (often the client's "
+        "certificate). The detail says how sure the inference is.",
+        "Provide the key log to read the alert; check the server's log and its trust store for "
+        "client certificates, and the client certificate's dates and issuer.",
+    ),
+    "warning_alert": (
+        "A side sent a warning-level alert (other than close_notify): it does not end the "
+        "connection by itself (RFC 5246 7.2; TLS 1.3 treats all but close_notify and "
+        "user_canceled as fatal).",
+        "Usually nothing: warnings such as unrecognized_name or user_canceled are informational; "
+        "look at what the peer did next.",
     ),
     "alert": (
         "An alert after the handshake.",
@@ -116,6 +133,22 @@ ALERT_CAUSES: dict[str, str] = {
     "access_denied": "the peer refused the connection by policy (e.g. client certificate not allowed)",
     "missing_extension": "a mandatory extension was not sent",
     "unsupported_extension": "an extension was sent that the peer did not offer",
+}
+
+CLIENT_CERT_CAUSES: dict[str, str] = {
+    # A server's alert about the client's certificate (mutual TLS): what to check on which side.
+    "unknown_ca": "the server's trust store for client certificates (e.g. nginx ssl_client_certificate, "
+    "OpenSSL -CAfile) does not hold the CA that issued the client's chain",
+    "certificate_expired": "the client's certificate (or one of its chain) is expired, or the server's clock is wrong",
+    "bad_certificate": "the server found the client's certificate unusable (signature, usage or encoding)",
+    "certificate_unknown": "the server rejected the client's certificate without naming why (check its log)",
+    "unsupported_certificate": "the client's certificate type or key usage is not accepted for client authentication",
+    "certificate_required": "the server requires a client certificate and the client sent none",
+    "decrypt_error": "the client's CertificateVerify signature did not verify: the client key does not "
+    "match its certificate, or a signature algorithm problem",
+    "access_denied": "the server's policy refused this client (a valid certificate that is not allowed, "
+    "or a verification failure GnuTLS reports this way)",
+    "certificate_revoked": "the client's certificate is revoked according to the server's CRL/OCSP",
 }
 
 

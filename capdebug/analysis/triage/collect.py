@@ -19,7 +19,7 @@ from ..events import (
     UndecryptableEvent,
 )
 from ..messages import alpn, early_data, negotiated_version, psk_selected, server_name
-from .model import TLS12, TLS13, WHO, Conn, ConnectionReport, Side
+from .model import KEPT_PROTECTED, TLS12, TLS13, WHO, Conn, ConnectionReport, Side
 from .rules import verdicts
 
 __all__ = ["Triage", "TriageShare", "merge_shares", "triage"]
@@ -106,6 +106,10 @@ class Triage:
         side.likely_close = ev.frame if tls13_alert_size else None
         if not ev.decrypted:
             side.protected_records += 1
+            if len(side.protected) < KEPT_PROTECTED:
+                side.protected.append((ev.frame, ev.ts_ns, ev.length))
+        if side.after_peer_finished is None and peer.finished is not None:
+            side.after_peer_finished = ev.frame
         at = (ev.frame, ev.ts_ns)
         if side.first_app is None:
             side.first_app = at
@@ -120,6 +124,9 @@ class Triage:
         side.last_handshake = ev.name
         side.likely_close = None
         name = ev.name
+        peer = c.sides[1] if side is c.sides[0] else c.sides[0]
+        if side.after_peer_finished is None and peer.finished is not None:
+            side.after_peer_finished = ev.frame
         if name == "client_hello" and c.client_hello is None:
             c.client_hello = ev
             hello = msg if isinstance(msg, ClientHello) else None
@@ -150,6 +157,10 @@ class Triage:
                 c.early_data_accepted = early_data(ee) if ee else False
         elif name == "certificate" and ev.from_ == "server" and c.certificate is None:
             c.certificate = ev
+        elif name == "certificate" and ev.from_ == "client" and c.client_certificate is None:
+            c.client_certificate = ev
+        elif name == "certificate_request" and c.certificate_request is None:
+            c.certificate_request = ev.frame
         elif name == "finished":
             if side.finished is None:
                 side.finished = (ev.frame, ev.ts_ns)

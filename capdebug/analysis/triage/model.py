@@ -11,7 +11,10 @@ from ...wire.constants import ProtocolVersion
 from ..events import AlertEvent, HandshakeEvent, UndecryptableEvent
 from .catalog import SEVERITY_RANK, Verdict
 
-__all__ = ["NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
+__all__ = ["KEPT_PROTECTED", "NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
+
+KEPT_PROTECTED = 8
+"""Unreadable records kept per side (:attr:`Side.protected`): a handshake and its answer."""
 
 
 @dataclass(slots=True)
@@ -41,6 +44,12 @@ class Side:
     snaplen_gaps: int = 0
     undecryptable: list[UndecryptableEvent] = field(default_factory=list)
     protected_records: int = 0
+    protected: list[tuple[int, int, int]] = field(default_factory=list)
+    """(frame, ts, length) of this side's first :data:`KEPT_PROTECTED` records that could not
+    be read (no keys): enough to see how a TLS 1.3 handshake ended without keys."""
+    after_peer_finished: int | None = None
+    """Frame of this side's first handshake message or data record after the peer's Finished
+    (a server's NewSessionTicket or response): the peer's last flight was accepted."""
 
 
 @dataclass(slots=True)
@@ -58,6 +67,9 @@ class Conn:
     server_hello: HandshakeEvent | None = None
     hrr: HandshakeEvent | None = None
     certificate: HandshakeEvent | None = None
+    client_certificate: HandshakeEvent | None = None
+    certificate_request: int | None = None
+    """Frame of the server's CertificateRequest (mutual TLS), when readable."""
     encrypted_extensions: HandshakeEvent | None = None
     sni: str | None = None
     alpn: str | None = None

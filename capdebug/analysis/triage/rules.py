@@ -7,9 +7,10 @@ from ...wire.constants import CipherSuite, NamedGroup, name_of, version_name
 from ...wire.handshake import ClientHello, ServerHello
 from ..events import AlertEvent, Reason
 from ..messages import hrr_group, offered_groups, offered_versions
-from .catalog import ALERT_CAUSES, Verdict
-from .certificates import certificate_verdicts, chain
+from .catalog import ALERT_CAUSES, CLIENT_CERT_CAUSES, Verdict
+from .certificates import certificate_verdicts
 from .model import NAMES, TLS12, TLS13, Conn, Side
+from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
 
 __all__ = ["verdicts"]
 
@@ -147,7 +148,14 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     fatal.sort(key=lambda x: x[1].frame)
     hs_alert = None
     reaction = None
-    if fatal and (done is False or (c.sides[0].finished and fatal[0][1].frame <= c.sides[0].finished[0])):
+    rejected = rejected_without_keys(c) if done is not False else None
+    if rejected is not None:
+        out.append(rejected)
+    if fatal and (
+        done is False
+        or (c.sides[0].finished and fatal[0][1].frame <= c.sides[0].finished[0])
+        or answers_second_flight(c, *fatal[0])
+    ):
         i, a = fatal[0]
         hs_alert = a
         peer = sides[1 - i]
@@ -187,10 +195,15 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
             if a.description not in (None, 0) and a.level == 1:
                 out.append(
                     Verdict(
-                        "alert", "warning", NAMES[i], a.frame, f"warning alert {a.name} ({a.description})"
+                        "warning_alert",
+                        "warning",
+                        NAMES[i],
+                        a.frame,
+                        f"warning alert {a.name} ({a.description}) from the {NAMES[i]}: it does not end "
+                        "the connection by itself",
                     )
                 )
-            elif a.description is None and a.frame != s.likely_close:
+            elif a.description is None and a.frame != s.likely_close and rejected is None:
                 out.append(
                     Verdict(
                         "alert",
@@ -220,7 +233,7 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
         )
 
     # Closing.
-    out.extend(_close_verdicts(c, done))
+    out.extend(_close_verdicts(c, done, rejected))
 
     # Timing.
     if c.client_hello is not None and done is not False:
@@ -236,7 +249,7 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     return out
 
 
-def _close_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
+def _close_verdicts(c: Conn, done: bool | None, rejected: Verdict | None) -> list[Verdict]:
     out: list[Verdict] = []
     sides = c.sides
     names = NAMES
@@ -273,12 +286,14 @@ def _close_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
 
     tcp_only = any(v.code == "tcp_only" for v in out)
     for i, s in enumerate(sides):
+        if rejected is not None and s.fin is not None:
+            continue  # the close followed the rejection (likely_handshake_rejected)
         if s.fin is not None and (s.rst is None or s.fin[0] < s.rst[0]):
             verdict = _fin_verdict(c, i, done)
             if verdict is not None:
                 out.append(verdict)
         if s.rst is not None and not tcp_only:
-            out.append(_rst_verdict(c, i, done))
+            out.append(_rst_verdict(c, i, done, rejected))
     return out
 
 
@@ -331,14 +346,15 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
     )
 
 
-def _rst_verdict(c: Conn, i: int, done: bool | None) -> Verdict:
+def _rst_verdict(c: Conn, i: int, done: bool | None, rejected: Verdict | None) -> Verdict:
     """A side sent RST: was the TLS session already over?"""
     s, peer = c.sides[i], c.sides[1 - i]
     me, other = NAMES[i], NAMES[1 - i]
     assert s.rst is not None
     rst = s.rst[0]
     over = (
-        s.close_notify is not None
+        rejected is not None
+        or s.close_notify is not None
         or s.fatal_alert is not None
         or peer.close_notify is not None
         or peer.fatal_alert is not None
@@ -380,10 +396,20 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
         return f"the {who} sent an encrypted alert (no keys to read it)"
     cause = ALERT_CAUSES.get(a.name)
     detail = f"the {who} sent fatal alert {a.name} ({a.description})"
-    if handshake:
+    second_flight = handshake and answers_second_flight(c, i, a)
+    if second_flight:
+        detail += (
+            " answering the client's second flight (Certificate, CertificateVerify, Finished) before "
+            "the server completed the handshake"
+        )
+    elif handshake:
         last = c.sides[1 - i].last_handshake
         if last:
             detail += f" after the {NAMES[1 - i]}'s {last}"
+    if i == 1 and (c.client_certificate is not None or c.certificate_request is not None) and (
+        a.name in CLIENT_CERT_CAUSES
+    ):
+        cause = None  # said by peer_chain, about the client's certificate
     if cause:
         detail += f": usually {cause}"
     ch = c.client_hello.message if c.client_hello else None
@@ -402,11 +428,8 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
             hello.legacy_version if hello else None
         ]
         detail += f". Client offered {', '.join('None' if v is None else version_name(v) for v in versions)}"
-    elif (
-        a.name in ("unknown_ca", "bad_certificate", "certificate_unknown", "certificate_expired")
-        and c.certificate
+    elif a.name in CLIENT_CERT_CAUSES and (
+        i == 0 or c.client_certificate is not None or c.certificate_request is not None
     ):
-        names = [f"{x.subject} (issuer {x.issuer})" for x in chain(c.certificate) if not isinstance(x, str)]
-        if names:
-            detail += ". Chain sent: " + " <- ".join(names)
-    return detail
+        detail += peer_chain(c, i, a)
+    return detail + later_alerts(c.sides[i], a)
