@@ -120,3 +120,32 @@ def reject_client_cert(out: Path, pki: ClientPki, *, stack: str, version: str, c
     finally:
         server.kill()
     return pcap, keys, port
+
+
+def warning_unrecognized_name(out: Path, pki: ClientPki) -> tuple[Path, Path, int]:
+    """``openssl s_server -servername only.example`` answers another SNI with a *warning*
+    unrecognized_name alert (its default; ``-servername_fatal`` would make it fatal) and goes on."""
+    port = _free_port()
+    pcap, keys = out / "warning-unrecognized-name.pcap", out / "warning-unrecognized-name.keys"
+    cert, key = pki.server
+    server = Proc(
+        [
+            tool("openssl"), "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
+            "-servername", "only.example", "-cert2", str(cert), "-key2", str(key), "-tls1_2", "-naccept", "1",
+        ]
+    )  # fmt: skip
+    try:
+        server.wait_for("ACCEPT")
+        with tcpdump(pcap, port):
+            client = Proc(
+                [
+                    tool("openssl"), "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+                    "other.example", "-keylogfile", str(keys), "-tls1_2",
+                ]
+            )  # fmt: skip
+            client.wait_for("Verify return code")
+            client.send(b"Q\n")
+            client.finish(ok=None)
+    finally:
+        server.kill()
+    return pcap, keys, port
