@@ -72,7 +72,7 @@ def _share(
         for ev in run_decoder(reader, decoder, progress):
             t.add(ev)
         warnings = list(reader.warnings)
-    return TriageShare(t.reports(), decoder.first_frames, decoder.partition_dependent, warnings)
+    return TriageShare(t.reports(), decoder.first_frames, decoder.partition_dependent, warnings, t.issued)
 
 
 def triage_in_shares(

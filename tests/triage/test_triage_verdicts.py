@@ -178,6 +178,8 @@ def test_every_catalog_code_has_a_capture() -> None:
         "likely_close_notify", "tcp_only",
         # tests/triage/test_rejections.py makes these captures live:
         "likely_handshake_rejected", "warning_alert",
+        # tests/triage/test_closing.py:
+        "idle_close", "open_at_capture_end",
     }  # fmt: skip
     assert set(CATALOG) == tested
     assert set(MANIFEST) == set(scenarios.SCENARIOS)

@@ -74,8 +74,9 @@ CATALOG: dict[str, tuple[str, str]] = {
         "(bad_record_mac), a protocol error, or a client certificate rejected late (TLS 1.3).",
     ),
     "handshake_incomplete": (
-        "The handshake did not finish before the connection closed or the capture ended.",
-        "Look at the last message of each side: the other side never answered it.",
+        "The handshake did not finish before the connection closed or the capture ended; ``by`` "
+        "is the side whose turn it was (it never answered the other's last message).",
+        "Look at the side whose turn it was: its logs, its load, a firewall dropping its packets.",
     ),
     "certificate_problem": (
         "The server's certificate is likely to be rejected.",
@@ -95,7 +96,21 @@ CATALOG: dict[str, tuple[str, str]] = {
         "The server asked for another key share (HelloRetryRequest): one extra round trip.",
         "Offer the server's preferred group in the first key_share to save the round trip.",
     ),
-    "resumed": ("The session was resumed (PSK or session ID/ticket).", "Nothing."),
+    "resumed": (
+        "The session was resumed: the detail says how (session ID, session ticket, PSK) and, when "
+        "the capture shows it, which earlier connection issued the session.",
+        "Nothing.",
+    ),
+    "idle_close": (
+        "The first close came long after the last data: an idle timeout (e.g. a server's "
+        "keep-alive timeout) on the closing side. The detail says who closed, how and who went quiet.",
+        "Nothing, unless the client reuses such connections: then match its idle timeout to "
+        "the server's (shorter on the client).",
+    ),
+    "open_at_capture_end": (
+        "The connection was still open when the capture ended: no close is in the capture.",
+        "Capture longer if the close is what matters.",
+    ),
     "early_data": ("The client sent 0-RTT early data.", "Whether the server accepted it is in the detail."),
     "key_update": ("A side updated its traffic keys (KeyUpdate).", "Nothing."),
     "slow_handshake": (

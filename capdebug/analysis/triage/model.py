@@ -33,6 +33,8 @@ class Side:
     last_app: tuple[int, int] | None = None
     app_after_own_close: tuple[int, int] | None = None
     app_after_peer_close: int = 0
+    last_data: tuple[int, int] | None = None
+    """(frame, ts) of this side's last data record, not counting a 19-byte likely alert."""
     likely_close: int | None = None
     """Frame of this side's last record when it was an unreadable alert: a 19-byte protected
     TLS 1.3 record or an encrypted TLS 1.2 alert (reset by any later record)."""
@@ -77,6 +79,13 @@ class Conn:
     """The negotiated ProtocolVersion (supported_versions, else legacy_version)."""
     cipher_suite: int | None = None
     resumed: bool = False
+    resumed_how: str | None = None
+    """session ID, session ticket, PSK (see :mod:`.resumption`)."""
+    resumed_from: int | None = None
+    """First frame of the earlier connection that issued the resumed session, when seen."""
+    psk_index: int | None = None
+    last_handshake_from: int | None = None
+    """0 (client) or 1 (server): who sent the last handshake message (whose turn it then was)."""
     early_data_offered: bool = False
     early_data_accepted: bool | None = None
     early_records: int = 0
@@ -99,6 +108,9 @@ class ConnectionReport:
     bytes_client: int
     bytes_server: int
     verdicts: list[Verdict]
+    resume_key: tuple[str, bytes] | None = None
+    """For a resumed session: its session ID or ticket (to find its issuer across shares of a
+    capture); not part of the JSON."""
 
     @property
     def worst(self) -> Verdict | None:

@@ -9,7 +9,9 @@ from ..events import AlertEvent, Reason
 from ..messages import hrr_group, offered_groups, offered_versions
 from .catalog import ALERT_CAUSES, CLIENT_CERT_CAUSES, Verdict
 from .certificates import certificate_verdicts
+from .closing import idle_verdicts
 from .model import NAMES, TLS12, TLS13, Conn, Side
+from .resumption import issuer_clause
 from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
 
 __all__ = ["verdicts"]
@@ -86,7 +88,10 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
         )
     if c.resumed:
         frame = c.server_hello.frame if c.server_hello else None
-        out.append(Verdict("resumed", "info", None, frame, "session resumed"))
+        how = f"session resumed by {c.resumed_how}" if c.resumed_how else "session resumed"
+        if c.resumed_from is not None:
+            how += issuer_clause(c.resumed_from)
+        out.append(Verdict("resumed", "info", None, frame, how))
     if c.early_data_offered:
         state = {True: "accepted", False: "rejected", None: "acceptance not visible without keys"}[
             c.early_data_accepted
@@ -222,18 +227,21 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     ):
         last = ", ".join(f"{NAMES[i]}: {s.last_handshake or 'nothing'}" for i, s in enumerate(sides))
         how = "the connection closed" if ended else "the capture ended"
+        turn = None if c.last_handshake_from is None else NAMES[1 - c.last_handshake_from]
+        whose = f"; it was the {turn}'s turn: it never answered" if turn else ""
         out.append(
             Verdict(
                 "handshake_incomplete",
                 "error",
-                None,
+                turn,
                 c.last_frame,
-                f"{how} during the handshake; last message from {last}",
+                f"{how} during the handshake; last message from {last}{whose}",
             )
         )
 
     # Closing.
     out.extend(_close_verdicts(c, done, rejected))
+    out.extend(idle_verdicts(c, done))
 
     # Timing.
     if c.client_hello is not None and done is not False:
