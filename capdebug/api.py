@@ -183,7 +183,9 @@ def triage_capture(
     return TriageResult(_by_endpoint(t.reports(), host, port), decoding.warnings)
 
 
-def _by_endpoint(reports: list[ConnectionReport], host: str | None, port: int | None) -> list[ConnectionReport]:
+def _by_endpoint(
+    reports: list[ConnectionReport], host: str | None, port: int | None
+) -> list[ConnectionReport]:
     """The reports of connections with ``host`` and ``port`` on either side (None: any)."""
     if host is None and port is None:
         return reports

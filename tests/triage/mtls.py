@@ -94,7 +94,9 @@ def _server(stack: str, port: int, pki: ClientPki, version: str) -> Proc:
     )  # fmt: skip
 
 
-def reject_client_cert(out: Path, pki: ClientPki, *, stack: str, version: str, cert: str) -> tuple[Path, Path, int]:
+def reject_client_cert(
+    out: Path, pki: ClientPki, *, stack: str, version: str, cert: str
+) -> tuple[Path, Path, int]:
     """``stack`` (openssl/gnutls) server, ``version`` (tls1_2/tls1_3), client ``cert``
     (expired/unknown): returns (pcap, keys, port)."""
     name = f"mtls-{stack}-{version}-{cert}"

@@ -112,7 +112,9 @@ def test_open_at_capture_end(tmp_path: Path) -> None:
         v = one(r, "open_at_capture_end")
         assert (v.severity, v.by) == ("info", None)
         assert "still open when the capture ended" in v.detail
-        assert not any(x.code in ("premature_close", "handshake_incomplete", "idle_close") for x in r.verdicts)
+        assert not any(
+            x.code in ("premature_close", "handshake_incomplete", "idle_close") for x in r.verdicts
+        )
 
 
 @pytest.mark.parametrize("name", ["handshake_incomplete", "handshake_server_fin"])

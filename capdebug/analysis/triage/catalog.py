@@ -154,10 +154,12 @@ CLIENT_CERT_CAUSES: dict[str, str] = {
     # A server's alert about the client's certificate (mutual TLS): what to check on which side.
     "unknown_ca": "the server's trust store for client certificates (e.g. nginx ssl_client_certificate, "
     "OpenSSL -CAfile) does not hold the CA that issued the client's chain",
-    "certificate_expired": "the client's certificate (or one of its chain) is expired, or the server's clock is wrong",
+    "certificate_expired": "the client's certificate (or one of its chain) is expired, or the server's "
+    "clock is wrong",
     "bad_certificate": "the server found the client's certificate unusable (signature, usage or encoding)",
     "certificate_unknown": "the server rejected the client's certificate without naming why (check its log)",
-    "unsupported_certificate": "the client's certificate type or key usage is not accepted for client authentication",
+    "unsupported_certificate": "the client's certificate type or key usage is not accepted for client "
+    "authentication",
     "certificate_required": "the server requires a client certificate and the client sent none",
     "decrypt_error": "the client's CertificateVerify signature did not verify: the client key does not "
     "match its certificate, or a signature algorithm problem",

@@ -51,7 +51,9 @@ def idle_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
             )
         ]
     frame, ts, closer, what = min(closes)
-    data = [(s.last_data, i) for i, s in enumerate(sides) if s.last_data is not None and s.last_data[0] < frame]
+    data = [
+        (s.last_data, i) for i, s in enumerate(sides) if s.last_data is not None and s.last_data[0] < frame
+    ]
     if not data:
         return []
     (last_frame, last_ts), last_by = max(data)

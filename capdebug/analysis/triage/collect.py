@@ -238,7 +238,8 @@ def _with_issuer(r: ConnectionReport, shares: Sequence[TriageShare]) -> Connecti
     if not found:
         return r
     verdicts = [
-        replace(v, detail=v.detail + issuer_clause(min(found))) if v.code == "resumed" else v for v in r.verdicts
+        replace(v, detail=v.detail + issuer_clause(min(found))) if v.code == "resumed" else v
+        for v in r.verdicts
     ]
     return replace(r, verdicts=verdicts, resume_key=None)
 
@@ -248,7 +249,9 @@ def merge_shares(shares: Sequence[TriageShare]) -> list[ConnectionReport]:
     the order of every TCP connection's first frame, whichever share followed it."""
     rank = {frame: n for n, frame in enumerate(sorted(f for s in shares for f in s.first_frames), 1)}
     merged = [
-        replace(_with_issuer(r, shares), conn=rank[s.first_frames[r.conn - 1]]) for s in shares for r in s.reports
+        replace(_with_issuer(r, shares), conn=rank[s.first_frames[r.conn - 1]])
+        for s in shares
+        for r in s.reports
     ]
     merged.sort(key=lambda r: r.conn)
     return merged

@@ -68,8 +68,7 @@ def rejected_without_keys(c: Conn) -> Verdict | None:
     had_cert = flight > _CERTIFICATE_FLIGHT
     confidence = "high" if len(after) == 1 and after[0][2] == 19 and had_cert else "medium"
     what = (
-        f"the client's second flight ({flight} bytes protected, large enough to carry a client "
-        "certificate)"
+        f"the client's second flight ({flight} bytes protected, large enough to carry a client certificate)"
         if had_cert
         else f"the client's second flight ({flight} bytes protected: Finished, likely no certificate)"
     )
@@ -145,4 +144,3 @@ def peer_chain(c: Conn, i: int, a: AlertEvent) -> str:
     if top.issuer not in issuers:
         detail += f"; the chain ends at {top.issuer}, which the server must trust for client certificates"
     return detail
-

@@ -11,8 +11,8 @@ from .catalog import ALERT_CAUSES, CLIENT_CERT_CAUSES, Verdict
 from .certificates import certificate_verdicts
 from .closing import idle_verdicts
 from .model import NAMES, TLS12, TLS13, Conn, Side
-from .resumption import issuer_clause
 from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
+from .resumption import issuer_clause
 
 __all__ = ["verdicts"]
 
@@ -414,8 +414,10 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
         last = c.sides[1 - i].last_handshake
         if last:
             detail += f" after the {NAMES[1 - i]}'s {last}"
-    if i == 1 and (c.client_certificate is not None or c.certificate_request is not None) and (
-        a.name in CLIENT_CERT_CAUSES
+    if (
+        i == 1
+        and (c.client_certificate is not None or c.certificate_request is not None)
+        and (a.name in CLIENT_CERT_CAUSES)
     ):
         cause = None  # said by peer_chain, about the client's certificate
     if cause:
