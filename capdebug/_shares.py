@@ -66,7 +66,9 @@ def _share(
 ) -> TriageShare:
     t = Triage(slow_handshake_s=slow)
     decoder = Decoder(
-        keys.keylog, DecodeOptions(decrypt_app_data=False, partition=(k, n)), late_secrets=keys.late_randoms
+        keys.keylog,
+        DecodeOptions(decrypt_app_data=False, partition=(k, n), app_data_sink=t.app_data),
+        late_secrets=keys.late_randoms,
     )
     with open_capture(capture) as reader:
         for ev in run_decoder(reader, decoder, progress):

@@ -175,7 +175,9 @@ def triage_capture(
         if shared is not None:
             return TriageResult(_by_endpoint(shared[0], host, port), shared[1])
     t = Triage(slow_handshake_s=slow_handshake)
-    with decode_capture(capture, ck, decrypt_app_data=False, progress=progress, conns=wanted) as decoding:
+    with decode_capture(
+        capture, ck, decrypt_app_data=False, progress=progress, conns=wanted, app_data_sink=t.app_data
+    ) as decoding:
         for ev in decoding:
             t.add(ev)
             if also is not None:

@@ -180,6 +180,8 @@ def test_every_catalog_code_has_a_capture() -> None:
         "likely_handshake_rejected", "warning_alert",
         # tests/triage/test_closing.py:
         "idle_close", "open_at_capture_end",
+        # tests/triage/test_http.py (nginx and curl):
+        "app_close", "proxy_error",
     }  # fmt: skip
     assert set(CATALOG) == tested
     assert set(MANIFEST) == set(scenarios.SCENARIOS)

@@ -107,6 +107,17 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Nothing, unless the client reuses such connections: then match its idle timeout to "
         "the server's (shorter on the client).",
     ),
+    "app_close": (
+        "The application announced the end of the connection before it closed: an HTTP/2 GOAWAY "
+        "(last stream id and error code in the detail) or an HTTP/1.x Connection: close.",
+        "Nothing when the error code is NO_ERROR; otherwise the code names the problem (RFC 9113 7).",
+    ),
+    "proxy_error": (
+        "The server answered 502, 503 or 504: a proxy or gateway in front could not get a good "
+        "answer from its upstream (refused, reset, timed out, or its TLS to the upstream failed).",
+        "The proxy's error log and its upstream leg (capture it too: a client certificate the "
+        "backend rejects shows there).",
+    ),
     "open_at_capture_end": (
         "The connection was still open when the capture ended: no close is in the capture.",
         "Capture longer if the close is what matters.",

@@ -25,6 +25,10 @@ def idle_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
         likely = s.last_app if s.likely_close is not None and s.close_notify is None else None
         if likely is not None and likely[0] != s.likely_close:
             likely = None
+        if s.likely_close is not None and s.close_notify is None and likely is None:
+            # TLS 1.2: the encrypted alert is an AlertEvent (its content type is visible).
+            alert = next((a for a in s.alerts if a.frame == s.likely_close), None)
+            likely = None if alert is None else (alert.frame, alert.ts_ns)
         for what, at in (
             ("close_notify", s.close_notify),
             ("likely close_notify (encrypted, no keys)", likely),
@@ -33,6 +37,9 @@ def idle_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
         ):
             if at is not None:
                 closes.append((at[0], at[1], i, what))
+    for frame, i, fact, ts in c.app:
+        if fact.closes:  # GOAWAY, Connection: close: the application's own close comes first
+            closes.append((frame, ts, i, fact.text))
     if not closes:
         if done is False or c.last_frame == 0:
             return []  # handshake_incomplete says it

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -19,6 +20,7 @@ from ..events import (
     UndecryptableEvent,
 )
 from ..messages import alpn, early_data, negotiated_version, psk_selected, server_name
+from .app_rules import app_facts
 from .model import KEPT_PROTECTED, TLS12, TLS13, WHO, Conn, ConnectionReport, Side
 from .resumption import Issued, issuer_clause, note_issued, resume_key, resumed_how
 from .rules import verdicts
@@ -33,6 +35,15 @@ class Triage:
         self.conns: dict[int, Conn] = {}
         self.slow_handshake_s = slow_handshake_s
         self.issued: Issued = {}
+        self._plain: dict[tuple[int, str], deque[bytes]] = {}
+        """Decrypted records' plaintext (from :meth:`app_data`) waiting for their events."""
+
+    def app_data(self, conn: int, who: str, data: bytes) -> None:
+        """The decoder's ``app_data_sink``: called with each decrypted application_data
+        record's plaintext, in the order of their :class:`AppDataEvent` per direction (the
+        events may come later: the decoder holds them while it orders packets). Only the
+        first bytes are kept (request/status lines, frames)."""
+        self._plain.setdefault((conn, who), deque()).append(bytes(data[:4096]))
 
     def add(self, ev: DecodeEvent) -> None:
         if type(ev) is AppDataEvent:
@@ -47,6 +58,12 @@ class Triage:
             if ev.frame > c.last_frame:
                 c.last_frame = ev.frame
             sides = c.sides
+            if ev.decrypted and self._plain:
+                waiting = self._plain.get((ev.conn, ev.from_))
+                if waiting:
+                    c.app.extend(
+                        (ev.frame, WHO[ev.from_], f, ev.ts_ns) for f in app_facts(c, waiting.popleft())
+                    )
             if ev.from_ == "server":
                 self._app_data(c, sides[1], sides[0], ev)
             else:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...wire.constants import ProtocolVersion
+from ..app import AppFact
 from ..events import AlertEvent, HandshakeEvent, UndecryptableEvent
 from .catalog import SEVERITY_RANK, Verdict
 
@@ -90,6 +91,10 @@ class Conn:
     early_data_accepted: bool | None = None
     early_records: int = 0
     tls_seen: bool = False
+    h2: bool = False
+    """HTTP/2 seen by content (a connection preface) when no ALPN was negotiated."""
+    app: list[tuple[int, int, AppFact, int]] = field(default_factory=list)
+    """(frame, side, fact, ts) from the decrypted records triage opened (see :mod:`..app`)."""
 
 
 @dataclass(slots=True)

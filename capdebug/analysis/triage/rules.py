@@ -7,6 +7,7 @@ from ...wire.constants import CipherSuite, NamedGroup, name_of, version_name
 from ...wire.handshake import ClientHello, ServerHello
 from ..events import AlertEvent, Reason
 from ..messages import hrr_group, offered_groups, offered_versions
+from .app_rules import app_verdicts
 from .catalog import ALERT_CAUSES, CLIENT_CERT_CAUSES, Verdict
 from .certificates import certificate_verdicts
 from .closing import idle_verdicts
@@ -242,6 +243,7 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     # Closing.
     out.extend(_close_verdicts(c, done, rejected))
     out.extend(idle_verdicts(c, done))
+    out.extend(app_verdicts(c))
 
     # Timing.
     if c.client_hello is not None and done is not False:
