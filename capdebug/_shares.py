@@ -66,13 +66,15 @@ def _share(
 ) -> TriageShare:
     t = Triage(slow_handshake_s=slow)
     decoder = Decoder(
-        keys.keylog, DecodeOptions(decrypt_app_data=False, partition=(k, n)), late_secrets=keys.late_randoms
+        keys.keylog,
+        DecodeOptions(decrypt_app_data=False, partition=(k, n), app_data_sink=t.app_data),
+        late_secrets=keys.late_randoms,
     )
     with open_capture(capture) as reader:
         for ev in run_decoder(reader, decoder, progress):
             t.add(ev)
         warnings = list(reader.warnings)
-    return TriageShare(t.reports(), decoder.first_frames, decoder.partition_dependent, warnings)
+    return TriageShare(t.reports(), decoder.first_frames, decoder.partition_dependent, warnings, t.issued)
 
 
 def triage_in_shares(

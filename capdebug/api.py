@@ -155,6 +155,9 @@ def triage_capture(
     jobs: int = 1,
     also: Callable[[DecodeEvent], None] | None = None,
     progress: Progress | None = None,
+    conns: Iterable[int] | None = None,
+    host: str | None = None,
+    port: int | None = None,
 ) -> TriageResult:
     """Triage ``capture``: per connection, the verdicts saying what went wrong and who did it
     (application data is counted, not decrypted).
@@ -162,21 +165,44 @@ def triage_capture(
     ``slow_handshake`` is the number of seconds above which a handshake is reported slow;
     ``also`` sees every decoded event too (e.g. to draw ladders). Without ``also``, ``jobs`` > 1
     lets that many forked processes share the work (POSIX; see :mod:`capdebug._shares`): the
-    result is the same, only sooner. :func:`auto_jobs` picks a number for a capture."""
+    result is the same, only sooner. :func:`auto_jobs` picks a number for a capture.
+
+    ``conns`` keeps only these connection numbers (numbered as ``decrypt`` numbers them; the
+    others are not decoded), ``host``/``port`` only the connections with that address or port
+    on either side."""
     ck = _capture_keys(keys)
-    if also is None and jobs > 1:
+    wanted = frozenset(conns) if conns else None
+    if also is None and jobs > 1 and wanted is None:
         shared = _shares.triage_in_shares(
             Path(capture), ck, slow_handshake=slow_handshake, jobs=jobs, progress=progress
         )
         if shared is not None:
-            return TriageResult(*shared)
+            return TriageResult(_by_endpoint(shared[0], host, port), shared[1])
     t = Triage(slow_handshake_s=slow_handshake)
-    with decode_capture(capture, ck, decrypt_app_data=False, progress=progress) as decoding:
+    with decode_capture(
+        capture, ck, decrypt_app_data=False, progress=progress, conns=wanted, app_data_sink=t.app_data
+    ) as decoding:
         for ev in decoding:
             t.add(ev)
             if also is not None:
                 also(ev)
-    return TriageResult(t.reports(), decoding.warnings)
+    return TriageResult(_by_endpoint(t.reports(), host, port), decoding.warnings)
+
+
+def _by_endpoint(
+    reports: list[ConnectionReport], host: str | None, port: int | None
+) -> list[ConnectionReport]:
+    """The reports of connections with ``host`` and ``port`` on either side (None: any)."""
+    if host is None and port is None:
+        return reports
+    out = []
+    for r in reports:
+        ends = [e.rsplit(":", 1) for e in (r.client, r.server)]
+        if (host is None or host in {h.strip("[]") for h, _ in ends}) and (
+            port is None or str(port) in {p for _, p in ends}
+        ):
+            out.append(r)
+    return out
 
 
 def auto_jobs(capture: CapturePath, jobs: int = 0) -> int:

@@ -31,7 +31,7 @@ def describe_keys(keys: CaptureKeys) -> str:
         where.append(f"$SSLKEYLOGFILE ({os.path.basename(keys.from_env)})")
     if not where:
         return "none: no key log given, so encrypted records stay encrypted"
-    n = len(keys.keylog)
+    n = keys.keylog.sessions  # sessions, not lines: a TLS 1.3 session logs five lines
     return f"{'; '.join(where)} ({n} session{'s' if n != 1 else ''} with secrets)"
 
 

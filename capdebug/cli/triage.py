@@ -37,6 +37,9 @@ def triage(
     slow_handshake: float = typer.Option(
         1.0, "--slow-handshake", help="Seconds above which a handshake is slow."
     ),
+    conn: list[int] = typer.Option([], "--conn", help="Only this connection number; repeatable."),
+    host: str | None = typer.Option(None, "--host", help="Only connections to or from this address."),
+    port: int | None = typer.Option(None, "--port", help="Only connections on this port."),
     no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
     jobs: int = typer.Option(
         0,
@@ -60,13 +63,24 @@ def triage(
 
       capdebug triage case.pcap --keylog keys.log --all
 
+      capdebug triage case.pcap --conn 3 --conn 5
+
+      capdebug triage case.pcap --host 10.0.0.5 --port 443
+
       capdebug triage case.pcap --json | jq '.connections[] | select(.worst != null)'
     """
     keys = load_cli_keys(capture, keylog, no_env=no_env, rsa_keys=rsa_key)
     progress = progress_printer(f"triaging {capture.name}")
     try:
         reports, warnings = triage_capture(
-            capture, keys, slow_handshake=slow_handshake, jobs=auto_jobs(capture, jobs), progress=progress
+            capture,
+            keys,
+            slow_handshake=slow_handshake,
+            jobs=auto_jobs(capture, jobs),
+            progress=progress,
+            conns=conn or None,
+            host=host,
+            port=port,
         )
     finally:
         if progress is not None:

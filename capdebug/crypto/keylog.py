@@ -388,6 +388,12 @@ class KeyLog:
         """Number of client_random-keyed entries (legacy RSA lines are counted apart)."""
         return len(self._order)
 
+    @property
+    def sessions(self) -> int:
+        """Number of TLS sessions with secrets: distinct client_randoms (a TLS 1.3 session
+        has five lines) plus legacy RSA premasters."""
+        return len(self._by_random) + len(self._rsa)
+
     def __contains__(self, client_random: object) -> bool:
         return client_random in self._by_random
 

@@ -158,6 +158,9 @@ class CertSummary:
     signature_algorithm: str
     sha256_fingerprint: str
     """Lowercase hex of SHA-256 over the DER."""
+    extended_key_usage: tuple[str, ...] | None = None
+    """Extended key usage purposes ("serverAuth", "clientAuth", ...; RFC 5280 4.2.1.12), None
+    when the certificate has no such extension (any purpose is then allowed)."""
 
 
 def _load_der(der: bytes) -> x509.Certificate:
@@ -267,6 +270,14 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+def _eku(cert: x509.Certificate) -> tuple[str, ...] | None:
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    return tuple(_oid_name(u) for u in usages)
+
+
 def summarize_certificate(der: bytes) -> CertSummary:
     """Summarise a DER certificate; malformed input raises :class:`CertificateDecodeError`."""
     cert = _load_der(der)
@@ -296,6 +307,7 @@ def _summary(cert: x509.Certificate, der: bytes) -> CertSummary:
         is_ca=_is_ca(cert),
         signature_algorithm=_oid_name(cert.signature_algorithm_oid),
         sha256_fingerprint=hashlib.sha256(der).hexdigest(),
+        extended_key_usage=_eku(cert),
     )
 
 

@@ -37,6 +37,9 @@ def test_report_writes_a_page_with_the_connection(tmp_path: Path) -> None:
     assert conn["worst"] == ["premature_close", "error"]
     assert "tls13-premature-close.pcap" in page and "tls13-premature-close.keys" in page
     assert any(s[3] == "alert decode_error" for s in conn["ladder"])  # decrypted with the key log
+    # One TLS 1.3 session: five key log lines, one session with secrets.
+    assert len([ln for ln in keys.read_text().splitlines() if ln and not ln.startswith("#")]) == 5
+    assert "(1 session with secrets)" in page
 
 
 def test_report_without_keys_says_so_and_to_stdout(tmp_path: Path) -> None:

@@ -177,7 +177,13 @@ def test_every_catalog_code_has_a_capture() -> None:
         "hello_retry_request", "resumed", "early_data", "key_update", "slow_handshake",
         "likely_close_notify", "tcp_only",
         # captured by tests/keysrc/test_renegotiation.py (a refused renegotiation):
-        "warning_alert", "renegotiation_refused",
+        "renegotiation_refused",
+        # tests/triage/test_rejections.py makes these captures live:
+        "likely_handshake_rejected", "warning_alert",
+        # tests/triage/test_closing.py:
+        "idle_close", "open_at_capture_end",
+        # tests/triage/test_http.py (nginx and curl):
+        "app_close", "proxy_error",
     }  # fmt: skip
     # The plaintext prelude's verdicts have real captures of their own in tests/upgrade
     # (PostgreSQL, exim, dovecot, tinyproxy, an HTTP server, a TLS port).
@@ -284,10 +290,13 @@ def test_handshake_alert_protocol_version() -> None:
 def test_alert_after_handshake_certificate_required() -> None:
     """TLS 1.3: the server rejects the missing client certificate after the client's Finished."""
     r = only(triage("alert"))
-    v = one(r, "alert")
+    v = one(r, "handshake_alert")  # it answers the client's second flight: the handshake never completed
     assert (v.severity, v.by) == ("error", "server")
     assert v.frame == frames("alert", from_client=False, alerts=116)[0]  # certificate_required
     assert "certificate_required" in v.detail
+    assert "second flight" in v.detail
+    assert "empty Certificate" in v.detail  # the client's (empty) chain, not the server's
+    assert "alert" not in codes(r)
 
 
 def test_handshake_incomplete_capture_ends() -> None:

@@ -1,9 +1,11 @@
 """Bulk records: protected application data counted without being opened.
 
 Consumers choose their cost: ``decrypt_app_data=False`` (triage) decrypts only the records that
-can change what happens next (handshake, alerts, and TLS 1.3 records small enough to be an alert
-or KeyUpdate); bulk application data is counted, not decrypted, and (with the frame filter) its
-bytes are dropped unread. Records no key can open are counted the same way.
+can change what happens next or explain a close: handshake, alerts, records small enough to be an
+alert, a KeyUpdate or an HTTP/2 control frame, and the first records of each direction (tickets,
+HTTP/1 request and status lines, the HTTP/2 preface). Bulk application data is counted, not
+decrypted, and (with the frame filter) its bytes are dropped unread. Records no key can open are
+counted the same way.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from .session import _Direction, _Session
 _APPLICATION = Stage.APPLICATION
 """Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
 _SMALL_PROTECTED = 64
-"""In triage mode, TLS 1.3 protected records up to this size are decrypted: alerts (19 bytes
-with a 16-byte tag), KeyUpdate (21), and other control messages."""
+"""In triage mode, protected records up to this size are decrypted: TLS 1.3 alerts (19 bytes
+with a 16-byte tag), KeyUpdate (21), and the HTTP/2 control frames that explain a close
+(GOAWAY 17 bytes, RST_STREAM 13, SETTINGS ACK 9, plus the record's overhead)."""
 _FIRST_OPENED = 4
-"""In triage mode, the first TLS 1.3 application-stage records of a direction are opened
-anyway: NewSessionTickets come there, and they are not application data."""
+"""In triage mode, the first application-stage records of a direction are opened anyway:
+TLS 1.3 NewSessionTickets come there, and so do the HTTP/1 request and status lines and the
+HTTP/2 preface and SETTINGS that tell the application layer (TLS 1.2 as well as 1.3)."""
 
 
 class _Bulk(_Content):
@@ -36,10 +40,9 @@ class _Bulk(_Content):
             self.options.decrypt_app_data
             or d.candidates
             or (d.seq_unknown and not d.lost_seq)
-            or (
-                keys.is_tls13
-                and (keys.stage is not _APPLICATION or length <= _SMALL_PROTECTED or keys.seq < _FIRST_OPENED)
-            )
+            or keys.stage is not _APPLICATION
+            or length <= _SMALL_PROTECTED
+            or keys.seq < _FIRST_OPENED
         )
 
     def _count_bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ALERT_CAUSES", "CATALOG", "SEVERITY_RANK", "Verdict"]
+__all__ = ["ALERT_CAUSES", "CATALOG", "CLIENT_CERT_CAUSES", "SEVERITY_RANK", "Verdict"]
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -48,18 +48,30 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Nothing; this is normal for many stacks.",
     ),
     "handshake_alert": (
-        "A fatal alert ended the handshake.",
-        "See the detail: the alert and the hellos usually name the cause.",
+        "A fatal alert ended the handshake. In TLS 1.3 this includes a server's alert answering "
+        "the client's second flight (Certificate, CertificateVerify, Finished): the client thought "
+        "the handshake was done, the server had not accepted it.",
+        "See the detail: the alert, who sent it and the certificate it answers usually name the cause.",
+    ),
+    "likely_handshake_rejected": (
+        "Without keys: a TLS 1.3 server answered the client's second flight with one or two short "
+        "protected records (the size of an encrypted alert), no NewSessionTicket, and the "
+        "connection closed: most likely the server rejected the handshake (often the client's "
+        "certificate). The detail says how sure the inference is.",
+        "Provide the key log to read the alert; check the server's log and its trust store for "
+        "client certificates, and the client certificate's dates and issuer.",
+    ),
+    "warning_alert": (
+        "A side sent a warning-level alert (other than close_notify): it does not end the "
+        "connection by itself (RFC 5246 7.2; TLS 1.3 treats all but close_notify and "
+        "user_canceled as fatal).",
+        "Usually nothing: warnings such as unrecognized_name or user_canceled are informational; "
+        "look at what the peer did next (after no_renegotiation, see renegotiation_refused).",
     ),
     "alert": (
         "An alert after the handshake.",
         "A fatal alert after the handshake usually means a record failed authentication "
         "(bad_record_mac), a protocol error, or a client certificate rejected late (TLS 1.3).",
-    ),
-    "warning_alert": (
-        "A warning-level alert (RFC 5246 7.2): the sender reports a condition, and the connection may go on.",
-        "Nothing by itself; if the connection ended soon after, the fatal alert or close that "
-        "followed names the cause.",
     ),
     "renegotiation_refused": (
         "A TLS 1.2 renegotiation was refused (warning no_renegotiation, RFC 5246 7.2.2) and the "
@@ -69,8 +81,9 @@ CATALOG: dict[str, tuple[str, str]] = {
         "authentication for a late client certificate).",
     ),
     "handshake_incomplete": (
-        "The handshake did not finish before the connection closed or the capture ended.",
-        "Look at the last message of each side: the other side never answered it.",
+        "The handshake did not finish before the connection closed or the capture ended; ``by`` "
+        "is the side whose turn it was (it never answered the other's last message).",
+        "Look at the side whose turn it was: its logs, its load, a firewall dropping its packets.",
     ),
     "certificate_problem": (
         "The server's certificate is likely to be rejected.",
@@ -90,7 +103,32 @@ CATALOG: dict[str, tuple[str, str]] = {
         "The server asked for another key share (HelloRetryRequest): one extra round trip.",
         "Offer the server's preferred group in the first key_share to save the round trip.",
     ),
-    "resumed": ("The session was resumed (PSK or session ID/ticket).", "Nothing."),
+    "resumed": (
+        "The session was resumed: the detail says how (session ID, session ticket, PSK) and, when "
+        "the capture shows it, which earlier connection issued the session.",
+        "Nothing.",
+    ),
+    "idle_close": (
+        "The first close came long after the last data: an idle timeout (e.g. a server's "
+        "keep-alive timeout) on the closing side. The detail says who closed, how and who went quiet.",
+        "Nothing, unless the client reuses such connections: then match its idle timeout to "
+        "the server's (shorter on the client).",
+    ),
+    "app_close": (
+        "The application announced the end of the connection before it closed: an HTTP/2 GOAWAY "
+        "(last stream id and error code in the detail) or an HTTP/1.x Connection: close.",
+        "Nothing when the error code is NO_ERROR; otherwise the code names the problem (RFC 9113 7).",
+    ),
+    "proxy_error": (
+        "The server answered 502, 503 or 504: a proxy or gateway in front could not get a good "
+        "answer from its upstream (refused, reset, timed out, or its TLS to the upstream failed).",
+        "The proxy's error log and its upstream leg (capture it too: a client certificate the "
+        "backend rejects shows there).",
+    ),
+    "open_at_capture_end": (
+        "The connection was still open when the capture ended: no close is in the capture.",
+        "Capture longer if the close is what matters.",
+    ),
     "early_data": ("The client sent 0-RTT early data.", "Whether the server accepted it is in the detail."),
     "key_update": ("A side updated its traffic keys (KeyUpdate).", "Nothing."),
     "slow_handshake": (
@@ -155,6 +193,24 @@ ALERT_CAUSES: dict[str, str] = {
     "access_denied": "the peer refused the connection by policy (e.g. client certificate not allowed)",
     "missing_extension": "a mandatory extension was not sent",
     "unsupported_extension": "an extension was sent that the peer did not offer",
+}
+
+CLIENT_CERT_CAUSES: dict[str, str] = {
+    # A server's alert about the client's certificate (mutual TLS): what to check on which side.
+    "unknown_ca": "the server's trust store for client certificates (e.g. nginx ssl_client_certificate, "
+    "OpenSSL -CAfile) does not hold the CA that issued the client's chain",
+    "certificate_expired": "the client's certificate (or one of its chain) is expired, or the server's "
+    "clock is wrong",
+    "bad_certificate": "the server found the client's certificate unusable (signature, usage or encoding)",
+    "certificate_unknown": "the server rejected the client's certificate without naming why (check its log)",
+    "unsupported_certificate": "the client's certificate type or key usage is not accepted for client "
+    "authentication",
+    "certificate_required": "the server requires a client certificate and the client sent none",
+    "decrypt_error": "the client's CertificateVerify signature did not verify: the client key does not "
+    "match its certificate, or a signature algorithm problem",
+    "access_denied": "the server's policy refused this client (a valid certificate that is not allowed, "
+    "or a verification failure GnuTLS reports this way)",
+    "certificate_revoked": "the client's certificate is revoked according to the server's CRL/OCSP",
 }
 
 

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ...wire.constants import CipherSuite, name_of, version_name
 from ...wire.handshake import ClientHello, EncryptedExtensions, ServerHello
@@ -21,7 +22,9 @@ from ..events import (
     UpgradeEvent,
 )
 from ..messages import alpn, early_data, negotiated_version, psk_selected, server_name
-from .model import TLS12, TLS13, WHO, Conn, ConnectionReport, Side
+from .app_rules import app_facts
+from .model import KEPT_PROTECTED, TLS12, TLS13, WHO, Conn, ConnectionReport, Side
+from .resumption import Issued, issuer_clause, note_issued, resume_key, resumed_how
 from .rules import verdicts
 
 __all__ = ["Triage", "TriageShare", "merge_shares", "triage"]
@@ -33,6 +36,16 @@ class Triage:
     def __init__(self, *, slow_handshake_s: float = 1.0) -> None:
         self.conns: dict[int, Conn] = {}
         self.slow_handshake_s = slow_handshake_s
+        self.issued: Issued = {}
+        self._plain: dict[tuple[int, str], deque[bytes]] = {}
+        """Decrypted records' plaintext (from :meth:`app_data`) waiting for their events."""
+
+    def app_data(self, conn: int, who: str, data: bytes) -> None:
+        """The decoder's ``app_data_sink``: called with each decrypted application_data
+        record's plaintext, in the order of their :class:`AppDataEvent` per direction (the
+        events may come later: the decoder holds them while it orders packets). Only the
+        first bytes are kept (request/status lines, frames)."""
+        self._plain.setdefault((conn, who), deque()).append(bytes(data[:4096]))
 
     def add(self, ev: DecodeEvent) -> None:
         if type(ev) is AppDataEvent:
@@ -47,6 +60,12 @@ class Triage:
             if ev.frame > c.last_frame:
                 c.last_frame = ev.frame
             sides = c.sides
+            if ev.decrypted and self._plain:
+                waiting = self._plain.get((ev.conn, ev.from_))
+                if waiting:
+                    c.app.extend(
+                        (ev.frame, WHO[ev.from_], f, ev.ts_ns) for f in app_facts(c, waiting.popleft())
+                    )
             if ev.from_ == "server":
                 self._app_data(c, sides[1], sides[0], ev)
             else:
@@ -112,7 +131,13 @@ class Triage:
         side.likely_close = ev.frame if tls13_alert_size else None
         if not ev.decrypted:
             side.protected_records += 1
+            if len(side.protected) < KEPT_PROTECTED:
+                side.protected.append((ev.frame, ev.ts_ns, ev.length))
+        if side.after_peer_finished is None and peer.finished is not None:
+            side.after_peer_finished = ev.frame
         at = (ev.frame, ev.ts_ns)
+        if not tls13_alert_size:
+            side.last_data = at
         if side.first_app is None:
             side.first_app = at
         side.last_app = at
@@ -126,6 +151,13 @@ class Triage:
         side.last_handshake = ev.name
         side.likely_close = None
         name = ev.name
+        me = 0 if side is c.sides[0] else 1
+        peer = c.sides[1 - me]
+        if c.client_hello is not None or name == "client_hello":
+            c.last_handshake_from = me
+        note_issued(self.issued, c, msg)
+        if side.after_peer_finished is None and peer.finished is not None:
+            side.after_peer_finished = ev.frame
         if name == "client_hello" and c.client_hello is None:
             c.client_hello = ev
             hello = msg if isinstance(msg, ClientHello) else None
@@ -141,8 +173,9 @@ class Triage:
             chosen = alpn(sh) if sh else None
             if chosen is not None:
                 c.alpn = chosen
-            if sh is not None and psk_selected(sh) is not None:
+            if sh is not None and (index := psk_selected(sh)) is not None:
                 c.resumed = True
+                c.psk_index = index
             elif c.version == TLS12 and c.client_hello is not None:
                 # TLS 1.2 resumption: the server echoes the client's session ID (RFC 5246 7.4.1.3).
                 c.resumed = False  # decided at the server's next message
@@ -156,6 +189,10 @@ class Triage:
                 c.early_data_accepted = early_data(ee) if ee else False
         elif name == "certificate" and ev.from_ == "server" and c.certificate is None:
             c.certificate = ev
+        elif name == "certificate" and ev.from_ == "client" and c.client_certificate is None:
+            c.client_certificate = ev
+        elif name == "certificate_request" and c.certificate_request is None:
+            c.certificate_request = ev.frame
         elif name == "finished":
             if side.finished is None:
                 side.finished = (ev.frame, ev.ts_ns)
@@ -180,6 +217,8 @@ class Triage:
         return None if c is None else self._report(c)
 
     def _report(self, c: Conn) -> ConnectionReport:
+        if c.resumed and c.resumed_how is None:
+            c.resumed_how, c.resumed_from = resumed_how(c, self.issued, c.psk_index)
         duration = (
             (c.last_ts - c.first_ts) / 1e9 if c.first_ts is not None and c.last_ts is not None else None
         )
@@ -196,6 +235,7 @@ class Triage:
             c.sides[0].app_bytes,
             c.sides[1].app_bytes,
             verdicts(c, slow_handshake_s=self.slow_handshake_s),
+            resume_key(c) if c.resumed_from is None else None,
         )
 
 
@@ -209,13 +249,33 @@ class TriageShare:
     dependent: bool
     """The decoder said something that depends on the other shares' connections."""
     warnings: list[str]
+    issued: Issued = field(default_factory=dict)
+    """Session IDs and tickets the share's servers issued (see :mod:`.resumption`)."""
+
+
+def _with_issuer(r: ConnectionReport, shares: Sequence[TriageShare]) -> ConnectionReport:
+    """A resumed connection whose issuer another share followed: name it as one process would."""
+    if r.resume_key is None:
+        return r
+    found = [f for s in shares if (f := s.issued.get(r.resume_key)) is not None and f < r.first_frame]
+    if not found:
+        return r
+    verdicts = [
+        replace(v, detail=v.detail + issuer_clause(min(found))) if v.code == "resumed" else v
+        for v in r.verdicts
+    ]
+    return replace(r, verdicts=verdicts, resume_key=None)
 
 
 def merge_shares(shares: Sequence[TriageShare]) -> list[ConnectionReport]:
     """The reports of a capture triaged in shares, numbered as one decoder numbers them: by
     the order of every TCP connection's first frame, whichever share followed it."""
     rank = {frame: n for n, frame in enumerate(sorted(f for s in shares for f in s.first_frames), 1)}
-    merged = [replace(r, conn=rank[s.first_frames[r.conn - 1]]) for s in shares for r in s.reports]
+    merged = [
+        replace(_with_issuer(r, shares), conn=rank[s.first_frames[r.conn - 1]])
+        for s in shares
+        for r in s.reports
+    ]
     merged.sort(key=lambda r: r.conn)
     return merged
 

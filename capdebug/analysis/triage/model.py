@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...wire.constants import ProtocolVersion
+from ..app import AppFact
 from ..events import AlertEvent, HandshakeEvent, PlaintextEvent, UndecryptableEvent, UpgradeEvent
 from .catalog import SEVERITY_RANK, Verdict
 
-__all__ = ["NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
+__all__ = ["KEPT_PROTECTED", "NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
+
+KEPT_PROTECTED = 8
+"""Unreadable records kept per side (:attr:`Side.protected`): a handshake and its answer."""
 
 
 @dataclass(slots=True)
@@ -30,6 +34,8 @@ class Side:
     last_app: tuple[int, int] | None = None
     app_after_own_close: tuple[int, int] | None = None
     app_after_peer_close: int = 0
+    last_data: tuple[int, int] | None = None
+    """(frame, ts) of this side's last data record, not counting a 19-byte likely alert."""
     likely_close: int | None = None
     """Frame of this side's last record when it was an unreadable alert: a 19-byte protected
     TLS 1.3 record or an encrypted TLS 1.2 alert (reset by any later record)."""
@@ -41,6 +47,12 @@ class Side:
     snaplen_gaps: int = 0
     undecryptable: list[UndecryptableEvent] = field(default_factory=list)
     protected_records: int = 0
+    protected: list[tuple[int, int, int]] = field(default_factory=list)
+    """(frame, ts, length) of this side's first :data:`KEPT_PROTECTED` records that could not
+    be read (no keys): enough to see how a TLS 1.3 handshake ended without keys."""
+    after_peer_finished: int | None = None
+    """Frame of this side's first handshake message or data record after the peer's Finished
+    (a server's NewSessionTicket or response): the peer's last flight was accepted."""
 
 
 @dataclass(slots=True)
@@ -58,6 +70,9 @@ class Conn:
     server_hello: HandshakeEvent | None = None
     hrr: HandshakeEvent | None = None
     certificate: HandshakeEvent | None = None
+    client_certificate: HandshakeEvent | None = None
+    certificate_request: int | None = None
+    """Frame of the server's CertificateRequest (mutual TLS), when readable."""
     encrypted_extensions: HandshakeEvent | None = None
     sni: str | None = None
     alpn: str | None = None
@@ -65,6 +80,13 @@ class Conn:
     """The negotiated ProtocolVersion (supported_versions, else legacy_version)."""
     cipher_suite: int | None = None
     resumed: bool = False
+    resumed_how: str | None = None
+    """session ID, session ticket, PSK (see :mod:`.resumption`)."""
+    resumed_from: int | None = None
+    """First frame of the earlier connection that issued the resumed session, when seen."""
+    psk_index: int | None = None
+    last_handshake_from: int | None = None
+    """0 (client) or 1 (server): who sent the last handshake message (whose turn it then was)."""
     early_data_offered: bool = False
     early_data_accepted: bool | None = None
     early_records: int = 0
@@ -72,6 +94,10 @@ class Conn:
     upgrades: list[UpgradeEvent] = field(default_factory=list)
     """The plaintext prelude's upgrade commands and their replies (see analysis/prelude.py)."""
     plaintext: list[PlaintextEvent] = field(default_factory=list)
+    h2: bool = False
+    """HTTP/2 seen by content (a connection preface) when no ALPN was negotiated."""
+    app: list[tuple[int, int, AppFact, int]] = field(default_factory=list)
+    """(frame, side, fact, ts) from the decrypted records triage opened (see :mod:`..app`)."""
 
 
 @dataclass(slots=True)
@@ -90,6 +116,9 @@ class ConnectionReport:
     bytes_client: int
     bytes_server: int
     verdicts: list[Verdict]
+    resume_key: tuple[str, bytes] | None = None
+    """For a resumed session: its session ID or ticket (to find its issuer across shares of a
+    capture); not part of the JSON."""
 
     @property
     def worst(self) -> Verdict | None:

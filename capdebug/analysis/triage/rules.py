@@ -7,10 +7,14 @@ from ...wire.constants import CipherSuite, NamedGroup, name_of, version_name
 from ...wire.handshake import ClientHello, ServerHello
 from ..events import AlertEvent, Reason
 from ..messages import hrr_group, offered_groups, offered_versions
-from .catalog import ALERT_CAUSES, Verdict
-from .certificates import certificate_verdicts, chain
+from .app_rules import app_verdicts
+from .catalog import ALERT_CAUSES, CLIENT_CERT_CAUSES, Verdict
+from .certificates import certificate_verdicts
+from .closing import idle_verdicts
 from .model import NAMES, TLS12, TLS13, Conn, Side
 from .prelude import prelude_verdicts
+from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
+from .resumption import issuer_clause
 
 __all__ = ["verdicts"]
 
@@ -89,7 +93,10 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
         )
     if c.resumed:
         frame = c.server_hello.frame if c.server_hello else None
-        out.append(Verdict("resumed", "info", None, frame, "session resumed"))
+        how = f"session resumed by {c.resumed_how}" if c.resumed_how else "session resumed"
+        if c.resumed_from is not None:
+            how += issuer_clause(c.resumed_from)
+        out.append(Verdict("resumed", "info", None, frame, how))
     if c.early_data_offered:
         state = {True: "accepted", False: "rejected", None: "acceptance not visible without keys"}[
             c.early_data_accepted
@@ -151,7 +158,14 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     fatal.sort(key=lambda x: x[1].frame)
     hs_alert = None
     reaction = None
-    if fatal and (done is False or (c.sides[0].finished and fatal[0][1].frame <= c.sides[0].finished[0])):
+    rejected = rejected_without_keys(c) if done is not False else None
+    if rejected is not None:
+        out.append(rejected)
+    if fatal and (
+        done is False
+        or (c.sides[0].finished and fatal[0][1].frame <= c.sides[0].finished[0])
+        or answers_second_flight(c, *fatal[0])
+    ):
         i, a = fatal[0]
         hs_alert = a
         peer = sides[1 - i]
@@ -207,11 +221,14 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     for i, s in enumerate(sides):
         for a in s.alerts:
             if a.description not in (None, 0) and a.level == 1:
-                detail = f"warning alert {a.name} ({a.description})"
+                detail = (
+                    f"warning alert {a.name} ({a.description}) from the {NAMES[i]}: it does not end "
+                    "the connection by itself"
+                )
                 if a.name == "no_renegotiation":
-                    detail += f": the {NAMES[i]} refuses to renegotiate"
+                    detail += f"; the {NAMES[i]} refuses to renegotiate"
                 out.append(Verdict("warning_alert", "warning", NAMES[i], a.frame, detail))
-            elif a.description is None and a.frame != s.likely_close:
+            elif a.description is None and a.frame != s.likely_close and rejected is None:
                 out.append(
                     Verdict(
                         "alert",
@@ -230,18 +247,22 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     ):
         last = ", ".join(f"{NAMES[i]}: {s.last_handshake or 'nothing'}" for i, s in enumerate(sides))
         how = "the connection closed" if ended else "the capture ended"
+        turn = None if c.last_handshake_from is None else NAMES[1 - c.last_handshake_from]
+        whose = f"; it was the {turn}'s turn: it never answered" if turn else ""
         out.append(
             Verdict(
                 "handshake_incomplete",
                 "error",
-                None,
+                turn,
                 c.last_frame,
-                f"{how} during the handshake; last message from {last}",
+                f"{how} during the handshake; last message from {last}{whose}",
             )
         )
 
     # Closing.
-    out.extend(_close_verdicts(c, done))
+    out.extend(_close_verdicts(c, done, rejected))
+    out.extend(idle_verdicts(c, done))
+    out.extend(app_verdicts(c))
 
     # Timing.
     if c.client_hello is not None and done is not False:
@@ -257,7 +278,7 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     return out
 
 
-def _close_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
+def _close_verdicts(c: Conn, done: bool | None, rejected: Verdict | None) -> list[Verdict]:
     out: list[Verdict] = []
     sides = c.sides
     names = NAMES
@@ -294,12 +315,14 @@ def _close_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
 
     tcp_only = any(v.code == "tcp_only" for v in out)
     for i, s in enumerate(sides):
+        if rejected is not None and s.fin is not None:
+            continue  # the close followed the rejection (likely_handshake_rejected)
         if s.fin is not None and (s.rst is None or s.fin[0] < s.rst[0]):
             verdict = _fin_verdict(c, i, done)
             if verdict is not None:
                 out.append(verdict)
         if s.rst is not None and not tcp_only:
-            out.append(_rst_verdict(c, i, done))
+            out.append(_rst_verdict(c, i, done, rejected))
     return out
 
 
@@ -352,14 +375,15 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
     )
 
 
-def _rst_verdict(c: Conn, i: int, done: bool | None) -> Verdict:
+def _rst_verdict(c: Conn, i: int, done: bool | None, rejected: Verdict | None) -> Verdict:
     """A side sent RST: was the TLS session already over?"""
     s, peer = c.sides[i], c.sides[1 - i]
     me, other = NAMES[i], NAMES[1 - i]
     assert s.rst is not None
     rst = s.rst[0]
     over = (
-        s.close_notify is not None
+        rejected is not None
+        or s.close_notify is not None
         or s.fatal_alert is not None
         or peer.close_notify is not None
         or peer.fatal_alert is not None
@@ -401,10 +425,22 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
         return f"the {who} sent an encrypted alert (no keys to read it)"
     cause = ALERT_CAUSES.get(a.name)
     detail = f"the {who} sent fatal alert {a.name} ({a.description})"
-    if handshake:
+    second_flight = handshake and answers_second_flight(c, i, a)
+    if second_flight:
+        detail += (
+            " answering the client's second flight (Certificate, CertificateVerify, Finished) before "
+            "the server completed the handshake"
+        )
+    elif handshake:
         last = c.sides[1 - i].last_handshake
         if last:
             detail += f" after the {NAMES[1 - i]}'s {last}"
+    if (
+        i == 1
+        and (c.client_certificate is not None or c.certificate_request is not None)
+        and (a.name in CLIENT_CERT_CAUSES)
+    ):
+        cause = None  # said by peer_chain, about the client's certificate
     if cause:
         detail += f": usually {cause}"
     ch = c.client_hello.message if c.client_hello else None
@@ -423,11 +459,8 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
             hello.legacy_version if hello else None
         ]
         detail += f". Client offered {', '.join('None' if v is None else version_name(v) for v in versions)}"
-    elif (
-        a.name in ("unknown_ca", "bad_certificate", "certificate_unknown", "certificate_expired")
-        and c.certificate
+    elif a.name in CLIENT_CERT_CAUSES and (
+        i == 0 or c.client_certificate is not None or c.certificate_request is not None
     ):
-        names = [f"{x.subject} (issuer {x.issuer})" for x in chain(c.certificate) if not isinstance(x, str)]
-        if names:
-            detail += ". Chain sent: " + " <- ".join(names)
-    return detail
+        detail += peer_chain(c, i, a)
+    return detail + later_alerts(c.sides[i], a)
