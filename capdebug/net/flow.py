@@ -52,6 +52,10 @@ __all__ = [
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
+_SYN_SENT_SLACK = 1 << 16
+"""How far beyond what the capture shows of the SYN's sender an acknowledgment from its peer
+may go and still count as an answer (segments the capture lost); a stray acknowledgment, from
+an unrelated sequence space, falls there with a chance of 2**-16."""
 
 Endpoint = tuple[bytes, int]
 """``(address bytes, port)``."""
@@ -70,7 +74,7 @@ _DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
 class Connection:
     """One TCP connection. Mutable: the tracker updates it."""
 
-    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "streams")
+    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "streams", "stray_ack")
 
     def __init__(
         self,
@@ -93,6 +97,9 @@ class Connection:
         """Reassembly state per sending side, indexed by :class:`Direction`."""
         self.open = False
         """The tracker holds it (from its first segment until :class:`ConnectionClosed`)."""
+        self.stray_ack: int | None = None
+        """While in SYN-SENT: the acknowledgment number of the last segment from the SYN's
+        receiver that did not acknowledge the SYN (ignored; see :meth:`TcpTracker._syn_sent`)."""
 
     @property
     def client_str(self) -> str:
@@ -301,6 +308,9 @@ class TcpTracker:
     ) -> Sequence[FlowEvent]:
         flags = seg.flags
         streams = conn.streams
+        if (streams[d]._next is None and streams[1 - d].isn is not None) or conn.stray_ack is not None:
+            if self._syn_sent(conn, d, seg):
+                return _NOTHING if out is None else out
         if flags & _RST:
             return self._reset(conn, d, frame, ts_ns, out)
         released = streams[d].feed(seg.seq, seg.payload, flags, frame, ts_ns, seg.truncated)
@@ -316,6 +326,47 @@ class TcpTracker:
         if streams[0].fin_done and streams[1].fin_done:
             self._close(conn, out, frame)
         return out
+
+    def _syn_sent(self, conn: Connection, d: int, seg: TcpSegment) -> bool:
+        """Whether a segment belongs to the SYN-SENT exchange that the tracker ignores, with the
+        SYN of the other direction seen but no answer of this one yet (or with a stray segment
+        already ignored). Two kinds (RFC 9293 3.10.7.3, formerly RFC 793 3.4 "Reset Generation"):
+
+        * From the SYN's receiver, anything but a SYN whose ACK does not acknowledge the SYN:
+          an unacceptable ACK, typically the challenge ACK of a socket in TIME-WAIT on the same
+          4-tuple (RFC 5961 4) answering a SYN that reuses the port. The SYN's sender drops it
+          (a RST without an acceptable ACK too) and stays in SYN-SENT; so does the tracker,
+          which must not take the stray's sequence number as the start of that direction.
+        * From the SYN's sender, the RST answering it: ``<SEQ=SEG.ACK><CTL=RST>``, sent
+          *without leaving SYN-SENT*; the sender retransmits the same SYN (same ISN) and the
+          connection goes on. Ending it there, as any other RST does, loses the whole session
+          that follows (a NAT reusing ports makes this common).
+
+        A RST from the SYN's sender that answers no stray segment still ends the connection.
+        """
+        flags = seg.flags
+        mine, peer = conn.streams[d], conn.streams[1 - d]
+        if mine._next is None and not flags & _SYN and peer.isn is not None:
+            # The SYN's receiver, before its SYN+ACK: acceptable only if it acknowledges the SYN
+            # and nothing beyond what its sender can have sent (RFC 9293 3.10.7.3: SND.UNA <
+            # SEG.ACK =< SND.NXT), with room for segments of the sender the capture lost.
+            if flags & _ACK:
+                pnxt = peer._next
+                assert pnxt is not None
+                top = ((peer._ends[-1] if peer._starts else pnxt) - peer.isn) & _MASK
+                if (seg.ack - peer.isn - 1) & _MASK <= top + _SYN_SENT_SLACK:
+                    conn.stray_ack = None
+                    return False
+                if not flags & _RST:
+                    conn.stray_ack = seg.ack
+            return True
+        stray = conn.stray_ack
+        if stray is None:
+            return False
+        if peer._next is not None and mine._next is not None:
+            conn.stray_ack = None  # out of SYN-SENT
+            return False
+        return bool(flags & _RST) and mine.isn is not None and seg.seq == stray
 
     def _feed_slow(
         self, conn: Connection | None, frame: int, ts_ns: int, seg: TcpSegment
