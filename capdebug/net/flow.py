@@ -74,7 +74,7 @@ _DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
 class Connection:
     """One TCP connection. Mutable: the tracker updates it."""
 
-    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "streams", "stray_ack")
+    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "stray_ack", "streams")
 
     def __init__(
         self,
