@@ -195,6 +195,32 @@ def _canonical(src: bytes, sport: int, dst: bytes, dport: int) -> _Key:
     return (dst, dport, src, sport)
 
 
+_Span = tuple[int, int] | None
+_Tomb = tuple[int | None, int, Endpoint, tuple[_Span, _Span]]
+_LATE_WINDOW = 1 << 24
+"""Without a SYN: how far before the end of a closed stream a segment still counts as late."""
+
+
+def _span(stream: StreamReassembler) -> _Span:
+    """The sequence numbers a closed stream used, ``(first, length)``: from its SYN (or, without
+    one, from :data:`_LATE_WINDOW` before its end) to one past its end."""
+    nxt = stream._next
+    if nxt is None:
+        return None
+    end = (stream._ends[-1] if stream._starts and stream._ends[-1] > nxt else nxt) + 1
+    if stream.isn is not None:
+        return stream.isn, (end - stream.isn) & _MASK
+    return (end - _LATE_WINDOW) & _MASK, _LATE_WINDOW
+
+
+def _late(tomb: _Tomb, seg: TcpSegment) -> bool:
+    """A segment (not a bare SYN) on a closed 4-tuple belongs to the old connection: its sequence
+    number lies in the numbers its direction used (or that direction never started)."""
+    client = tomb[2]
+    span = tomb[3][0 if seg.sport == client[1] and seg.src == client[0] else 1]
+    return span is None or (seg.seq - span[0]) & _MASK <= span[1]
+
+
 def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Released]) -> None:
     direction = _DIRECTIONS[d]
     for r in released:
@@ -242,7 +268,8 @@ class TcpTracker:
         """For how many frames a closed 4-tuple is remembered."""
         # Both directions of every open connection: (src, sport, dst, dport) as sent -> its side.
         self._table: dict[_Key, _Side] = {}
-        self._closed: dict[_Key, tuple[int | None, int]] = {}  # closed 4-tuple -> (client ISN, frame)
+        # closed 4-tuple -> (client ISN, frame, client endpoint, spans of its two directions)
+        self._closed: dict[_Key, _Tomb] = {}
         self._fast: FastPath | None = None
         self._last_id = 0
         self._open = 0
@@ -388,8 +415,13 @@ class TcpTracker:
                 _wrap(out, conn, i, s.flush())
             self._close(conn, out, frame)
         elif (tomb := self._closed.get(key)) is not None and frame - tomb[1] <= self.max_closed:
-            if not pure_syn or tomb[0] == seg.seq:
+            if pure_syn:
+                if tomb[0] == seg.seq:
+                    return _NOTHING  # a retransmission of the old SYN
+            elif _late(tomb, seg):
                 return _NOTHING  # after the end: final ACK, retransmission, answer to an RST
+            # Else a new connection on the 4-tuple (port reuse), even one whose SYN the
+            # capture lost: its sequence numbers are not the old connection's.
             del self._closed[key]
         if flags & _RST:
             # An RST alone says nothing worth a connection (e.g. the answer to a port scan).
@@ -447,7 +479,7 @@ class TcpTracker:
         # other closes would make a share of the capture remember differently), and a bound on
         # memory too, as a frame closes at most two connections.
         closed.pop(key, None)
-        closed[key] = (conn.streams[0].isn, frame)
+        closed[key] = (conn.streams[0].isn, frame, client, (_span(conn.streams[0]), _span(conn.streams[1])))
         while frame - next(iter(closed.values()))[1] > self.max_closed:
             del closed[next(iter(closed))]
         out.append(ConnectionClosed(conn))

@@ -97,3 +97,25 @@ def test_old_fin_after_reuse_is_not_a_connection() -> None:
     cap = Capture()
     old_connection(cap)
     assert cap(seg(S, C, OLD_S + 1, OLD_C + 4, FIN | ACK)) == []
+
+
+def test_reused_port_whose_syn_the_capture_lost_is_a_new_connection() -> None:
+    # The capture lost the new connection's SYN and SYN+ACK: its first segment is data with
+    # sequence numbers far from the old connection's, so it is not "after the end".
+    cap = Capture()
+    old_connection(cap)
+    got = cap(
+        seg(C, S, X + 1, Y + 1, PSH | ACK, b"client hello"),
+        seg(S, C, Y + 1, X + 13, PSH | ACK, b"server hello"),
+    )
+    assert describe(got) == [
+        ("start", 2),
+        ("data", 2, "CLIENT", b"client hello", 8),
+        ("data", 2, "SERVER", b"server hello", 9),
+    ]
+
+
+def test_late_retransmission_after_close_is_still_dropped() -> None:
+    cap = Capture()
+    old_connection(cap)
+    assert cap(seg(C, S, OLD_C + 1, OLD_S + 2, PSH | ACK, b"hi"), seg(S, C, OLD_S + 2, OLD_C + 4, ACK)) == []
