@@ -33,6 +33,7 @@ from .analysis.sessions import CaptureKeys, Progress, iter_events
 from .analysis.sessions import load_keys as _load_keys
 from .analysis.triage import ConnectionReport, Triage
 from .crypto.keylog import KeyLog
+from .net.reassembly import DEFAULT_MAX_BUFFERED
 from .pcap.open import CaptureReader, open_capture
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def decode_capture(
     app_data_sink: Callable[[int, str, bytes], None] | None = None,
     conns: Iterable[int] | None = None,
     progress: Progress | None = None,
+    max_out_of_order: int = DEFAULT_MAX_BUFFERED,
 ) -> Decoding:
     """Decode ``capture`` (a path, or a binary stream read from its position): every TLS event
     of every connection, decrypted where ``keys`` hold the secrets.
@@ -117,13 +119,16 @@ def decode_capture(
     ``decrypt_app_data=False`` counts application data without decrypting it (what triage
     needs); ``app_data_sink(conn, "client"|"server", plaintext)`` receives every authenticated
     application-data record (see :class:`PlaintextExporter`); ``conns`` keeps only these
-    connection numbers; ``progress(frames)`` is called now and then on large captures.
+    connection numbers; ``progress(frames)`` is called now and then on large captures;
+    ``max_out_of_order`` bounds the bytes per direction held behind a hole in a TCP stream
+    waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``).
     Raises :class:`~capdebug.errors.CaptureFormatError` when the file is not a capture."""
     ck = _capture_keys(keys)
     options = DecodeOptions(
         decrypt_app_data=decrypt_app_data,
         app_data_sink=app_data_sink,
         conns=frozenset(conns) if conns else None,
+        max_out_of_order=max_out_of_order,
     )
     reader = open_capture(capture)
     try:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from capdebug.net.fastpath import FastPath, share_of
-from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, Data, Gap, Released, StreamReassembler
+from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, GAP_LOST, Data, Gap, Released, StreamReassembler
 from capdebug.net.tcp import ACK as _ACK
 from capdebug.net.tcp import CONTROL as _CONTROL
 from capdebug.net.tcp import RST as _RST
@@ -162,6 +162,9 @@ class StreamGap:
     size: int
     frame: int
     ts_ns: int
+    reason: str = GAP_LOST
+    """Why: :data:`~capdebug.net.reassembly.GAP_LOST` (not captured) or
+    :data:`~capdebug.net.reassembly.GAP_OUT_OF_ORDER` (given up past ``max_buffered``)."""
 
 
 @dataclass(slots=True)
@@ -227,7 +230,7 @@ def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Rel
         if isinstance(r, Data):
             out.append(StreamData(conn, direction, r.data, r.frame, r.ts_ns))
         elif isinstance(r, Gap):
-            out.append(StreamGap(conn, direction, r.size, r.frame, r.ts_ns))
+            out.append(StreamGap(conn, direction, r.size, r.frame, r.ts_ns, r.reason))
         else:
             out.append(TcpFlag(conn, direction, r.flag, r.frame, r.ts_ns))
 

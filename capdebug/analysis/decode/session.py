@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...net.reassembly import DEFAULT_MAX_BUFFERED
 from .. import keys as keymod
 from ..keys import Role, Stage
 
@@ -32,6 +33,9 @@ class DecodeOptions:
     """Called with (conn, "client"|"server", plaintext) for every decrypted application record."""
     conns: frozenset[int] | None = None
     """Only these connection numbers (None: all)."""
+    max_out_of_order: int = DEFAULT_MAX_BUFFERED
+    """Bytes per direction held behind a hole waiting for its retransmission; past it the hole
+    is given up as a gap with cause ``"out_of_order"`` (:mod:`capdebug.net.reassembly`)."""
     partition: tuple[int, int] | None = None
     """``(k, n)``: only the connections of share ``k`` of ``n`` (see
     :attr:`capdebug.net.TcpTracker.partition`), numbered within the share; see
