@@ -5,6 +5,7 @@ limit the hole is a gap whose cause says so (issue 14)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,3 +71,21 @@ def test_past_the_limit_the_gap_says_out_of_order(tmp_path: Path) -> None:
     assert [g.cause for g in gaps] == ["out_of_order"]
     assert gaps[0].from_ == "server"
     assert got != want  # a record is lost, and the gap event says why
+    # ... and so does the map beside the plaintext: where, how much, why.
+    (gap_map,) = (tmp_path / "small").glob("*.gaps.json")
+    entries = json.loads(gap_map.read_text())
+    assert [e["reason"] for e in entries] == ["out_of_order"]
+    assert entries[0]["tcp_bytes"] == gaps[0].size and entries[0]["frame"] == gaps[0].frame
+    name = gap_map.name.replace(".gaps.json", ".bin")
+    before = (tmp_path / "original" / name).read_bytes()
+    after = (tmp_path / "small" / name).read_bytes()
+    offset = entries[0]["offset"]
+    # The records cut by the hole are missing from the plaintext at that offset.
+    assert 0 < offset < len(after) < len(before) and after[:offset] == before[:offset]
+    assert gap_map.stat().st_mode & 0o777 == 0o600
+
+
+def test_no_gap_no_map(tmp_path: Path) -> None:
+    pcap, keys = fixture("tls13-large-transfer")
+    _export(pcap, keys, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.gaps.json"))

@@ -86,6 +86,9 @@ class _Framing(_Sniffing):
             return
         cause = "snaplen" if self._snaplen_cut else reason
         self._emit(session, GapEvent(session.number, frame, ts, ROLE_NAME[d.role], size, cause))
+        gap_sink = self.options.gap_sink
+        if gap_sink is not None and session.wanted:
+            gap_sink(session.number, ROLE_NAME[d.role], size, frame, cause)
         # Bytes before the gap that never formed a whole record are lost with it.
         d.buf.clear()
         d.off = 0

@@ -31,6 +31,10 @@ class DecodeOptions:
     change the course of the connection (triage)."""
     app_data_sink: Callable[[int, str, bytes], None] | None = None
     """Called with (conn, "client"|"server", plaintext) for every decrypted application record."""
+    gap_sink: Callable[[int, str, int, int, str], None] | None = None
+    """Called with (conn, "client"|"server", missing TCP bytes, frame, cause) at each gap of a
+    direction, in order with that direction's ``app_data_sink`` calls: the plaintext written so
+    far ends where the hole is."""
     conns: frozenset[int] | None = None
     """Only these connection numbers (None: all)."""
     max_out_of_order: int = DEFAULT_MAX_BUFFERED
