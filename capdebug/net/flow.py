@@ -13,9 +13,16 @@ Lifetime. A connection leaves the table, and its memory is freed, when both FINs
 in order, when either side sent an RST, or at :meth:`TcpTracker.flush`; each way emits
 :class:`ConnectionClosed` once. The 4-tuple is then remembered for ``max_closed`` frames (a
 table of tombstones) so that the final ACK, late retransmissions and the peer's answer to an RST
-do not start a bogus connection. A new SYN with another initial sequence number on that
-4-tuple (port reuse) does start a new connection, with a new id; so does one on a 4-tuple still
-open, which closes the old connection first.
+do not start a bogus connection: a segment is "after the end" when its sequence number lies in
+the numbers its direction used. A new SYN with another initial sequence number on that 4-tuple
+(port reuse) does start a new connection, with a new id, and so does a segment outside those
+numbers (a reused port whose SYN the capture lost); a new SYN on a 4-tuple still open closes
+the old connection first.
+
+SYN-SENT. Until the SYN's receiver answers, a segment from it that does not acknowledge the SYN
+(the challenge ACK of a TIME-WAIT socket meeting a reused port) is ignored, and the RST with
+which the SYN's sender answers it does not end the attempt: that sender stays in SYN-SENT and
+retransmits the same SYN (RFC 9293 3.10.7.3; see :meth:`TcpTracker._syn_sent`).
 
 Fast path. :meth:`TcpTracker.fast_path` gives the tracker's :class:`~capdebug.net.fastpath.FastPath`,
 which takes plain frames inside the capture reader instead of :meth:`TcpTracker.feed`, with the
