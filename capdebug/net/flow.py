@@ -209,6 +209,9 @@ _Span = tuple[int, int] | None
 _Tomb = tuple[int | None, int, Endpoint, tuple[_Span, _Span]]
 _LATE_WINDOW = 1 << 24
 """Without a SYN: how far before the end of a closed stream a segment still counts as late."""
+_LATE_AHEAD = 1 << 20
+"""How far beyond it: segments sent after some the capture lost (an RST's peer still sending).
+A new connection's random ISN falls in either window with a chance of 2**-8 or 2**-12."""
 
 
 def _span(stream: StreamReassembler) -> _Span:
@@ -228,7 +231,7 @@ def _late(tomb: _Tomb, seg: TcpSegment) -> bool:
     number lies in the numbers its direction used (or that direction never started)."""
     client = tomb[2]
     span = tomb[3][0 if seg.sport == client[1] and seg.src == client[0] else 1]
-    return span is None or (seg.seq - span[0]) & _MASK <= span[1]
+    return span is None or (seg.seq - span[0]) & _MASK <= span[1] + _LATE_AHEAD
 
 
 def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Released]) -> None:
