@@ -8,11 +8,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from capdebug.analysis.events import HandshakeEvent
 from capdebug.api import decode_capture
 from capdebug.wire.handshake import ClientHello
 from tests.correlate.conftest import MB_SERVER_ADDR, PORT, SERVER_ADDR, Topology
 from tests.tools import require
+
+pytestmark = [pytest.mark.slow, pytest.mark.tools]
 
 COUNT = 2000
 
