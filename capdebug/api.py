@@ -19,6 +19,7 @@ below it (``analysis``, ``pcap``, ``net``, ``crypto``) is sans-IO.
 from __future__ import annotations
 
 import collections
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -26,13 +27,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from . import _shares
-from ._files import open_private
+from ._files import open_private, write_private
 from .analysis.decode import DecodeOptions
 from .analysis.events import DecodeEvent
 from .analysis.sessions import CaptureKeys, Progress, iter_events
 from .analysis.sessions import load_keys as _load_keys
 from .analysis.triage import ConnectionReport, Triage
 from .crypto.keylog import KeyLog
+from .net.reassembly import DEFAULT_MAX_BUFFERED
 from .pcap.open import CaptureReader, open_capture
 
 if TYPE_CHECKING:
@@ -114,6 +116,7 @@ def decode_capture(
     app_data_sink: Callable[[int, str, bytes], None] | None = None,
     conns: Iterable[int] | None = None,
     progress: Progress | None = None,
+    max_out_of_order: int = DEFAULT_MAX_BUFFERED,
 ) -> Decoding:
     """Decode ``capture`` (a path, or a binary stream read from its position): every TLS event
     of every connection, decrypted where ``keys`` hold the secrets.
@@ -121,13 +124,17 @@ def decode_capture(
     ``decrypt_app_data=False`` counts application data without decrypting it (what triage
     needs); ``app_data_sink(conn, "client"|"server", plaintext)`` receives every authenticated
     application-data record (see :class:`PlaintextExporter`); ``conns`` keeps only these
-    connection numbers; ``progress(frames)`` is called now and then on large captures.
+    connection numbers; ``progress(frames)`` is called now and then on large captures;
+    ``max_out_of_order`` bounds the bytes per direction held behind a hole in a TCP stream
+    waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``).
     Raises :class:`~capdebug.errors.CaptureFormatError` when the file is not a capture."""
     ck = _capture_keys(keys)
     options = DecodeOptions(
         decrypt_app_data=decrypt_app_data,
         app_data_sink=app_data_sink,
+        gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else None,
         conns=frozenset(conns) if conns else None,
+        max_out_of_order=max_out_of_order,
     )
     reader = open_capture(capture)
     try:
@@ -216,7 +223,13 @@ class PlaintextExporter:
     connection and direction, as ``conn{N}-{client|server}.bin`` files in ``folder`` (0600 from
     the first byte: plaintext is as sensitive as the keys). At most :attr:`MAX_OPEN` files
     stay open; others are reopened for appending when their connection sends again. Call
-    :meth:`close` (or use it as a context manager) when decoding is over."""
+    :meth:`close` (or use it as a context manager) when decoding is over.
+
+    Bytes the capture lacks are never spliced over in silence: for every direction with a gap,
+    :meth:`close` writes ``conn{N}-{who}.gaps.json`` beside the plaintext, a list of
+    ``{"offset", "tcp_bytes", "frame", "reason"}``: the plaintext offset where bytes are missing
+    (the records cut by the hole are missing too), how many TCP stream bytes the hole spans, the
+    frame that gave it up, and why (``lost``, ``snaplen``, ``out_of_order``)."""
 
     MAX_OPEN = 128
 
@@ -225,6 +238,15 @@ class PlaintextExporter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.open_files: collections.OrderedDict[tuple[int, str], BinaryIO] = collections.OrderedDict()
         self.created: set[tuple[int, str]] = set()
+        self.written: collections.Counter[tuple[int, str]] = collections.Counter()
+        self.gaps: dict[tuple[int, str], list[dict[str, int | str]]] = {}
+
+    def gap(self, conn: int, who: str, size: int, frame: int, reason: str) -> None:
+        """A hole in that direction's TCP stream (the decoder's ``gap_sink``)."""
+        key = (conn, who)
+        self.gaps.setdefault(key, []).append(
+            {"offset": self.written[key], "tcp_bytes": size, "frame": frame, "reason": reason}
+        )
 
     def __call__(self, conn: int, who: str, data: bytes) -> None:
         key = (conn, who)
@@ -238,11 +260,15 @@ class PlaintextExporter:
         else:
             self.open_files.move_to_end(key)
         f.write(data)
+        self.written[key] += len(data)
 
     def close(self) -> None:
         for f in self.open_files.values():
             f.close()
         self.open_files.clear()
+        for (conn, who), gaps in self.gaps.items():
+            write_private(self.folder / f"conn{conn}-{who}.gaps.json", json.dumps(gaps, indent=1).encode())
+        self.gaps.clear()
 
     def __enter__(self) -> PlaintextExporter:
         return self

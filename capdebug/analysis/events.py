@@ -118,7 +118,9 @@ class GapEvent(DecodeEvent):
     size: int
     """Bytes missing from the stream (lost by the capture, not necessarily by the network)."""
     cause: str = "lost"
-    """"snaplen" when the capture cut the packet short, else "lost" (not captured)."""
+    """"snaplen" when the capture cut the packet short; "out_of_order" when more than the
+    reassembly limit (``--max-out-of-order``) waited behind the hole, which was given up although
+    its bytes may be later in the capture; else "lost" (not captured)."""
 
     def to_json(self) -> dict[str, Any]:
         return {

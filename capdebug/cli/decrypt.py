@@ -70,6 +70,13 @@ def decrypt(
     port: int | None = typer.Option(None, "--port", help="Only connections on this port."),
     records: bool = typer.Option(False, "--records", help="One line per application-data record."),
     no_env: bool = typer.Option(False, "--no-env", help="Ignore $SSLKEYLOGFILE."),
+    max_out_of_order: int = typer.Option(
+        16,
+        "--max-out-of-order",
+        min=1,
+        help="MiB per direction held behind a missing TCP segment waiting for its retransmission;"
+        " past it the bytes are given up (a gap, cause out_of_order).",
+    ),
 ) -> None:
     """Show each TLS connection's messages, alerts, closes and data, decrypted where keys exist.
 
@@ -102,7 +109,13 @@ def decrypt(
     progress = progress_printer(f"decoding {capture.name}")
     try:
         with decode_capture(
-            capture, keys, decrypt_app_data=True, app_data_sink=exporter, conns=conn, progress=progress
+            capture,
+            keys,
+            decrypt_app_data=True,
+            app_data_sink=exporter,
+            conns=conn,
+            progress=progress,
+            max_out_of_order=max_out_of_order << 20,
         ) as decoding:
             events = (ev for ev in decoding if filt.accept(ev))
             if as_json:

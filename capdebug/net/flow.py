@@ -13,9 +13,16 @@ Lifetime. A connection leaves the table, and its memory is freed, when both FINs
 in order, when either side sent an RST, or at :meth:`TcpTracker.flush`; each way emits
 :class:`ConnectionClosed` once. The 4-tuple is then remembered for ``max_closed`` frames (a
 table of tombstones) so that the final ACK, late retransmissions and the peer's answer to an RST
-do not start a bogus connection. A new SYN with another initial sequence number on that
-4-tuple (port reuse) does start a new connection, with a new id; so does one on a 4-tuple still
-open, which closes the old connection first.
+do not start a bogus connection: a segment is "after the end" when its sequence number lies in
+the numbers its direction used. A new SYN with another initial sequence number on that 4-tuple
+(port reuse) does start a new connection, with a new id, and so does a segment outside those
+numbers (a reused port whose SYN the capture lost); a new SYN on a 4-tuple still open closes
+the old connection first.
+
+SYN-SENT. Until the SYN's receiver answers, a segment from it that does not acknowledge the SYN
+(the challenge ACK of a TIME-WAIT socket meeting a reused port) is ignored, and the RST with
+which the SYN's sender answers it does not end the attempt: that sender stays in SYN-SENT and
+retransmits the same SYN (RFC 9293 3.10.7.3; see :meth:`TcpTracker._syn_sent`).
 
 Fast path. :meth:`TcpTracker.fast_path` gives the tracker's :class:`~capdebug.net.fastpath.FastPath`,
 which takes plain frames inside the capture reader instead of :meth:`TcpTracker.feed`, with the
@@ -29,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from capdebug.net.fastpath import FastPath, share_of
-from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, Data, Gap, Released, StreamReassembler
+from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, GAP_LOST, Data, Gap, Released, StreamReassembler
 from capdebug.net.tcp import ACK as _ACK
 from capdebug.net.tcp import CONTROL as _CONTROL
 from capdebug.net.tcp import RST as _RST
@@ -52,6 +59,10 @@ __all__ = [
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
+_SYN_SENT_SLACK = 1 << 16
+"""How far beyond what the capture shows of the SYN's sender an acknowledgment from its peer
+may go and still count as an answer (segments the capture lost); a stray acknowledgment, from
+an unrelated sequence space, falls there with a chance of 2**-16."""
 
 Endpoint = tuple[bytes, int]
 """``(address bytes, port)``."""
@@ -70,7 +81,7 @@ _DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
 class Connection:
     """One TCP connection. Mutable: the tracker updates it."""
 
-    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "streams")
+    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "stray_ack", "streams")
 
     def __init__(
         self,
@@ -93,6 +104,9 @@ class Connection:
         """Reassembly state per sending side, indexed by :class:`Direction`."""
         self.open = False
         """The tracker holds it (from its first segment until :class:`ConnectionClosed`)."""
+        self.stray_ack: int | None = None
+        """While in SYN-SENT: the acknowledgment number of the last segment from the SYN's
+        receiver that did not acknowledge the SYN (ignored; see :meth:`TcpTracker._syn_sent`)."""
 
     @property
     def client_str(self) -> str:
@@ -155,6 +169,9 @@ class StreamGap:
     size: int
     frame: int
     ts_ns: int
+    reason: str = GAP_LOST
+    """Why: :data:`~capdebug.net.reassembly.GAP_LOST` (not captured) or
+    :data:`~capdebug.net.reassembly.GAP_OUT_OF_ORDER` (given up past ``max_buffered``)."""
 
 
 @dataclass(slots=True)
@@ -188,13 +205,42 @@ def _canonical(src: bytes, sport: int, dst: bytes, dport: int) -> _Key:
     return (dst, dport, src, sport)
 
 
+_Span = tuple[int, int] | None
+_Tomb = tuple[int | None, int, Endpoint, tuple[_Span, _Span]]
+_LATE_WINDOW = 1 << 24
+"""Without a SYN: how far before the end of a closed stream a segment still counts as late."""
+_LATE_AHEAD = 1 << 20
+"""How far beyond it: segments sent after some the capture lost (an RST's peer still sending).
+A new connection's random ISN falls in either window with a chance of 2**-8 or 2**-12."""
+
+
+def _span(stream: StreamReassembler) -> _Span:
+    """The sequence numbers a closed stream used, ``(first, length)``: from its SYN (or, without
+    one, from :data:`_LATE_WINDOW` before its end) to one past its end."""
+    nxt = stream._next
+    if nxt is None:
+        return None
+    end = (stream._ends[-1] if stream._starts and stream._ends[-1] > nxt else nxt) + 1
+    if stream.isn is not None:
+        return stream.isn, (end - stream.isn) & _MASK
+    return (end - _LATE_WINDOW) & _MASK, _LATE_WINDOW
+
+
+def _late(tomb: _Tomb, seg: TcpSegment) -> bool:
+    """A segment (not a bare SYN) on a closed 4-tuple belongs to the old connection: its sequence
+    number lies in the numbers its direction used (or that direction never started)."""
+    client = tomb[2]
+    span = tomb[3][0 if seg.sport == client[1] and seg.src == client[0] else 1]
+    return span is None or (seg.seq - span[0]) & _MASK <= span[1] + _LATE_AHEAD
+
+
 def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Released]) -> None:
     direction = _DIRECTIONS[d]
     for r in released:
         if isinstance(r, Data):
             out.append(StreamData(conn, direction, r.data, r.frame, r.ts_ns))
         elif isinstance(r, Gap):
-            out.append(StreamGap(conn, direction, r.size, r.frame, r.ts_ns))
+            out.append(StreamGap(conn, direction, r.size, r.frame, r.ts_ns, r.reason))
         else:
             out.append(TcpFlag(conn, direction, r.flag, r.frame, r.ts_ns))
 
@@ -235,7 +281,8 @@ class TcpTracker:
         """For how many frames a closed 4-tuple is remembered."""
         # Both directions of every open connection: (src, sport, dst, dport) as sent -> its side.
         self._table: dict[_Key, _Side] = {}
-        self._closed: dict[_Key, tuple[int | None, int]] = {}  # closed 4-tuple -> (client ISN, frame)
+        # closed 4-tuple -> (client ISN, frame, client endpoint, spans of its two directions)
+        self._closed: dict[_Key, _Tomb] = {}
         self._fast: FastPath | None = None
         self._last_id = 0
         self._open = 0
@@ -301,6 +348,9 @@ class TcpTracker:
     ) -> Sequence[FlowEvent]:
         flags = seg.flags
         streams = conn.streams
+        if (streams[d]._next is None and streams[1 - d].isn is not None) or conn.stray_ack is not None:
+            if self._syn_sent(conn, d, seg):
+                return _NOTHING if out is None else out
         if flags & _RST:
             return self._reset(conn, d, frame, ts_ns, out)
         released = streams[d].feed(seg.seq, seg.payload, flags, frame, ts_ns, seg.truncated)
@@ -316,6 +366,47 @@ class TcpTracker:
         if streams[0].fin_done and streams[1].fin_done:
             self._close(conn, out, frame)
         return out
+
+    def _syn_sent(self, conn: Connection, d: int, seg: TcpSegment) -> bool:
+        """Whether a segment belongs to the SYN-SENT exchange that the tracker ignores, with the
+        SYN of the other direction seen but no answer of this one yet (or with a stray segment
+        already ignored). Two kinds (RFC 9293 3.10.7.3, formerly RFC 793 3.4 "Reset Generation"):
+
+        * From the SYN's receiver, anything but a SYN whose ACK does not acknowledge the SYN:
+          an unacceptable ACK, typically the challenge ACK of a socket in TIME-WAIT on the same
+          4-tuple (RFC 5961 4) answering a SYN that reuses the port. The SYN's sender drops it
+          (a RST without an acceptable ACK too) and stays in SYN-SENT; so does the tracker,
+          which must not take the stray's sequence number as the start of that direction.
+        * From the SYN's sender, the RST answering it: ``<SEQ=SEG.ACK><CTL=RST>``, sent
+          *without leaving SYN-SENT*; the sender retransmits the same SYN (same ISN) and the
+          connection goes on. Ending it there, as any other RST does, loses the whole session
+          that follows (a NAT reusing ports makes this common).
+
+        A RST from the SYN's sender that answers no stray segment still ends the connection.
+        """
+        flags = seg.flags
+        mine, peer = conn.streams[d], conn.streams[1 - d]
+        if mine._next is None and not flags & _SYN and peer.isn is not None:
+            # The SYN's receiver, before its SYN+ACK: acceptable only if it acknowledges the SYN
+            # and nothing beyond what its sender can have sent (RFC 9293 3.10.7.3: SND.UNA <
+            # SEG.ACK =< SND.NXT), with room for segments of the sender the capture lost.
+            if flags & _ACK:
+                pnxt = peer._next
+                assert pnxt is not None
+                top = ((peer._ends[-1] if peer._starts else pnxt) - peer.isn) & _MASK
+                if (seg.ack - peer.isn - 1) & _MASK <= top + _SYN_SENT_SLACK:
+                    conn.stray_ack = None
+                    return False
+                if not flags & _RST:
+                    conn.stray_ack = seg.ack
+            return True
+        stray = conn.stray_ack
+        if stray is None:
+            return False
+        if peer._next is not None and mine._next is not None:
+            conn.stray_ack = None  # out of SYN-SENT
+            return False
+        return bool(flags & _RST) and mine.isn is not None and seg.seq == stray
 
     def _feed_slow(
         self, conn: Connection | None, frame: int, ts_ns: int, seg: TcpSegment
@@ -337,8 +428,13 @@ class TcpTracker:
                 _wrap(out, conn, i, s.flush())
             self._close(conn, out, frame)
         elif (tomb := self._closed.get(key)) is not None and frame - tomb[1] <= self.max_closed:
-            if not pure_syn or tomb[0] == seg.seq:
+            if pure_syn:
+                if tomb[0] == seg.seq:
+                    return _NOTHING  # a retransmission of the old SYN
+            elif _late(tomb, seg):
                 return _NOTHING  # after the end: final ACK, retransmission, answer to an RST
+            # Else a new connection on the 4-tuple (port reuse), even one whose SYN the
+            # capture lost: its sequence numbers are not the old connection's.
             del self._closed[key]
         if flags & _RST:
             # An RST alone says nothing worth a connection (e.g. the answer to a port scan).
@@ -396,7 +492,7 @@ class TcpTracker:
         # other closes would make a share of the capture remember differently), and a bound on
         # memory too, as a frame closes at most two connections.
         closed.pop(key, None)
-        closed[key] = (conn.streams[0].isn, frame)
+        closed[key] = (conn.streams[0].isn, frame, client, (_span(conn.streams[0]), _span(conn.streams[1])))
         while frame - next(iter(closed.values()))[1] > self.max_closed:
             del closed[next(iter(closed))]
         out.append(ConnectionClosed(conn))

@@ -35,7 +35,12 @@ a FIN already seen) is given up as a :class:`Gap` of exactly the missing size wh
 
 * the other direction acknowledged bytes inside the hole: the receiver has them, so they were
   sent and will not come again (only the acknowledged part is skipped); or
-* more than ``max_buffered`` bytes are waiting behind it (1 MiB by default).
+* more than ``max_buffered`` bytes are waiting behind it (16 MiB by default): the bound on
+  this direction's memory. The hole is then given up although its bytes may still come (a
+  retransmission after a long reordering), and the gap says so (reason ``"out_of_order"``).
+
+A retransmission that fills a hole before either happens releases everything in order: a
+capture reordered by the network loses nothing.
 
 After a gap the now-contiguous chunks are released as usual. :meth:`~StreamReassembler.flush`
 gives up every remaining hole the same way.
@@ -56,10 +61,25 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_MAX_BUFFERED", "Data", "Flag", "Gap", "Released", "StreamReassembler"]
+__all__ = [
+    "DEFAULT_MAX_BUFFERED",
+    "GAP_LOST",
+    "GAP_OUT_OF_ORDER",
+    "Data",
+    "Flag",
+    "Gap",
+    "Released",
+    "StreamReassembler",
+]
 
 #: Bytes a direction may hold behind a hole before the hole is given up as a gap.
-DEFAULT_MAX_BUFFERED = 1 << 20
+DEFAULT_MAX_BUFFERED = 16 << 20
+
+#: :attr:`Gap.reason` values.
+GAP_LOST = "lost"
+"""Not in the capture: the receiver acknowledged them, or the stream ended (RST, end of capture)."""
+GAP_OUT_OF_ORDER = "out_of_order"
+"""Given up while more than ``max_buffered`` bytes waited behind the hole."""
 
 _FIN = 0x01
 _SYN = 0x02
@@ -87,6 +107,8 @@ class Gap:
     size: int
     frame: int
     ts_ns: int
+    reason: str = GAP_LOST
+    """:data:`GAP_LOST` or :data:`GAP_OUT_OF_ORDER`."""
 
 
 @dataclass(slots=True)
@@ -388,9 +410,12 @@ class StreamReassembler:
                 return
             if self._acked > nxt:
                 limit = min(limit, self._acked)
+                reason = GAP_LOST
             elif self._buffered <= self.max_buffered:
                 return
-            out.append(Gap(limit - nxt, frame, ts_ns))
+            else:
+                reason = GAP_OUT_OF_ORDER
+            out.append(Gap(limit - nxt, frame, ts_ns, reason))
             self._next = limit
             self._drain(out, frame, ts_ns)
 

@@ -42,7 +42,7 @@ class Decoder(_Framing):
         self.options = options or DecodeOptions()
         self._late_secrets = late_secrets or {}
         """client_random -> packets before the secrets block that brought its keys."""
-        self._tracker = TcpTracker(partition=self.options.partition)
+        self._tracker = TcpTracker(self.options.max_out_of_order, partition=self.options.partition)
         self.partition_dependent = False
         """Something was said that depends on the capture's other connections (which sessions
         of the key log it holds, which earlier session a TLS 1.2 resumption reuses, which
@@ -123,7 +123,7 @@ class Decoder(_Framing):
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
-                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns)
+                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, ev.reason)
         elif isinstance(ev, ConnectionStarted):
             conn = ev.conn
             wanted = self.options.conns is None or conn.id in self.options.conns

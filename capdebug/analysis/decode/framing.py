@@ -14,6 +14,7 @@ dropped as they come (``skip``), and from then on the frame filter does not even
 from __future__ import annotations
 
 from ...net.fastpath import Deliver
+from ...net.reassembly import GAP_LOST
 from ...wire.constants import ContentType
 from ...wire.record import SCAN_BAD_HEADER, scan_records
 from ..events import GapEvent, Reason
@@ -77,14 +78,19 @@ class _Framing(_Sniffing):
             return
         self._frame(session, d, frame, ts)
 
-    def _gap(self, session: _Session, net_dir: int, size: int, frame: int, ts: int) -> None:
+    def _gap(
+        self, session: _Session, net_dir: int, size: int, frame: int, ts: int, reason: str = GAP_LOST
+    ) -> None:
         if session.prelude is not None:
             self._decide(session, None)  # a hole in the plaintext: its upgrade cannot be followed
         d = session.dirs[self._role(session, net_dir)]
         if d.dead:
             return
-        cause = "snaplen" if self._snaplen_cut else "lost"
+        cause = "snaplen" if self._snaplen_cut else reason
         self._emit(session, GapEvent(session.number, frame, ts, ROLE_NAME[d.role], size, cause))
+        gap_sink = self.options.gap_sink
+        if gap_sink is not None and session.wanted:
+            gap_sink(session.number, ROLE_NAME[d.role], size, frame, cause)
         # Bytes before the gap that never formed a whole record are lost with it.
         d.buf.clear()
         d.off = 0

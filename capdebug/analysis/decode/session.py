@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...net.reassembly import DEFAULT_MAX_BUFFERED
 from .. import keys as keymod
 from ..keys import Role, Stage
 from ..prelude import TLS_PORTS, Prelude
@@ -31,8 +32,15 @@ class DecodeOptions:
     change the course of the connection (triage)."""
     app_data_sink: Callable[[int, str, bytes], None] | None = None
     """Called with (conn, "client"|"server", plaintext) for every decrypted application record."""
+    gap_sink: Callable[[int, str, int, int, str], None] | None = None
+    """Called with (conn, "client"|"server", missing TCP bytes, frame, cause) at each gap of a
+    direction, in order with that direction's ``app_data_sink`` calls: the plaintext written so
+    far ends where the hole is."""
     conns: frozenset[int] | None = None
     """Only these connection numbers (None: all)."""
+    max_out_of_order: int = DEFAULT_MAX_BUFFERED
+    """Bytes per direction held behind a hole waiting for its retransmission; past it the hole
+    is given up as a gap with cause ``"out_of_order"`` (:mod:`capdebug.net.reassembly`)."""
     partition: tuple[int, int] | None = None
     """``(k, n)``: only the connections of share ``k`` of ``n`` (see
     :attr:`capdebug.net.TcpTracker.partition`), numbered within the share; see

@@ -1,0 +1,5 @@
+"""The three-namespace topology (client, middlebox, server) of tests/correlate."""
+
+from tests.correlate.conftest import topo
+
+__all__ = ["topo"]
