@@ -77,11 +77,14 @@ class _Framing(_Sniffing):
             return
         self._frame(session, d, frame, ts)
 
-    def _gap(self, session: _Session, net_dir: int, size: int, frame: int, ts: int) -> None:
+    def _gap(
+        self, session: _Session, net_dir: int, size: int, frame: int, ts: int, cause: str = "lost"
+    ) -> None:
         d = session.dirs[self._role(session, net_dir)]
         if d.dead:
             return
-        cause = "snaplen" if self._snaplen_cut else "lost"
+        if self._snaplen_cut:
+            cause = "snaplen"
         self._emit(session, GapEvent(session.number, frame, ts, ROLE_NAME[d.role], size, cause))
         # Bytes before the gap that never formed a whole record are lost with it.
         d.buf.clear()
