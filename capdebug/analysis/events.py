@@ -144,12 +144,11 @@ def _health_json(h: DirectionHealth) -> dict[str, Any]:
         "rto_stalls": h.rto_stalls,
         "syns": h.syns,
         "zero_windows": h.zero_windows,
-        "bytes_sent": h.bytes_sent,
         "ttls": list(h.ttls),
         "rst_ttl": h.rst_ttl,
         "stuck": None
         if stuck is None
-        else {"offset": stuck.seq_offset, "size": stuck.size, "transmissions": stuck.transmissions},
+        else {"seq": stuck.seq, "size": stuck.size, "transmissions": stuck.transmissions},
     }
 
 

@@ -155,6 +155,10 @@ class FastPath:
         self._watched.add(conn.id)
         self.detach(conn)
 
+    def unwatch(self, conn: Connection) -> None:
+        """The health observer is done with ``conn``: it may be attached again."""
+        self._watched.discard(conn.id)
+
     def detach(self, conn: Connection) -> None:
         """Forget ``conn`` (the tracker calls it when the connection closes)."""
         if self._entries:

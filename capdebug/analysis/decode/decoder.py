@@ -22,7 +22,7 @@ from ...net.flow import (
     TcpFlag,
     TcpTracker,
 )
-from ...net.health import HealthObserver
+from ...net.health import WATCH, HealthObserver
 from ...net.tcp import ACK, TcpSegment, decode_tcp
 from ...pcap import FrameFilter
 from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
@@ -177,23 +177,36 @@ class Decoder(_Framing):
         health = self._health.get(conn.id)
         if health is None:
             return
-        if health.observe(d, frame, ts, seg.seq, seg.ack, seg.flags, seg.window, len(seg.payload), lt, data):
-            # Trouble: from now on every frame of it comes here, to be measured.
-            self._tracker.fast_path().watch(conn)
+        stream = conn.streams[d]
+        holes = stream.buffered > 0
+        size = len(seg.payload)
+        said = health.observe(
+            d, frame, ts, seg.seq, seg.ack, seg.flags, seg.window, size, stream.next_seq, holes, lt, data
+        )
+        if said and self._direct:
+            fast = self._tracker.fast_path()
+            if said == WATCH:
+                # Trouble: from now on every frame of it comes here, to be measured.
+                fast.watch(conn)
+                return
+            fast.unwatch(conn)
+            session = self._sessions.get(conn.id)
+            if session is not None and conn.open:
+                if session.fast:
+                    self._skip_unread(session)
+                else:
+                    fast.attach(conn, self._deliver(session))
 
     def _gap_cause(self, ev: StreamGap) -> str:
         """Who lost a hole's bytes: released by the receiver's ACK in this frame, the capture
-        (the receiver had them); never acknowledged by the end while the sender retransmitted,
-        the network."""
+        (the receiver had them); given up while the sender was still retransmitting what the
+        receiver never acknowledged, the network."""
         d = int(ev.direction)
         if self._ack_from == 1 - d:
             return "capture"
         health = self._health.get(ev.conn.id)
-        if health is not None:
-            if health.acked_beyond_hole(d):
-                return "capture"
-            if health.retransmitted(d):
-                return "network"
+        if health is not None and health.retransmitted(d):
+            return "network"
         return "lost"
 
     def _health_event(self, session: _Session, health: HealthObserver) -> None:
