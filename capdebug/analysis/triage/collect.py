@@ -16,6 +16,7 @@ from ..events import (
     GapEvent,
     HandshakeEvent,
     TcpEvent,
+    TcpHealthEvent,
     UndecryptableEvent,
 )
 from ..messages import alpn, early_data, negotiated_version, psk_selected, server_name
@@ -91,8 +92,14 @@ class Triage:
             side.gap_bytes += ev.size
             if ev.cause == "snaplen":
                 side.snaplen_gaps += 1
+            elif ev.cause == "capture":
+                side.capture_gaps += 1
+            elif ev.cause == "network":
+                side.network_gaps += 1
         elif isinstance(ev, UndecryptableEvent):
             side.undecryptable.append(ev)
+        elif isinstance(ev, TcpHealthEvent):
+            c.health = ev
 
     @staticmethod
     def _app_data(c: Conn, side: Side, peer: Side, ev: AppDataEvent) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...wire.constants import ProtocolVersion
-from ..events import AlertEvent, HandshakeEvent, UndecryptableEvent
+from ..events import AlertEvent, HandshakeEvent, TcpHealthEvent, UndecryptableEvent
 from .catalog import SEVERITY_RANK, Verdict
 
 __all__ = ["NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
@@ -39,6 +39,10 @@ class Side:
     gaps: int = 0
     gap_bytes: int = 0
     snaplen_gaps: int = 0
+    capture_gaps: int = 0
+    """Gaps whose bytes the receiver acknowledged: the capture lost them."""
+    network_gaps: int = 0
+    """Gaps never acknowledged while the sender retransmitted: the network lost them."""
     undecryptable: list[UndecryptableEvent] = field(default_factory=list)
     protected_records: int = 0
 
@@ -69,6 +73,8 @@ class Conn:
     early_data_accepted: bool | None = None
     early_records: int = 0
     tls_seen: bool = False
+    health: TcpHealthEvent | None = None
+    """What TCP did, when it had trouble (net/health.py; triage/tcp.py reads it)."""
 
 
 @dataclass(slots=True)
