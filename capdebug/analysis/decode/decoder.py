@@ -100,7 +100,7 @@ class Decoder(_Framing):
             # The first segment of a connection: its observer was made by ConnectionStarted.
             side = tracker.lookup(seg.src, seg.sport, seg.dst, seg.dport)
             if side is not None:
-                self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype)
+                self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype, first=True)
         if not self._out and not self._held:
             return _NO_EVENTS
         return self._drain(frame)
@@ -172,16 +172,28 @@ class Decoder(_Framing):
     # -- TCP health (net/health.py) ----------------------------------------------------------
 
     def _observe(
-        self, conn: Connection, d: int, frame: int, ts: int, seg: TcpSegment, data: bytes, lt: int
+        self,
+        conn: Connection,
+        d: int,
+        frame: int,
+        ts: int,
+        seg: TcpSegment,
+        data: bytes,
+        lt: int,
+        *,
+        first: bool = False,
     ) -> None:
+        """``first``: the connection's first segment, seen after the tracker took it (it made
+        the connection): nothing was seen before it."""
         health = self._health.get(conn.id)
         if health is None:
             return
         stream = conn.streams[d]
-        holes = stream.buffered > 0
+        nxt = None if first else stream.next_seq
+        holes = not first and stream.buffered > 0
         size = len(seg.payload)
         said = health.observe(
-            d, frame, ts, seg.seq, seg.ack, seg.flags, seg.window, size, stream.next_seq, holes, lt, data
+            d, frame, ts, seg.seq, seg.ack, seg.flags, seg.window, size, nxt, holes, lt, data
         )
         if said and self._direct:
             fast = self._tracker.fast_path()
