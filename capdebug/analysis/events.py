@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..net.health import DirectionHealth
 from ..wire.handshake import HandshakeMessage
 from .describe import handshake_fields
 
@@ -29,6 +30,7 @@ __all__ = [
     "Reason",
     "RecoveredEvent",
     "TcpEvent",
+    "TcpHealthEvent",
     "UndecryptableEvent",
     "UpgradeEvent",
 ]
@@ -111,16 +113,61 @@ class TcpEvent(DecodeEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class TcpHealthEvent(DecodeEvent):
+    """What TCP did on a connection that had trouble (retransmissions, SYN retries, a zero
+    window, a RST out of its sender's TTL profile, a SYN never answered): emitted when the
+    connection ends, only for such connections (net/health.py)."""
+
+    frame: int
+    ts_ns: int
+    client: DirectionHealth
+    server: DirectionHealth
+    connect_ns: int | None
+    """First SYN to the SYN+ACK."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "tcp_health",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "connect": None if self.connect_ns is None else self.connect_ns / 1e9,
+            "client": _health_json(self.client),
+            "server": _health_json(self.server),
+        }
+
+
+def _health_json(h: DirectionHealth) -> dict[str, Any]:
+    stuck = h.stuck
+    return {
+        "retransmissions": h.retransmissions,
+        "retransmitted_bytes": h.retransmitted_bytes,
+        "retransmission_time": h.retransmission_ns / 1e9,
+        "rto_stalls": h.rto_stalls,
+        "syns": h.syns,
+        "zero_windows": h.zero_windows,
+        "ttls": list(h.ttls),
+        "rst_ttl": h.rst_ttl,
+        "stuck": None
+        if stuck is None
+        else {"seq": stuck.seq, "size": stuck.size, "transmissions": stuck.transmissions},
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class GapEvent(DecodeEvent):
     frame: int
     ts_ns: int
     from_: str
     size: int
-    """Bytes missing from the stream (lost by the capture, not necessarily by the network)."""
+    """Bytes missing from the stream."""
     cause: str = "lost"
-    """"snaplen" when the capture cut the packet short; "out_of_order" when more than the
-    reassembly limit (``--max-out-of-order``) waited behind the hole, which was given up although
-    its bytes may be later in the capture; else "lost" (not captured)."""
+    """"snaplen" when the capture cut the packet short; "capture" when the receiver
+    acknowledged the missing bytes (it got them: the capture lost them); "network" when the
+    receiver never acknowledged them and the sender retransmitted (they never arrived: the
+    network lost them, the retransmissions too); "out_of_order" when more than the reassembly
+    limit (``--max-out-of-order``) waited behind the hole, which was given up although its
+    bytes may be later in the capture; else "lost" (not captured, cause unknown)."""
 
     def to_json(self) -> dict[str, Any]:
         return {

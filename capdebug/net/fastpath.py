@@ -93,16 +93,17 @@ def share_of(sport: int, dport: int, shares: int) -> int:
 # bits, in one unpack: the fixed IP header's fields, then the addresses and ports as one bytes
 # object, as they lie in the frame (source and destination address, source and destination
 # port: contiguous when there are no IP options or extension headers), the lookup key of a
-# direction; then the rest of the fixed TCP header. The IP header's bytes before its addresses
-# (RFC 791 3.1: checksum; RFC 8200 3: hop limit) are skipped.
+# direction; then the rest of the fixed TCP header up to the window (a window of 0 is declined:
+# the TCP health observer, net/health.py, must see every zero-window acknowledgment). The IP
+# header's bytes before its addresses (RFC 791 3.1: checksum; RFC 8200 3: hop limit) are skipped.
 _PORTS_LEN = struct.calcsize("!" + TCP_PORTS)
 _V4_KEY_LEN = 2 * 4 + _PORTS_LEN
 _V6_KEY_LEN = 2 * 16 + _PORTS_LEN
 _V4 = struct.Struct(
-    f"!H{IPV4_FIELDS}{struct.calcsize('!' + IPV4_ADDRS) - 2 * 4}x{_V4_KEY_LEN}s{TCP_REST}"
+    f"!H{IPV4_FIELDS}{struct.calcsize('!' + IPV4_ADDRS) - 2 * 4}x{_V4_KEY_LEN}s{TCP_REST}H"
 ).unpack_from
 _V6 = struct.Struct(
-    f"!H{IPV6_FIELDS}{struct.calcsize('!' + IPV6_ADDRS) - 2 * 16}x{_V6_KEY_LEN}s{TCP_REST}"
+    f"!H{IPV6_FIELDS}{struct.calcsize('!' + IPV6_ADDRS) - 2 * 16}x{_V6_KEY_LEN}s{TCP_REST}H"
 ).unpack_from
 _PORTS = struct.Struct("!" + TCP_PORTS).unpack_from
 _V4_MIN = ETH_IPV4_TCP_AT + TCP_HEADER_LEN
@@ -121,11 +122,12 @@ class FastPath:
     """The fast path of one :class:`~capdebug.net.flow.TcpTracker` (made by
     :meth:`~capdebug.net.flow.TcpTracker.fast_path`); see the module docstring."""
 
-    __slots__ = ("_entries", "_partition")
+    __slots__ = ("_entries", "_partition", "_watched")
 
     def __init__(self, partition: tuple[int, int] | None) -> None:
         self._partition = partition
         self._entries: dict[bytes, _Entry] = {}
+        self._watched: set[int] = set()
 
     def attach(
         self,
@@ -137,7 +139,7 @@ class FastPath:
         sent by direction ``d`` goes to ``deliver[d]``, and ``counters[d]`` (when given) counts
         what may be dropped unread. Calling it again replaces the entries; they leave with the
         connection (:meth:`detach`). A connection already closed is not attached."""
-        if not conn.open:
+        if not conn.open or conn.id in self._watched:
             return
         streams = conn.streams
         c0, c1 = counters if counters is not None else (_NoSkip(), _NoSkip())
@@ -146,6 +148,16 @@ class FastPath:
         # the client's).
         self._entries[_raw_key(conn.server, conn.client)] = (streams[1], streams[0], c1, deliver[1])
         self._entries[_raw_key(conn.client, conn.server)] = (streams[0], streams[1], c0, deliver[0])
+
+    def watch(self, conn: Connection) -> None:
+        """Leave every frame of ``conn`` to the general path from now on, whoever attaches it
+        again (the TCP health observer measures a troubled connection: net/health.py)."""
+        self._watched.add(conn.id)
+        self.detach(conn)
+
+    def unwatch(self, conn: Connection) -> None:
+        """The health observer is done with ``conn``: it may be attached again."""
+        self._watched.discard(conn.id)
 
     def detach(self, conn: Connection) -> None:
         """Forget ``conn`` (the tracker calls it when the connection closes)."""
@@ -161,7 +173,8 @@ class FastPath:
         in order, and acknowledging nothing beyond what the other side has released. It updates
         the stream state exactly as :meth:`TcpTracker.feed` would and hands the data to the
         consumer. Anything else (IP options, VLAN tags, fragments, truncation, SYN/FIN/RST,
-        holes, retransmissions, a consumer that asked to give way) is left to the general path.
+        holes, retransmissions, a zero window, a watched connection, a consumer that asked to
+        give way) is left to the general path.
         With a partition, the plain frames of other shares' connections are taken and dropped
         (the tracker ignores them too)."""
         get = self._entries.get
@@ -179,7 +192,7 @@ class FastPath:
             n = stop - start
             if n < v4_min:
                 return False
-            ethertype, ver, length, frag, proto, key, seq, ack, offset_byte, flags = v4(
+            ethertype, ver, length, frag, proto, key, seq, ack, offset_byte, flags, window = v4(
                 buf, start + ETHERTYPE_AT
             )
             if ethertype == eth_v4:
@@ -189,7 +202,7 @@ class FastPath:
                 tcp_at = v4_tcp
                 end = ETHERNET_HEADER_LEN + length  # the IPv4 total length counts its header
             elif ethertype == eth_v6 and n >= v6_min:
-                ethertype, ver, length, proto, key, seq, ack, offset_byte, flags = v6(
+                ethertype, ver, length, proto, key, seq, ack, offset_byte, flags, window = v6(
                     buf, start + ETHERTYPE_AT
                 )
                 if ver >> 4 != 6 or proto != tcp_proto:
@@ -208,8 +221,9 @@ class FastPath:
                 return False
             size = end - tcp_at - ((offset_byte >> 4) << 2)
             # No control bit; the TCP data offset is at least 5 words (RFC 9293 3.1); the frame
-            # holds the whole IP packet (else it is truncated: the general path reports the hole).
-            if flags & control or end > n or size < 0 or offset_byte < 0x50:
+            # holds the whole IP packet (else it is truncated: the general path reports the hole);
+            # a zero window goes to the health observer (net/health.py).
+            if flags & control or end > n or size < 0 or offset_byte < 0x50 or not window:
                 return False
             mine, peer, counter, deliver = entry
             if size:

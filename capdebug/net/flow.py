@@ -292,6 +292,11 @@ class TcpTracker:
         """Connections currently held in memory."""
         return self._open
 
+    def lookup(self, src: bytes, sport: int, dst: bytes, dport: int) -> tuple[Connection, int] | None:
+        """The open connection a segment sent so belongs to, and its sending direction."""
+        side = self._table.get((src, sport, dst, dport))
+        return None if side is None else (side.conn, int(side.direction))
+
     def fast_path(self) -> FastPath:
         """This tracker's fast path (made at the first call; see :mod:`capdebug.net.fastpath`)."""
         if self._fast is None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import struct
 
+from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
+
 __all__ = [
     "IPPROTO_TCP",
     "IPV4_ADDRS",
@@ -21,6 +23,7 @@ __all__ = [
     "IPV6_ADDRS",
     "IPV6_FIELDS",
     "IPV6_HEADER_LEN",
+    "ip_ttl_id",
     "ipv4_tcp",
     "ipv6_tcp",
 ]
@@ -119,3 +122,15 @@ def ipv6_tcp(data: bytes, off: int) -> IpTcp | None:
     if p > end:
         return None
     return data[off + 8 : off + 24], data[off + 24 : off + 40], p, end, truncated
+
+
+def ip_ttl_id(linktype: int, data: bytes) -> tuple[int, int | None] | None:
+    """``(ttl, ip_id)`` of the IP packet in a captured frame: the IPv4 TTL and Identification
+    (RFC 791 3.1), or the IPv6 hop limit and None (RFC 8200 3: no ID outside fragments). Read
+    only for the few packets the TCP health observer samples, never per frame. Never raises."""
+    ethertype, off = network_offset(linktype, data)
+    if ethertype == ETHERTYPE_IPV4 and off + IPV4_HEADER_LEN <= len(data):
+        return data[off + 8], _u16(data, off + 4)[0]
+    if ethertype == ETHERTYPE_IPV6 and off + IPV6_HEADER_LEN <= len(data):
+        return data[off + 7], None
+    return None

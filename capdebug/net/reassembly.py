@@ -175,6 +175,12 @@ class StreamReassembler:
         return self._next is not None
 
     @property
+    def next_seq(self) -> int | None:
+        """Sequence number (32-bit, as on the wire) of the next byte to release, once started:
+        bytes before it were seen (TCP health calls a segment ending there a retransmission)."""
+        return None if self._next is None else self._next & _MASK
+
+    @property
     def buffered(self) -> int:
         """Bytes held behind a hole."""
         return self._buffered

@@ -301,8 +301,10 @@ def as_json(events: Iterable[DecodeEvent]) -> list[dict[str, Any]]:
 
 
 def strip(objs: Iterable[dict[str, Any]], drop: Iterable[str] = ("ts",)) -> list[dict[str, Any]]:
+    """Without ``drop``'s keys, nor ``tcp_health`` events: those describe the TCP a test crafts
+    (retransmissions, windows), not the TLS it must leave unchanged (tests/health/ checks them)."""
     gone = set(drop)
-    return [{k: v for k, v in o.items() if k not in gone} for o in objs]
+    return [{k: v for k, v in o.items() if k not in gone} for o in objs if o["event"] != "tcp_health"]
 
 
 def reasons(objs: Iterable[dict[str, Any]]) -> list[tuple[int, str, str]]:

@@ -27,7 +27,9 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "app_data": (_COMMON | {"length", "decrypted"}, {"early_data"}),
     "heartbeat": (_COMMON | {"type"}, set()),
     "undecryptable": ({"event", "conn", "frame", "from", "reason"}, set()),
-    "gap": (_COMMON | {"size"}, set()),
+    "gap": (_COMMON | {"size"}, {"cause"}),
+    # A connection's TCP health at its end (net/health.py): both sides' facts, no "from".
+    "tcp_health": ({"event", "conn", "frame", "ts", "connect", "client", "server"}, set()),
     "upgrade": (_COMMON | {"protocol", "command", "command_frame", "reply", "accepted"}, set()),
     "plaintext": (_COMMON | {"kind", "text"}, set()),
 }
@@ -72,7 +74,7 @@ def check_contract(objs: list[dict[str, Any]]) -> None:
                     assert host.startswith("[") and host.endswith("]"), o[k]
             continue
         assert conn in seen, f"event before its connection: {o}"
-        assert o["from"] in ("client", "server")
+        assert ev == "tcp_health" or o["from"] in ("client", "server")
         assert isinstance(o["frame"], int) and o["frame"] >= 1
         assert o["frame"] >= last_frame, "not in capture order"
         last_frame = o["frame"]
@@ -86,7 +88,7 @@ def check_contract(objs: list[dict[str, Any]]) -> None:
             if o["flag"] in ("FIN", "RST"):
                 # Nothing of that frame's records comes after its FIN or RST.
                 later = [x for x in objs[i + 1 :] if x["conn"] == conn and x.get("frame") == o["frame"]]
-                assert all(x["event"] == "tcp" for x in later), later
+                assert all(x["event"] in ("tcp", "tcp_health") for x in later), later
         elif ev == "alert":
             assert o["level"] is None or isinstance(o["level"], int)
             assert isinstance(o["encrypted"], bool)

@@ -188,6 +188,11 @@ def test_every_catalog_code_has_a_capture() -> None:
     # The plaintext prelude's verdicts have real captures of their own in tests/upgrade
     # (PostgreSQL, exim, dovecot, tinyproxy, an HTTP server, a TLS port).
     tested |= {"upgraded", "upgrade_refused", "tls_never_followed", "not_tls_reply", "plaintext_to_tls_port"}
+    # TCP health codes: crafted captures and real namespaces in tests/health/.
+    tested |= {
+        "connection_refused", "syn_unanswered", "syn_retries", "retransmissions", "rto_stall",
+        "heavy_loss", "unresponsive_peer", "zero_window", "injected_rst", "mtu_blackhole",
+    }  # fmt: skip
     assert set(CATALOG) == tested
     assert set(MANIFEST) == set(scenarios.SCENARIOS)
 
@@ -437,11 +442,11 @@ def test_slow_handshake_is_info() -> None:
 
 def test_tcp_only_connection_refused() -> None:
     r = only(triage("tcp_only", keys=False))
-    v = one(r, "tcp_only")
+    v = one(r, "connection_refused")
     assert (v.severity, v.by) == ("error", "server")
     assert v.frame == frames("tcp_only", keys=False, from_client=False, rst=True)[0]
     assert "refused" in v.detail
-    assert codes(r) == {"tcp_only"}
+    assert codes(r) == {"connection_refused"}
 
 
 # -- without keys ---------------------------------------------------------------------------

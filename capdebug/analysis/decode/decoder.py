@@ -13,12 +13,22 @@ import collections
 from collections.abc import Sequence
 
 from ...crypto.keylog import KeyLog
-from ...net.flow import ConnectionClosed, ConnectionStarted, StreamData, StreamGap, TcpFlag, TcpTracker
-from ...net.tcp import decode_tcp
+from ...net.flow import (
+    Connection,
+    ConnectionClosed,
+    ConnectionStarted,
+    StreamData,
+    StreamGap,
+    TcpFlag,
+    TcpTracker,
+)
+from ...net.health import WATCH, HealthObserver
+from ...net.reassembly import GAP_LOST
+from ...net.tcp import ACK, TcpSegment, decode_tcp
 from ...pcap import FrameFilter
 from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
 from .. import keys as keymod
-from ..events import DecodeEvent
+from ..events import DecodeEvent, TcpHealthEvent
 from .framing import _Framing
 from .order import _Held
 from .session import DecodeOptions, _Session
@@ -57,6 +67,11 @@ class Decoder(_Framing):
         """The frame being fed was cut short by the snaplen (a gap it causes is not a loss)."""
         self._direct = False
         """Connections take data straight from the tracker's frame filter (see frame_filter)."""
+        self._health: dict[int, HealthObserver] = {}
+        """TCP health per open connection, by id (net/health.py)."""
+        self._ack_from = -1
+        """Direction of the frame being fed when it acknowledges (a gap its ACK releases was
+        received: the capture lost it), else -1."""
 
     # -- input ------------------------------------------------------------------------------
 
@@ -67,13 +82,26 @@ class Decoder(_Framing):
         if seg is None:
             return _NO_EVENTS
         self._snaplen_cut = seg.truncated
-        for ev in self._tracker.feed(frame, pkt.ts_ns, seg):
+        # TCP health (net/health.py) sees every frame that leaves the fast path; looked up
+        # before feeding, as a RST takes the connection out of the table.
+        tracker = self._tracker
+        side = tracker.lookup(seg.src, seg.sport, seg.dst, seg.dport)
+        if side is not None:
+            self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype)
+        self._ack_from = -1 if side is None or not seg.flags & ACK else side[1]
+        events = tracker.feed(frame, pkt.ts_ns, seg)
+        for ev in events:
             if type(ev) is StreamData:
                 session = self._sessions.get(ev.conn.id)
                 if session is not None:
                     self._data(session, ev.direction, ev.data, ev.frame, ev.ts_ns)
             else:
                 self._net_event(ev)
+        if side is None and events:
+            # The first segment of a connection: its observer was made by ConnectionStarted.
+            side = tracker.lookup(seg.src, seg.sport, seg.dst, seg.dport)
+            if side is not None:
+                self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype, first=True)
         if not self._out and not self._held:
             return _NO_EVENTS
         return self._drain(frame)
@@ -102,6 +130,7 @@ class Decoder(_Framing):
         # Holes still open at the end are not blamed on whichever frame was fed last (with the
         # frame filter, that is not even the capture's last frame).
         self._snaplen_cut = False
+        self._ack_from = -1
         for ev in self._tracker.flush():
             self._net_event(ev)
         for session in self._sessions.values():
@@ -123,16 +152,84 @@ class Decoder(_Framing):
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
-                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, ev.reason)
+                reason = ev.reason if ev.reason != GAP_LOST else self._gap_cause(ev)
+                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason)
         elif isinstance(ev, ConnectionStarted):
             conn = ev.conn
             wanted = self.options.conns is None or conn.id in self.options.conns
             session = _Session(conn, conn.first_frame, wanted)
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))
+            self._health[conn.id] = HealthObserver()
             if self._direct:
                 self._tracker.fast_path().attach(conn, self._deliver(session))
         elif isinstance(ev, ConnectionClosed):
             session = self._sessions.pop(ev.conn.id, None)
+            health = self._health.pop(ev.conn.id, None)
             if session is not None:
+                if health is not None:
+                    self._health_event(session, health)
                 self._decide(session, None)
+
+    # -- TCP health (net/health.py) ----------------------------------------------------------
+
+    def _observe(
+        self,
+        conn: Connection,
+        d: int,
+        frame: int,
+        ts: int,
+        seg: TcpSegment,
+        data: bytes,
+        lt: int,
+        *,
+        first: bool = False,
+    ) -> None:
+        """``first``: the connection's first segment, seen after the tracker took it (it made
+        the connection): nothing was seen before it."""
+        health = self._health.get(conn.id)
+        if health is None:
+            return
+        stream = conn.streams[d]
+        nxt = None if first else stream.next_seq
+        holes = not first and stream.buffered > 0
+        size = len(seg.payload)
+        said = health.observe(
+            d, frame, ts, seg.seq, seg.ack, seg.flags, seg.window, size, nxt, holes, lt, data
+        )
+        if said and self._direct:
+            fast = self._tracker.fast_path()
+            if said == WATCH:
+                # Trouble: from now on every frame of it comes here, to be measured.
+                fast.watch(conn)
+                return
+            fast.unwatch(conn)
+            session = self._sessions.get(conn.id)
+            if session is not None and conn.open:
+                if session.fast:
+                    self._skip_unread(session)
+                else:
+                    fast.attach(conn, self._deliver(session))
+
+    def _gap_cause(self, ev: StreamGap) -> str:
+        """Who lost a hole's bytes: released by the receiver's ACK in this frame, the capture
+        (the receiver had them); given up while the sender was still retransmitting what the
+        receiver never acknowledged, the network."""
+        d = int(ev.direction)
+        if self._ack_from == 1 - d:
+            return "capture"
+        health = self._health.get(ev.conn.id)
+        if health is not None and health.retransmitted(d):
+            return "network"
+        return "lost"
+
+    def _health_event(self, session: _Session, health: HealthObserver) -> None:
+        facts = health.summary()
+        if not facts.notable:
+            return
+        client, server = facts.sides
+        if self._role(session, 0) == 1:
+            client, server = server, client
+        last = max(client.last_frame, server.last_frame)
+        ts = max(client.last_ts_ns, server.last_ts_ns)
+        self._emit(session, TcpHealthEvent(session.number, last, ts, client, server, facts.connect_ns))

@@ -170,6 +170,55 @@ CATALOG: dict[str, tuple[str, str]] = {
         "A TCP connection with no TLS data: refused, reset, or closed before the ClientHello.",
         "An RST answering the SYN means nothing listens on that port (or a firewall rejects).",
     ),
+    # TCP health (triage/tcp.py, net/health.py); by "path": the network between the endpoints.
+    "connection_refused": (
+        "The server answered the SYN with a RST: nothing listens on that port (or a firewall rejects).",
+        "Check that the service runs and listens on that address and port, and firewall rules.",
+    ),
+    "syn_unanswered": (
+        "The client's SYNs got no answer at all: a connect timeout.",
+        "The host is down or unreachable, or a firewall silently drops the SYNs; check routing "
+        "and firewall rules from the client's side.",
+    ),
+    "syn_retries": (
+        "The client had to resend its SYN before the server answered: the connect took seconds.",
+        "SYNs or SYN+ACKs are being lost (a busy server's full accept queue, a lossy path).",
+    ),
+    "retransmissions": (
+        "A side retransmitted segments; the detail gives how many and the time they cost.",
+        "Some loss is normal; much of it, see heavy_loss and rto_stall.",
+    ),
+    "rto_stall": (
+        "A retransmission timeout: the sender got no acknowledgment and waited before resending, "
+        "so the connection stalled.",
+        "Look for loss on the path (a congested link, a policer) or a peer that stopped answering.",
+    ),
+    "heavy_loss": (
+        "A large share of the bytes was retransmitted: the path loses packets.",
+        "Find the lossy hop (mtr, interface error counters, policers, Wi-Fi).",
+    ),
+    "unresponsive_peer": (
+        "One side kept retransmitting with no answer from the other, then gave up (nothing more, or a RST).",
+        "The silent side crashed, lost its network, or a stateful middlebox dropped the flow "
+        "(idle timeout on a firewall or NAT); check keepalives and idle timeouts.",
+    ),
+    "zero_window": (
+        "A side advertised a zero receive window: its application stopped reading.",
+        "Look at the reading application (blocked thread, slow consumer), not at the network.",
+    ),
+    "injected_rst": (
+        "A RST whose IP TTL does not fit the other packets of the side it claims to come from: "
+        "forged by a middlebox on the path (by: path), not sent by that side.",
+        "Look for a firewall, IPS or load balancer between the endpoints that resets connections "
+        "(policy, idle timeout, TLS inspection).",
+    ),
+    "mtu_blackhole": (
+        "Full-size segments are retransmitted and never acknowledged while small ones pass: a "
+        "path MTU black hole (a smaller-MTU link drops them and the ICMP 'fragmentation needed' "
+        "never arrives). Handshakes stall at the server's certificate flight.",
+        "Clamp the TCP MSS on the tunnel or router, lower the interface MTU, or let ICMP "
+        "'fragmentation needed' / 'packet too big' through.",
+    ),
 }
 
 ALERT_CAUSES: dict[str, str] = {

@@ -18,6 +18,7 @@ from ..events import (
     HandshakeEvent,
     PlaintextEvent,
     TcpEvent,
+    TcpHealthEvent,
     UndecryptableEvent,
     UpgradeEvent,
 )
@@ -112,12 +113,18 @@ class Triage:
             side.gap_bytes += ev.size
             if ev.cause == "snaplen":
                 side.snaplen_gaps += 1
+            elif ev.cause == "capture":
+                side.capture_gaps += 1
+            elif ev.cause == "network":
+                side.network_gaps += 1
         elif isinstance(ev, UndecryptableEvent):
             side.undecryptable.append(ev)
         elif isinstance(ev, UpgradeEvent):
             c.upgrades.append(ev)
         elif isinstance(ev, PlaintextEvent):
             c.plaintext.append(ev)
+        elif isinstance(ev, TcpHealthEvent):
+            c.health = ev
 
     @staticmethod
     def _app_data(c: Conn, side: Side, peer: Side, ev: AppDataEvent) -> None:

@@ -9,7 +9,14 @@ from typing import Any
 
 from ...wire.constants import ProtocolVersion
 from ..app import AppFact
-from ..events import AlertEvent, HandshakeEvent, PlaintextEvent, UndecryptableEvent, UpgradeEvent
+from ..events import (
+    AlertEvent,
+    HandshakeEvent,
+    PlaintextEvent,
+    TcpHealthEvent,
+    UndecryptableEvent,
+    UpgradeEvent,
+)
 from .catalog import SEVERITY_RANK, Verdict
 
 __all__ = ["KEPT_PROTECTED", "NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
@@ -45,6 +52,10 @@ class Side:
     gaps: int = 0
     gap_bytes: int = 0
     snaplen_gaps: int = 0
+    capture_gaps: int = 0
+    """Gaps whose bytes the receiver acknowledged: the capture lost them."""
+    network_gaps: int = 0
+    """Gaps never acknowledged while the sender retransmitted: the network lost them."""
     undecryptable: list[UndecryptableEvent] = field(default_factory=list)
     protected_records: int = 0
     protected: list[tuple[int, int, int]] = field(default_factory=list)
@@ -98,6 +109,8 @@ class Conn:
     """HTTP/2 seen by content (a connection preface) when no ALPN was negotiated."""
     app: list[tuple[int, int, AppFact, int]] = field(default_factory=list)
     """(frame, side, fact, ts) from the decrypted records triage opened (see :mod:`..app`)."""
+    health: TcpHealthEvent | None = None
+    """What TCP did, when it had trouble (net/health.py; triage/tcp.py reads it)."""
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from .model import NAMES, TLS12, TLS13, Conn, Side
 from .prelude import prelude_verdicts
 from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
 from .resumption import issuer_clause
+from .tcp import tcp_verdicts
 
 __all__ = ["verdicts"]
 
@@ -54,6 +55,24 @@ def _likely_close_notify(c: Conn, side: Side) -> bool:
 
 
 def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
+    """Every verdict of one connection: the TLS rules, then TCP's (triage/tcp.py); a RST that
+    TCP shows was injected by the path is not blamed on the side it claims to come from."""
+    out = _tls_verdicts(c, slow_handshake_s=slow_handshake_s)
+    tcp = tcp_verdicts(c)
+    if not tcp:
+        return out
+    forged = {v.frame for v in tcp if v.code == "injected_rst"}
+    ended = {"connection_refused", "syn_unanswered"} & {v.code for v in tcp}
+    out = [
+        v
+        for v in out
+        if not (v.code in ("reset", "benign_reset") and v.frame in forged)
+        and not (ended and v.code == "tcp_only")
+    ]
+    return out + tcp
+
+
+def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
     out: list[Verdict] = []
     client, server = c.sides
     sides = (client, server)
@@ -133,6 +152,18 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
             detail = (
                 f"the snaplen cut {s.snaplen_gaps} packet(s) sent by the {NAMES[i]} short "
                 f"({s.gap_bytes} bytes not captured): capture with -s 0 to keep whole records"
+            )
+        elif s.network_gaps:
+            detail = (
+                f"{s.gap_bytes} bytes sent by the {NAMES[i]} are missing ({s.gaps} gap(s)): the "
+                f"{NAMES[1 - i]} never acknowledged {s.network_gaps} of the gap(s) while the "
+                f"{NAMES[i]} retransmitted: lost by the network, not by the capture"
+            )
+        elif s.capture_gaps == s.gaps:
+            detail = (
+                f"{s.gap_bytes} bytes sent by the {NAMES[i]} are missing from the capture "
+                f"({s.gaps} gap(s)): the {NAMES[1 - i]} acknowledged them, so it received them: "
+                "packets lost by the capture, not by the network"
             )
         else:
             detail = (

@@ -1,0 +1,343 @@
+"""TCP health per connection: retransmissions, stalls, zero windows, SYN retries, the TTL and IP ID
+profile of each sender (to spot a RST a middlebox injected).
+
+Theory of operation
+===================
+
+A :class:`HealthObserver` follows one connection. Its facts must not depend on whether the
+frame filter (:mod:`capdebug.net.fastpath`) took a frame, so it acts only on segments that
+always leave the fast path: SYN, FIN, RST, retransmissions (judged against the reassembler's
+position, which is the same either way), zero-window acknowledgments; and, while the
+connection is *watched*, on every segment. :meth:`HealthObserver.observe` returns
+:data:`WATCH` at the first retransmission or zero window: the caller then takes the connection
+off the fast path, so that every segment, bare ACKs included, comes here and the trouble can be
+measured; and :data:`RELEASE` once every retransmission is acknowledged and no window is
+closed. Healthy connections cost nothing per frame; troubled ones are decoded by the general
+path, which is equally correct.
+
+What is measured, per sending direction (:class:`DirectionHealth`):
+
+* retransmissions: a data segment ending at or before the reassembler's next position (bytes
+  seen before; one that only overlaps counts its old part), or filling a hole (its first copy
+  was lost before the capture point).
+  Their time cost is, for each retransmitted segment, from its first transmission seen here to
+  the acknowledgment that covers it (or the end of the connection): a lower bound, as the
+  original of the first retransmission usually took the fast path.
+* retransmission timeouts: a retransmission that follows the previous transmission of the same
+  segment, or the connection's previous segment once it is watched, by at least
+  :data:`RTO_MIN_NS` (Linux's minimum RTO; RFC 6298 2.4 recommends 1 s): the sender waited, so
+  the connection stalled.
+* SYN retries and the connect time (first SYN to SYN+ACK).
+* zero windows: an acknowledgment advertising a window of 0 (RFC 9293 3.8.6.1): its sender
+  stopped reading.
+* the IP TTL (IPv6 hop limit) and IP ID of each direction's SYN and FIN, and of its RST: a RST
+  whose TTL differs from every other packet sampled of its sender did not come from that host
+  (a middlebox forging it is at another distance from the capture point).
+
+Sequence numbers wrap (RFC 9293 3.4): comparisons are modulo 2**32 within half the space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from capdebug.net.ip import ip_ttl_id
+from capdebug.net.tcp import ACK, FIN, RST, SYN
+
+__all__ = [
+    "RELEASE",
+    "RTO_MIN_NS",
+    "WATCH",
+    "ConnectionHealth",
+    "DirectionHealth",
+    "HealthObserver",
+    "StuckSegment",
+]
+
+WATCH = 1
+"""From :meth:`HealthObserver.observe`: trouble began, send every frame of it here."""
+RELEASE = -1
+"""From :meth:`HealthObserver.observe`: recovered, the fast path may take it again."""
+RTO_MIN_NS = 200_000_000
+"""A wait this long before a retransmission is a retransmission timeout (Linux TCP_RTO_MIN)."""
+_PROFILE = 4
+"""SYN/FIN packets per direction whose TTL and IP ID make the sender's profile."""
+_TRACKED = 512
+"""Retransmitted segments followed at once per direction (memory bound)."""
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
+
+
+def _after(a: int, b: int) -> bool:
+    """``a`` is later than ``b`` in sequence space."""
+    return 0 < (a - b) & _MASK < _HALF
+
+
+@dataclass(frozen=True, slots=True)
+class StuckSegment:
+    """The segment a direction retransmitted most and never saw acknowledged."""
+
+    seq: int
+    """Its sequence number, as on the wire."""
+    size: int
+    transmissions: int
+    """Retransmissions seen (the original usually took the fast path)."""
+    first_frame: int
+    first_ts_ns: int
+    last_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionHealth:
+    """What one sending direction did (typed facts; rendered by the analysis layer)."""
+
+    retransmissions: int
+    retransmitted_bytes: int
+    retransmission_ns: int
+    """Lower bound of the time retransmitted segments took to be acknowledged (or to the end)."""
+    first_retransmission: int | None
+    """Frame of the first retransmission."""
+    rto_stalls: int
+    rto_stall_ns: int
+    syns: int
+    first_syn_ts_ns: int | None
+    zero_windows: int
+    first_zero_window: int | None
+    zero_window_ns: int
+    """Time the window stayed at 0 (to the reopening, or the last segment seen)."""
+    stuck: StuckSegment | None
+    last_frame: int
+    """The last segment observed (every one while watched; see the module docstring)."""
+    last_ts_ns: int
+    ttls: tuple[int, ...]
+    """TTL (hop limit) of its SYN and FIN."""
+    ip_ids: tuple[int, ...]
+    """IPv4 IDs of the same packets (empty for IPv6)."""
+    rst_frame: int | None
+    rst_ttl: int | None
+    rst_ip_id: int | None
+
+    @property
+    def rst_ttl_off(self) -> bool:
+        """The RST's TTL fits none of this sender's other packets sampled."""
+        return self.rst_ttl is not None and bool(self.ttls) and self.rst_ttl not in self.ttls
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionHealth:
+    """Both directions, indexed as the tracker's :class:`~capdebug.net.flow.Direction`."""
+
+    sides: tuple[DirectionHealth, DirectionHealth]
+    connect_ns: int | None
+    """First SYN to the SYN+ACK."""
+    synack_frame: int | None
+
+    @property
+    def notable(self) -> bool:
+        """Anything worth a verdict (else no event is emitted for it)."""
+        c, s = self.sides
+        return bool(
+            c.retransmissions
+            or s.retransmissions
+            or c.syns > 1
+            or c.zero_windows
+            or s.zero_windows
+            or c.rst_ttl_off
+            or s.rst_ttl_off
+            or (c.syns and self.synack_frame is None and s.rst_frame is None)
+        )
+
+
+@dataclass(slots=True)
+class _Dir:
+    retransmissions: int = 0
+    retransmitted_bytes: int = 0
+    retransmission_ns: int = 0
+    first_retransmission: int | None = None
+    rto_stalls: int = 0
+    rto_stall_ns: int = 0
+    syns: int = 0
+    first_syn_ts: int | None = None
+    zero_windows: int = 0
+    first_zero_window: int | None = None
+    zero_since: int | None = None
+    zero_window_ns: int = 0
+    last_frame: int = 0
+    last_ts: int = 0
+    ttls: list[int] = field(default_factory=list)
+    ip_ids: list[int] = field(default_factory=list)
+    rst_frame: int | None = None
+    rst_ttl: int | None = None
+    rst_ip_id: int | None = None
+    # Retransmitted segments not yet acknowledged: seq -> [end, first_frame, first_ts, last_ts, count].
+    tx: dict[int, list[int]] = field(default_factory=dict)
+
+
+class HealthObserver:
+    """One connection's health (see the module docstring)."""
+
+    __slots__ = ("_dirs", "_synack_ts", "_watch_ts", "_watched", "synack_frame")
+
+    def __init__(self) -> None:
+        self._dirs = (_Dir(), _Dir())
+        self.synack_frame: int | None = None
+        self._synack_ts: int | None = None
+        self._watched = False
+        self._watch_ts: int | None = None  # the previous segment seen while watched
+
+    def observe(
+        self,
+        d: int,
+        frame: int,
+        ts_ns: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        size: int,
+        nxt: int | None,
+        holes: bool,
+        linktype: int,
+        data: bytes,
+    ) -> int:
+        """Take one segment sent by direction ``d`` with ``size`` payload bytes, before the
+        reassembler of that direction took it (``nxt``: its next position, ``holes``: it holds
+        data beyond a hole). ``data`` is the captured frame, read only for TTL/IP ID samples.
+        :data:`WATCH` when the connection starts needing every frame (the caller takes it off
+        the fast path), :data:`RELEASE` when it recovered (the caller may give it back), else 0."""
+        control = flags & (SYN | FIN | RST)
+        end = (seq + size) & _MASK
+        old = 0
+        if size and nxt is not None:
+            if not _after(end, nxt):
+                old = size  # every byte seen before
+            elif _after(nxt, seq):
+                old = (nxt - seq) & _MASK  # a partial retransmission
+            elif seq == nxt and holes:
+                old = size  # fills a hole: its first copy was lost before the capture point
+        zero = window == 0 and flags & ACK and not control
+        watched = self._watched
+        if not (watched or control or old or zero):
+            return 0  # a frame the fast path may take: nothing to see (module docstring)
+        me, peer = self._dirs[d], self._dirs[1 - d]
+        me.last_frame = frame
+        me.last_ts = ts_ns
+        trouble = False
+        if flags & RST:
+            if me.rst_frame is None:
+                me.rst_frame = frame
+                sample = ip_ttl_id(linktype, data)
+                if sample is not None:
+                    me.rst_ttl, me.rst_ip_id = sample
+        elif control and len(me.ttls) < _PROFILE:
+            sample = ip_ttl_id(linktype, data)
+            if sample is not None:
+                me.ttls.append(sample[0])
+                if sample[1] is not None:
+                    me.ip_ids.append(sample[1])
+        if flags & SYN:
+            me.syns += 1
+            if me.first_syn_ts is None:
+                me.first_syn_ts = ts_ns
+            if flags & ACK and self.synack_frame is None:
+                self.synack_frame, self._synack_ts = frame, ts_ns
+        elif old:
+            trouble = True
+            self._retransmitted(me, seq, (seq + old) & _MASK, old, frame, ts_ns)
+        if flags & ACK and not flags & SYN and (watched or trouble):
+            if peer.tx:
+                self._acked(peer, ack, ts_ns)
+            if me.zero_since is not None and not zero:
+                me.zero_window_ns += ts_ns - me.zero_since
+                me.zero_since = None
+        if zero:
+            me.zero_windows += 1
+            if me.zero_since is None:
+                me.zero_since = ts_ns
+            if me.first_zero_window is None:
+                me.first_zero_window = frame
+            trouble = True
+        if trouble and not watched:
+            self._watched = True
+            self._watch_ts = ts_ns
+            return WATCH
+        if watched:
+            self._watch_ts = ts_ns
+            if not (me.tx or peer.tx) and me.zero_since is None is peer.zero_since:
+                # Recovered: every retransmission acknowledged, no window closed.
+                self._watched = False
+                self._watch_ts = None
+                return RELEASE
+        return 0
+
+    def _retransmitted(self, me: _Dir, seq: int, end: int, size: int, frame: int, ts: int) -> None:
+        me.retransmissions += 1
+        me.retransmitted_bytes += size
+        if me.first_retransmission is None:
+            me.first_retransmission = frame
+        entry = me.tx.get(seq)
+        if entry is not None:
+            wait = ts - entry[3]
+            entry[3] = ts
+            entry[4] += 1
+        else:
+            # Its original took the fast path (unseen) unless the connection was watched, when
+            # the previous segment either way bounds the wait from below.
+            wait = ts - self._watch_ts if self._watch_ts is not None else 0
+            if len(me.tx) >= _TRACKED:
+                del me.tx[next(iter(me.tx))]
+            me.tx[seq] = [end, frame, ts, ts, 1]
+        if wait >= RTO_MIN_NS:
+            me.rto_stalls += 1
+            me.rto_stall_ns += wait
+
+    @staticmethod
+    def _acked(me: _Dir, ack: int, ts: int) -> None:
+        done = [seq for seq, entry in me.tx.items() if not _after(entry[0], ack)]
+        for seq in done:
+            entry = me.tx.pop(seq)
+            me.retransmission_ns += ts - entry[2]
+
+    def retransmitted(self, d: int) -> bool:
+        """Direction ``d`` retransmitted data its receiver has not acknowledged (yet)."""
+        return bool(self._dirs[d].tx)
+
+    def summary(self) -> ConnectionHealth:
+        """The facts so far (at the connection's end)."""
+        end_ts = max(self._dirs[0].last_ts, self._dirs[1].last_ts)
+        sides = []
+        for me in self._dirs:
+            cost = me.retransmission_ns + sum(end_ts - e[2] for e in me.tx.values())
+            zero_ns = me.zero_window_ns + (end_ts - me.zero_since if me.zero_since is not None else 0)
+            stuck = None
+            if me.tx:
+                seq, e = max(me.tx.items(), key=lambda item: item[1][4])
+                stuck = StuckSegment(seq, (e[0] - seq) & _MASK, e[4], e[1], e[2], e[3])
+            sides.append(
+                DirectionHealth(
+                    me.retransmissions,
+                    me.retransmitted_bytes,
+                    cost,
+                    me.first_retransmission,
+                    me.rto_stalls,
+                    me.rto_stall_ns,
+                    me.syns,
+                    me.first_syn_ts,
+                    me.zero_windows,
+                    me.first_zero_window,
+                    zero_ns,
+                    stuck,
+                    me.last_frame,
+                    me.last_ts,
+                    tuple(me.ttls),
+                    tuple(me.ip_ids),
+                    me.rst_frame,
+                    me.rst_ttl,
+                    me.rst_ip_id,
+                )
+            )
+        client_syn = self._dirs[0].first_syn_ts
+        connect = (
+            self._synack_ts - client_syn if self._synack_ts is not None and client_syn is not None else None
+        )
+        return ConnectionHealth((sides[0], sides[1]), connect, self.synack_frame)
