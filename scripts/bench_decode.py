@@ -3,6 +3,7 @@
 scripts/make_corpus.py, and check their results against the corpus manifest.
 
     python3 scripts/bench_decode.py CORPUS_DIR [--repeat 3] [--skip-tshark] [--json-report FILE]
+        [--instructions] [--instructions-tshark] [--startup 5]
 
 In one run it times, each as its own process (wall time; peak memory as the largest sum of
 resident memory over that process and the workers it forks, sampled; pages the workers share
@@ -30,6 +31,13 @@ the page cache. Then it verifies:
   unanswered -> close_notify_unanswered by the peer; FIN without close_notify ->
   premature_close by the closer; RST -> reset or benign_reset by the closer; plus version and
   cipher suite, and no undecryptable record anywhere (the key log is complete).
+
+Since the machine may be shared, wall times are noisy: ``--instructions`` also runs ``decrypt
+--json`` and ``triage --json`` once each under ``valgrind --tool=cachegrind --cache-sim=no`` and
+reports the instructions executed (the whole process tree: triage's forked workers are followed),
+a figure that load does not change (``--instructions-tshark``: tshark too; slow). ``--startup N``
+times decrypt and triage on a one-packet capture cut from the corpus (best and median of N
+interleaved rounds, instructions with --instructions), the cost a user pays on every small case.
 
 Exit code 0 when nothing mismatches, 1 otherwise. The verification functions are importable
 (tests/bench uses them on a tiny corpus).
@@ -178,6 +186,56 @@ def capdebug_argv(capdebug: str) -> list[str]:
     return [found]
 
 
+def cachegrind_instructions(argv: list[str], stdout_path: Path, work: Path) -> int:
+    """Instructions executed by argv and every process it forks (cachegrind, no cache simulation:
+    only the instruction count is wanted). Valgrind is not needed for the rest of the benchmark."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("--instructions needs valgrind (apt-get install valgrind)")
+    out_pattern = work / "cachegrind.out.%p"
+    for old in work.glob("cachegrind.out.*"):
+        old.unlink()
+    with stdout_path.open("wb") as out:
+        proc = subprocess.run(
+            [
+                valgrind,
+                "--tool=cachegrind",
+                "--cache-sim=no",
+                "--trace-children=yes",
+                f"--cachegrind-out-file={out_pattern}",
+                *argv,
+            ],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    total = 0
+    for path in work.glob("cachegrind.out.*"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("summary:"):
+                total += int(line.split()[1])
+        path.unlink()
+    if total == 0:
+        err = proc.stderr.decode(errors="replace")[-500:]
+        raise RuntimeError(f"no cachegrind summary for {argv[0]}: {err}")
+    return total
+
+
+def one_packet_capture(capture: Path, out: Path) -> Path:
+    """The capture's first packet alone (classic pcap: 24-byte header, 16-byte record header)."""
+    with capture.open("rb") as f:
+        header = f.read(24)
+        record = f.read(16)
+        order = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        incl = int.from_bytes(record[8:12], "little" if order == "<" else "big")
+        out.write_bytes(header + record + f.read(incl))
+    return out
+
+
+def fmt_g(n: float) -> str:
+    return f"{n / 1e9:.3f} G"
+
+
 # --- verification -------------------------------------------------------------------------------
 
 
@@ -314,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="rounds of all commands; the best of each counts")
     p.add_argument("--work", type=Path, help="keep outputs here (default: a temporary folder)")
     p.add_argument("--json-report", type=Path, help="also write the figures as JSON")
+    p.add_argument("--instructions", action="store_true", help="also count instructions (cachegrind; slow)")
+    p.add_argument("--instructions-tshark", action="store_true", help="count tshark's too (slower)")
+    p.add_argument(
+        "--startup", type=int, default=0, metavar="N", help="time N rounds on a one-packet capture"
+    )
+    p.add_argument("--skip-verify", action="store_true", help="no export/verdict check")
     args = p.parse_args(argv)
 
     corpus: Path = args.corpus
@@ -449,13 +513,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  target {label}: {'met' if ok else 'NOT MET'}")
     print()
 
-    conn_clients = conn_clients_from_decrypt(work / "decrypt-export.jsonl")
-    exports = verify_exports(manifest, conn_clients, export)
-    print_mismatches("exported plaintext vs manifest SHA-256 (per direction)", exports)
-    triage_doc = json.loads((work / "triage.json").read_text())
-    verdicts, extra = verify_verdicts(manifest, triage_doc)
-    print_mismatches("triage verdicts vs manifest endings", verdicts)
-    print_mismatches("error verdicts not explained by the ending (informational)", extra)
+    instructions: dict[str, int] = {}
+    if args.instructions:
+        for key in ("decrypt", "triage") + (("tshark",) if args.instructions_tshark and ts else ()):
+            _, argv_, _, _ = commands[key]
+            instructions[key] = cachegrind_instructions(argv_, work / f"{key}.cg.out", work)
+        print("instructions (cachegrind, whole process tree):")
+        for key, n in instructions.items():
+            vs = f"   tshark/this {instructions['tshark'] / n:.2f}x" if "tshark" in instructions else ""
+            print(f"  {key:16s} {fmt_g(n):>12s}{vs}")
+        print()
+    startup: dict[str, dict[str, Any]] = {}
+    if args.startup > 0:
+        one = one_packet_capture(capture, work / "one.pcap")
+        small = {
+            "decrypt": [*cd, "decrypt", "--json", str(one), "--keylog", str(keys), "--no-env"],
+            "triage": [*cd, "triage", "--json", str(one), "--no-env"],
+        }
+        if not args.skip_tshark:
+            small["tshark"] = [args.tshark, "-r", str(one), "-Y", "tls", "-T", "fields", "-e", "frame.number"]
+        walls: dict[str, list[float]] = {k: [] for k in small}
+        for _ in range(args.startup):
+            for key, argv_ in small.items():
+                walls[key].append(measure(key, argv_, work / "one.out", ok_codes=(0, 1)).wall_s)
+        print(f"start-up on a one-packet capture ({args.startup} interleaved rounds):")
+        for key, ws in walls.items():
+            n = cachegrind_instructions(small[key], work / "one.out", work) if args.instructions else 0
+            startup[key] = {"best_s": min(ws), "median_s": statistics.median(ws), "instructions": n}
+            print(
+                f"  {key:16s} best {min(ws):.3f} s  median {statistics.median(ws):.3f} s"
+                + (f"  {fmt_g(n)}" if n else "")
+            )
+        print()
+
+    exports, verdicts, extra = Mismatches(), Mismatches(), Mismatches()
+    if not args.skip_verify:
+        conn_clients = conn_clients_from_decrypt(work / "decrypt-export.jsonl")
+        exports = verify_exports(manifest, conn_clients, export)
+        print_mismatches("exported plaintext vs manifest SHA-256 (per direction)", exports)
+        triage_doc = json.loads((work / "triage.json").read_text())
+        verdicts, extra = verify_verdicts(manifest, triage_doc)
+        print_mismatches("triage verdicts vs manifest endings", verdicts)
+        print_mismatches("error verdicts not explained by the ending (informational)", extra)
 
     if args.json_report:
         report = {
@@ -472,6 +571,11 @@ def main(argv: list[str] | None = None) -> int:
                 for k, r in runs.items()
             },
             "targets": dict(targets),
+            "instructions": instructions,
+            "startup": startup,
+            "median_wall_s": {
+                k: round(statistics.median(m.wall_s for m in v), 3) for k, v in all_runs.items()
+            },
             "export_mismatches": dict(exports.kinds),
             "verdict_mismatches": dict(verdicts.kinds),
             "unexplained_errors": dict(extra.kinds),

@@ -2,6 +2,7 @@
 """Generate the benchmark corpus: real TLS traffic between two network namespaces.
 
     sudo python3 scripts/make_corpus.py [--out DIR] [--size-mb 1000] [--connections 3000]
+    sudo python3 scripts/make_corpus.py --profile small --size-mb 90 --out DIR
 
 Needs root, ``ip`` (iproute2), ``ethtool`` and ``tcpdump``. The script
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -83,7 +85,33 @@ def run(*argv: str) -> None:
 # --- plan ---------------------------------------------------------------------------------------
 
 
-def make_plan(size_mb: float, connections: int, seed: int, ipv6_share: float) -> dict[str, Any]:
+# The small-record profile (issue 19): many short request/response exchanges per connection,
+# the shape of API and web traffic, where per-record and per-connection costs dominate.
+SMALL_EXCHANGES = (4, 30)
+SMALL_MESSAGE_BYTES = (200, 8000)
+
+
+def small_connections(size_mb: float) -> int:
+    """Connections for about ``size_mb`` of capture in the small profile (message sizes are
+    log-uniform between the bounds: mean about 2.1 KB; a record and its segments add ~9%)."""
+    lo, hi = SMALL_MESSAGE_BYTES
+    mean_message = (hi - lo) / math.log(hi / lo)
+    per_conn = sum(SMALL_EXCHANGES) / 2 * 2 * mean_message * OVERHEAD_FACTOR + PER_CONNECTION_BYTES
+    return max(1, round(size_mb * 1e6 / per_conn))
+
+
+def small_rounds(rng: random.Random) -> list[list[int]]:
+    lo, hi = SMALL_MESSAGE_BYTES
+
+    def size() -> int:
+        return round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+    return [[size(), size()] for _ in range(rng.randint(*SMALL_EXCHANGES))]
+
+
+def make_plan(
+    size_mb: float, connections: int, seed: int, ipv6_share: float, profile: str = "bulk"
+) -> dict[str, Any]:
     """Decide every connection's version, suite, sizes and ending."""
     if connections < 1 or connections > 40000:
         raise CorpusError("--connections must be between 1 and 40000 (one fixed client port each)")
@@ -111,14 +139,17 @@ def make_plan(size_mb: float, connections: int, seed: int, ipv6_share: float) ->
         ending = endings[(i - 1) % len(endings)] if i <= len(endings) else rng.choice(endings)
         closer = "client" if i % 2 else "server"
         upload = rng.random() < 0.15
-        n_rounds = rng.choice((1, 1, 1, 2, 3, 5))
         rounds = []
-        left = int(total)
-        for r in range(n_rounds):
-            share = left if r == n_rounds - 1 else int(left * rng.uniform(0.1, 0.6))
-            left -= share
-            small = rng.randint(60, 2000)
-            rounds.append([share, small] if upload else [small, share])
+        if profile == "small":
+            rounds = small_rounds(rng)
+        else:
+            n_rounds = rng.choice((1, 1, 1, 2, 3, 5))
+            left = int(total)
+            for r in range(n_rounds):
+                share = left if r == n_rounds - 1 else int(left * rng.uniform(0.1, 0.6))
+                left -= share
+                small = rng.randint(60, 2000)
+                rounds.append([share, small] if upload else [small, share])
         conns.append(
             {
                 "id": i,
@@ -297,7 +328,10 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     pcap, keys, manifest_path = out / "corpus.pcap", out / "corpus.keys", out / "manifest.json"
     for stale in (pcap, keys, manifest_path):
         stale.unlink(missing_ok=True)
-    plan = make_plan(args.size_mb, args.connections, args.seed, args.ipv6_share)
+    connections = args.connections
+    if connections is None:
+        connections = small_connections(args.size_mb) if args.profile == "small" else 3000
+    plan = make_plan(args.size_mb, connections, args.seed, args.ipv6_share, args.profile)
     planned = sum(sum(a + b for a, b in c["rounds"]) for c in plan["connections"])
     log(
         f"plan: {len(plan['connections'])} connections, {planned / 1e6:.1f} MB of plaintext "
@@ -527,7 +561,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/tmp/capdebug-corpus", help="output folder")
     p.add_argument("--size-mb", type=float, default=1000.0, help="approximate capture size")
-    p.add_argument("--connections", type=int, default=3000)
+    p.add_argument("--connections", type=int, help="default 3000 (bulk) or what --size-mb needs (small)")
+    p.add_argument(
+        "--profile",
+        choices=("bulk", "small"),
+        default="bulk",
+        help="bulk: log-normal transfers, a few multi-MB; small: 4-30 exchanges of 200-8,000 "
+        "bytes per connection (per-record costs dominate)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=3, help="threads per client process (4 processes)")
     p.add_argument("--server-procs", type=int, default=2)
