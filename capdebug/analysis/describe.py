@@ -19,7 +19,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..crypto.x509 import CertSummary
+from ..crypto.certinfo import CertSummary
 from ..errors import DecodeError
 from ..wire.constants import (
     CipherSuite,

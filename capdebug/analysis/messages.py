@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._buffer import Buffer
-from ..crypto.x509 import CertSummary, summarize_certificate
+from ..crypto.certinfo import CertSummary
 from ..errors import CapdebugError, DecodeError
 from ..wire.constants import ExtensionType, ProtocolVersion
 from ..wire.extensions import (
@@ -125,6 +125,10 @@ def hrr_group(msg: ServerHello) -> int | None:
 def certificate_summary(der: bytes) -> CertSummary | str:
     """One certificate's summary, or why it does not parse. Cached: a capture repeats the same
     few server chains thousands of times, and parsing (with its signature check) costs ~0.3 ms."""
+    # Imported here: cryptography.x509 costs more to import than a small capture takes to
+    # decode, and most commands never see a certificate.
+    from ..crypto.x509 import summarize_certificate
+
     try:
         return summarize_certificate(der)
     except CapdebugError as exc:

@@ -9,27 +9,32 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 
 import typer
 from typer.exceptions import TyperException
 
 from ..errors import CapdebugError, print_stacktraces
 
-app = typer.Typer(
-    name="capdebug",
-    help=(
-        "Debug TLS on the wire: capture, decrypt, decode and triage TLS connections.\n\n"
-        "Typical session:\n\n"
-        "  capdebug capture --port 443 --keylog /tmp/keys.log -o case.pcapng\n\n"
-        "  capdebug triage case.pcapng\n\n"
-        "  capdebug decrypt case.pcapng --conn 3"
-    ),
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+#: Which module registers each top-level command: ``main`` imports and registers only the one
+#: being run (building every command's parameters costs more than decoding a small capture;
+#: issue 19). Anything else (no command, ``--help``, a typo) gets the full app.
+_COMMAND_MODULES = {
+    "capture": "capture",
+    "interfaces": "capture",
+    "triage": "triage",
+    "report": "report",
+    "decrypt": "decrypt",
+    "embed": "keys",
+    "export": "keys",
+    "keys": "keys",
+    "run": "run",
+    "serve": "engine",
+    "connect": "engine",
+    "certs": "engine",
+    "correlate": "correlate",
+    "scenario": "scenario",
+}
 
 
 def _version(value: bool) -> None:
@@ -40,7 +45,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks on errors."),
     version: bool = typer.Option(
@@ -50,21 +54,56 @@ def _root(
     """Debug TLS on the wire."""
 
 
-def _register_commands() -> None:
-    from . import capture, correlate, decrypt, engine, keys, report, run, scenario, triage
+def build_app(modules: Iterable[str] | None = None) -> typer.Typer:
+    """The root app with the commands of ``modules`` (names of cli submodules; all when None)."""
+    import importlib
 
-    capture.register(app)
-    triage.register(app)
-    report.register(app)
-    decrypt.register(app)
-    keys.register(app)
-    run.register(app)
-    engine.register(app)
-    correlate.register(app)
-    scenario.register(app)
+    new = typer.Typer(
+        name="capdebug",
+        help=(
+            "Debug TLS on the wire: capture, decrypt, decode and triage TLS connections.\n\n"
+            "Typical session:\n\n"
+            "  capdebug capture --port 443 --keylog /tmp/keys.log -o case.pcapng\n\n"
+            "  capdebug triage case.pcapng\n\n"
+            "  capdebug decrypt case.pcapng --conn 3"
+        ),
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    new.callback()(_root)
+    # The order of the full app's help listing.
+    order = ("capture", "triage", "report", "decrypt", "keys", "run", "engine", "correlate", "scenario")
+    wanted = order if modules is None else [m for m in order if m in set(modules)]
+    for name in wanted:
+        importlib.import_module(f".{name}", __package__).register(new)
+    return new
 
 
-_register_commands()
+def _command_module(args: list[str]) -> str | None:
+    """The cli module of the command in ``args`` (the first word not an option: the root's own
+    options take no value), or None when the full app is needed."""
+    for arg in args:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return _COMMAND_MODULES.get(arg)
+    return None
+
+
+_full_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # ``app`` (every command) is built on first use: tests and embedders invoke it directly.
+    global _full_app
+    if name == "app":
+        if _full_app is None:
+            _full_app = build_app()
+        return _full_app
+    raise AttributeError(name)
 
 
 def _fail(message: str, code: int) -> None:
@@ -78,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("CAPDEBUG_DEBUG") == "1"
     # The library reads no environment: the edge turns the variable into the switch.
     print_stacktraces(os.environ.get("CAPDEBUG_PRINT_STACKTRACE") == "1")
-    command = typer.main.get_command(app)
+    module = _command_module(args)
+    command = typer.main.get_command(build_app(None if module is None else [module]))
     try:
         rv = command.main(args=args, prog_name="capdebug", standalone_mode=False)
     except typer.Exit as exc:

@@ -22,13 +22,15 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..errors import KeyLogError
 from .prf12 import extended_master_secret, master_secret
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = ["RsaKey", "describe_non_keylog", "master_from_premaster", "parse_scope"]
 
@@ -52,6 +54,11 @@ class RsaKey:
 
         Raises :class:`~capdebug.errors.KeyLogError` naming what the file is when it is not an
         RSA private key (a certificate, a public key, an EC key, an encrypted key, ...)."""
+        # Imported here: key loading costs a measurable share of a small decode's start-up and
+        # only --rsa-key and RSA key-log lines need it.
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         host, port = parse_scope(scope) if scope else (None, None)
         loaded: object
         try:
@@ -96,6 +103,8 @@ class RsaKey:
         """The PreMasterSecret, or None when this key did not encrypt it (see the module text)."""
         if len(encrypted) != self.key.key_size // 8 + (1 if self.key.key_size % 8 else 0):
             return None
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         try:
             plain = self.key.decrypt(encrypted, padding.PKCS1v15())
         except ValueError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ...crypto.x509 import CertSummary, hostname_matches
+from ...crypto.certinfo import CertSummary, hostname_matches
 from ...wire.handshake import Certificate
 from ..events import HandshakeEvent
 from ..messages import certificates

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ...crypto.x509 import CertSummary
+from ...crypto.certinfo import CertSummary
 from ..events import AlertEvent
 from .catalog import CLIENT_CERT_CAUSES, Verdict
 from .certificates import chain
