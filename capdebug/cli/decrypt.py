@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -136,10 +135,9 @@ def decrypt(
 
 def _write_json(events: Iterator[DecodeEvent]) -> None:
     out = sys.stdout
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     batch: list[str] = []
     for ev in events:
-        batch.append(dumps(ev.to_json()))
+        batch.append(ev.to_json_line())
         if len(batch) >= 512:
             out.write("\n".join(batch) + "\n")
             batch.clear()
