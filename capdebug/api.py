@@ -19,6 +19,7 @@ below it (``analysis``, ``pcap``, ``net``, ``crypto``) is sans-IO.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,7 @@ from .analysis.sessions import CaptureKeys, Progress, iter_events
 from .analysis.sessions import load_keys as _load_keys
 from .analysis.triage import ConnectionReport, Triage
 from .crypto.keylog import KeyLog
+from .errors import UsageError
 from .net.reassembly import DEFAULT_MAX_BUFFERED
 from .pcap.open import CaptureReader, open_capture
 
@@ -108,6 +110,29 @@ class Decoding:
         self._reader.close()
 
 
+def endpoint_filter(
+    host: str | None, port: int | None
+) -> Callable[[tuple[bytes, int], tuple[bytes, int]], bool] | None:
+    """A :attr:`DecodeOptions.endpoints` predicate: connections with ``host`` (an IPv4 or IPv6
+    address, in any spelling) and ``port`` at either end; None when neither is given. Raises
+    :class:`~capdebug.errors.UsageError` for a host that is not an IP address."""
+    if host is None and port is None:
+        return None
+    want_addr: bytes | None = None
+    if host is not None:
+        try:
+            want_addr = ipaddress.ip_address(host.strip("[]")).packed
+        except ValueError:
+            raise UsageError(f"--host {host!r} is not an IP address (names are not resolved)") from None
+
+    def accept(a: tuple[bytes, int], b: tuple[bytes, int]) -> bool:
+        if want_addr is not None and want_addr not in (a[0], b[0]):
+            return False
+        return port is None or port in (a[1], b[1])
+
+    return accept
+
+
 def decode_capture(
     capture: CapturePath | BinaryIO,
     keys: KeylogSource = None,
@@ -115,6 +140,8 @@ def decode_capture(
     decrypt_app_data: bool = True,
     app_data_sink: Callable[[int, str, bytes], None] | None = None,
     conns: Iterable[int] | None = None,
+    host: str | None = None,
+    port: int | None = None,
     progress: Progress | None = None,
     max_out_of_order: int = DEFAULT_MAX_BUFFERED,
 ) -> Decoding:
@@ -124,7 +151,9 @@ def decode_capture(
     ``decrypt_app_data=False`` counts application data without decrypting it (what triage
     needs); ``app_data_sink(conn, "client"|"server", plaintext)`` receives every authenticated
     application-data record (see :class:`PlaintextExporter`); ``conns`` keeps only these
-    connection numbers; ``progress(frames)`` is called now and then on large captures;
+    connection numbers, ``host`` and ``port`` only the connections with that address or port at
+    either end (their numbers stay those of the whole capture); ``progress(frames)`` is called
+    now and then on large captures;
     ``max_out_of_order`` bounds the bytes per direction held behind a hole in a TCP stream
     waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``).
     Raises :class:`~capdebug.errors.CaptureFormatError` when the file is not a capture."""
@@ -134,6 +163,7 @@ def decode_capture(
         app_data_sink=app_data_sink,
         gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else None,
         conns=frozenset(conns) if conns else None,
+        endpoints=endpoint_filter(host, port),
         max_out_of_order=max_out_of_order,
     )
     reader = open_capture(capture)

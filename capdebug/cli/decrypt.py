@@ -31,30 +31,18 @@ def register(app: typer.Typer) -> None:
     app.command("decrypt")(decrypt)
 
 
-class _Filter:
-    """Which connections to show by host and port (decided at their first event); the decoder
-    itself drops connections not chosen by number."""
+class _Shown:
+    """Counts the connections shown. The decoder itself drops the connections not chosen (by
+    number, host or port), so that neither their events nor their plaintext (``--export``)
+    come out."""
 
-    def __init__(self, host: str | None, port: int | None) -> None:
-        self.host = host
-        self.port = port
+    def __init__(self) -> None:
         self.shown: set[int] = set()
-
-    @property
-    def by_endpoint(self) -> bool:
-        return self.host is not None or self.port is not None
 
     def accept(self, ev: DecodeEvent) -> bool:
         if isinstance(ev, ConnectionEvent):
-            ok = True
-            if self.by_endpoint:
-                hosts = {e.rsplit(":", 1)[0].strip("[]") for e in (ev.client, ev.server)}
-                ports = {int(e.rsplit(":", 1)[1]) for e in (ev.client, ev.server)}
-                ok = (self.host is None or self.host in hosts) and (self.port is None or self.port in ports)
-            if ok:
-                self.shown.add(ev.conn)
-            return ok
-        return ev.conn in self.shown
+            self.shown.add(ev.conn)
+        return True
 
 
 def decrypt(
@@ -105,7 +93,7 @@ def decrypt(
     if export is not None and export.exists() and not export.is_dir():
         raise UsageError(f"--export {export} exists and is not a folder")
     exporter = PlaintextExporter(export) if export is not None else None
-    filt = _Filter(host, port)
+    filt = _Shown()
     progress = progress_printer(f"decoding {capture.name}")
     try:
         with decode_capture(
@@ -114,6 +102,8 @@ def decrypt(
             decrypt_app_data=True,
             app_data_sink=exporter,
             conns=conn,
+            host=host,
+            port=port,
             progress=progress,
             max_out_of_order=max_out_of_order << 20,
         ) as decoding:
@@ -131,7 +121,10 @@ def decrypt(
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
     if not filt.shown:
-        echo_err("no TLS connection found" + (" matching the filter" if conn or filt.by_endpoint else ""))
+        echo_err(
+            "no TLS connection found"
+            + (" matching the filter" if conn or host is not None or port is not None else "")
+        )
 
 
 def _write_json(events: Iterator[DecodeEvent]) -> None:

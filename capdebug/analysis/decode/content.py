@@ -125,7 +125,7 @@ class _Content(_Stages):
         elif ctype == ContentType.application_data:
             if encrypted:
                 sink = self.options.app_data_sink
-                if sink is not None:
+                if sink is not None and session.wanted:
                     sink(session.number, role, content)
             self._emit(
                 session,

@@ -156,7 +156,10 @@ class Decoder(_Framing):
                 self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason)
         elif isinstance(ev, ConnectionStarted):
             conn = ev.conn
-            wanted = self.options.conns is None or conn.id in self.options.conns
+            options = self.options
+            wanted = (options.conns is None or conn.id in options.conns) and (
+                options.endpoints is None or options.endpoints(conn.client, conn.server)
+            )
             session = _Session(conn, conn.first_frame, wanted)
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))

@@ -38,6 +38,9 @@ class DecodeOptions:
     far ends where the hole is."""
     conns: frozenset[int] | None = None
     """Only these connection numbers (None: all)."""
+    endpoints: Callable[[tuple[bytes, int], tuple[bytes, int]], bool] | None = None
+    """Only the connections whose (address, port) pair this accepts (None: all); the others,
+    like those not in :attr:`conns`, produce no events and reach no sink."""
     max_out_of_order: int = DEFAULT_MAX_BUFFERED
     """Bytes per direction held behind a hole waiting for its retransmission; past it the hole
     is given up as a gap with cause ``"out_of_order"`` (:mod:`capdebug.net.reassembly`)."""
