@@ -2,8 +2,8 @@
 # Install the system tools capdebug's tests drive for real: tcpdump, tshark (and editcap,
 # capinfos), openssl, GnuTLS's gnutls-cli/serv, curl, OpenSSH server and client, iproute2;
 # for the key-log tests gcc, libssl-dev (libssl.a), golang-go, nodejs, wget, postgresql-client;
-# for the correlation topologies nftables and haproxy (the middlebox); for the upgrade tests
-# postgresql, dovecot (IMAP, POP3), exim4 (SMTP) and tinyproxy (HTTP CONNECT).
+# for the correlation topologies nftables and haproxy (the middlebox), nginx for HTTP triage;
+# for the upgrade tests postgresql, dovecot (IMAP, POP3), exim4 (SMTP) and tinyproxy (HTTP CONNECT).
 # Runs apt-get as root; otherwise says what to install and fails.
 set -euo pipefail
 need=()
@@ -19,6 +19,7 @@ check ssh openssh-client
 check ip iproute2
 check nft nftables
 check haproxy haproxy
+check nginx nginx
 check ethtool ethtool
 check sudo sudo
 check setpriv util-linux
