@@ -110,6 +110,16 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
     if not s.retransmissions:
         return out
     me, other = NAMES[i], NAMES[1 - i]
+    # A receiver that advertised a zero window was alive and answering: what it did not
+    # acknowledge meanwhile, its full receive buffer dropped (seen on loopback when a reader
+    # stops: the sender's segments are dropped and resent). That is the reader, not the path.
+    full = peer.zero_windows > 0
+    why = (
+        f"; the {other} advertised a zero window on this connection: data sent into a full "
+        "receive buffer is dropped and resent, so most likely the reader, not the network"
+        if full
+        else ""
+    )
     out.append(
         Verdict(
             "retransmissions",
@@ -117,7 +127,7 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
             me,
             s.first_retransmission,
             f"the {me} retransmitted {s.retransmissions} segment(s) ({s.retransmitted_bytes} bytes), "
-            f"costing at least {_ms(s.retransmission_ns)} until acknowledged",
+            f"costing at least {_ms(s.retransmission_ns)} until acknowledged{why}",
         )
     )
     if s.rto_stalls:
@@ -125,14 +135,19 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
             Verdict(
                 "rto_stall",
                 "warning",
-                "path",
+                other if full else "path",
                 s.first_retransmission,
                 f"{s.rto_stalls} retransmission timeout(s) of the {me}: the connection stalled "
-                f"{_ms(s.rto_stall_ns)} waiting for acknowledgments",
+                f"{_ms(s.rto_stall_ns)} waiting for acknowledgments{why}",
             )
         )
     sent = c.sides[i].app_bytes
-    if s.retransmissions >= _HEAVY_LOSS_MIN and sent and s.retransmitted_bytes >= HEAVY_LOSS_RATE * sent:
+    if (
+        not full
+        and s.retransmissions >= _HEAVY_LOSS_MIN
+        and sent
+        and s.retransmitted_bytes >= HEAVY_LOSS_RATE * sent
+    ):
         rate = 100 * s.retransmitted_bytes / sent
         out.append(
             Verdict(
