@@ -309,7 +309,7 @@ _ALL: tuple[Scenario, ...] = (
         "tls13-client-cert-required",
         "the server requires a client certificate; the client has none",
         "CertificateRequest; the client sends an empty Certificate; the server sends certificate_required",
-        ((("alert", "server"),),),
+        ((("handshake_alert", "server"),),),
         server_faults="client-cert-required",
         server_role=_nothing,
         client_role=client_read_only,
@@ -319,7 +319,7 @@ _ALL: tuple[Scenario, ...] = (
         "the server requires a client certificate and rejects the one it gets (unknown CA)",
         "CertificateRequest; the client sends a certificate from a CA the server does not know; "
         "the server answers unknown_ca",
-        ((("alert", "server"),),),
+        ((("handshake_alert", "server"),),),
         server_faults="client-cert-required",
         client_faults="unknown-ca-cert",
         server_role=_nothing,
@@ -388,7 +388,14 @@ _ALL: tuple[Scenario, ...] = (
         "the server stops reading for 1 s; the client's sends fill its TCP window",
         "handshake; 32 KiB from the client into a 4 KiB receive buffer: zero window until the "
         "server reads again; clean close (triage has no zero-window verdict yet)",
-        ((("clean_close", None),),),
+        (
+            (
+                ("clean_close", None),
+                ("retransmissions", "client"),
+                ("rto_stall", "server"),
+                ("zero_window", "server"),
+            ),
+        ),
         server_faults="stall=1.0",
         server_role=server_bulk,
         client_role=client_bulk,

@@ -26,6 +26,11 @@ __all__ = ["answers_second_flight", "later_alerts", "peer_chain", "rejected_with
 
 _SHORT = 32
 """An encrypted alert (19 bytes) with room for record padding: no ticket or response is this small."""
+_ABOUT_THE_FLIGHT = frozenset({40, 42, 43, 44, 45, 46, 48, 49, 51, 116})
+"""Alerts that can only be about the handshake messages themselves: handshake_failure, the
+certificate alerts, unknown_ca, access_denied, decrypt_error (CertificateVerify or Finished),
+certificate_required (RFC 8446 6.2). Others (bad_record_mac, decode_error...) may be about
+application data the client sent after its Finished."""
 _CERTIFICATE_FLIGHT = 150
 """A client's protected second flight above this size carries a certificate (a Finished alone
 is 53 or 69 bytes protected)."""
@@ -38,6 +43,14 @@ def answers_second_flight(c: Conn, i: int, a: AlertEvent) -> bool:
         return False
     client, server = c.sides
     if client.finished is None or client.finished[0] > a.frame:
+        return False
+    if (
+        a.description not in _ABOUT_THE_FLIGHT
+        and client.first_app is not None
+        and client.first_app[0] < a.frame
+    ):
+        # The client sent application data before this alert: a bad_record_mac (say) may be
+        # about that data, a post-handshake failure, not a rejection of the handshake.
         return False
     return server.after_peer_finished is None or server.after_peer_finished >= a.frame
 
@@ -56,6 +69,11 @@ def rejected_without_keys(c: Conn) -> Verdict | None:
     if len(server.protected) < server.protected_records or not 1 <= len(after) <= 2:
         return None  # the server sent more than was kept: not a short answer
     if any(n > _SHORT for _, _, n in after):
+        return None
+    if len(after) == 2 and any(after[0][0] < f < after[1][0] for f, _, _ in client.protected):
+        # The client wrote between the server's two records, and the server wrote again: a
+        # conversation (e.g. a short reply, then close_notify answering the client's), since
+        # after a fatal alert neither side sends anything more (RFC 8446 6.2).
         return None
     end = server.fin or server.rst
     closer = "the server closed TCP"
