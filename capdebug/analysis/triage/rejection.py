@@ -26,6 +26,7 @@ __all__ = ["answers_second_flight", "later_alerts", "peer_chain", "rejected_with
 
 _SHORT = 32
 """An encrypted alert (19 bytes) with room for record padding: no ticket or response is this small."""
+_BAD_RECORD_MAC = 20  # RFC 8446 6.2
 _CERTIFICATE_FLIGHT = 150
 """A client's protected second flight above this size carries a certificate (a Finished alone
 is 53 or 69 bytes protected)."""
@@ -38,6 +39,10 @@ def answers_second_flight(c: Conn, i: int, a: AlertEvent) -> bool:
         return False
     client, server = c.sides
     if client.finished is None or client.finished[0] > a.frame:
+        return False
+    if a.description == _BAD_RECORD_MAC:
+        # We opened the client's Finished, so the record that failed the server's check came
+        # after it (application data): a record-layer failure, not a rejected handshake.
         return False
     return server.after_peer_finished is None or server.after_peer_finished >= a.frame
 
@@ -56,6 +61,11 @@ def rejected_without_keys(c: Conn) -> Verdict | None:
     if len(server.protected) < server.protected_records or not 1 <= len(after) <= 2:
         return None  # the server sent more than was kept: not a short answer
     if any(n > _SHORT for _, _, n in after):
+        return None
+    if any(f > after[0][0] for f, _, _ in client.protected):
+        # The client went on sending after the server's first short record: it was answered,
+        # not rejected (a client that receives a fatal alert sends nothing more, RFC 8446 6.2).
+        # A small response and close_notify look the same size as alerts otherwise.
         return None
     end = server.fin or server.rst
     closer = "the server closed TCP"
