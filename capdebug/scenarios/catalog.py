@@ -27,7 +27,7 @@ Role = Callable[[TLSSocket], None]
 Expected = tuple[tuple[tuple[str, str | None], ...], ...]
 """Per connection (in order), the sorted (code, by) pairs triage must give, and nothing else."""
 
-_PING, _PONG = b"ping", b"pong"
+_PING, _PONG, _READY = b"ping", b"pong", b"ready"
 _STALL_BYTES = 32 * 1024
 
 
@@ -140,6 +140,7 @@ def client_answer_close(tls: TLSSocket) -> None:
 
 
 def client_bulk(tls: TLSSocket) -> None:
+    _read(tls, len(_READY))  # the server is in its role (acknowledging at once, see below)
     tls.sendall(b"x" * _STALL_BYTES)
     tls.shutdown()
 
@@ -148,6 +149,8 @@ def server_bulk(tls: TLSSocket) -> None:
     # Acknowledge at once rather than delayed (after the handshake Linux delays ACKs of a peer
     # that talks back): a delayed ACK of the last segment before the window closes lets the
     # client's tail loss probe fire, a retransmission the story does not need.
+    # The client waits for "ready", so every segment of the bulk meets this setting.
+    tls.sendall(_READY)
     if hasattr(socket, "TCP_QUICKACK"):
         tls.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
     _read(tls, _STALL_BYTES)
@@ -419,7 +422,8 @@ _ALL: tuple[Scenario, ...] = (
     Scenario(
         "tls13-stalled-peer",
         "the server stops reading for 1 s; the client's sends fill its TCP window",
-        "handshake; 32 KiB from the client into a 4 KiB receive buffer: the server advertises a "
+        "handshake; the server says ready and stops reading; 32 KiB from the client into a 4 KiB "
+        "receive buffer: the server advertises a "
         "zero window, the client sends window probes until the server reads again 1 s later; "
         "clean close",
         ((("clean_close", None), ("zero_window", "server")),),
@@ -478,8 +482,8 @@ _ALL: tuple[Scenario, ...] = (
     Scenario(
         "tls12-no-shared-cipher",
         "TLS 1.2: client and server have no cipher suite in common",
-        "a TLS 1.2 ClientHello offering only ECDHE-RSA-AES256-GCM-SHA384; the server (AES-128-GCM "
-        "only) answers handshake_failure in plaintext",
+        "a TLS 1.2 ClientHello offering only ECDHE AES-256-GCM suites; the server (ECDHE "
+        "AES-128-GCM only) answers handshake_failure in plaintext",
         ((("handshake_alert", "server"),),),
         server_faults="offer-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256+TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
         client_faults="offer-suites=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384+TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",

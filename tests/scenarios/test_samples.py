@@ -21,6 +21,8 @@ PAIR = re.compile(r"`(?P<code>[a-z_]+)` \((?P<by>client|server|-)\)")
 #: Samples in which tshark cannot see a decrypted handshake message, and why.
 NO_DECRYPTED_HANDSHAKE = {
     "tls13-no-shared-cipher.pcapng": "the handshake fails before any key exists",
+    "tls12-no-shared-cipher.pcapng": "the handshake fails before any key exists",
+    "protocol-version-mismatch.pcapng": "the handshake fails before any key exists",
     "tls13-reset-during-handshake.pcapng": "the server resets before its ServerHello",
     "tls13-capture-mid-connection.pcapng": "no ClientHello in the capture: tshark needs its random",
 }
@@ -85,8 +87,12 @@ def test_tshark_decrypts_each_sample_with_its_embedded_secrets_only(name: str) -
     require("tshark")
     path = SAMPLES / name
     streams = {row[0] for row in _tshark(path, "tcp.stream", display="tcp.flags.syn == 1 || tls")}
-    # EncryptedExtensions (type 8) is only visible once the handshake is decrypted.
-    decrypted = {row[0] for row in _tshark(path, "tcp.stream", display="tls.handshake.type == 8")}
+    # Finished (type 20) is encrypted in both versions (and EncryptedExtensions, type 8, in TLS
+    # 1.3): tshark shows either only once it decrypted the handshake.
+    decrypted = {
+        row[0]
+        for row in _tshark(path, "tcp.stream", display="tls.handshake.type == 8 || tls.handshake.type == 20")
+    }
     if name in NO_DECRYPTED_HANDSHAKE:
         assert decrypted == set(), NO_DECRYPTED_HANDSHAKE[name]
         return
