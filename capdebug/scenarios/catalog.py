@@ -493,6 +493,34 @@ _ALL: tuple[Scenario, ...] = (
         version="TLS 1.2",
     ),
     Scenario(
+        "tls12-resumption",
+        "TLS 1.2: the second connection resumes the first one's session (abbreviated handshake)",
+        "connection 1: full TLS 1.2 handshake, the server sends a NewSessionTicket; connection 2: "
+        "ClientHello with that ticket, the server answers ServerHello, ChangeCipherSpec, Finished "
+        "at once (no certificate, no key exchange); ping/pong and clean close on both",
+        (
+            (("clean_close", None),),
+            (("clean_close", None), ("resumed", None)),
+        ),
+        server_options=MappingProxyType({"session_tickets": 1}),
+        client_options=_TLS12_ONLY,
+        connections=2,
+        resume=True,
+        version="TLS 1.2",
+    ),
+    Scenario(
+        "tls12-inappropriate-fallback",
+        "a client retrying with TLS 1.2 only (TLS_FALLBACK_SCSV) meets a server that speaks TLS 1.3",
+        "a TLS 1.2 ClientHello carrying TLS_FALLBACK_SCSV; the server, which could have done TLS "
+        "1.3, answers inappropriate_fallback (RFC 7507): a downgrade, or a client that gave up on "
+        "TLS 1.3 after an unrelated failure",
+        ((("handshake_alert", "server"),),),
+        client_options=MappingProxyType({"max_version": ProtocolVersion.TLS1_2, "send_fallback_scsv": True}),
+        server_role=_nothing,
+        client_role=_nothing,
+        version="TLS 1.2",
+    ),
+    Scenario(
         "tls13-early-data-accepted",
         "resumption with 0-RTT early data accepted",
         "connection 1: full handshake, the server sends a NewSessionTicket allowing 0-RTT; "

@@ -23,6 +23,7 @@ NO_DECRYPTED_HANDSHAKE = {
     "tls13-no-shared-cipher.pcapng": "the handshake fails before any key exists",
     "tls12-no-shared-cipher.pcapng": "the handshake fails before any key exists",
     "protocol-version-mismatch.pcapng": "the handshake fails before any key exists",
+    "tls12-inappropriate-fallback.pcapng": "the handshake fails before any key exists",
     "tls13-reset-during-handshake.pcapng": "the server resets before its ServerHello",
     "tls13-capture-mid-connection.pcapng": "no ClientHello in the capture: tshark needs its random",
 }

@@ -39,11 +39,18 @@ SIDE_OUTCOMES = {
     "tls12-bad-record-mac": "server 1: ERR_BAD_RECORD_MAC",
     "protocol-version-mismatch": "server 1: ERR_NO_SHARED_VERSION",
     "tls12-no-shared-cipher": "server 1: ERR_NO_SHARED_CIPHER",
+    "tls12-resumption": "client 2: done",
+    "tls12-inappropriate-fallback": "server 1: ERR_INAPPROPRIATE_FALLBACK",
     "tls13-early-data-accepted": "server 2: done",
     "tls13-early-data-rejected": "server 2: done",
 }
 #: Scenarios that fail before any secret exists: nothing to embed.
-NO_SECRETS = {"tls13-no-shared-cipher", "tls12-no-shared-cipher", "protocol-version-mismatch"}
+NO_SECRETS = {
+    "tls13-no-shared-cipher",
+    "tls12-no-shared-cipher",
+    "protocol-version-mismatch",
+    "tls12-inappropriate-fallback",
+}
 #: What the early_data verdict must say (the codes alone do not tell accepted from rejected).
 EARLY_DATA = {"tls13-early-data-accepted": "accepted", "tls13-early-data-rejected": "rejected"}
 
