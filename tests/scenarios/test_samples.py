@@ -98,3 +98,15 @@ def test_tshark_decrypts_each_sample_with_its_embedded_secrets_only(name: str) -
         assert decrypted == set(), NO_DECRYPTED_HANDSHAKE[name]
         return
     assert len(decrypted) == len(streams) - MISSING_KEYS.get(name, 0) >= 1
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("name", ["tls13-early-data-accepted.pcapng", "tls13-early-data-rejected.pcapng"])
+def test_tshark_decrypts_the_0rtt_data_beside_the_resuming_client_hello(name: str) -> None:
+    """The embedded CLIENT_EARLY_TRAFFIC_SECRET opens the early data, accepted or not: it is on
+    the wire either way, in the ClientHello's flight of the second connection."""
+    require("tshark")
+    rows = _tshark(
+        SAMPLES / name, "frame.number", "data.data", display="tcp.stream == 1 && tls.handshake.type == 1"
+    )
+    assert [row[1] for row in rows] == [b"ping".hex()]
