@@ -493,6 +493,20 @@ _ALL: tuple[Scenario, ...] = (
         version="TLS 1.2",
     ),
     Scenario(
+        "tls12-client-cert-required",
+        "TLS 1.2: the server requires a client certificate; the client has none",
+        "CertificateRequest in the server's plaintext flight; the client sends an empty "
+        "Certificate, its key exchange and Finished; the server answers handshake_failure in "
+        "plaintext, before its own ChangeCipherSpec (in TLS 1.3 the rejection is encrypted and "
+        "comes after the server's Finished)",
+        ((("handshake_alert", "server"),),),
+        server_faults="client-cert-required",
+        client_options=_TLS12_ONLY,
+        server_role=_nothing,
+        client_role=client_read_only,
+        version="TLS 1.2",
+    ),
+    Scenario(
         "tls12-resumption",
         "TLS 1.2: the second connection resumes the first one's session (abbreviated handshake)",
         "connection 1: full TLS 1.2 handshake, the server sends a NewSessionTicket; connection 2: "

@@ -39,6 +39,7 @@ SIDE_OUTCOMES = {
     "tls12-bad-record-mac": "server 1: ERR_BAD_RECORD_MAC",
     "protocol-version-mismatch": "server 1: ERR_NO_SHARED_VERSION",
     "tls12-no-shared-cipher": "server 1: ERR_NO_SHARED_CIPHER",
+    "tls12-client-cert-required": "server 1: ERR_CERT_REQUIRED",
     "tls12-resumption": "client 2: done",
     "tls12-inappropriate-fallback": "server 1: ERR_INAPPROPRIATE_FALLBACK",
     "tls13-early-data-accepted": "server 2: done",
