@@ -66,9 +66,8 @@ from ..wire.handshake import (
     ServerKeyExchange,
     UnknownHandshake,
     handshake_name,
-    parse_dhe_server_key_exchange,
-    parse_ecdhe_server_key_exchange,
 )
+from ..wire.handshake12 import parse_dhe_server_key_exchange, parse_ecdhe_server_key_exchange
 from .messages import certificates, text
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from ..crypto.suites import SUITES, SuiteParams, suite
 from ..errors import DecodeError, DecryptError
 from ..wire.constants import ExtensionType, ProtocolVersion
 from ..wire.extensions import ext
-from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello, pull_encrypted_premaster
+from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello
+from ..wire.handshake12 import pull_encrypted_premaster
 from .events import Reason
 
 __all__ = [
