@@ -168,6 +168,10 @@ class GapEvent(DecodeEvent):
     network lost them, the retransmissions too); "out_of_order" when more than the reassembly
     limit (``--max-out-of-order``) waited behind the hole, which was given up although its
     bytes may be later in the capture; else "lost" (not captured, cause unknown)."""
+    cut_frames: tuple[int, ...] = ()
+    """With cause "snaplen": the frames the snaplen cut whose missing ends make up the gap
+    (``frame`` is where the gap was decided, usually the next frame of that side). In JSON
+    as ``cut_frames`` only then."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -178,7 +182,7 @@ class GapEvent(DecodeEvent):
             "from": self.from_,
             "size": self.size,
             "cause": self.cause,
-        }
+        } | ({"cut_frames": list(self.cut_frames)} if self.cut_frames else {})
 
 
 @dataclass(frozen=True, slots=True)

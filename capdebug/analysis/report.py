@@ -64,6 +64,9 @@ def format_event(ev: DecodeEvent) -> TimelineLine:
         kind = {1: "request", 2: "response"}.get(ev.type or 0, "(encrypted)")
         return f"heartbeat {kind}", "warn"
     if isinstance(ev, GapEvent):
+        if ev.cut_frames:
+            cut = ", ".join(f"#{f}" for f in ev.cut_frames)
+            return f"GAP: {ev.size} bytes not captured (snaplen cut frame {cut})", "warn"
         return f"GAP: {ev.size} bytes missing from the capture", "warn"
     if isinstance(ev, RecoveredEvent):
         return (

@@ -29,6 +29,7 @@ from ...pcap import FrameFilter
 from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
 from .. import keys as keymod
 from ..events import DecodeEvent, TcpHealthEvent
+from .cuts import CutTracker
 from .framing import _Framing
 from .order import _Held
 from .session import DecodeOptions, _Session
@@ -63,8 +64,8 @@ class Decoder(_Framing):
         self._out: list[DecodeEvent] = []
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
-        self._snaplen_cut = False
-        """The frame being fed was cut short by the snaplen (a gap it causes is not a loss)."""
+        self._cuts = CutTracker()
+        """Segments the snaplen cut short, to tell the gaps they make from losses (cuts.py)."""
         self._direct = False
         """Connections take data straight from the tracker's frame filter (see frame_filter)."""
         self._health: dict[int, HealthObserver] = {}
@@ -81,7 +82,6 @@ class Decoder(_Framing):
         seg = decode_tcp(linktype, pkt.data)
         if seg is None:
             return _NO_EVENTS
-        self._snaplen_cut = seg.truncated
         # TCP health (net/health.py) sees every frame that leaves the fast path; looked up
         # before feeding, as a RST takes the connection out of the table.
         tracker = self._tracker
@@ -89,7 +89,15 @@ class Decoder(_Framing):
         if side is not None:
             self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype)
         self._ack_from = -1 if side is None or not seg.flags & ACK else side[1]
+        if seg.truncated and side is not None and pkt.orig_len > len(pkt.data):
+            # Cut by the snaplen (a first IP fragment is "truncated" too, but whole); the first
+            # segment of a connection is never a data segment worth this.
+            missing = pkt.orig_len - len(pkt.data)
+            self._cuts.record(side[0], side[1], seg.seq, seg.flags, len(seg.payload), missing, frame)
+        marks = self._cuts.marks(side[0]) if self._cuts and side is not None else None
         events = tracker.feed(frame, pkt.ts_ns, seg)
+        if marks is not None and events:
+            self._cuts.classify(marks, events)
         for ev in events:
             if type(ev) is StreamData:
                 session = self._sessions.get(ev.conn.id)
@@ -129,9 +137,12 @@ class Decoder(_Framing):
         """End of capture: flush reassembly and every held event."""
         # Holes still open at the end are not blamed on whichever frame was fed last (with the
         # frame filter, that is not even the capture's last frame).
-        self._snaplen_cut = False
         self._ack_from = -1
-        for ev in self._tracker.flush():
+        marks = self._cuts.marks(None)
+        flushed = self._tracker.flush()
+        if marks is not None:
+            self._cuts.classify(marks, flushed)
+        for ev in flushed:
             self._net_event(ev)
         for session in self._sessions.values():
             self._decide(session, None)
@@ -152,8 +163,13 @@ class Decoder(_Framing):
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
-                reason = ev.reason if ev.reason != GAP_LOST else self._gap_cause(ev)
-                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason)
+                origin = self._cuts.origin(ev)
+                if origin is not None:
+                    reason, cut_frames = "snaplen", origin.frames
+                else:
+                    reason = ev.reason if ev.reason != GAP_LOST else self._gap_cause(ev)
+                    cut_frames = ()
+                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason, cut_frames)
         elif isinstance(ev, ConnectionStarted):
             conn = ev.conn
             wanted = self.options.conns is None or conn.id in self.options.conns
@@ -164,6 +180,7 @@ class Decoder(_Framing):
             if self._direct:
                 self._tracker.fast_path().attach(conn, self._deliver(session))
         elif isinstance(ev, ConnectionClosed):
+            self._cuts.forget(ev.conn.id)
             session = self._sessions.pop(ev.conn.id, None)
             health = self._health.pop(ev.conn.id, None)
             if session is not None:

@@ -112,7 +112,8 @@ class Triage:
             side.gaps += 1
             side.gap_bytes += ev.size
             if ev.cause == "snaplen":
-                side.snaplen_gaps += 1
+                side.snaplen_gaps += len(ev.cut_frames) or 1
+                side.snaplen_bytes += ev.size
             elif ev.cause == "capture":
                 side.capture_gaps += 1
             elif ev.cause == "network":
