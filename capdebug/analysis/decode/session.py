@@ -57,6 +57,7 @@ class _Direction:
         "encrypted",
         "explained",
         "failures",
+        "hidden_done",
         "hs_buf",
         "hs_encrypted",
         "keys",
@@ -68,6 +69,7 @@ class _Direction:
         "resync",
         "role",
         "scan_from",
+        "sealed",
         "seq_unknown",
         "skip",
         "skip_length",
@@ -115,6 +117,11 @@ class _Direction:
         """The key stage whose absence was already explained (explained once, not per record)."""
         self.want = Stage.HANDSHAKE
         """The key stage this direction expects next (for explaining a missing key)."""
+        self.sealed = 0
+        """Protected records sent after the ServerHello (opened or not): with no key, where
+        a TLS 1.3 record stands tells whether it can only be handshake (content.py)."""
+        self.hidden_done = False
+        """The client's unopened TLS 1.3 handshake flight is over (a Finished-sized record)."""
 
 
 class _Session(keymod.SessionFacts):
