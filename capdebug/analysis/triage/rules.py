@@ -466,6 +466,8 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
         )
     elif handshake:
         last = c.sides[1 - i].last_handshake
+        if last == "encrypted_handshake":
+            last = "encrypted handshake messages"
         if last:
             detail += f" after the {NAMES[1 - i]}'s {last}"
     if (
