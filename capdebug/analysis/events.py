@@ -81,9 +81,12 @@ class ConnectionEvent(DecodeEvent):
     first_frame: int
     roles_from: str = "syn"
     """How the roles were decided: "syn", "client_hello" or "guess" (port numbers)."""
+    interface: str | None = None
+    """With a capture of several interfaces: the one its first frame came from (pcapng
+    ``if_name``, else "interface N"); None (and absent from JSON) with one interface."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "event": "connection",
             "conn": self.conn,
             "client": self.client,
@@ -91,6 +94,9 @@ class ConnectionEvent(DecodeEvent):
             "first_frame": self.first_frame,
             "roles_from": self.roles_from,
         }
+        if self.interface is not None:
+            out["interface"] = self.interface
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,7 +150,9 @@ class Timeline:
 
     def add(self, ev: DecodeEvent) -> list[TimelineLine]:
         if isinstance(ev, ConnectionEvent):
-            return [(f"conn {ev.conn}  {ev.client} → {ev.server}  (from frame {ev.first_frame})", "header")]
+            on = f" on {ev.interface}" if ev.interface is not None else ""
+            head = f"conn {ev.conn}  {ev.client} → {ev.server}  (from frame {ev.first_frame}{on})"
+            return [(head, "header")]
         if self.collapse and isinstance(ev, AppDataEvent):
             run = self._run
             if run is not None and run.first.from_ == ev.from_ and run.first.early == ev.early:

@@ -25,8 +25,9 @@ from ...net.flow import (
 from ...net.health import WATCH, HealthObserver
 from ...net.reassembly import GAP_LOST
 from ...net.tcp import ACK, TcpSegment, decode_tcp
+from ...net.twins import TwinFilter
 from ...pcap import FrameFilter
-from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
+from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Interface, Packet, SecretsBlock
 from .. import keys as keymod
 from ..events import DecodeEvent, TcpHealthEvent
 from .cuts import CutTracker
@@ -64,6 +65,13 @@ class Decoder(_Framing):
         self._out: list[DecodeEvent] = []
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
+        self.interfaces: list[Interface] = []
+        """The capture's interfaces (the reader's list, growing as pcapng IDBs are read): with
+        more than one, each connection says where it was first seen and copies of a segment
+        seen on two interfaces are decoded once (net/twins.py)."""
+        self._twins: TwinFilter | None = None
+        self._iface = 0
+        """Interface of the frame being fed."""
         self._cuts = CutTracker()
         """Segments the snaplen cut short, to tell the gaps they make from losses (cuts.py)."""
         self._direct = False
@@ -82,6 +90,12 @@ class Decoder(_Framing):
         seg = decode_tcp(linktype, pkt.data)
         if seg is None:
             return _NO_EVENTS
+        self._iface = pkt.interface
+        if len(self.interfaces) > 1:
+            if self._twins is None:
+                self._twins = TwinFilter()
+            if self._twins.is_twin(pkt.interface, seg):
+                return _NO_EVENTS
         # TCP health (net/health.py) sees every frame that leaves the fast path; looked up
         # before feeding, as a RST takes the connection out of the table.
         tracker = self._tracker
@@ -113,6 +127,11 @@ class Decoder(_Framing):
         if not self._out and not self._held:
             return _NO_EVENTS
         return self._drain(frame)
+
+    @property
+    def twins_dropped(self) -> dict[int, int]:
+        """Interface index -> frames dropped as copies of a segment seen on another interface."""
+        return {} if self._twins is None else dict(self._twins.dropped)
 
     @property
     def first_frames(self) -> list[int]:
@@ -174,6 +193,7 @@ class Decoder(_Framing):
             conn = ev.conn
             wanted = self.options.conns is None or conn.id in self.options.conns
             session = _Session(conn, conn.first_frame, wanted)
+            session.interface = self._iface
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))
             self._health[conn.id] = HealthObserver()

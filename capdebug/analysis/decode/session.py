@@ -135,6 +135,7 @@ class _Session(keymod.SessionFacts):
         "fast",
         "first_frame",
         "flip",
+        "interface",
         "is_tls",
         "prelude",
         "roles_from",
@@ -153,6 +154,8 @@ class _Session(keymod.SessionFacts):
         self.dirs = (_Direction(Role.CLIENT), _Direction(Role.SERVER))
         self.prelude: Prelude | None = None
         """Following a plaintext start (see :mod:`capdebug.analysis.prelude`) until TLS starts."""
+        self.interface = 0
+        """Index of the capture interface its first frame came from."""
         self.fast = False
         """Its frames may be taken by the tracker's frame filter (see Decoder.frame_filter)."""
 
