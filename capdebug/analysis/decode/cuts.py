@@ -58,12 +58,11 @@ class CutTracker:
     """Cut segments per connection and direction, matched against the gaps they cause."""
 
     def __init__(self) -> None:
-        self._cuts: dict[int, tuple[Connection, list[list[_Cut]]]] = {}
+        self.pending: dict[int, tuple[Connection, list[list[_Cut]]]] = {}
+        """conn id -> (connection, cuts per network direction): truthy when any cut waits
+        (the decoder's per-frame test, an attribute rather than a method call)."""
         self._origins: dict[int, GapOrigin] = {}
         """id(StreamGap) -> origin, for the gaps of the batch being handled."""
-
-    def __bool__(self) -> bool:
-        return bool(self._cuts)
 
     def record(
         self, conn: Connection, direction: int, seq: int, flags: int, captured: int, missing: int, frame: int
@@ -73,21 +72,21 @@ class CutTracker:
         if missing <= 0:
             return
         start = (seq + (1 if flags & _SYN else 0) + captured) & _MASK
-        entry = self._cuts.get(conn.id)
+        entry = self.pending.get(conn.id)
         if entry is None:
-            entry = self._cuts[conn.id] = (conn, [[], []])
+            entry = self.pending[conn.id] = (conn, [[], []])
         entry[1][direction].append(_Cut(start, (start + missing) & _MASK, frame))
 
     def marks(self, conn: Connection | None) -> dict[int, list[int | None]] | None:
         """Stream positions before a batch of net events: of ``conn``, or of every connection
         with a pending cut (None: end of capture, all of them); None when nothing is pending."""
-        if not self._cuts:
+        if not self.pending:
             return None
         if conn is not None:
-            if conn.id not in self._cuts:
+            if conn.id not in self.pending:
                 return None
             return {conn.id: [s.next_seq for s in conn.streams]}
-        return {cid: [s.next_seq for s in c.streams] for cid, (c, _) in self._cuts.items()}
+        return {cid: [s.next_seq for s in c.streams] for cid, (c, _) in self.pending.items()}
 
     def classify(self, marks: dict[int, list[int | None]], events: Iterable[object]) -> None:
         """Walk one batch of net events in order, following each stream's position from
@@ -110,7 +109,7 @@ class CutTracker:
                     self._origins[id(ev)] = GapOrigin(frames)
 
     def _cover(self, conn_id: int, d: int, start: int, size: int) -> tuple[int, ...]:
-        entry = self._cuts.get(conn_id)
+        entry = self.pending.get(conn_id)
         if entry is None:
             return ()
         cuts = entry[1][d]
@@ -134,7 +133,7 @@ class CutTracker:
         else:
             entry[1][d] = []
             if not entry[1][1 - d]:
-                del self._cuts[conn_id]
+                del self.pending[conn_id]
         if frames and _after(at, end) >= 0:
             return tuple(frames)
         return ()
@@ -144,4 +143,4 @@ class CutTracker:
         return self._origins.pop(id(gap), None) if self._origins else None
 
     def forget(self, conn_id: int) -> None:
-        self._cuts.pop(conn_id, None)
+        self.pending.pop(conn_id, None)

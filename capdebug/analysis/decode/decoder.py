@@ -108,7 +108,7 @@ class Decoder(_Framing):
             # segment of a connection is never a data segment worth this.
             missing = pkt.orig_len - len(pkt.data)
             self._cuts.record(side[0], side[1], seg.seq, seg.flags, len(seg.payload), missing, frame)
-        marks = self._cuts.marks(side[0]) if self._cuts and side is not None else None
+        marks = self._cuts.marks(side[0]) if self._cuts.pending and side is not None else None
         events = tracker.feed(frame, pkt.ts_ns, seg)
         if marks is not None and events:
             self._cuts.classify(marks, events)
