@@ -28,6 +28,7 @@ from capdebug.analysis.events import (
 )
 from capdebug.analysis.triage import triage
 from tests.correlate.conftest import PORT, Topology, topo  # noqa: F401  (the fixture)
+from tests.decode.test_json_contract import check_contract
 from tests.keysrc2._capture import events
 from tests.tools import require
 
@@ -63,6 +64,19 @@ def _view(evs: list[DecodeEvent]) -> list[tuple[object, ...]]:
     return out
 
 
+def _health(events: list[TcpHealthEvent]) -> list[tuple[int, ...]]:
+    """What TCP health counted, without frame numbers (the merged file numbers them otherwise)."""
+    return [
+        (s.retransmissions, s.retransmitted_bytes, s.syns, s.rto_stalls, s.zero_windows)
+        for h in events
+        for s in (h.client, h.server)
+    ]
+
+
+def _codes(evs: list[DecodeEvent]) -> set[str]:
+    return {v.code for r in triage(evs) for v in r.verdicts}
+
+
 def test_router_capture_on_two_interfaces(topo: Topology, tmp_path: Path) -> None:  # noqa: F811
     require("dumpcap", "mergecap", "tshark")
     inside, outside = tmp_path / "mb-c.pcapng", tmp_path / "mb-s.pcapng"
@@ -94,16 +108,24 @@ def test_router_capture_on_two_interfaces(topo: Topology, tmp_path: Path) -> Non
 
     one_link = events(inside, keylog)
     reference = _view(one_link)
+    reference_codes = _codes(one_link)
+    assert "capture_incomplete" not in reference_codes
+    reference_health = _health([h for h in one_link if isinstance(h, TcpHealthEvent)])
     assert sum(1 for e in one_link if isinstance(e, AppDataEvent) and e.decrypted) >= 2
     for capture in (merged, appended):
         evs = events(capture, keylog)
         conns = [e for e in evs if isinstance(e, ConnectionEvent)]
         assert len(conns) == 1, (capture.name, conns)  # not a second connection from the copies
         assert conns[0].interface == "mb-c"  # the client's side comes first in both files
+        objs = [e.to_json() for e in evs]
+        check_contract(objs)
+        assert objs[0]["interface"] == "mb-c"
         assert _view(evs) == reference, capture.name  # nothing doubled, nothing lost
+        # The copies are not retransmissions (a real one, under load, is on both links and
+        # stays one): TCP health and the verdicts are those of one link.
         health = [e for e in evs if isinstance(e, TcpHealthEvent)]
-        codes = {v.code for r in triage(evs) for v in r.verdicts}
-        assert "retransmissions" not in codes and "capture_incomplete" not in codes, (codes, health)
+        assert _health(health) == reference_health, capture.name
+        assert _codes(evs) == reference_codes, capture.name
     # One interface: no interface named (nothing to tell apart).
     assert all(e.interface is None for e in one_link if isinstance(e, ConnectionEvent))
 
