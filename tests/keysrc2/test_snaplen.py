@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from capdebug.analysis.events import ConnectionEvent, GapEvent
+from capdebug.analysis.events import ConnectionEvent, GapEvent, UndecryptableEvent
 from capdebug.analysis.triage import triage
 from capdebug.pcap import PcapWriter, open_capture
 from capdebug.pcap.model import Packet
@@ -53,6 +53,11 @@ def test_snaplen_gaps_name_the_cut_frames(tmp_path: Path) -> None:
     exact, extra = FIELDS["gap"]
     assert all(exact <= o.keys() <= exact | extra for o in objs), objs
     assert [o["cut_frames"] for o in objs] == [list(g.cut_frames) for g in gaps]
+    # Without keys the records cannot be opened: said to be because of the snaplen, not
+    # because the capture "started mid-connection".
+    said = [e.message for e in events(capture, None) if isinstance(e, UndecryptableEvent)]
+    hello = f"the snaplen cut the handshake short (frames #{min(cut[client_port])}, "
+    assert said and all(hello in m and "its ClientHello could not be read" in m for m in said), said
     (report,) = triage(evs)
     details = {v.by: v.detail for v in report.verdicts if v.code == "capture_incomplete"}
     for who, port in (("client", client_port), ("server", server_port)):

@@ -108,6 +108,10 @@ class Decoder(_Framing):
             # segment of a connection is never a data segment worth this.
             missing = pkt.orig_len - len(pkt.data)
             self._cuts.record(side[0], side[1], seg.seq, seg.flags, len(seg.payload), missing, frame)
+            session = self._sessions.get(side[0].id)
+            if session is not None and session.client_random is None and session.roles_from == "syn":
+                # Seen from its SYN with no ClientHello read yet: the hello itself is cut.
+                session.hello_cut += (frame,)
         marks = self._cuts.marks(side[0]) if self._cuts.pending and side is not None else None
         events = tracker.feed(frame, pkt.ts_ns, seg)
         if marks is not None and events:
