@@ -81,9 +81,12 @@ class ConnectionEvent(DecodeEvent):
     first_frame: int
     roles_from: str = "syn"
     """How the roles were decided: "syn", "client_hello" or "guess" (port numbers)."""
+    interface: str | None = None
+    """With a capture of several interfaces: the one its first frame came from (pcapng
+    ``if_name``, else "interface N"); None (and absent from JSON) with one interface."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "event": "connection",
             "conn": self.conn,
             "client": self.client,
@@ -91,6 +94,9 @@ class ConnectionEvent(DecodeEvent):
             "first_frame": self.first_frame,
             "roles_from": self.roles_from,
         }
+        if self.interface is not None:
+            out["interface"] = self.interface
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +174,10 @@ class GapEvent(DecodeEvent):
     network lost them, the retransmissions too); "out_of_order" when more than the reassembly
     limit (``--max-out-of-order``) waited behind the hole, which was given up although its
     bytes may be later in the capture; else "lost" (not captured, cause unknown)."""
+    cut_frames: tuple[int, ...] = ()
+    """With cause "snaplen": the frames the snaplen cut whose missing ends make up the gap
+    (``frame`` is where the gap was decided, usually the next frame of that side). In JSON
+    as ``cut_frames`` only then."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -178,7 +188,7 @@ class GapEvent(DecodeEvent):
             "from": self.from_,
             "size": self.size,
             "cause": self.cause,
-        }
+        } | ({"cut_frames": list(self.cut_frames)} if self.cut_frames else {})
 
 
 @dataclass(frozen=True, slots=True)

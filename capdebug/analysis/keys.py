@@ -162,6 +162,9 @@ class SessionFacts:
     """Why the RSA ClientKeyExchange could not be decrypted (for the explanation)."""
     randoms: list[bytes] = field(default_factory=list)
     """The client_randoms of renegotiations, in order (``client_random`` is the latest)."""
+    hello_cut: tuple[int, ...] = ()
+    """Frames the snaplen cut short before any ClientHello was read: the handshake is in the
+    capture, but not whole (set by the decoder from its snaplen gaps)."""
 
     def note_client_hello(self, hello: ClientHello) -> None:
         random = bytes(hello.random)
@@ -506,6 +509,13 @@ def explain_missing(
 ) -> tuple[str, str]:
     """Why the direction ``role`` has no key at stage ``want``: (reason code, sentence)."""
     cr = session.client_random
+    if cr is None and session.hello_cut:
+        frames = ", ".join(f"#{f}" for f in session.hello_cut[:4])
+        return (
+            Reason.NO_HANDSHAKE,
+            f"the snaplen cut the handshake short (frames {frames}), so its ClientHello could not be read, "
+            "and no application traffic secret in the key log decrypts these records: capture with -s 0",
+        )
     if cr is None:
         return (
             Reason.NO_HANDSHAKE,

@@ -25,10 +25,12 @@ from ...net.flow import (
 from ...net.health import WATCH, HealthObserver
 from ...net.reassembly import GAP_LOST
 from ...net.tcp import ACK, TcpSegment, decode_tcp
+from ...net.twins import TwinFilter
 from ...pcap import FrameFilter
-from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
+from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Interface, Packet, SecretsBlock
 from .. import keys as keymod
 from ..events import DecodeEvent, TcpHealthEvent
+from .cuts import CutTracker
 from .framing import _Framing
 from .order import _Held
 from .session import DecodeOptions, _Session
@@ -63,8 +65,15 @@ class Decoder(_Framing):
         self._out: list[DecodeEvent] = []
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
-        self._snaplen_cut = False
-        """The frame being fed was cut short by the snaplen (a gap it causes is not a loss)."""
+        self.interfaces: list[Interface] = []
+        """The capture's interfaces (the reader's list, growing as pcapng IDBs are read): with
+        more than one, each connection says where it was first seen and copies of a segment
+        seen on two interfaces are decoded once (net/twins.py)."""
+        self._twins: TwinFilter | None = None
+        self._iface = 0
+        """Interface of the frame being fed."""
+        self._cuts = CutTracker()
+        """Segments the snaplen cut short, to tell the gaps they make from losses (cuts.py)."""
         self._direct = False
         """Connections take data straight from the tracker's frame filter (see frame_filter)."""
         self._health: dict[int, HealthObserver] = {}
@@ -81,7 +90,12 @@ class Decoder(_Framing):
         seg = decode_tcp(linktype, pkt.data)
         if seg is None:
             return _NO_EVENTS
-        self._snaplen_cut = seg.truncated
+        self._iface = pkt.interface
+        if len(self.interfaces) > 1:
+            if self._twins is None:
+                self._twins = TwinFilter()
+            if self._twins.is_twin(pkt.interface, seg):
+                return _NO_EVENTS
         # TCP health (net/health.py) sees every frame that leaves the fast path; looked up
         # before feeding, as a RST takes the connection out of the table.
         tracker = self._tracker
@@ -89,7 +103,19 @@ class Decoder(_Framing):
         if side is not None:
             self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype)
         self._ack_from = -1 if side is None or not seg.flags & ACK else side[1]
+        if seg.truncated and side is not None and pkt.orig_len > len(pkt.data):
+            # Cut by the snaplen (a first IP fragment is "truncated" too, but whole); the first
+            # segment of a connection is never a data segment worth this.
+            missing = pkt.orig_len - len(pkt.data)
+            self._cuts.record(side[0], side[1], seg.seq, seg.flags, len(seg.payload), missing, frame)
+            session = self._sessions.get(side[0].id)
+            if session is not None and session.client_random is None and session.roles_from == "syn":
+                # Seen from its SYN with no ClientHello read yet: the hello itself is cut.
+                session.hello_cut += (frame,)
+        marks = self._cuts.marks(side[0]) if self._cuts.pending and side is not None else None
         events = tracker.feed(frame, pkt.ts_ns, seg)
+        if marks is not None and events:
+            self._cuts.classify(marks, events)
         for ev in events:
             if type(ev) is StreamData:
                 session = self._sessions.get(ev.conn.id)
@@ -105,6 +131,11 @@ class Decoder(_Framing):
         if not self._out and not self._held:
             return _NO_EVENTS
         return self._drain(frame)
+
+    @property
+    def twins_dropped(self) -> dict[int, int]:
+        """Interface index -> frames dropped as copies of a segment seen on another interface."""
+        return {} if self._twins is None else dict(self._twins.dropped)
 
     @property
     def first_frames(self) -> list[int]:
@@ -129,9 +160,12 @@ class Decoder(_Framing):
         """End of capture: flush reassembly and every held event."""
         # Holes still open at the end are not blamed on whichever frame was fed last (with the
         # frame filter, that is not even the capture's last frame).
-        self._snaplen_cut = False
         self._ack_from = -1
-        for ev in self._tracker.flush():
+        marks = self._cuts.marks(None)
+        flushed = self._tracker.flush()
+        if marks is not None:
+            self._cuts.classify(marks, flushed)
+        for ev in flushed:
             self._net_event(ev)
         for session in self._sessions.values():
             self._decide(session, None)
@@ -152,8 +186,13 @@ class Decoder(_Framing):
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
-                reason = ev.reason if ev.reason != GAP_LOST else self._gap_cause(ev)
-                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason)
+                origin = self._cuts.origin(ev)
+                if origin is not None:
+                    reason, cut_frames = "snaplen", origin.frames
+                else:
+                    reason = ev.reason if ev.reason != GAP_LOST else self._gap_cause(ev)
+                    cut_frames = ()
+                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason, cut_frames)
         elif isinstance(ev, ConnectionStarted):
             conn = ev.conn
             options = self.options
@@ -161,12 +200,14 @@ class Decoder(_Framing):
                 options.endpoints is None or options.endpoints(conn.client, conn.server)
             )
             session = _Session(conn, conn.first_frame, wanted)
+            session.interface = self._iface
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))
             self._health[conn.id] = HealthObserver()
             if self._direct:
                 self._tracker.fast_path().attach(conn, self._deliver(session))
         elif isinstance(ev, ConnectionClosed):
+            self._cuts.forget(ev.conn.id)
             session = self._sessions.pop(ev.conn.id, None)
             health = self._health.pop(ev.conn.id, None)
             if session is not None:

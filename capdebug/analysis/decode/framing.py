@@ -46,7 +46,6 @@ class _Framing(_Sniffing):
     """Receive buffers and record framing (a layer of :class:`Decoder`)."""
 
     _direct: bool
-    _snaplen_cut: bool
 
     def _data(self, session: _Session, net_dir: int, data: bytes, frame: int, ts: int) -> None:
         d = session.dirs[net_dir ^ 1 if session.flip else net_dir]
@@ -79,15 +78,22 @@ class _Framing(_Sniffing):
         self._frame(session, d, frame, ts)
 
     def _gap(
-        self, session: _Session, net_dir: int, size: int, frame: int, ts: int, reason: str = GAP_LOST
+        self,
+        session: _Session,
+        net_dir: int,
+        size: int,
+        frame: int,
+        ts: int,
+        reason: str = GAP_LOST,
+        cut_frames: tuple[int, ...] = (),
     ) -> None:
         if session.prelude is not None:
             self._decide(session, None)  # a hole in the plaintext: its upgrade cannot be followed
         d = session.dirs[self._role(session, net_dir)]
         if d.dead:
             return
-        cause = "snaplen" if self._snaplen_cut else reason
-        self._emit(session, GapEvent(session.number, frame, ts, ROLE_NAME[d.role], size, cause))
+        cause = reason
+        self._emit(session, GapEvent(session.number, frame, ts, ROLE_NAME[d.role], size, cause, cut_frames))
         gap_sink = self.options.gap_sink
         if gap_sink is not None and session.wanted:
             gap_sink(session.number, ROLE_NAME[d.role], size, frame, cause)

@@ -19,6 +19,7 @@ from typing import Any
 from ...crypto.keylog import KeyLog
 from ...net.flow import TcpTracker
 from ...net.tcp import format_endpoint
+from ...pcap.model import Interface
 from ..events import ConnectionEvent, DecodeEvent, Reason, TcpEvent, UndecryptableEvent
 from .session import ROLE_NAME, DecodeOptions, _Direction, _Session
 
@@ -50,6 +51,7 @@ class _Output:
     _tracker: TcpTracker
     _held: collections.deque[_Held]
     _out: list[DecodeEvent]
+    interfaces: list[Interface]
 
     def _role(self, session: _Session, net_dir: int) -> int:
         return net_dir ^ 1 if session.flip else net_dir
@@ -83,7 +85,15 @@ class _Output:
             format_endpoint(*server),
             session.first_frame,
             session.roles_from,
+            self._interface_name(session),
         )
+
+    def _interface_name(self, session: _Session) -> str | None:
+        """Where the connection was first seen, when the capture has several interfaces."""
+        interfaces = self.interfaces
+        if len(interfaces) < 2 or session.interface >= len(interfaces):
+            return None
+        return interfaces[session.interface].name or f"interface {session.interface}"
 
     def _undecryptable(
         self, session: _Session, d: _Direction, frame: int, ts: int, reason: str, msg: str

@@ -60,6 +60,7 @@ class _Direction:
         "encrypted",
         "explained",
         "failures",
+        "hidden_done",
         "hs_buf",
         "hs_encrypted",
         "keys",
@@ -71,6 +72,7 @@ class _Direction:
         "resync",
         "role",
         "scan_from",
+        "sealed",
         "seq_unknown",
         "skip",
         "skip_length",
@@ -118,6 +120,11 @@ class _Direction:
         """The key stage whose absence was already explained (explained once, not per record)."""
         self.want = Stage.HANDSHAKE
         """The key stage this direction expects next (for explaining a missing key)."""
+        self.sealed = 0
+        """Protected records sent after the ServerHello (opened or not): with no key, where
+        a TLS 1.3 record stands tells whether it can only be handshake (content.py)."""
+        self.hidden_done = False
+        """The client's unopened TLS 1.3 handshake flight is over (a Finished-sized record)."""
 
 
 class _Session(keymod.SessionFacts):
@@ -131,6 +138,7 @@ class _Session(keymod.SessionFacts):
         "fast",
         "first_frame",
         "flip",
+        "interface",
         "is_tls",
         "prelude",
         "roles_from",
@@ -149,6 +157,8 @@ class _Session(keymod.SessionFacts):
         self.dirs = (_Direction(Role.CLIENT), _Direction(Role.SERVER))
         self.prelude: Prelude | None = None
         """Following a plaintext start (see :mod:`capdebug.analysis.prelude`) until TLS starts."""
+        self.interface = 0
+        """Index of the capture interface its first frame came from."""
         self.fast = False
         """Its frames may be taken by the tracker's frame filter (see Decoder.frame_filter)."""
 

@@ -112,7 +112,8 @@ class Triage:
             side.gaps += 1
             side.gap_bytes += ev.size
             if ev.cause == "snaplen":
-                side.snaplen_gaps += 1
+                side.snaplen_gaps += len(ev.cut_frames) or 1
+                side.snaplen_bytes += ev.size
             elif ev.cause == "capture":
                 side.capture_gaps += 1
             elif ev.cause == "network":
@@ -214,6 +215,13 @@ class Triage:
             side.key_updates += 1
         elif name == "encrypted_handshake" and c.version == TLS12 and side.finished is None:
             side.finished = (ev.frame, ev.ts_ns)  # the first protected handshake message is Finished
+        elif name == "encrypted_handshake" and c.version == TLS13:
+            # An unopened record that can only be handshake by where it stands (decode/content.py):
+            # not application bytes, but still one of the side's protected records for the rules
+            # that read record sizes (rejection.py).
+            side.protected_records += 1
+            if len(side.protected) < KEPT_PROTECTED:
+                side.protected.append((ev.frame, ev.ts_ns, ev.length))
 
     def reports(self) -> list[ConnectionReport]:
         return [self._report(c) for c in sorted(self.conns.values(), key=lambda c: c.number)]

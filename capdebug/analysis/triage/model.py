@@ -52,6 +52,9 @@ class Side:
     gaps: int = 0
     gap_bytes: int = 0
     snaplen_gaps: int = 0
+    """Packets the snaplen cut short (one gap per packet, or per run of packets with no
+    captured payload between them)."""
+    snaplen_bytes: int = 0
     capture_gaps: int = 0
     """Gaps whose bytes the receiver acknowledged: the capture lost them."""
     network_gaps: int = 0

@@ -151,8 +151,10 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
         if s.snaplen_gaps:
             detail = (
                 f"the snaplen cut {s.snaplen_gaps} packet(s) sent by the {NAMES[i]} short "
-                f"({s.gap_bytes} bytes not captured): capture with -s 0 to keep whole records"
+                f"({s.snaplen_bytes} bytes not captured): capture with -s 0 to keep whole records"
             )
+            if s.gap_bytes > s.snaplen_bytes:
+                detail += f"; {s.gap_bytes - s.snaplen_bytes} more bytes are missing from the capture"
         elif s.network_gaps:
             detail = (
                 f"{s.gap_bytes} bytes sent by the {NAMES[i]} are missing ({s.gaps} gap(s)): the "
@@ -464,6 +466,8 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
         )
     elif handshake:
         last = c.sides[1 - i].last_handshake
+        if last == "encrypted_handshake":
+            last = "encrypted handshake messages"
         if last:
             detail += f" after the {NAMES[1 - i]}'s {last}"
     if (
