@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Sequence
+from typing import Any
 
 from ...crypto.keylog import KeyLog
 from ...net.flow import (
@@ -30,7 +31,7 @@ from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Packet, SecretsBlock
 from .. import keys as keymod
 from ..events import DecodeEvent, TcpHealthEvent
 from .framing import _Framing
-from .order import _Held
+from .order import ORDER_WINDOW, _Held
 from .session import DecodeOptions, _Session
 
 __all__ = ["Decoder"]
@@ -61,6 +62,14 @@ class Decoder(_Framing):
         self._sessions: dict[int, _Session] = {}
         self._held: collections.deque[_Held] = collections.deque()
         self._out: list[DecodeEvent] = []
+        self._floor: int | None = None
+        self._holes: dict[int, int] = {}
+        self._expired: set[int] = set()
+        self._later: list[tuple[int, int, _Session, DecodeEvent | None, tuple[Any, ...] | None]] = []
+        self._arrivals = 0
+        self._now = 0
+        """The frame being fed (at the end: the capture's last frame)."""
+        self._ending = False
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
         self._snaplen_cut = False
@@ -89,14 +98,30 @@ class Decoder(_Framing):
         if side is not None:
             self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype)
         self._ack_from = -1 if side is None or not seg.flags & ACK else side[1]
+        self._now = frame
         events = tracker.feed(frame, pkt.ts_ns, seg)
         for ev in events:
             if type(ev) is StreamData:
                 session = self._sessions.get(ev.conn.id)
                 if session is not None:
-                    self._data(session, ev.direction, ev.data, ev.frame, ev.ts_ns)
+                    at = ev.frame
+                    if self._expired and at < frame and ev.conn.id in self._expired:
+                        at = frame  # its hole stopped holding the output (order.ORDER_WINDOW)
+                    self._data(session, ev.direction, ev.data, at, ev.ts_ns)
             else:
                 self._net_event(ev)
+        if side is not None:
+            # Holes: what reassembly holds behind them comes out later with earlier frames,
+            # so the output waits for it (order.py, "Frame order").
+            conn = side[0]
+            holes = self._holes
+            if conn.id in holes:
+                if events:
+                    self._track_holes(conn)
+            elif conn.streams[side[1]].holding and conn.open:
+                self._track_holes(conn)
+            if self._floor is not None and frame - self._floor > ORDER_WINDOW:
+                self._expire_holes(frame)
         if side is None and events:
             # The first segment of a connection: its observer was made by ConnectionStarted.
             side = tracker.lookup(seg.src, seg.sport, seg.dst, seg.dport)
@@ -125,35 +150,57 @@ class Decoder(_Framing):
         if block.secrets_type == SECRETS_TYPE_TLS_KEYLOG:
             self.keylog.merge(KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}"))
 
-    def finish(self) -> list[DecodeEvent]:
-        """End of capture: flush reassembly and every held event."""
+    def finish(self, last_frame: int = 0) -> list[DecodeEvent]:
+        """End of capture (its last frame ``last_frame``, if known): flush reassembly and every
+        held event."""
         # Holes still open at the end are not blamed on whichever frame was fed last (with the
         # frame filter, that is not even the capture's last frame).
         self._snaplen_cut = False
         self._ack_from = -1
+        self._now = max(self._now, last_frame)
+        self._ending = True
         for ev in self._tracker.flush():
             self._net_event(ev)
         for session in self._sessions.values():
             self._decide(session, None)
         self._sessions.clear()
+        self._holes.clear()
+        self._expired.clear()
+        self._set_holes(0, None)
         return self._drain(0, final=True)
 
+    def _track_holes(self, conn: Connection) -> None:
+        s = conn.streams
+        since = None
+        if conn.open:
+            a, b = s[0].held_since, s[1].held_since
+            since = a if b is None else b if a is None else min(a, b)
+        self._set_holes(conn.id, since)
+
     # -- net events ---------------------------------------------------------------------------
+
+    def _at(self, ev: StreamData | TcpFlag | StreamGap) -> int:
+        """The frame an item is shown at: its own, unless its hole stopped holding the output
+        (order.ORDER_WINDOW): then the frame that releases it."""
+        frame = ev.frame
+        if self._expired and ev.conn.id in self._expired and frame < self._now:
+            return self._now
+        return frame
 
     def _net_event(self, ev: object) -> None:
         if isinstance(ev, StreamData):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
-                self._data(session, int(ev.direction), ev.data, ev.frame, ev.ts_ns)
+                self._data(session, int(ev.direction), ev.data, self._at(ev), ev.ts_ns)
         elif isinstance(ev, TcpFlag):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
-                self._emit_raw(session, ("tcp", ev.frame, ev.ts_ns, int(ev.direction), ev.flag))
+                self._emit_raw(session, ("tcp", self._at(ev), ev.ts_ns, int(ev.direction), ev.flag))
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
                 reason = ev.reason if ev.reason != GAP_LOST else self._gap_cause(ev)
-                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason)
+                self._gap(session, int(ev.direction), ev.size, self._at(ev), ev.ts_ns, reason)
         elif isinstance(ev, ConnectionStarted):
             conn = ev.conn
             wanted = self.options.conns is None or conn.id in self.options.conns
@@ -170,6 +217,7 @@ class Decoder(_Framing):
                 if health is not None:
                     self._health_event(session, health)
                 self._decide(session, None)
+            self._set_holes(ev.conn.id, None)
 
     # -- TCP health (net/health.py) ----------------------------------------------------------
 
@@ -231,5 +279,8 @@ class Decoder(_Framing):
         if self._role(session, 0) == 1:
             client, server = server, client
         last = max(client.last_frame, server.last_frame)
+        if self._ending:
+            # Still open at the end of the capture: said there, in frame order.
+            last = max(last, self._now)
         ts = max(client.last_ts_ns, server.last_ts_ns)
         self._emit(session, TcpHealthEvent(session.number, last, ts, client, server, facts.connect_ns))

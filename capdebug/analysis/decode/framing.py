@@ -177,7 +177,7 @@ class _Framing(_Sniffing):
             def take(data: bytes, frame: int, ts: int) -> bool:
                 """True asks the filter to hold: events have piled up to be handed out."""
                 self._data(session, net_dir, data, frame, ts)
-                return len(self._out) + len(self._held) > MAX_PENDING
+                return len(self._out) + len(self._held) + len(self._later) > MAX_PENDING
 
             return take
 
