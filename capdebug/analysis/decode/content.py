@@ -43,6 +43,10 @@ class _Content(_Stages):
                 or (ctype == ContentType.handshake and (body < 4 or record[5] not in (1, 2)))
             ):
                 d.encrypted = True
+        elif not d.encrypted and not session.sh_seen and ctype == ContentType.application_data:
+            # A ClientHello but no ServerHello seen (the server's first flight was lost):
+            # application data before it can only be protected (trial.lost_hello_keys).
+            d.encrypted = True
         if not d.encrypted or (
             ctype != ContentType.application_data
             and (session.version is _V13 or (session.version is None and session.client_random is not None))
