@@ -60,6 +60,9 @@ class Decoder(_Framing):
         secrets mid-stream recovery may skip): decoding one share of the capture alone may
         have said it differently."""
         self._sessions: dict[int, _Session] = {}
+        self._finished: dict[int, tuple[_Session, int]] = {}
+        """Sessions closed by both FINs, with the frame: the tracker may still report an RST
+        (net/flow.py), for as long as it remembers the 4-tuple."""
         self._held: collections.deque[_Held] = collections.deque()
         self._out: list[DecodeEvent] = []
         self._floor: int | None = None
@@ -194,6 +197,8 @@ class Decoder(_Framing):
                 self._data(session, int(ev.direction), ev.data, self._at(ev), ev.ts_ns)
         elif isinstance(ev, TcpFlag):
             session = self._sessions.get(ev.conn.id)
+            if session is None and ev.flag == "RST" and (done := self._finished.pop(ev.conn.id, None)):
+                session = done[0]  # an RST after both FINs: the end of the timeline
             if session is not None:
                 self._emit_raw(session, ("tcp", self._at(ev), ev.ts_ns, int(ev.direction), ev.flag))
         elif isinstance(ev, StreamGap):
@@ -217,7 +222,27 @@ class Decoder(_Framing):
                 if health is not None:
                     self._health_event(session, health)
                 self._decide(session, None)
+                streams = ev.conn.streams
+                if streams[0].fin_done and streams[1].fin_done and session.is_tls and not self._ending:
+                    self._keep_finished(session)
             self._set_holes(ev.conn.id, None)
+
+    def _keep_finished(self, session: _Session) -> None:
+        """Keep a session closed by both FINs while the tracker remembers its 4-tuple (a rule
+        on frames, as the tracker's), without its buffers."""
+        now = self._now
+        finished = self._finished
+        for d in session.dirs:
+            d.buf = bytearray()
+            d.hs_buf = bytearray()
+            d.dead = True
+        finished[session.number] = (session, now)
+        window = self._tracker.max_closed
+        while finished:
+            first = next(iter(finished.values()))
+            if now - first[1] <= window:
+                break
+            del finished[first[0].number]
 
     # -- TCP health (net/health.py) ----------------------------------------------------------
 
