@@ -7,13 +7,15 @@ sent (SHA-256), nothing may be reported missing, and events must come out in fra
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 from capdebug.analysis.decode.order import frame_of
-from capdebug.analysis.events import GapEvent, UndecryptableEvent
-from capdebug.api import PlaintextExporter, decode_capture, load_keys
-from tests.correlate.conftest import Topology
+from capdebug.analysis.events import GapEvent, TcpHealthEvent, UndecryptableEvent
+from capdebug.api import PlaintextExporter, decode_capture, load_keys, triage_capture
+from tests.correlate.conftest import PORT, SERVER_ADDR, Topology
 from tests.tools import require
 
 SEND = 300_000
@@ -71,3 +73,43 @@ def test_loss_and_duplicates_both_ways(topo: Topology) -> None:
             check=True, capture_output=True, text=True,
         ).stdout.split()  # fmt: skip
         assert seen, pcap.name
+
+
+def test_idle_flow_silently_dropped(topo: Topology) -> None:
+    # A middlebox forgets an idle flow and drops its packets without a word (no RST): after the
+    # pause, the client's request is retransmitted and never answered, then its FIN too.
+    require("nft")
+    pcap = topo.root / "idle-client.pcap"
+    keys = topo.root / "idle.keys"
+    cap = topo.start_capture(topo.client, "c-m", pcap)
+    try:
+        server = topo.start_server(keys, "--timeout", "12")
+        client = topo.popen(
+            topo.client, sys.executable, "-m", "tests.tcp.peers", "idle-client", "--addr", SERVER_ADDR,
+            "--port", str(PORT), "--idle", "2", "--timeout", "5", "--keylog", str(keys),
+        )  # fmt: skip
+        assert client.stdout is not None
+        first = client.stdout.readline()  # "idle": the first exchange is over
+        topo.nft(
+            "table ip cdidle {\n  chain cd_forget { type filter hook forward priority filter; "
+            "tcp dport 4433 drop; tcp sport 4433 drop; }\n}\n"
+        )
+        out, _ = client.communicate(timeout=30)
+        server.communicate(timeout=30)
+    finally:
+        topo.stop_capture(cap)
+    assert first.strip() == "idle", (first, out)
+    status = json.loads(out.strip().splitlines()[-1])
+    assert status["first"] is True and status["second"] is False, status
+    (report,) = triage_capture(pcap, load_keys(pcap, [keys])).reports
+    codes = {v.code: (v.severity, v.by) for v in report.verdicts}
+    # The server (or the path to it) went away: the client's retransmissions got no answer.
+    assert codes["unresponsive_peer"] == ("error", "server"), report.verdicts
+    assert "mtu_blackhole" not in codes and "clean_close" not in codes
+    # The request was sent after the pause, in the timeline with its retransmissions counted.
+    with decode_capture(pcap, load_keys(pcap, [keys])) as decoding:
+        events = list(decoding)
+    frames = [frame_of(e) for e in events]
+    assert frames == sorted(frames)
+    health = [e for e in events if isinstance(e, TcpHealthEvent)]
+    assert health and health[0].client.retransmissions >= 2
