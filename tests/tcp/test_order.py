@@ -15,6 +15,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from capdebug.analysis.decode import decoder, order
 from capdebug.analysis.decode.order import frame_of
 from capdebug.analysis.events import (
     AlertEvent,
@@ -160,3 +163,22 @@ def test_real_segment_dropped_once_and_retransmitted(topo: Topology) -> None:
     assert got == 60000
     # The capture really is out of order: tshark sees it.
     assert _tshark(c_pcap, "-Y", "tcp.analysis.out_of_order or tcp.analysis.retransmission")
+
+
+def test_a_hole_holds_the_output_for_a_bounded_number_of_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past ORDER_WINDOW frames a hole stops holding the output back: what it releases later
+    # is shown at the frame that releases it (here the end of the capture), still in order.
+    monkeypatch.setattr(order, "ORDER_WINDOW", 3)
+    monkeypatch.setattr(decoder, "ORDER_WINDOW", 3)
+    segs, _ = _unacked_hole("tls13-aes128gcm", 12)
+    pcap = c.write(tmp_path / "hole.pcap", segs)
+    events = c.decode(pcap, c.fixture("tls13-aes128gcm")[1])
+    frames = [frame_of(e) for e in events]
+    assert frames == sorted(frames)
+    late = [
+        e for e in events if isinstance(e, AppDataEvent | GapEvent) and e.from_ == "client" and e.frame > 12
+    ]
+    assert late and {e.frame for e in late} == {len(segs)}
+    assert all(e.decrypted for e in late if isinstance(e, AppDataEvent))
