@@ -121,7 +121,9 @@ class Decoder(_Framing):
             if conn.id in holes:
                 if events:
                     self._track_holes(conn)
-            elif conn.streams[side[1]].holding and conn.open:
+            elif conn.streams[side[1]].holding and conn.open and conn.id not in self._expired:
+                # (A connection whose hole outlived ORDER_WINDOW no longer holds the output
+                # back until it closes.)
                 self._track_holes(conn)
             if self._floor is not None and frame - self._floor > ORDER_WINDOW:
                 self._expire_holes(frame)
@@ -169,7 +171,8 @@ class Decoder(_Framing):
         self._sessions.clear()
         self._holes.clear()
         self._expired.clear()
-        self._set_holes(0, None)
+        self._floor = None
+        self._release_later()
         return self._drain(0, final=True)
 
     def _track_holes(self, conn: Connection) -> None:

@@ -135,8 +135,12 @@ class _Output:
             return
         else:
             holes[conn_id] = since
-        floor = min(holes.values()) if holes else None
-        self._floor = floor
+        self._floor = min(holes.values()) if holes else None
+        self._release_later()
+
+    def _release_later(self) -> None:
+        """Hand out what the heap holds up to the floor (all of it without a floor)."""
+        floor = self._floor
         later = self._later
         while later and (floor is None or later[0][0] <= floor):
             _, _, session, event, raw = heapq.heappop(later)
