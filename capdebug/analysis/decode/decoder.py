@@ -238,7 +238,10 @@ class Decoder(_Framing):
         for d in session.dirs:
             d.buf = bytearray()
             d.hs_buf = bytearray()
+            d.keys = None
+            d.candidates = []
             d.dead = True
+        session.transcript = None
         finished[session.number] = (session, now)
         window = self._tracker.max_closed
         while finished:
