@@ -146,7 +146,7 @@ def run_decoder(
         events = feed(frame, item, linktypes[index])
         if events:
             yield from events
-    yield from decoder.finish()
+    yield from decoder.finish(reader.packets_read)
 
 
 @dataclass(slots=True)

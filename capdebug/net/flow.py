@@ -14,7 +14,9 @@ in order, when either side sent an RST, or at :meth:`TcpTracker.flush`; each way
 :class:`ConnectionClosed` once. The 4-tuple is then remembered for ``max_closed`` frames (a
 table of tombstones) so that the final ACK, late retransmissions and the peer's answer to an RST
 do not start a bogus connection: a segment is "after the end" when its sequence number lies in
-the numbers its direction used. A new SYN with another initial sequence number on that 4-tuple
+the numbers its direction used. Of those, the first RST after both FINs is still reported (a
+:class:`TcpFlag` of the closed connection, after its :class:`ConnectionClosed`).
+A new SYN with another initial sequence number on that 4-tuple
 (port reuse) does start a new connection, with a new id, and so does a segment outside those
 numbers (a reused port whose SYN the capture lost); a new SYN on a 4-tuple still open closes
 the old connection first.
@@ -251,6 +253,7 @@ class TcpTracker:
     __slots__ = (
         "_closed",
         "_fast",
+        "_finished",
         "_last_id",
         "_open",
         "_table",
@@ -283,6 +286,9 @@ class TcpTracker:
         self._table: dict[_Key, _Side] = {}
         # closed 4-tuple -> (client ISN, frame, client endpoint, spans of its two directions)
         self._closed: dict[_Key, _Tomb] = {}
+        # closed 4-tuple -> its connection, while remembered, when both FINs closed it: an RST
+        # after them (a socket closed with unread data, a peer's late segment) is reported.
+        self._finished: dict[_Key, Connection] = {}
         self._fast: FastPath | None = None
         self._last_id = 0
         self._open = 0
@@ -437,10 +443,16 @@ class TcpTracker:
                 if tomb[0] == seg.seq:
                     return _NOTHING  # a retransmission of the old SYN
             elif _late(tomb, seg):
-                return _NOTHING  # after the end: final ACK, retransmission, answer to an RST
+                # After the end: final ACK, retransmission, answer to an RST; an RST after both
+                # FINs is the connection's last word, reported once.
+                if flags & _RST and (old := self._finished.pop(key, None)) is not None:
+                    d = 0 if old.client[1] == seg.sport and old.client[0] == seg.src else 1
+                    return (TcpFlag(old, _DIRECTIONS[d], "RST", frame, ts_ns),)
+                return _NOTHING
             # Else a new connection on the 4-tuple (port reuse), even one whose SYN the
             # capture lost: its sequence numbers are not the old connection's.
             del self._closed[key]
+            self._finished.pop(key, None)
         if flags & _RST:
             # An RST alone says nothing worth a connection (e.g. the answer to a port scan).
             return out
@@ -498,8 +510,14 @@ class TcpTracker:
         # memory too, as a frame closes at most two connections.
         closed.pop(key, None)
         closed[key] = (conn.streams[0].isn, frame, client, (_span(conn.streams[0]), _span(conn.streams[1])))
+        finished = self._finished
+        finished.pop(key, None)
+        if conn.streams[0].fin_done and conn.streams[1].fin_done:
+            finished[key] = conn
         while frame - next(iter(closed.values()))[1] > self.max_closed:
-            del closed[next(iter(closed))]
+            gone = next(iter(closed))
+            del closed[gone]
+            finished.pop(gone, None)
         out.append(ConnectionClosed(conn))
 
     def flush(self) -> list[FlowEvent]:

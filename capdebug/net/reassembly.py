@@ -51,8 +51,12 @@ beyond a FIN is ignored. RST is reported at once: the reassembler first releases
 holds (holes become gaps), then the RST, and ignores everything after.
 
 Frames. Items released by a call carry that call's frame and timestamp: the frame that brought
-the last byte in, or completed the stream up to it. At :meth:`~StreamReassembler.flush` there is
-no such frame, so each buffered chunk keeps the frame it arrived in.
+the last byte in, or completed the stream up to it (a retransmission filling a hole). Where a
+hole is given up instead (acknowledged, past the limit, an RST, the end of the capture), the gap
+carries the frame of the first segment beyond it (where the hole is, as Wireshark's "previous
+segment not captured") and the buffered chunks after it the frames they arrived in: those bytes
+never waited for the hole's. Such items carry frames earlier than the call's;
+:attr:`~StreamReassembler.holding` says a direction may still release some.
 """
 
 from __future__ import annotations
@@ -185,6 +189,22 @@ class StreamReassembler:
         """Bytes held behind a hole."""
         return self._buffered
 
+    @property
+    def holding(self) -> bool:
+        """Bytes or a FIN wait behind a hole: what they release later carries the frames they
+        arrived in (see "Frames" in the module docstring)."""
+        return bool(self._starts) or (self._fin is not None and not self.fin_done and not self.rst)
+
+    @property
+    def held_since(self) -> int | None:
+        """The earliest frame of what waits behind a hole (None: nothing): O(chunks held)."""
+        if not self.holding:
+            return None
+        frames = self._frames
+        if self._fin is not None and not self.fin_done:
+            return min(self._fin_frame, *frames) if frames else self._fin_frame
+        return min(frames)
+
     def _unwrap(self, seq: int) -> int:
         nxt = self._next
         assert nxt is not None
@@ -242,7 +262,7 @@ class StreamReassembler:
         if self.rst:
             return _NOTHING
         if flags & _RST:
-            out = self._release_all(frame, ts_ns)
+            out = self._release_all(None, 0)
             out.append(Flag("RST", frame, ts_ns))
             self.rst = True
             return out
@@ -300,11 +320,11 @@ class StreamReassembler:
         return out
 
     def abort(self, frame: int, ts_ns: int) -> list[Released]:
-        """End the stream now (the connection was reset): release everything held, with gaps
-        for the holes, all carrying ``frame``. Later input is ignored."""
+        """End the stream now (the connection was reset at ``frame``): release everything held,
+        with gaps for the holes, each carrying the frame it arrived in. Later input is ignored."""
         if self.rst:
             return []
-        out = self._release_all(frame, ts_ns)
+        out = self._release_all(None, 0)
         self.rst = True
         return out
 
@@ -421,9 +441,12 @@ class StreamReassembler:
                 return
             else:
                 reason = GAP_OUT_OF_ORDER
-            out.append(Gap(limit - nxt, frame, ts_ns, reason))
+            # The gap, and the bytes after it (which never needed the hole's), carry the frames
+            # they arrived in: the hole is where the first segment beyond it was captured.
+            f, t = (self._frames[0], self._tss[0]) if self._starts else (self._fin_frame, self._fin_ts)
+            out.append(Gap(limit - nxt, f, t, reason))
             self._next = limit
-            self._drain(out, frame, ts_ns)
+            self._drain(out, None, 0)
 
     def _check_fin(self, out: list[Released], frame: int, ts_ns: int) -> None:
         if self._fin is not None and self._next == self._fin and not self.fin_done:

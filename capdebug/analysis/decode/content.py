@@ -73,6 +73,10 @@ class _Content(_Stages):
                 or (ctype == ContentType.handshake and (body < 4 or record[5] not in (1, 2)))
             ):
                 d.encrypted = True
+        elif not d.encrypted and not session.sh_seen and ctype == ContentType.application_data:
+            # A ClientHello but no ServerHello seen (the server's first flight was lost):
+            # application data before it can only be protected (trial.lost_hello_keys).
+            d.encrypted = True
         if not d.encrypted or (
             ctype != ContentType.application_data
             and (session.version is _V13 or (session.version is None and session.client_random is not None))
@@ -80,6 +84,11 @@ class _Content(_Stages):
             # TLS 1.3 protects records as application_data only (RFC 8446 5.2): an alert or
             # handshake record is in the clear even after the keys changed (e.g. an alert sent
             # before the sender switched keys, a ClientHello after HelloRetryRequest).
+            if ctype == ContentType.alert and (len(record) != 7 or record[5] not in (1, 2)):
+                # Not a clear alert (two bytes, level 1 or 2: RFC 5246 7.2): a TLS 1.2 one,
+                # protected, whose ChangeCipherSpec or hellos the capture lost.
+                self._opaque(session, d, ctype, record, frame, ts)
+                return
             self._content(session, d, ctype, record[5:], frame, ts, encrypted=False)
             return
         # Protected record.

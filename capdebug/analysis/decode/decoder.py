@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Sequence
+from typing import Any
 
 from ...crypto.keylog import KeyLog
 from ...net.flow import (
@@ -32,7 +33,7 @@ from .. import keys as keymod
 from ..events import DecodeEvent, TcpHealthEvent
 from .cuts import CutTracker
 from .framing import _Framing
-from .order import _Held
+from .order import ORDER_WINDOW, _Held
 from .session import DecodeOptions, _Session
 
 __all__ = ["Decoder"]
@@ -61,8 +62,19 @@ class Decoder(_Framing):
         secrets mid-stream recovery may skip): decoding one share of the capture alone may
         have said it differently."""
         self._sessions: dict[int, _Session] = {}
+        self._finished: dict[int, tuple[_Session, int]] = {}
+        """Sessions closed by both FINs, with the frame: the tracker may still report an RST
+        (net/flow.py), for as long as it remembers the 4-tuple."""
         self._held: collections.deque[_Held] = collections.deque()
         self._out: list[DecodeEvent] = []
+        self._floor: int | None = None
+        self._holes: dict[int, int] = {}
+        self._expired: set[int] = set()
+        self._later: list[tuple[int, int, _Session, DecodeEvent | None, tuple[Any, ...] | None]] = []
+        self._arrivals = 0
+        self._now = 0
+        """The frame being fed (at the end: the capture's last frame)."""
+        self._ending = False
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
         self.interfaces: list[Interface] = []
@@ -103,6 +115,7 @@ class Decoder(_Framing):
         if side is not None:
             self._observe(side[0], side[1], frame, pkt.ts_ns, seg, pkt.data, linktype)
         self._ack_from = -1 if side is None or not seg.flags & ACK else side[1]
+        self._now = frame
         if seg.truncated and side is not None and pkt.orig_len > len(pkt.data):
             # Cut by the snaplen (a first IP fragment is "truncated" too, but whole); the first
             # segment of a connection is never a data segment worth this.
@@ -120,9 +133,26 @@ class Decoder(_Framing):
             if type(ev) is StreamData:
                 session = self._sessions.get(ev.conn.id)
                 if session is not None:
-                    self._data(session, ev.direction, ev.data, ev.frame, ev.ts_ns)
+                    at = ev.frame
+                    if self._expired and at < frame and ev.conn.id in self._expired:
+                        at = frame  # its hole stopped holding the output (order.ORDER_WINDOW)
+                    self._data(session, ev.direction, ev.data, at, ev.ts_ns)
             else:
                 self._net_event(ev)
+        if side is not None:
+            # Holes: what reassembly holds behind them comes out later with earlier frames,
+            # so the output waits for it (order.py, "Frame order").
+            conn = side[0]
+            holes = self._holes
+            if conn.id in holes:
+                if events:
+                    self._track_holes(conn)
+            elif conn.streams[side[1]].holding and conn.open and conn.id not in self._expired:
+                # (A connection whose hole outlived ORDER_WINDOW no longer holds the output
+                # back until it closes.)
+                self._track_holes(conn)
+            if self._floor is not None and frame - self._floor > ORDER_WINDOW:
+                self._expire_holes(frame)
         if side is None and events:
             # The first segment of a connection: its observer was made by ConnectionStarted.
             side = tracker.lookup(seg.src, seg.sport, seg.dst, seg.dport)
@@ -156,11 +186,14 @@ class Decoder(_Framing):
         if block.secrets_type == SECRETS_TYPE_TLS_KEYLOG:
             self.keylog.merge(KeyLog.parse(block.data, source=f"secrets block at byte {block.offset}"))
 
-    def finish(self) -> list[DecodeEvent]:
-        """End of capture: flush reassembly and every held event."""
+    def finish(self, last_frame: int = 0) -> list[DecodeEvent]:
+        """End of capture (its last frame ``last_frame``, if known): flush reassembly and every
+        held event."""
         # Holes still open at the end are not blamed on whichever frame was fed last (with the
         # frame filter, that is not even the capture's last frame).
         self._ack_from = -1
+        self._now = max(self._now, last_frame)
+        self._ending = True
         marks = self._cuts.marks(None)
         flushed = self._tracker.flush()
         if marks is not None:
@@ -170,19 +203,41 @@ class Decoder(_Framing):
         for session in self._sessions.values():
             self._decide(session, None)
         self._sessions.clear()
+        self._holes.clear()
+        self._expired.clear()
+        self._floor = None
+        self._release_later()
         return self._drain(0, final=True)
 
+    def _track_holes(self, conn: Connection) -> None:
+        s = conn.streams
+        since = None
+        if conn.open:
+            a, b = s[0].held_since, s[1].held_since
+            since = a if b is None else b if a is None else min(a, b)
+        self._set_holes(conn.id, since)
+
     # -- net events ---------------------------------------------------------------------------
+
+    def _at(self, ev: StreamData | TcpFlag | StreamGap) -> int:
+        """The frame an item is shown at: its own, unless its hole stopped holding the output
+        (order.ORDER_WINDOW): then the frame that releases it."""
+        frame = ev.frame
+        if self._expired and ev.conn.id in self._expired and frame < self._now:
+            return self._now
+        return frame
 
     def _net_event(self, ev: object) -> None:
         if isinstance(ev, StreamData):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
-                self._data(session, int(ev.direction), ev.data, ev.frame, ev.ts_ns)
+                self._data(session, int(ev.direction), ev.data, self._at(ev), ev.ts_ns)
         elif isinstance(ev, TcpFlag):
             session = self._sessions.get(ev.conn.id)
+            if session is None and ev.flag == "RST" and (done := self._finished.pop(ev.conn.id, None)):
+                session = done[0]  # an RST after both FINs: the end of the timeline
             if session is not None:
-                self._emit_raw(session, ("tcp", ev.frame, ev.ts_ns, int(ev.direction), ev.flag))
+                self._emit_raw(session, ("tcp", self._at(ev), ev.ts_ns, int(ev.direction), ev.flag))
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
@@ -192,7 +247,7 @@ class Decoder(_Framing):
                 else:
                     reason = ev.reason if ev.reason != GAP_LOST else self._gap_cause(ev)
                     cut_frames = ()
-                self._gap(session, int(ev.direction), ev.size, ev.frame, ev.ts_ns, reason, cut_frames)
+                self._gap(session, int(ev.direction), ev.size, self._at(ev), ev.ts_ns, reason, cut_frames)
         elif isinstance(ev, ConnectionStarted):
             conn = ev.conn
             options = self.options
@@ -214,6 +269,30 @@ class Decoder(_Framing):
                 if health is not None:
                     self._health_event(session, health)
                 self._decide(session, None)
+                streams = ev.conn.streams
+                if streams[0].fin_done and streams[1].fin_done and session.is_tls and not self._ending:
+                    self._keep_finished(session)
+            self._set_holes(ev.conn.id, None)
+
+    def _keep_finished(self, session: _Session) -> None:
+        """Keep a session closed by both FINs while the tracker remembers its 4-tuple (a rule
+        on frames, as the tracker's), without its buffers."""
+        now = self._now
+        finished = self._finished
+        for d in session.dirs:
+            d.buf = bytearray()
+            d.hs_buf = bytearray()
+            d.keys = None
+            d.candidates = []
+            d.dead = True
+        session.transcript = None
+        finished[session.number] = (session, now)
+        window = self._tracker.max_closed
+        while finished:
+            first = next(iter(finished.values()))
+            if now - first[1] <= window:
+                break
+            del finished[first[0].number]
 
     # -- TCP health (net/health.py) ----------------------------------------------------------
 
@@ -275,5 +354,8 @@ class Decoder(_Framing):
         if self._role(session, 0) == 1:
             client, server = server, client
         last = max(client.last_frame, server.last_frame)
+        if self._ending:
+            # Still open at the end of the capture: said there, in frame order.
+            last = max(last, self._now)
         ts = max(client.last_ts_ns, server.last_ts_ns)
         self._emit(session, TcpHealthEvent(session.number, last, ts, client, server, facts.connect_ns))

@@ -25,6 +25,10 @@ from .sniff import _Sniffing
 MAX_PENDING = MAX_HELD + 4096
 """Events piled up by data the frame filter delivered before it stops taking frames, so that
 the next frame goes through feed_packet, which hands them out."""
+MAX_LATER = 1 << 18
+"""Events waiting for a hole (order.py, "Frame order") before the frame filter gives way, so
+that feed_packet sees the next frame and may end the wait (order.ORDER_WINDOW); below it they
+need not: only frames that feed_packet sees fill or give up holes."""
 
 
 def cut_records(buf: bytearray | bytes, off: int) -> tuple[list[tuple[int, int, int]], int, bool, int]:
@@ -183,7 +187,7 @@ class _Framing(_Sniffing):
             def take(data: bytes, frame: int, ts: int) -> bool:
                 """True asks the filter to hold: events have piled up to be handed out."""
                 self._data(session, net_dir, data, frame, ts)
-                return len(self._out) + len(self._held) > MAX_PENDING
+                return len(self._out) + len(self._held) > MAX_PENDING or len(self._later) > MAX_LATER
 
             return take
 
