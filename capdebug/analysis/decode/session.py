@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...net.flow import DEFAULT_MAX_CONNECTIONS
 from ...net.reassembly import DEFAULT_MAX_BUFFERED
 from .. import keys as keymod
 from ..keys import Role, Stage
@@ -41,6 +42,9 @@ class DecodeOptions:
     max_out_of_order: int = DEFAULT_MAX_BUFFERED
     """Bytes per direction held behind a hole waiting for its retransmission; past it the hole
     is given up as a gap with cause ``"out_of_order"`` (:mod:`capdebug.net.reassembly`)."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Connections followed at once; past it the oldest without data (else the oldest) is
+    dropped with an ``evicted`` event (:mod:`capdebug.net.flow`, "Bounded state")."""
     partition: tuple[int, int] | None = None
     """``(k, n)``: only the connections of share ``k`` of ``n`` (see
     :attr:`capdebug.net.TcpTracker.partition`), numbered within the share; see
