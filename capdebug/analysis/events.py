@@ -65,6 +65,9 @@ class Reason:
     """SSLv2-compatible ClientHello: nothing after it is decoded."""
     NOT_TLS = "not_tls"
     """The stream stopped looking like TLS (corrupt records)."""
+    OVERSIZED_HANDSHAKE = "oversized_handshake"
+    """A handshake message declared a length beyond the decoder's bound (a hello declaring
+    16 MB): it is not buffered, and the keys that depend on it cannot be found."""
 
 
 @dataclass(frozen=True, slots=True)

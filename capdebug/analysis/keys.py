@@ -159,6 +159,9 @@ class SessionFacts:
     """The master secret recovered from an RSA ClientKeyExchange (private key or RSA line)."""
     rsa_problem: str | None = None
     """Why the RSA ClientKeyExchange could not be decrypted (for the explanation)."""
+    unreadable_hello: str | None = None
+    """Why a hello that was in the capture could not be read (an oversized declared length):
+    said instead of "started mid-connection" when no hello's facts are known."""
     randoms: list[bytes] = field(default_factory=list)
     """The client_randoms of renegotiations, in order (``client_random`` is the latest)."""
 
@@ -505,6 +508,8 @@ def explain_missing(
 ) -> tuple[str, str]:
     """Why the direction ``role`` has no key at stage ``want``: (reason code, sentence)."""
     cr = session.client_random
+    if cr is None and session.unreadable_hello is not None:
+        return Reason.OVERSIZED_HANDSHAKE, session.unreadable_hello
     if cr is None:
         return (
             Reason.NO_HANDSHAKE,

@@ -189,6 +189,7 @@ class Decoder(_Framing):
         elif isinstance(ev, StreamOverlap):
             session = self._sessions.get(ev.conn.id)
             if session is not None:
+                self._show_conflicted(session)
                 who = ROLE_NAME[self._role(session, int(ev.direction))]
                 overlap = OverlapEvent(session.number, ev.frame, ev.ts_ns, who, ev.offset, ev.size, ev.differ)
                 self._emit(session, overlap)
@@ -212,6 +213,23 @@ class Decoder(_Framing):
                 if health is not None:
                     self._health_event(session, health)
                 self._decide(session, None)
+
+    def _show_conflicted(self, session: _Session) -> None:
+        """Two copies of its bytes differ: a connection taken for plaintext (or still undecided)
+        is shown all the same, as the copy used may be the forged one (an injected segment
+        that made a ClientHello look like something else). Nothing more of it is decoded."""
+        if session.decided and session.is_tls:
+            return
+        if not session.decided:
+            session.prelude = None
+            self._decide(session, True)
+        else:
+            session.is_tls = True
+            if not any(slot.session is session for slot in self._held):
+                # Its events were dropped as not TLS: the connection's own event comes now.
+                self._emit(session, self._materialize(session, ("conn",)))
+        for d in session.dirs:
+            d.dead = True
 
     # -- TCP health (net/health.py) ----------------------------------------------------------
 

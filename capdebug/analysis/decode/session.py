@@ -63,6 +63,7 @@ class _Direction:
         "failures",
         "hs_buf",
         "hs_encrypted",
+        "hs_skip",
         "keys",
         "lost_seq",
         "need",
@@ -87,6 +88,8 @@ class _Direction:
         self.off = 0
         self.hs_buf = bytearray()
         self.hs_encrypted = False
+        self.hs_skip = 0
+        """Bytes still to drop of a handshake message too large to buffer (content.py)."""
         self.keys: keymod.Keys | None = None
         """Current record protection, None while records are in the clear."""
         self.candidates: list[keymod.Keys] = []
