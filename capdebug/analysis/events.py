@@ -23,9 +23,11 @@ __all__ = [
     "CcsEvent",
     "ConnectionEvent",
     "DecodeEvent",
+    "EvictedEvent",
     "GapEvent",
     "HandshakeEvent",
     "HeartbeatEvent",
+    "OverlapEvent",
     "PlaintextEvent",
     "Reason",
     "RecoveredEvent",
@@ -63,6 +65,9 @@ class Reason:
     """SSLv2-compatible ClientHello: nothing after it is decoded."""
     NOT_TLS = "not_tls"
     """The stream stopped looking like TLS (corrupt records)."""
+    OVERSIZED_HANDSHAKE = "oversized_handshake"
+    """A handshake message declared a length beyond the decoder's bound (a hello declaring
+    16 MB): it is not buffered, and the keys that depend on it cannot be found."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +194,62 @@ class GapEvent(DecodeEvent):
             "size": self.size,
             "cause": self.cause,
         } | ({"cut_frames": list(self.cut_frames)} if self.cut_frames else {})
+
+
+@dataclass(frozen=True, slots=True)
+class OverlapEvent(DecodeEvent):
+    """A retransmitted segment repeated stream bytes with other content (net/reassembly.py,
+    "Copies that differ"): the copy that arrived first was used, this one's bytes dropped. A
+    sign of injection (a forged segment racing the real one) or of a broken middlebox."""
+
+    frame: int
+    """Frame of the later copy (dropped)."""
+    ts_ns: int
+    from_: str
+    offset: int
+    """Stream offset (from the first byte of the direction) of the first byte that differs."""
+    size: int
+    """Bytes compared with the first copy."""
+    differ: int
+    """Bytes among them that differ."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "overlap_conflict",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "offset": self.offset,
+            "size": self.size,
+            "differ": self.differ,
+            "kept": "first",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EvictedEvent(DecodeEvent):
+    """The connection was pushed out of the decoder's full connection table (net/flow.py,
+    "Bounded state"): nothing after ``frame`` is analysed as part of it; a later segment of
+    its 4-tuple starts a new connection."""
+
+    frame: int
+    """The frame whose new connection pushed it out."""
+    ts_ns: int
+    limit: int
+    """The table's limit (``--max-connections``)."""
+    carried_data: bool
+    """It had carried data (else it was a half-open attempt, dropped first)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "evicted",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "limit": self.limit,
+            "carried_data": self.carried_data,
+        }
 
 
 @dataclass(frozen=True, slots=True)

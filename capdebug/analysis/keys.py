@@ -160,6 +160,9 @@ class SessionFacts:
     """The master secret recovered from an RSA ClientKeyExchange (private key or RSA line)."""
     rsa_problem: str | None = None
     """Why the RSA ClientKeyExchange could not be decrypted (for the explanation)."""
+    unreadable_hello: str | None = None
+    """Why a hello that was in the capture could not be read (an oversized declared length):
+    said instead of "started mid-connection" when no hello's facts are known."""
     randoms: list[bytes] = field(default_factory=list)
     """The client_randoms of renegotiations, in order (``client_random`` is the latest)."""
     hello_cut: tuple[int, ...] = ()
@@ -516,6 +519,8 @@ def explain_missing(
             f"the snaplen cut the handshake short (frames {frames}), so its ClientHello could not be read, "
             "and no application traffic secret in the key log decrypts these records: capture with -s 0",
         )
+    if cr is None and session.unreadable_hello is not None:
+        return Reason.OVERSIZED_HANDSHAKE, session.unreadable_hello
     if cr is None:
         return (
             Reason.NO_HANDSHAKE,

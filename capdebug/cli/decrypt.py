@@ -13,7 +13,7 @@ import typer
 from .._text import escape_terminal
 from ..analysis.events import ConnectionEvent, DecodeEvent
 from ..analysis.report import Timeline, TimelineLine
-from ..api import PlaintextExporter, decode_capture
+from ..api import DEFAULT_MAX_CONNECTIONS, PlaintextExporter, decode_capture
 from ..errors import UsageError
 from ._common import KEYLOG_OPTION, RSA_KEY_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
@@ -65,6 +65,13 @@ def decrypt(
         help="MiB per direction held behind a missing TCP segment waiting for its retransmission;"
         " past it the bytes are given up (a gap, cause out_of_order).",
     ),
+    max_connections: int = typer.Option(
+        DEFAULT_MAX_CONNECTIONS,
+        "--max-connections",
+        min=1,
+        help="TCP connections followed at once; past it the oldest without data (else the oldest)"
+        " is dropped, with an 'evicted' event and a warning (bounded memory under a SYN flood).",
+    ),
 ) -> None:
     """Show each TLS connection's messages, alerts, closes and data, decrypted where keys exist.
 
@@ -106,6 +113,7 @@ def decrypt(
             port=port,
             progress=progress,
             max_out_of_order=max_out_of_order << 20,
+            max_connections=max_connections,
         ) as decoding:
             events = (ev for ev in decoding if filt.accept(ev))
             if as_json:

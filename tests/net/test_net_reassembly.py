@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capdebug.net import Data, Flag, Gap, StreamReassembler, TcpFlags
-from capdebug.net.reassembly import Released
+from capdebug.net.reassembly import Overlap, Released
 
 SYN, FIN, RST, ACK = int(TcpFlags.SYN), int(TcpFlags.FIN), int(TcpFlags.RST), int(TcpFlags.ACK)
 MASK = 0xFFFFFFFF
@@ -164,7 +164,11 @@ def test_partial_retransmission_and_overlap_in_order() -> None:
     out += r.feed(103, b"DEFghi", ACK, 3, 0)  # overlaps the released part: only "ghi" is new
     out += r.feed(100, b"ABCDEFGHIjkl", ACK, 4, 0)  # only "jkl" is new
     assert b"".join(i.data for i in out if isinstance(i, Data)) == b"abcdefghijkl"
-    assert [i.frame for i in out] == [2, 3, 4]
+    assert [i.frame for i in out if isinstance(i, Data)] == [2, 3, 4]
+    # The repeated bytes differ from the first copy (kept): each such segment says so, compared
+    # with the last bytes released before it.
+    overlaps = [(i.offset, i.size, i.differ, i.frame) for i in out if isinstance(i, Overlap)]
+    assert overlaps == [(3, 3, 3, 3), (6, 3, 3, 4)]
 
 
 def test_wraparound() -> None:

@@ -193,6 +193,8 @@ def test_every_catalog_code_has_a_capture() -> None:
         "connection_refused", "syn_unanswered", "syn_retries", "retransmissions", "rto_stall",
         "heavy_loss", "unresponsive_peer", "zero_window", "injected_rst", "mtu_blackhole",
     }  # fmt: skip
+    # Bounded state and conflicting copies: tests/robust3 (a SYN flood, crafted overlaps).
+    tested |= {"connection_table_full", "overlap_conflict"}
     assert set(CATALOG) == tested
     assert set(MANIFEST) == set(scenarios.SCENARIOS)
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 from ...wire.alert import alert_name
 from ...wire.constants import ContentType, ProtocolVersion
 from ...wire.handshake import ServerHello, frame_handshake, handshake_name
-from ..events import AlertEvent, AppDataEvent, CcsEvent, HandshakeEvent, HeartbeatEvent
+from ..events import AlertEvent, AppDataEvent, CcsEvent, HandshakeEvent, HeartbeatEvent, Reason
 from ..keys import Role
 from ..messages import parse_handshake
 from .session import ROLE_NAME, _Direction, _Session
@@ -51,6 +51,9 @@ _CCM_8 = 0x1305
 _CLIENT_FLIGHT = 2
 """Index (from 0) of the client's last record that may still be its handshake flight when
 no Finished-sized record came before: Certificate (0), CertificateVerify (1), Finished (2)."""
+MAX_HANDSHAKE_MESSAGE = 1 << 20
+"""Declared handshake message length the decoder buffers at most (the engine's bound too: a
+certificate chain over 1 MiB is an attack, not a chain). RFC 8446 4 allows 2**24 - 1."""
 
 
 class _Content(_Stages):
@@ -182,9 +185,16 @@ class _Content(_Stages):
     ) -> None:
         role = ROLE_NAME[d.role]
         if ctype == ContentType.handshake:
-            if d.hs_encrypted != encrypted and d.hs_buf:
-                d.hs_buf.clear()  # a message cannot span a key change (RFC 8446 5.1)
+            if d.hs_encrypted != encrypted:
+                d.hs_skip = 0
+                if d.hs_buf:
+                    d.hs_buf.clear()  # a message cannot span a key change (RFC 8446 5.1)
             d.hs_encrypted = encrypted
+            if d.hs_skip:
+                # The rest of a message too large to buffer: dropped (said at its header).
+                n = min(d.hs_skip, len(content))
+                d.hs_skip -= n
+                content = content[n:]
             d.hs_buf += content
             self._messages(session, d, frame, ts, encrypted)
         elif ctype == ContentType.alert:
@@ -235,6 +245,41 @@ class _Content(_Stages):
                 ),
             )
             self._after_message(session, d, msg_type, parsed, frame, ts, message)
+        if len(buf) >= 4:
+            length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+            if length > MAX_HANDSHAKE_MESSAGE:
+                self._oversized(session, d, buf[0], length, frame, ts, encrypted)
+
+    def _oversized(
+        self,
+        session: _Session,
+        d: _Direction,
+        msg_type: int,
+        length: int,
+        frame: int,
+        ts: int,
+        encrypted: bool,
+    ) -> None:
+        """A handshake message declares more than :data:`MAX_HANDSHAKE_MESSAGE` bytes: say what it
+        is (not "the handshake is missing"), and drop it rather than buffer up to 16 MB."""
+        name = handshake_name(msg_type)
+        error = (
+            f"declared length {length} bytes exceeds the decoder's bound of {MAX_HANDSHAKE_MESSAGE} "
+            "(no real handshake message is that large): not read"
+        )
+        role = ROLE_NAME[d.role]
+        self._emit(
+            session,
+            HandshakeEvent(session.number, frame, ts, role, msg_type, name, encrypted, None, length, error),
+        )
+        if msg_type in (1, 2) and session.client_random is None:
+            # The hello whose facts the key lookups need: every explanation says why they lack it.
+            session.unreadable_hello = f"the {role}'s {name} (frame {frame}): {error}"
+        self._undecryptable(
+            session, d, frame, ts, Reason.OVERSIZED_HANDSHAKE, f"{name} (frame {frame}) {error}"
+        )
+        d.hs_skip = length - (len(d.hs_buf) - 4)
+        d.hs_buf.clear()
 
 
 def _encrypted_handshake(session: _Session, frame: int, ts: int, role: str, length: int) -> HandshakeEvent:

@@ -20,6 +20,7 @@ from ...net.flow import (
     ConnectionStarted,
     StreamData,
     StreamGap,
+    StreamOverlap,
     TcpFlag,
     TcpTracker,
 )
@@ -30,11 +31,11 @@ from ...net.twins import TwinFilter
 from ...pcap import FrameFilter
 from ...pcap.model import SECRETS_TYPE_TLS_KEYLOG, Interface, Packet, SecretsBlock
 from .. import keys as keymod
-from ..events import DecodeEvent, TcpHealthEvent
+from ..events import DecodeEvent, EvictedEvent, OverlapEvent, TcpHealthEvent
 from .cuts import CutTracker
 from .framing import _Framing
 from .order import ORDER_WINDOW, _Held
-from .session import DecodeOptions, _Session
+from .session import ROLE_NAME, DecodeOptions, _Session
 
 __all__ = ["Decoder"]
 
@@ -55,7 +56,11 @@ class Decoder(_Framing):
         self.options = options or DecodeOptions()
         self._late_secrets = late_secrets or {}
         """client_random -> packets before the secrets block that brought its keys."""
-        self._tracker = TcpTracker(self.options.max_out_of_order, partition=self.options.partition)
+        self._tracker = TcpTracker(
+            self.options.max_out_of_order,
+            partition=self.options.partition,
+            max_connections=self.options.max_connections,
+        )
         self.partition_dependent = False
         """Something was said that depends on the capture's other connections (which sessions
         of the key log it holds, which earlier session a TLS 1.2 resumption reuses, which
@@ -168,6 +173,24 @@ class Decoder(_Framing):
         return {} if self._twins is None else dict(self._twins.dropped)
 
     @property
+    def evicted(self) -> tuple[int, int]:
+        """Connections pushed out of the full connection table so far, and how many of them
+        had carried data (:attr:`DecodeOptions.max_connections`)."""
+        return self._tracker.evicted, self._tracker.evicted_with_data
+
+    def warnings(self) -> list[str]:
+        """What the decoder has to say about the capture as a whole (once decoding is over)."""
+        count, with_data = self.evicted
+        if not count:
+            return []
+        return [
+            f"{count} connection(s) dropped from the connection table, full at "
+            f"{self._tracker.max_connections} open connections ({with_data} of them had carried "
+            "data, the others were half-open): each has an 'evicted' event and a "
+            "connection_table_full verdict; --max-connections raises the limit"
+        ]
+
+    @property
     def first_frames(self) -> list[int]:
         """With a partition: the first frame of each connection of the share, by number."""
         return self._tracker.first_frames
@@ -261,10 +284,30 @@ class Decoder(_Framing):
             self._health[conn.id] = HealthObserver()
             if self._direct:
                 self._tracker.fast_path().attach(conn, self._deliver(session))
+        elif isinstance(ev, StreamOverlap):
+            session = self._sessions.get(ev.conn.id)
+            if session is not None:
+                self._show_conflicted(session)
+                who = ROLE_NAME[self._role(session, int(ev.direction))]
+                overlap = OverlapEvent(session.number, ev.frame, ev.ts_ns, who, ev.offset, ev.size, ev.differ)
+                self._emit(session, overlap)
         elif isinstance(ev, ConnectionClosed):
             self._cuts.forget(ev.conn.id)
             session = self._sessions.pop(ev.conn.id, None)
             health = self._health.pop(ev.conn.id, None)
+            evicted = ev.conn.evicted
+            if session is not None and evicted is not None:
+                streams = ev.conn.streams
+                self._emit(
+                    session,
+                    EvictedEvent(
+                        session.number,
+                        evicted[0],
+                        evicted[1],
+                        self._tracker.max_connections,
+                        streams[0].carried_data or streams[1].carried_data,
+                    ),
+                )
             if session is not None:
                 if health is not None:
                     self._health_event(session, health)
@@ -293,6 +336,23 @@ class Decoder(_Framing):
             if now - first[1] <= window:
                 break
             del finished[first[0].number]
+
+    def _show_conflicted(self, session: _Session) -> None:
+        """Two copies of its bytes differ: a connection taken for plaintext (or still undecided)
+        is shown all the same, as the copy used may be the forged one (an injected segment
+        that made a ClientHello look like something else). Nothing more of it is decoded."""
+        if session.decided and session.is_tls:
+            return
+        if not session.decided:
+            session.prelude = None
+            self._decide(session, True)
+        else:
+            session.is_tls = True
+            if not any(slot.session is session for slot in self._held):
+                # Its events were dropped as not TLS: the connection's own event comes now.
+                self._emit(session, self._materialize(session, ("conn",)))
+        for d in session.dirs:
+            d.dead = True
 
     # -- TCP health (net/health.py) ----------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...net.flow import DEFAULT_MAX_CONNECTIONS
 from ...net.reassembly import DEFAULT_MAX_BUFFERED
 from .. import keys as keymod
 from ..keys import Role, Stage
@@ -44,6 +45,9 @@ class DecodeOptions:
     max_out_of_order: int = DEFAULT_MAX_BUFFERED
     """Bytes per direction held behind a hole waiting for its retransmission; past it the hole
     is given up as a gap with cause ``"out_of_order"`` (:mod:`capdebug.net.reassembly`)."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Connections followed at once; past it the oldest without data (else the oldest) is
+    dropped with an ``evicted`` event (:mod:`capdebug.net.flow`, "Bounded state")."""
     partition: tuple[int, int] | None = None
     """``(k, n)``: only the connections of share ``k`` of ``n`` (see
     :attr:`capdebug.net.TcpTracker.partition`), numbered within the share; see
@@ -63,6 +67,7 @@ class _Direction:
         "hidden_done",
         "hs_buf",
         "hs_encrypted",
+        "hs_skip",
         "keys",
         "lost_seq",
         "need",
@@ -88,6 +93,8 @@ class _Direction:
         self.off = 0
         self.hs_buf = bytearray()
         self.hs_encrypted = False
+        self.hs_skip = 0
+        """Bytes still to drop of a handshake message too large to buffer (content.py)."""
         self.keys: keymod.Keys | None = None
         """Current record protection, None while records are in the clear."""
         self.candidates: list[keymod.Keys] = []

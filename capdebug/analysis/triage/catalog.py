@@ -175,6 +175,24 @@ CATALOG: dict[str, tuple[str, str]] = {
         "The server answered the SYN with a RST: nothing listens on that port (or a firewall rejects).",
         "Check that the service runs and listens on that address and port, and firewall rules.",
     ),
+    "connection_table_full": (
+        "capdebug dropped this connection from its table of open connections: the limit "
+        "(--max-connections, 65,536 by default) was reached, typically by a SYN flood or a port "
+        "scan. The oldest connection that never carried data goes first, else the oldest one; "
+        "nothing after the frame named is analysed as part of it (a later segment of it starts a "
+        "new connection), and a SYN it sent may have been answered after that.",
+        "If the capture holds that many connections at once on purpose, raise --max-connections "
+        "(memory grows with it); else look at who opened the flood of connections.",
+    ),
+    "overlap_conflict": (
+        "Two copies of the same TCP stream bytes differ: a retransmission (or a reordered "
+        "segment) carried other content than the first copy. Real stacks resend the same bytes, "
+        "so one copy was injected by a box on the path (racing the real sender) or rewritten by "
+        "a broken middlebox. The copy that arrived first was used; a ClientHello hit this way "
+        "may then look like something else (not_tls).",
+        "Compare the two frames; check for IDS/IPS, DPI or censorship boxes and for middleboxes "
+        "that rewrite TCP payloads; capture on both sides of the suspect box.",
+    ),
     "syn_unanswered": (
         "The client's SYNs got no answer at all: a connect timeout.",
         "The host is down or unreachable, or a firewall silently drops the SYNs; check routing "

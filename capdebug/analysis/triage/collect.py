@@ -14,8 +14,10 @@ from ..events import (
     AppDataEvent,
     ConnectionEvent,
     DecodeEvent,
+    EvictedEvent,
     GapEvent,
     HandshakeEvent,
+    OverlapEvent,
     PlaintextEvent,
     TcpEvent,
     TcpHealthEvent,
@@ -126,6 +128,12 @@ class Triage:
             c.plaintext.append(ev)
         elif isinstance(ev, TcpHealthEvent):
             c.health = ev
+        elif isinstance(ev, OverlapEvent):
+            c.overlaps += 1
+            if c.overlap is None:
+                c.overlap = ev
+        elif isinstance(ev, EvictedEvent):
+            c.evicted = ev
 
     @staticmethod
     def _app_data(c: Conn, side: Side, peer: Side, ev: AppDataEvent) -> None:

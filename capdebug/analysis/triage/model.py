@@ -11,7 +11,9 @@ from ...wire.constants import ProtocolVersion
 from ..app import AppFact
 from ..events import (
     AlertEvent,
+    EvictedEvent,
     HandshakeEvent,
+    OverlapEvent,
     PlaintextEvent,
     TcpHealthEvent,
     UndecryptableEvent,
@@ -114,6 +116,11 @@ class Conn:
     """(frame, side, fact, ts) from the decrypted records triage opened (see :mod:`..app`)."""
     health: TcpHealthEvent | None = None
     """What TCP did, when it had trouble (net/health.py; triage/tcp.py reads it)."""
+    evicted: EvictedEvent | None = None
+    """It was dropped from the decoder's full connection table (net/flow.py)."""
+    overlap: OverlapEvent | None = None
+    """The first retransmission that repeated stream bytes with other content (net/reassembly.py)."""
+    overlaps: int = 0
 
 
 @dataclass(slots=True)
