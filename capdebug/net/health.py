@@ -116,6 +116,9 @@ class DirectionHealth:
     rst_frame: int | None
     rst_ttl: int | None
     rst_ip_id: int | None
+    into_zero_window: int = 0
+    """Retransmissions sent while the receiver's window was closed (its last ACK advertised 0):
+    a full receive buffer drops data too, so these point at the reader, not the path."""
 
     @property
     def rst_ttl_off(self) -> bool:
@@ -171,6 +174,7 @@ class _Dir:
     rst_frame: int | None = None
     rst_ttl: int | None = None
     rst_ip_id: int | None = None
+    into_zero_window: int = 0
     # Retransmitted segments not yet acknowledged: seq -> [end, first_frame, first_ts, last_ts, count].
     tx: dict[int, list[int]] | None = None
 
@@ -246,6 +250,8 @@ class HealthObserver:
         elif old:
             trouble = True
             self._retransmitted(me, seq, (seq + old) & _MASK, old, frame, ts_ns)
+            if peer.zero_since is not None:
+                me.into_zero_window += 1
         if flags & ACK and not flags & SYN and (watched or trouble):
             if peer.tx:
                 self._acked(peer, ack, ts_ns)
@@ -343,6 +349,7 @@ class HealthObserver:
                     me.rst_frame,
                     me.rst_ttl,
                     me.rst_ip_id,
+                    me.into_zero_window,
                 )
             )
         client_syn = self._dirs[0].first_syn_ts

@@ -147,13 +147,14 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
     if not s.retransmissions:
         return out
     me, other = NAMES[i], NAMES[1 - i]
-    # A receiver that advertised a zero window was alive and answering: what it did not
-    # acknowledge meanwhile, its full receive buffer dropped (seen on loopback when a reader
-    # stops: the sender's segments are dropped and resent). That is the reader, not the path.
-    full = peer.zero_windows > 0
+    # Retransmissions into a closed window: the receiver was alive and answering, and what it
+    # did not acknowledge meanwhile its full receive buffer dropped (seen on loopback when a
+    # reader stops: the sender's segments are dropped and resent). That is the reader, not the
+    # path, when most of them were so.
+    full = s.into_zero_window * 2 > s.retransmissions
     why = (
-        f"; the {other} advertised a zero window on this connection: data sent into a full "
-        "receive buffer is dropped and resent, so most likely the reader, not the network"
+        f"; {s.into_zero_window} of them while the {other} advertised a zero window: data sent "
+        "into a full receive buffer is dropped and resent, so most likely the reader, not the network"
         if full
         else ""
     )
