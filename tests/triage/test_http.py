@@ -1,14 +1,18 @@
 """Why it closed, at the application layer: a real nginx (keepalive_timeout 1s, HTTP/1.1 and
 HTTP/2) and curl, whose ``SSLKEYLOGFILE`` gives the key log. ``curl --rate 30/m`` waits two
 seconds between its two requests with the connection kept in its pool, so nginx's idle timeout
-closes it: HTTP/1.1 by close_notify + FIN, HTTP/2 by a GOAWAY first."""
+closes it: HTTP/1.1 by close_notify + FIN (curl then sends its second request on the closed
+connection: a stale keep-alive reuse), HTTP/2 by a GOAWAY first."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
+import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +33,7 @@ def _free_port() -> int:
     return port
 
 
-def _nginx(tmp: Path, port: int, *, h2: bool) -> Proc:
+def _nginx(tmp: Path, port: int, *, h2: bool, protocols: str | None = None) -> Proc:
     paths = testpki.make_test_pki(tmp / "pki", dt.datetime.now(dt.UTC), only=("server-ecdsa",))
     (tmp / "logs").mkdir()
     (tmp / "www").mkdir()
@@ -48,6 +52,7 @@ http {{
     keepalive_timeout 1s;
     server {{
         listen 127.0.0.1:{port} ssl{" http2" if h2 else ""};
+        {f"ssl_protocols {protocols};" if protocols else ""}
         ssl_certificate {paths["server-ecdsa"]};
         ssl_certificate_key {paths["server-ecdsa.key"]};
         root {tmp}/www;
@@ -106,7 +111,10 @@ def test_nginx_keepalive_timeout(h2: bool, tmp_path: Path) -> None:
     pcap, keys = _run(tmp_path, h2=h2)
     for k in (keys, None):
         r = _first(pcap, k)
-        assert not r.has_error, r.to_json()
+        errors = [(v.code, v.by) for v in r.verdicts if v.severity == "error"]
+        # curl does not notice nginx's close of an idle HTTP/1.1 connection: it sends its second
+        # request on it, gets a RST and retries on a new connection. HTTP/2's GOAWAY tells it.
+        assert errors == ([] if h2 else [("stale_connection_reuse", "client")]), r.to_json()
         idle = [v for v in r.verdicts if v.code == "idle_close"]
         if h2 and k is None:
             # Without keys the GOAWAY is just a record of data right before the close: no claim.
@@ -140,3 +148,63 @@ def test_proxy_error_502(tmp_path: Path) -> None:
         if k:
             (v,) = [v for v in r.verdicts if v.code == "proxy_error"]
             assert "answered 502 Bad Gateway (HTTP/1.1 502" in v.detail
+
+
+def _reuse_after_close(tmp: Path, protocol: str) -> tuple[Path, Path]:
+    """A Python client that keeps its connection past nginx's 1 s keep-alive timeout and then
+    sends its second request on it without reading first (the race of a pooled connection)."""
+    port = _free_port()
+    server = _nginx(tmp, port, h2=False, protocols=protocol)
+    keys, pcap = tmp / "reuse.keys", tmp / "reuse.pcap"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.keylog_filename = str(keys)
+    request = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    try:
+        for _ in range(50):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        with tcpdump(pcap, port):
+            c = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT))
+            c.sendall(request)
+            got = b""
+            while not got.endswith(b"hello\n"):
+                chunk = c.recv(4096)
+                assert chunk, got
+                got += chunk
+            time.sleep(1.6)  # nginx's keepalive_timeout (1 s) closes the connection meanwhile
+            c.sendall(request)  # the client has not read the close_notify: it writes anyway
+            with contextlib.suppress(OSError):
+                while c.recv(4096):
+                    pass
+            c.close()
+    finally:
+        server.kill()
+    return pcap, keys
+
+
+@pytest.mark.parametrize("protocol", ["TLSv1.2", "TLSv1.3"])
+def test_stale_keepalive_reuse(protocol: str, tmp_path: Path) -> None:
+    """The second request, sent after nginx's idle close, is answered by RST: an error blamed on
+    the client that reused the closed connection, not a benign_reset; with keys it names the
+    request."""
+    require("nginx", "tcpdump")
+    pcap, keys = _reuse_after_close(tmp_path, protocol)
+    for k in (keys, None):
+        reports, _ = triage_capture(pcap, load_keys(pcap, [keys] if k else []))
+        (r,) = reports
+        codes = {(v.code, v.severity, v.by) for v in r.verdicts}
+        assert ("stale_connection_reuse", "error", "client") in codes, r.to_json()
+        assert not any(v.code in ("benign_reset", "reset") for v in r.verdicts), r.to_json()
+        (v,) = [v for v in r.verdicts if v.code == "stale_connection_reuse"]
+        how = "close_notify" if k else "likely close_notify, encrypted"
+        assert f"after the server had closed the connection ({how}, frame" in v.detail, v.detail
+        assert "the server answered with RST" in v.detail
+        if k:
+            assert "a request (GET /index.html HTTP/1.1)" in v.detail, v.detail
+        else:
+            assert "sent application data" in v.detail, v.detail
+        idle = [(x.by, x.severity) for x in r.verdicts if x.code == "idle_close"]
+        assert idle == [("server", "info")]

@@ -47,6 +47,14 @@ CATALOG: dict[str, tuple[str, str]] = {
         "closed socket.",
         "Nothing; this is normal for many stacks.",
     ),
+    "stale_connection_reuse": (
+        "A side sent data (usually an HTTP request on a kept-alive connection) after its peer had "
+        "already closed the connection (close_notify or FIN); the peer's kernel answered with RST "
+        "and the request was lost. The race of a client reusing an idle connection just as the "
+        "server's keep-alive timeout closes it.",
+        "Make the client's idle timeout shorter than the server's, and let it retry idempotent "
+        "requests on a new connection when a reused one fails.",
+    ),
     "handshake_alert": (
         "A fatal alert ended the handshake. In TLS 1.3 this includes a server's alert answering "
         "the client's second flight (Certificate, CertificateVerify, Finished): the client thought "

@@ -152,6 +152,12 @@ class Triage:
             side.app_after_own_close = at
         if peer.close_notify is not None:
             side.app_after_peer_close += 1
+        if (
+            side.app_after_peer_end is None
+            and not tls13_alert_size  # this side's own close_notify, unreadable, is not a request
+            and (peer.close_notify is not None or peer.fin is not None)
+        ):
+            side.app_after_peer_end = at
 
     def _handshake(self, c: Conn, side: Side, ev: HandshakeEvent) -> None:
         msg = ev.message

@@ -41,6 +41,9 @@ class Side:
     last_app: tuple[int, int] | None = None
     app_after_own_close: tuple[int, int] | None = None
     app_after_peer_close: int = 0
+    app_after_peer_end: tuple[int, int] | None = None
+    """(frame, ts) of this side's first data record sent after the peer's close_notify or FIN:
+    on a connection the peer had already closed (a stale keep-alive connection reused)."""
     last_data: tuple[int, int] | None = None
     """(frame, ts) of this side's last data record, not counting a 19-byte likely alert."""
     likely_close: int | None = None

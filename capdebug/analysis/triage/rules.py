@@ -10,7 +10,7 @@ from ..messages import hrr_group, offered_groups, offered_versions
 from .app_rules import app_verdicts
 from .catalog import ALERT_CAUSES, CLIENT_CERT_CAUSES, Verdict
 from .certificates import certificate_verdicts
-from .closing import idle_verdicts
+from .closing import idle_verdicts, stale_reuse
 from .model import NAMES, TLS12, TLS13, Conn, Side
 from .prelude import prelude_verdicts
 from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
@@ -422,6 +422,8 @@ def _rst_verdict(c: Conn, i: int, done: bool | None, rejected: Verdict | None) -
         or _likely_close_notify(c, peer)
         or _likely_close_notify(c, s)
     )
+    if over and (stale := stale_reuse(c, i)) is not None:
+        return stale
     if over:
         return Verdict(
             "benign_reset",
