@@ -67,7 +67,13 @@ def _share(
     t = Triage(slow_handshake_s=slow)
     decoder = Decoder(
         keys.keylog,
-        DecodeOptions(decrypt_app_data=False, partition=(k, n), app_data_sink=t.app_data),
+        DecodeOptions(
+            decrypt_app_data=False,
+            partition=(k, n),
+            app_data_sink=t.app_data,
+            gap_sink=t.gap,
+            record_wanted=t.record_wanted,
+        ),
         late_secrets=keys.late_randoms,
     )
     with open_capture(capture) as reader:

@@ -117,6 +117,8 @@ def decode_capture(
     conns: Iterable[int] | None = None,
     progress: Progress | None = None,
     max_out_of_order: int = DEFAULT_MAX_BUFFERED,
+    gap_sink: Callable[[int, str, int, int, str], None] | None = None,
+    record_wanted: Callable[[int, str, int, bool], bool] | None = None,
 ) -> Decoding:
     """Decode ``capture`` (a path, or a binary stream read from its position): every TLS event
     of every connection, decrypted where ``keys`` hold the secrets.
@@ -126,13 +128,16 @@ def decode_capture(
     application-data record (see :class:`PlaintextExporter`); ``conns`` keeps only these
     connection numbers; ``progress(frames)`` is called now and then on large captures;
     ``max_out_of_order`` bounds the bytes per direction held behind a hole in a TCP stream
-    waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``).
+    waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``);
+    ``gap_sink`` and ``record_wanted`` are :class:`~capdebug.analysis.decode.DecodeOptions`'s
+    (a :class:`PlaintextExporter` sink brings its own ``gap_sink``).
     Raises :class:`~capdebug.errors.CaptureFormatError` when the file is not a capture."""
     ck = _capture_keys(keys)
     options = DecodeOptions(
         decrypt_app_data=decrypt_app_data,
         app_data_sink=app_data_sink,
-        gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else None,
+        gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else gap_sink,
+        record_wanted=record_wanted,
         conns=frozenset(conns) if conns else None,
         max_out_of_order=max_out_of_order,
     )
@@ -187,7 +192,14 @@ def triage_capture(
             return TriageResult(_by_endpoint(shared[0], host, port), shared[1])
     t = Triage(slow_handshake_s=slow_handshake)
     with decode_capture(
-        capture, ck, decrypt_app_data=False, progress=progress, conns=wanted, app_data_sink=t.app_data
+        capture,
+        ck,
+        decrypt_app_data=False,
+        progress=progress,
+        conns=wanted,
+        app_data_sink=t.app_data,
+        gap_sink=t.gap,
+        record_wanted=t.record_wanted,
     ) as decoding:
         for ev in decoding:
             t.add(ev)

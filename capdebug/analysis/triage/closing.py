@@ -110,9 +110,11 @@ def stale_reuse(c: Conn, i: int) -> Verdict | None:
         if at is not None
     ]
     end, how = min(closes, key=lambda x: x[0][0])
-    what = next(
-        (f"a request ({fact.text})" for frame, who, fact, _ts in c.app if who != i and frame == sent[0]),
-        "application data",
+    request = c.last_request
+    what = (
+        f"a request ({request[1].text})"
+        if request and i == 1 and request[0] == sent[0]
+        else "application data"
     )
     return Verdict(
         "stale_connection_reuse",

@@ -393,6 +393,8 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
         )
     if peer.fatal_alert is not None and peer.fatal_alert.frame <= fin:
         return None  # the peer ended the session with its alert first
+    if peer.fin is not None and peer.fin[0] < fin and not _likely_close_notify(c, peer):
+        return None  # closing after the peer's bare FIN: the peer's premature_close is the story
     if done is False:
         return None  # reported as handshake_incomplete
     return Verdict(
