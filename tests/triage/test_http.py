@@ -172,6 +172,7 @@ def test_proxy_error_502(h2: bool, tmp_path: Path) -> None:
         assert summary["protocol"] == ("HTTP/2" if h2 else "HTTP/1.x")
         assert (summary["requests"], summary["responses"], summary["statuses"]) == (1, 1, {"502": 1})
         assert summary["headers_lost"] == {} and summary["unreadable_headers"] == 0
+        assert summary["complete"] is True
         assert [(e["kind"], e["from"], e["code"]) for e in summary["events"]] == [("response", "server", 502)]
 
 
@@ -254,6 +255,7 @@ def test_h2_statuses_across_many_records(tmp_path: Path) -> None:
     assert (summary["requests"], summary["responses"]) == (6, 6)
     assert summary["statuses"] == {"200": 5, "502": 1}
     assert summary["unreadable_headers"] == 0 and summary["headers_lost"] == {}
+    assert summary["complete"] is True and summary["unread_records"] > 0
     (v,) = [v for v in r.verdicts if v.code == "proxy_error"]
     assert v.by == "server" and "HTTP/2 502 on stream 11" in v.detail, v.detail
     # The bulk of the DATA was counted unread: far fewer records opened than sent.

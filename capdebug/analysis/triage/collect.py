@@ -61,7 +61,9 @@ class Triage:
         """The decoder's ``app_data_sink``: called with each decrypted application_data
         record's plaintext, in the order of their :class:`AppDataEvent` per direction (the
         events may come later: the decoder holds them while it orders packets). Only the
-        first bytes are kept (request/status lines); HTTP/2 reads the whole record now."""
+        first bytes are kept (request/status lines); HTTP/2 reads the whole record now. Give
+        the decoder :meth:`record_wanted` and :meth:`gap` too: HTTP/2 needs to know of every
+        record it does not see."""
         slot: list[list[AppFact] | None] = [None]
         self._plain.setdefault((conn, who), deque()).append((bytes(data[:4096]), slot))
         watch = self._h2.get(conn)
@@ -309,7 +311,14 @@ def _app_summary(c: Conn) -> AppSummary | None:
     if summary.protocol is None:
         return None
     events = [(frame, side, f) for frame, side, f, _ts in c.app if matters(f)][:KEPT_EVENTS]
-    return replace(summary, events=events, statuses=dict(summary.statuses), goaways=list(summary.goaways))
+    unread = c.sides[0].protected_records + c.sides[1].protected_records
+    return replace(
+        summary,
+        events=events,
+        statuses=dict(summary.statuses),
+        goaways=list(summary.goaways),
+        unread_records=unread,
+    )
 
 
 @dataclass(slots=True)

@@ -102,6 +102,11 @@ class AppSummary:
     rst_streams: int = 0
     lost: tuple[str | None, str | None] = (None, None)
     """Why HTTP/2 header blocks could not be read from some point on (client, server)."""
+    unread_records: int = 0
+    """Application records triage counted without opening them. HTTP/1.x is read only from
+    the records triage opens (the first ones, small ones), so its counts are a lower bound
+    then; HTTP/2's records left unread lie inside DATA frames, its counts are complete unless
+    ``lost`` says otherwise."""
     events: list[tuple[int, int, AppFact]] = field(default_factory=list)
     """(frame, side, fact) of the frames and messages that matter (:func:`matters`), the first
     :data:`KEPT_EVENTS`."""
@@ -116,11 +121,20 @@ class AppSummary:
             "goaway": self.goaways,
             "rst_stream": self.rst_streams,
             "headers_lost": {n: why for n, why in zip(NAMES, self.lost, strict=True) if why is not None},
+            "unread_records": self.unread_records,
+            "complete": self.complete,
             "events": [
                 {"frame": frame, "from": NAMES[side], "kind": f.kind, "code": f.code, "text": f.text}
                 for frame, side, f in self.events
             ],
         }
+
+    @property
+    def complete(self) -> bool:
+        """Every request and response of the connection is counted."""
+        if self.protocol == "HTTP/2":
+            return self.lost == (None, None) and not self.unknown
+        return self.unread_records == 0
 
     def text(self) -> str:
         parts = [self.protocol or "application"]
@@ -138,6 +152,8 @@ class AppSummary:
         parts.extend(
             f"{n}'s headers cannot be read: {why}" for n, why in zip(NAMES, self.lost, strict=True) if why
         )
+        if not self.complete and self.protocol != "HTTP/2":
+            parts.append(f"counted from the records triage opened ({self.unread_records} left unread)")
         return "; ".join(parts)
 
 
