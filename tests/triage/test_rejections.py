@@ -36,6 +36,9 @@ CASES = [
     ("openssl", "tls1_2", "unknown", "unknown_ca"),
     ("openssl", "tls1_2", "expired", "certificate_expired"),
     ("gnutls", "tls1_3", "unknown", "access_denied"),
+    ("gnutls", "tls1_3", "expired", "access_denied"),
+    ("gnutls", "tls1_2", "unknown", "access_denied"),
+    ("gnutls", "tls1_2", "expired", "access_denied"),
 ]
 
 
