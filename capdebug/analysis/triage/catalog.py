@@ -65,8 +65,11 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Without keys: a TLS 1.3 server answered the client's second flight with one or two short "
         "protected records (the size of an encrypted alert), no NewSessionTicket, and the "
         "connection closed: most likely the server rejected the handshake (often the client's "
-        "certificate). The detail says how sure the inference is.",
-        "Provide the key log to read the alert; check the server's log and its trust store for "
+        "certificate). Also, with or without keys, TLS 1.2 or 1.3: the server closed TCP right "
+        "after the client's certificate flight with no alert, Finished, ticket or data (a server "
+        "checking the certificate after the TLS library, e.g. Node's rejectUnauthorized). The "
+        "detail says how sure the inference is.",
+        "Provide the key log to read the alert (if any); check the server's log and its trust store for "
         "client certificates, and the client certificate's dates and issuer.",
     ),
     "warning_alert": (

@@ -13,7 +13,13 @@ from .certificates import certificate_verdicts
 from .closing import idle_verdicts, stale_reuse
 from .model import NAMES, TLS12, TLS13, Conn, Side
 from .prelude import prelude_verdicts
-from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
+from .rejection import (
+    answers_second_flight,
+    closed_after_client_flight,
+    later_alerts,
+    peer_chain,
+    rejected_without_keys,
+)
 from .resumption import issuer_clause
 from .tcp import tcp_verdicts
 
@@ -190,6 +196,8 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
     hs_alert = None
     reaction = None
     rejected = rejected_without_keys(c) if done is not False else None
+    if rejected is None:
+        rejected = closed_after_client_flight(c)
     if rejected is not None:
         out.append(rejected)
     if fatal and (
@@ -273,6 +281,7 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
     ended = any(s.fin or s.rst for s in sides)
     if (
         done is False
+        and rejected is None
         and (hs_alert is None or hs_alert is reaction)
         and not any(s.rst and (s.fin is None or s.rst[0] < s.fin[0]) for s in sides)
     ):
