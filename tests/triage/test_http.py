@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import socket
 import ssl
@@ -16,10 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from capdebug.analysis.events import AppDataEvent
 from capdebug.analysis.triage import ConnectionReport
 from capdebug.api import decode_capture, load_keys, triage_capture
+from capdebug.cli.app import app
 from capdebug.crypto import testpki
 from tests.support.proc import TIMEOUT, Proc, tool
 from tests.support.tcpdump import tcpdump
@@ -174,6 +177,12 @@ def test_proxy_error_502(h2: bool, tmp_path: Path) -> None:
         assert summary["headers_lost"] == {} and summary["unreadable_headers"] == 0
         assert summary["complete"] is True
         assert [(e["kind"], e["from"], e["code"]) for e in summary["events"]] == [("response", "server", 502)]
+        # The text output prints the summary (and the JSON output carries it).
+        args = ["triage", str(pcap), "--keylog", str(keys), "--no-env"]
+        text = CliRunner().invoke(app, [*args, "--all"], standalone_mode=False, catch_exceptions=False)
+        assert f"app     HTTP/{'2' if h2 else '1.x'}; 1 request; 1 response (502)" in text.stdout, text.stdout
+        doc = CliRunner().invoke(app, [*args, "--json"], standalone_mode=False, catch_exceptions=False)
+        assert json.loads(doc.stdout)["connections"][0]["app"] == summary
 
 
 def _reuse_after_close(tmp: Path, protocol: str) -> tuple[Path, Path]:
