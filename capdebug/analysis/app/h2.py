@@ -250,6 +250,10 @@ _UNDECIDED_OPENED = 8
 client's first record decides it): a server may send its SETTINGS before it reads the preface."""
 
 
+_UNDECIDED: tuple[H2Direction, H2Direction] = ()  # type: ignore[assignment]
+""":attr:`H2Watch.dirs` before the connection is known to be HTTP/2 (never read then)."""
+
+
 class H2Watch:
     """One connection, as the decoder opens its records: HTTP/2 or not (decided by the client's
     first record: the connection preface), and then each direction's frames.
@@ -262,7 +266,9 @@ class H2Watch:
 
     def __init__(self) -> None:
         self.h2: bool | None = None
-        self.dirs = (H2Direction(server=False), H2Direction(server=True))
+        self.dirs: tuple[H2Direction, H2Direction] = _UNDECIDED
+        """Made when the preface is seen (an HPACK decoder costs ~10 us: not for every
+        connection)."""
         self.pending: list[tuple[bytes | None, int, bool, list[list[AppFact] | None]]] = []
         """The server's records before the decision: (content or None when unread, length,
         exact, slot)."""
@@ -275,6 +281,7 @@ class H2Watch:
             self.h2 = data.startswith(PREFACE)
             pending, self.pending = self.pending, []
             if self.h2:
+                self.dirs = (H2Direction(server=False), H2Direction(server=True))
                 slot[0] = self.dirs[0].feed(data)
                 for content, length, exact, held in pending:
                     if content is None:
