@@ -10,7 +10,13 @@ a record lying wholly inside a frame whose content does not matter (DATA, WINDOW
 When a record is missed anyway (a TCP gap, a CBC record whose padding hides its length),
 frames and header blocks are out of step: header blocks after it are reported as unreadable
 ("cannot tell"), never guessed. Control frames (GOAWAY, RST_STREAM, SETTINGS) in a later record
-are read again once a record parses as whole frames from its first byte to its last."""
+are read again once a record parses as whole frames from its first byte to its last.
+
+Limits, stated: a TLS 1.3 record counted unread is taken for application data (its content
+type is inside the protection); a NewSessionTicket sent in the middle of a long DATA frame
+would shift the frames unnoticed (servers send tickets right after the handshake, and HTTP/2
+forbids post-handshake authentication, RFC 8740). TLS 1.3 record padding would do the same;
+the common stacks do not pad."""
 
 from __future__ import annotations
 
