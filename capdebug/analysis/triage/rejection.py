@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 _SHORT = 32
+_ALERT = 19
+"""A protected TLS 1.3 alert: 2 bytes, the inner content type and a 16-byte tag."""
 """An encrypted alert (19 bytes) with room for record padding: no ticket or response is this small."""
 _CERTIFICATE_FLIGHT = 150
 """A client's protected second flight above this size carries a certificate (a Finished alone
@@ -62,6 +64,11 @@ def rejected_without_keys(c: Conn) -> Verdict | None:
     if len(server.protected) < server.protected_records or not 1 <= len(after) <= 2:
         return None  # the server sent more than was kept: not a short answer
     if any(n > _SHORT for _, _, n in after):
+        return None
+    if any(f > after[0][0] and n == _ALERT for f, _, n in client.protected):
+        # The client answered the server's first short record with what has the size of its own
+        # close_notify: it read a short response, not a fatal alert (after which it would send
+        # nothing; a request crossing the alert in flight is bigger).
         return None
     end = server.fin or server.rst
     closer = "the server closed TCP"
