@@ -309,7 +309,7 @@ _ALL: tuple[Scenario, ...] = (
         "tls13-client-cert-required",
         "the server requires a client certificate; the client has none",
         "CertificateRequest; the client sends an empty Certificate; the server sends certificate_required",
-        ((("alert", "server"),),),
+        ((("handshake_alert", "server"),),),
         server_faults="client-cert-required",
         server_role=_nothing,
         client_role=client_read_only,
@@ -319,7 +319,7 @@ _ALL: tuple[Scenario, ...] = (
         "the server requires a client certificate and rejects the one it gets (unknown CA)",
         "CertificateRequest; the client sends a certificate from a CA the server does not know; "
         "the server answers unknown_ca",
-        ((("alert", "server"),),),
+        ((("handshake_alert", "server"),),),
         server_faults="client-cert-required",
         client_faults="unknown-ca-cert",
         server_role=_nothing,

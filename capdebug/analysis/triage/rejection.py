@@ -30,6 +30,8 @@ __all__ = [
     "rejected_without_keys",
 ]
 
+_RECORD_ALERTS = frozenset((20, 22))
+"""bad_record_mac, record_overflow: about a record, not the handshake flight it may follow."""
 _SHORT = 32
 _ALERT = 19
 """A protected TLS 1.3 alert: 2 bytes, the inner content type and a 16-byte tag."""
@@ -47,6 +49,11 @@ def answers_second_flight(c: Conn, i: int, a: AlertEvent) -> bool:
     client, server = c.sides
     if client.finished is None or client.finished[0] > a.frame:
         return False
+    if a.description in _RECORD_ALERTS and (
+        (client.first_app is not None and client.first_app[0] <= a.frame)
+        or any(u.frame <= a.frame for u in client.undecryptable)
+    ):
+        return False  # it answers a record of application data the client sent after its flight
     return server.after_peer_finished is None or server.after_peer_finished >= a.frame
 
 
