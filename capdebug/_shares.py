@@ -79,6 +79,8 @@ def _share(
             partition=(k, n),
             app_data_sink=t.app_data,
             max_connections=max_connections,
+            gap_sink=t.gap,
+            record_wanted=t.record_wanted,
         ),
         late_secrets=keys.late_randoms,
     )

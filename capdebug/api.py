@@ -156,6 +156,8 @@ def decode_capture(
     progress: Progress | None = None,
     max_out_of_order: int = DEFAULT_MAX_BUFFERED,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    gap_sink: Callable[[int, str, int, int, str], None] | None = None,
+    record_wanted: Callable[[int, str, int, bool], bool] | None = None,
 ) -> Decoding:
     """Decode ``capture`` (a path, or a binary stream read from its position): every TLS event
     of every connection, decrypted where ``keys`` hold the secrets.
@@ -170,12 +172,15 @@ def decode_capture(
     waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``);
     ``max_connections`` bounds the connections followed at once (past it the oldest without
     data, else the oldest, is dropped with an ``evicted`` event and a warning).
+    ``gap_sink`` and ``record_wanted`` are :class:`~capdebug.analysis.decode.DecodeOptions`'s
+    (a :class:`PlaintextExporter` sink brings its own ``gap_sink``).
     Raises :class:`~capdebug.errors.CaptureFormatError` when the file is not a capture."""
     ck = _capture_keys(keys)
     options = DecodeOptions(
         decrypt_app_data=decrypt_app_data,
         app_data_sink=app_data_sink,
-        gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else None,
+        gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else gap_sink,
+        record_wanted=record_wanted,
         conns=frozenset(conns) if conns else None,
         endpoints=endpoint_filter(host, port),
         max_out_of_order=max_out_of_order,
@@ -246,6 +251,8 @@ def triage_capture(
         conns=wanted,
         app_data_sink=t.app_data,
         max_connections=max_connections,
+        gap_sink=t.gap,
+        record_wanted=t.record_wanted,
     ) as decoding:
         for ev in decoding:
             t.add(ev)

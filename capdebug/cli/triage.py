@@ -142,6 +142,8 @@ def _render(reports: list[ConnectionReport], *, show_all: bool) -> None:
         console.print()
         sni = f"  ({escape_rich(r.sni)})" if r.sni else ""
         console.print(f"[bold]conn {r.conn}[/]  {r.client} → {r.server}{sni}")
+        if r.app is not None:
+            console.print(f"  [dim]app[/]     {escape_rich(r.app.text())}")
         for v in sorted(r.verdicts, key=lambda v: -["info", "warning", "error"].index(v.severity)):
             frame = f" #{v.frame}" if v.frame else ""
             style, detail = _SEVERITY_STYLE[v.severity], escape_rich(v.detail)

@@ -160,7 +160,7 @@ class _Framing(_Sniffing):
                 buf[off] == ContentType.application_data
                 and d.encrypted
                 and end - off > 5
-                and self._is_bulk(d, length)
+                and self._is_bulk(session, d, length)
             ):
                 d.skip = need
                 d.skip_length = length

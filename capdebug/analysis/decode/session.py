@@ -37,6 +37,11 @@ class DecodeOptions:
     """Called with (conn, "client"|"server", missing TCP bytes, frame, cause) at each gap of a
     direction, in order with that direction's ``app_data_sink`` calls: the plaintext written so
     far ends where the hole is."""
+    record_wanted: Callable[[int, str, int, bool], bool] | None = None
+    """Triage mode: asked (conn, "client"|"server", content length, exact) about each record
+    it would count unread; True opens it (and gives it to ``app_data_sink``). ``exact`` is False
+    when the length is an upper bound (CBC padding). When it answers False, the record is
+    counted unread: the consumer knows from the answer what it misses."""
     conns: frozenset[int] | None = None
     """Only these connection numbers (None: all)."""
     endpoints: Callable[[tuple[bytes, int], tuple[bytes, int]], bool] | None = None

@@ -47,6 +47,14 @@ CATALOG: dict[str, tuple[str, str]] = {
         "closed socket.",
         "Nothing; this is normal for many stacks.",
     ),
+    "stale_connection_reuse": (
+        "A side sent data (usually an HTTP request on a kept-alive connection) after its peer had "
+        "already closed the connection (close_notify or FIN); the peer's kernel answered with RST "
+        "and the request was lost. The race of a client reusing an idle connection just as the "
+        "server's keep-alive timeout closes it.",
+        "Make the client's idle timeout shorter than the server's, and let it retry idempotent "
+        "requests on a new connection when a reused one fails.",
+    ),
     "handshake_alert": (
         "A fatal alert ended the handshake. In TLS 1.3 this includes a server's alert answering "
         "the client's second flight (Certificate, CertificateVerify, Finished): the client thought "
@@ -57,8 +65,11 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Without keys: a TLS 1.3 server answered the client's second flight with one or two short "
         "protected records (the size of an encrypted alert), no NewSessionTicket, and the "
         "connection closed: most likely the server rejected the handshake (often the client's "
-        "certificate). The detail says how sure the inference is.",
-        "Provide the key log to read the alert; check the server's log and its trust store for "
+        "certificate). Also, with or without keys, TLS 1.2 or 1.3: the server closed TCP right "
+        "after the client's certificate flight with no alert, Finished, ticket or data (a server "
+        "checking the certificate after the TLS library, e.g. Node's rejectUnauthorized). The "
+        "detail says how sure the inference is.",
+        "Provide the key log to read the alert (if any); check the server's log and its trust store for "
         "client certificates, and the client certificate's dates and issuer.",
     ),
     "warning_alert": (
