@@ -30,6 +30,7 @@ from pathlib import Path
 from .analysis.decode import DecodeOptions, Decoder
 from .analysis.sessions import CaptureKeys, Progress, run_decoder
 from .analysis.triage import ConnectionReport, Triage, TriageShare, merge_shares
+from .net.flow import DEFAULT_MAX_CONNECTIONS
 from .pcap.open import open_capture
 
 __all__ = ["SHARE_MIN_BYTES", "auto_jobs", "triage_in_shares"]
@@ -62,23 +63,45 @@ def _usable_cpus() -> int:
 
 
 def _share(
-    capture: Path, keys: CaptureKeys, slow: float, k: int, n: int, progress: Progress | None
+    capture: Path,
+    keys: CaptureKeys,
+    slow: float,
+    k: int,
+    n: int,
+    progress: Progress | None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> TriageShare:
     t = Triage(slow_handshake_s=slow)
     decoder = Decoder(
         keys.keylog,
-        DecodeOptions(decrypt_app_data=False, partition=(k, n), app_data_sink=t.app_data),
+        DecodeOptions(
+            decrypt_app_data=False,
+            partition=(k, n),
+            app_data_sink=t.app_data,
+            max_connections=max_connections,
+            gap_sink=t.gap,
+            record_wanted=t.record_wanted,
+        ),
         late_secrets=keys.late_randoms,
     )
     with open_capture(capture) as reader:
         for ev in run_decoder(reader, decoder, progress):
             t.add(ev)
         warnings = list(reader.warnings)
-    return TriageShare(t.reports(), decoder.first_frames, decoder.partition_dependent, warnings, t.issued)
+    # A share that dropped connections from its full table did so by its own count (each share
+    # holds up to the limit): one process would have dropped others, so it decides alone.
+    dependent = decoder.partition_dependent or decoder.evicted[0] > 0
+    return TriageShare(t.reports(), decoder.first_frames, dependent, warnings, t.issued)
 
 
 def triage_in_shares(
-    capture: Path, keys: CaptureKeys, *, slow_handshake: float, jobs: int, progress: Progress | None
+    capture: Path,
+    keys: CaptureKeys,
+    *,
+    slow_handshake: float,
+    jobs: int,
+    progress: Progress | None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> tuple[list[ConnectionReport], list[str]] | None:
     """Reports and warnings of ``capture`` triaged by ``jobs`` processes, or None when it must
     be triaged in one (see the module docstring). Errors of this process's own share (a
@@ -107,10 +130,10 @@ def triage_in_shares(
                 return None
             if pid == 0:  # pragma: no cover - the child's coverage is not collected
                 os.close(read_end)
-                _child(write_end, capture, keys, slow_handshake, k, jobs)
+                _child(write_end, capture, keys, slow_handshake, k, jobs, max_connections)
             os.close(write_end)
             children[pid] = read_end
-        shares = [_share(capture, keys, slow_handshake, 0, jobs, progress)]
+        shares = [_share(capture, keys, slow_handshake, 0, jobs, progress, max_connections)]
         for pid in list(children):
             share = _collect(pid, children.pop(pid))
             if share is None:
@@ -158,13 +181,16 @@ def _end(pid: int) -> None:
         pass
 
 
-def _child(write_end: int, capture: Path, keys: CaptureKeys, slow: float, k: int, n: int) -> None:
+def _child(
+    write_end: int, capture: Path, keys: CaptureKeys, slow: float, k: int, n: int, max_connections: int
+) -> None:
     """A forked share: its result goes down the pipe, nothing to the terminal, and it never
     returns into the parent's code (os._exit, so no stdio buffer of the parent is flushed)."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly with the parent
-        data = pickle.dumps(_share(capture, keys, slow, k, n, None), protocol=pickle.HIGHEST_PROTOCOL)
+        share = _share(capture, keys, slow, k, n, None, max_connections)
+        data = pickle.dumps(share, protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(data)
         code = 0

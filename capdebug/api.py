@@ -19,6 +19,7 @@ below it (``analysis``, ``pcap``, ``net``, ``crypto``) is sans-IO.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -28,12 +29,14 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from . import _shares
 from ._files import open_private, write_private
-from .analysis.decode import DecodeOptions
+from .analysis.decode import DecodeOptions, Decoder
 from .analysis.events import DecodeEvent
-from .analysis.sessions import CaptureKeys, Progress, iter_events
+from .analysis.sessions import CaptureKeys, Progress, run_decoder
 from .analysis.sessions import load_keys as _load_keys
 from .analysis.triage import ConnectionReport, Triage
 from .crypto.keylog import KeyLog
+from .errors import UsageError
+from .net.flow import DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS  # for the CLI
 from .net.reassembly import DEFAULT_MAX_BUFFERED
 from .pcap.open import CaptureReader, open_capture
 
@@ -87,16 +90,26 @@ class Decoding:
     """One pass over a capture's events, in capture order (see :func:`decode_capture`).
 
     Iterate it once inside ``with``; :attr:`warnings` holds what the capture reader noticed
-    (truncated file, unknown link types, ...) once the iteration is over."""
+    (truncated file, unknown link types, ...) and what the decoder did to the capture as a
+    whole (connections dropped from a full table) once the iteration is over."""
 
-    def __init__(self, reader: CaptureReader, events: Iterator[DecodeEvent]) -> None:
+    def __init__(
+        self, reader: CaptureReader, events: Iterator[DecodeEvent], decoder: Decoder | None = None
+    ) -> None:
         self._reader = reader
         self._events = events
+        self._decoder = decoder
         self.warnings: list[str] = []
 
     def __iter__(self) -> Iterator[DecodeEvent]:
         yield from self._events
-        self.warnings = list(self._reader.warnings)
+        self.warnings = self._warnings()
+
+    def _warnings(self) -> list[str]:
+        said = list(self._reader.warnings)
+        if self._decoder is not None:
+            said += self._decoder.warnings()
+        return said
 
     def __enter__(self) -> Decoding:
         return self
@@ -104,8 +117,31 @@ class Decoding:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.warnings = list(self._reader.warnings)
+        self.warnings = self._warnings()
         self._reader.close()
+
+
+def endpoint_filter(
+    host: str | None, port: int | None
+) -> Callable[[tuple[bytes, int], tuple[bytes, int]], bool] | None:
+    """A :attr:`DecodeOptions.endpoints` predicate: connections with ``host`` (an IPv4 or IPv6
+    address, in any spelling) and ``port`` at either end; None when neither is given. Raises
+    :class:`~capdebug.errors.UsageError` for a host that is not an IP address."""
+    if host is None and port is None:
+        return None
+    want_addr: bytes | None = None
+    if host is not None:
+        try:
+            want_addr = ipaddress.ip_address(host.strip("[]")).packed
+        except ValueError:
+            raise UsageError(f"--host {host!r} is not an IP address (names are not resolved)") from None
+
+    def accept(a: tuple[bytes, int], b: tuple[bytes, int]) -> bool:
+        if want_addr is not None and want_addr not in (a[0], b[0]):
+            return False
+        return port is None or port in (a[1], b[1])
+
+    return accept
 
 
 def decode_capture(
@@ -115,8 +151,13 @@ def decode_capture(
     decrypt_app_data: bool = True,
     app_data_sink: Callable[[int, str, bytes], None] | None = None,
     conns: Iterable[int] | None = None,
+    host: str | None = None,
+    port: int | None = None,
     progress: Progress | None = None,
     max_out_of_order: int = DEFAULT_MAX_BUFFERED,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    gap_sink: Callable[[int, str, int, int, str], None] | None = None,
+    record_wanted: Callable[[int, str, int, bool], bool] | None = None,
 ) -> Decoding:
     """Decode ``capture`` (a path, or a binary stream read from its position): every TLS event
     of every connection, decrypted where ``keys`` hold the secrets.
@@ -124,25 +165,35 @@ def decode_capture(
     ``decrypt_app_data=False`` counts application data without decrypting it (what triage
     needs); ``app_data_sink(conn, "client"|"server", plaintext)`` receives every authenticated
     application-data record (see :class:`PlaintextExporter`); ``conns`` keeps only these
-    connection numbers; ``progress(frames)`` is called now and then on large captures;
+    connection numbers, ``host`` and ``port`` only the connections with that address or port at
+    either end (their numbers stay those of the whole capture); ``progress(frames)`` is called
+    now and then on large captures;
     ``max_out_of_order`` bounds the bytes per direction held behind a hole in a TCP stream
-    waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``).
+    waiting for its retransmission (past it the hole becomes a gap, cause ``"out_of_order"``);
+    ``max_connections`` bounds the connections followed at once (past it the oldest without
+    data, else the oldest, is dropped with an ``evicted`` event and a warning).
+    ``gap_sink`` and ``record_wanted`` are :class:`~capdebug.analysis.decode.DecodeOptions`'s
+    (a :class:`PlaintextExporter` sink brings its own ``gap_sink``).
     Raises :class:`~capdebug.errors.CaptureFormatError` when the file is not a capture."""
     ck = _capture_keys(keys)
     options = DecodeOptions(
         decrypt_app_data=decrypt_app_data,
         app_data_sink=app_data_sink,
-        gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else None,
+        gap_sink=app_data_sink.gap if isinstance(app_data_sink, PlaintextExporter) else gap_sink,
+        record_wanted=record_wanted,
         conns=frozenset(conns) if conns else None,
+        endpoints=endpoint_filter(host, port),
         max_out_of_order=max_out_of_order,
+        max_connections=max_connections,
     )
     reader = open_capture(capture)
     try:
-        events = iter_events(reader, ck.keylog, options, late_secrets=ck.late_randoms, progress=progress)
+        decoder = Decoder(ck.keylog, options, late_secrets=ck.late_randoms)
+        events = run_decoder(reader, decoder, progress)
     except BaseException:
         reader.close()
         raise
-    return Decoding(reader, events)
+    return Decoding(reader, events, decoder)
 
 
 class TriageResult(NamedTuple):
@@ -165,6 +216,7 @@ def triage_capture(
     conns: Iterable[int] | None = None,
     host: str | None = None,
     port: int | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> TriageResult:
     """Triage ``capture``: per connection, the verdicts saying what went wrong and who did it
     (application data is counted, not decrypted).
@@ -176,18 +228,31 @@ def triage_capture(
 
     ``conns`` keeps only these connection numbers (numbered as ``decrypt`` numbers them; the
     others are not decoded), ``host``/``port`` only the connections with that address or port
-    on either side."""
+    on either side; ``max_connections`` as for :func:`decode_capture`."""
     ck = _capture_keys(keys)
     wanted = frozenset(conns) if conns else None
     if also is None and jobs > 1 and wanted is None:
         shared = _shares.triage_in_shares(
-            Path(capture), ck, slow_handshake=slow_handshake, jobs=jobs, progress=progress
+            Path(capture),
+            ck,
+            slow_handshake=slow_handshake,
+            jobs=jobs,
+            progress=progress,
+            max_connections=max_connections,
         )
         if shared is not None:
             return TriageResult(_by_endpoint(shared[0], host, port), shared[1])
     t = Triage(slow_handshake_s=slow_handshake)
     with decode_capture(
-        capture, ck, decrypt_app_data=False, progress=progress, conns=wanted, app_data_sink=t.app_data
+        capture,
+        ck,
+        decrypt_app_data=False,
+        progress=progress,
+        conns=wanted,
+        app_data_sink=t.app_data,
+        max_connections=max_connections,
+        gap_sink=t.gap,
+        record_wanted=t.record_wanted,
     ) as decoding:
         for ev in decoding:
             t.add(ev)

@@ -2,8 +2,10 @@
 # Install the system tools capdebug's tests drive for real: tcpdump, tshark (and editcap,
 # capinfos), openssl, GnuTLS's gnutls-cli/serv, curl, OpenSSH server and client, iproute2;
 # for the key-log tests gcc, libssl-dev (libssl.a), golang-go, nodejs, wget, postgresql-client;
-# for the correlation topologies nftables and haproxy (the middlebox); for the upgrade tests
-# postgresql, dovecot (IMAP, POP3), exim4 (SMTP) and tinyproxy (HTTP CONNECT).
+# for the correlation topologies nftables and haproxy (the middlebox), nginx for HTTP triage;
+# for the upgrade tests postgresql, dovecot (IMAP, POP3), exim4 (SMTP), tinyproxy (HTTP CONNECT)
+# and slapd with ldap-utils (LDAP StartTLS; the tests run slapd with their own configuration,
+# so debconf's default directory is never used).
 # Runs apt-get as root; otherwise says what to install and fails.
 set -euo pipefail
 need=()
@@ -19,6 +21,7 @@ check ssh openssh-client
 check ip iproute2
 check nft nftables
 check haproxy haproxy
+check nginx nginx
 check ethtool ethtool
 check sudo sudo
 check setpriv util-linux
@@ -35,6 +38,8 @@ check psql postgresql-client
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd dovecot-pop3d)
 [ -x /usr/sbin/exim4 ] || need+=(exim4-daemon-light)
 check tinyproxy tinyproxy
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+check ldapsearch ldap-utils
 [ -f /usr/include/openssl/ssl.h ] && [ -n "$(ls /usr/lib/*/libssl.a 2>/dev/null)" ] || need+=(libssl-dev)
 [ -n "$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null)" ] || need+=(postgresql-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)

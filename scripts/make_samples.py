@@ -53,10 +53,9 @@ def write_readme() -> None:
         rows.append((DEMO, DEMO_WIRE, _verdicts(observed_verdicts(demo))))
     for sc in SCENARIOS.values():
         path = SAMPLES / f"{sc.name}.pcapng"
-        if sc.pending or not path.exists():
+        if not path.exists():
             continue
         rows.append((sc.name, sc.wire, _verdicts(observed_verdicts(path))))
-    pending = [sc for sc in SCENARIOS.values() if sc.pending]
     lines = [
         "# Samples",
         "",
@@ -70,14 +69,11 @@ def write_readme() -> None:
         "| --- | --- | --- |",
     ]
     lines += [f"| `{name}.pcapng` | {wire} | {verdicts} |" for name, wire, verdicts in rows]
-    if pending:
-        lines += ["", "Listed but not yet runnable (`capdebug scenario list`):", ""]
-        lines += [f"- `{sc.name}`: {sc.summary} ({sc.pending})" for sc in pending]
     (SAMPLES / "README.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str]) -> int:
-    names = argv or [n for n, sc in SCENARIOS.items() if not sc.pending]
+    names = argv or list(SCENARIOS)
     SAMPLES.mkdir(exist_ok=True)
     failed = []
     with tempfile.TemporaryDirectory(prefix="capdebug-samples-") as tmp:

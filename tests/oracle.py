@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from capdebug.analysis.describe import handshake_fields
 from capdebug.analysis.events import AlertEvent, AppDataEvent, ConnectionEvent, DecodeEvent, HandshakeEvent
 from capdebug.analysis.sessions import iter_events, load_keys
 from capdebug.pcap.open import open_capture
@@ -82,9 +83,17 @@ def capdebug_events(capture: Path, keylog: Path | None) -> list[DecodeEvent]:
 
 def capdebug_rows(events: Iterable[DecodeEvent]) -> list[Row]:
     rows: list[Row] = []
+    tls13: set[int] = set()
     for ev in events:
+        if isinstance(ev, HandshakeEvent) and ev.type == 2:
+            if handshake_fields(ev).get("version") == "TLS 1.3":
+                tls13.add(ev.conn)
         if isinstance(ev, HandshakeEvent) and ev.type >= 0:
             rows.append((ev.frame, ev.conn, ev.from_, "hs", ev.type))
+        elif isinstance(ev, HandshakeEvent) and ev.type == -1 and ev.conn in tls13:
+            # A TLS 1.3 record capdebug knows is handshake by where it stands: its outer
+            # type, all tshark shows without keys, is application_data (RFC 8446 5.2).
+            rows.append((ev.frame, ev.conn, ev.from_, "app", 0))
         elif isinstance(ev, AlertEvent) and ev.description is not None:
             rows.append((ev.frame, ev.conn, ev.from_, "alert", ev.description))
         elif isinstance(ev, AppDataEvent):

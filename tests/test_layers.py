@@ -34,6 +34,7 @@ TOP_LEVEL = {"api": "api", "_shares": "api"}
 # Third-party packages and the only layer allowed to import each.
 OWNERS = {
     "cryptography": {"crypto"},
+    "hpack": {"analysis"},
     "subprocess": {"capture"},
     "typer": {"cli"},
     "rich": {"cli"},

@@ -66,9 +66,8 @@ from ..wire.handshake import (
     ServerKeyExchange,
     UnknownHandshake,
     handshake_name,
-    parse_dhe_server_key_exchange,
-    parse_ecdhe_server_key_exchange,
 )
+from ..wire.handshake12 import parse_dhe_server_key_exchange, parse_ecdhe_server_key_exchange
 from .messages import certificates, text
 
 if TYPE_CHECKING:
@@ -356,6 +355,21 @@ def _join(values: Any, limit: int, sep: str = ", ") -> str:
     return shown + (f"{sep}+{len(values) - limit}" if len(values) > limit else "")
 
 
+#: Bytes of a protected TLS 1.3 record holding only an empty Certificate message: 4-byte header,
+#: empty request context (1), empty list (3) (RFC 8446 4.4.2), content type (1), 16-byte tag.
+_EMPTY_CERTIFICATE_RECORD = 4 + 1 + 3 + 1 + 16
+
+
+def _hidden_size(ev: HandshakeEvent) -> str:
+    """What the size of an unopened handshake record says. A client's record of exactly an
+    empty Certificate's size: no other client handshake record of TLS 1.3 is that short
+    (Finished is 53 or 69 bytes, CertificateVerify longer) and no TLS 1.2 encrypted Finished
+    either (40 bytes with GCM, 32 with ChaCha20, 48 or more with CBC); only padding could fake it."""
+    if ev.from_ == "client" and ev.length == _EMPTY_CERTIFICATE_RECORD:
+        return f"{ev.length} B: the size of an empty Certificate, so likely no client certificate"
+    return f"{ev.length} B" if ev.length else ""
+
+
 def text_detail(ev: HandshakeEvent) -> str:
     """``ev``'s fields on one line of the text timeline (``key=value``, two spaces apart)."""
     f = handshake_fields(ev)
@@ -369,6 +383,8 @@ def text_detail(ev: HandshakeEvent) -> str:
     if "error" in f:
         return f"!! {f['error']}"
     name = ev.name
+    if name == "encrypted_handshake":
+        return _hidden_size(ev)
     if name == "client_hello":
         add("sni")
         add("supported_versions", "versions")
@@ -388,6 +404,10 @@ def text_detail(ev: HandshakeEvent) -> str:
             parts.append(f"psk={f['selected_psk']}")
     elif name == "certificate":
         certs: list[dict[str, Any]] = f.get("certificates") or []
+        if not certs and "error" not in f:
+            # RFC 8446 4.4.2.4 / RFC 5246 7.4.6: a client with no certificate for the server's
+            # CertificateRequest sends an empty list.
+            parts.append("empty (no certificate)")
         for i, c in enumerate(certs[:3]):
             if "error" in c:
                 parts.append(f"[{i}] {c['error']}")

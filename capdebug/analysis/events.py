@@ -45,9 +45,11 @@ __all__ = [
     "CcsEvent",
     "ConnectionEvent",
     "DecodeEvent",
+    "EvictedEvent",
     "GapEvent",
     "HandshakeEvent",
     "HeartbeatEvent",
+    "OverlapEvent",
     "PlaintextEvent",
     "Reason",
     "RecoveredEvent",
@@ -85,6 +87,9 @@ class Reason:
     """SSLv2-compatible ClientHello: nothing after it is decoded."""
     NOT_TLS = "not_tls"
     """The stream stopped looking like TLS (corrupt records)."""
+    OVERSIZED_HANDSHAKE = "oversized_handshake"
+    """A handshake message declared a length beyond the decoder's bound (a hello declaring
+    16 MB): it is not buffered, and the keys that depend on it cannot be found."""
 
 
 @_event
@@ -110,9 +115,12 @@ class ConnectionEvent(DecodeEvent):
     first_frame: int
     roles_from: str = "syn"
     """How the roles were decided: "syn", "client_hello" or "guess" (port numbers)."""
+    interface: str | None = None
+    """With a capture of several interfaces: the one its first frame came from (pcapng
+    ``if_name``, else "interface N"); None (and absent from JSON) with one interface."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "event": "connection",
             "conn": self.conn,
             "client": self.client,
@@ -120,6 +128,9 @@ class ConnectionEvent(DecodeEvent):
             "first_frame": self.first_frame,
             "roles_from": self.roles_from,
         }
+        if self.interface is not None:
+            out["interface"] = self.interface
+        return out
 
 
 @_event
@@ -206,6 +217,10 @@ class GapEvent(DecodeEvent):
     network lost them, the retransmissions too); "out_of_order" when more than the reassembly
     limit (``--max-out-of-order``) waited behind the hole, which was given up although its
     bytes may be later in the capture; else "lost" (not captured, cause unknown)."""
+    cut_frames: tuple[int, ...] = ()
+    """With cause "snaplen": the frames the snaplen cut whose missing ends make up the gap
+    (``frame`` is where the gap was decided, usually the next frame of that side). In JSON
+    as ``cut_frames`` only then."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -216,6 +231,62 @@ class GapEvent(DecodeEvent):
             "from": self.from_,
             "size": self.size,
             "cause": self.cause,
+        } | ({"cut_frames": list(self.cut_frames)} if self.cut_frames else {})
+
+
+@_event
+class OverlapEvent(DecodeEvent):
+    """A retransmitted segment repeated stream bytes with other content (net/reassembly.py,
+    "Copies that differ"): the copy that arrived first was used, this one's bytes dropped. A
+    sign of injection (a forged segment racing the real one) or of a broken middlebox."""
+
+    frame: int
+    """Frame of the later copy (dropped)."""
+    ts_ns: int
+    from_: str
+    offset: int
+    """Stream offset (from the first byte of the direction) of the first byte that differs."""
+    size: int
+    """Bytes compared with the first copy."""
+    differ: int
+    """Bytes among them that differ."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "overlap_conflict",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "from": self.from_,
+            "offset": self.offset,
+            "size": self.size,
+            "differ": self.differ,
+            "kept": "first",
+        }
+
+
+@_event
+class EvictedEvent(DecodeEvent):
+    """The connection was pushed out of the decoder's full connection table (net/flow.py,
+    "Bounded state"): nothing after ``frame`` is analysed as part of it; a later segment of
+    its 4-tuple starts a new connection."""
+
+    frame: int
+    """The frame whose new connection pushed it out."""
+    ts_ns: int
+    limit: int
+    """The table's limit (``--max-connections``)."""
+    carried_data: bool
+    """It had carried data (else it was a half-open attempt, dropped first)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "evicted",
+            "conn": self.conn,
+            "frame": self.frame,
+            "ts": self.ts_ns / 1e9,
+            "limit": self.limit,
+            "carried_data": self.carried_data,
         }
 
 

@@ -99,6 +99,9 @@ def step_label(ev: DecodeEvent) -> tuple[str, str, str]:
     if isinstance(ev, HeartbeatEvent):
         return "hb", "heartbeat", {1: "request", 2: "response"}.get(ev.type or 0, "encrypted")
     if isinstance(ev, GapEvent):
+        if ev.cut_frames:
+            cut = ", ".join(str(f) for f in ev.cut_frames)
+            return "gap", f"gap: {format_size(ev.size)} missing", f"cut by the snaplen (frame {cut})"
         return "gap", f"gap: {format_size(ev.size)} missing", "lost by the capture; later records unreadable"
     if isinstance(ev, UpgradeEvent):
         if ev.protocol == "unknown":

@@ -20,7 +20,8 @@ from ..crypto.suites import SUITES, SuiteParams, suite
 from ..errors import DecodeError, DecryptError
 from ..wire.constants import ExtensionType, ProtocolVersion
 from ..wire.extensions import ext
-from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello, pull_encrypted_premaster
+from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello
+from ..wire.handshake12 import pull_encrypted_premaster
 from .events import Reason
 
 __all__ = [
@@ -159,8 +160,14 @@ class SessionFacts:
     """The master secret recovered from an RSA ClientKeyExchange (private key or RSA line)."""
     rsa_problem: str | None = None
     """Why the RSA ClientKeyExchange could not be decrypted (for the explanation)."""
+    unreadable_hello: str | None = None
+    """Why a hello that was in the capture could not be read (an oversized declared length):
+    said instead of "started mid-connection" when no hello's facts are known."""
     randoms: list[bytes] = field(default_factory=list)
     """The client_randoms of renegotiations, in order (``client_random`` is the latest)."""
+    hello_cut: tuple[int, ...] = ()
+    """Frames the snaplen cut short before any ClientHello was read: the handshake is in the
+    capture, but not whole (set by the decoder from its snaplen gaps)."""
 
     def note_client_hello(self, hello: ClientHello) -> None:
         random = bytes(hello.random)
@@ -505,6 +512,15 @@ def explain_missing(
 ) -> tuple[str, str]:
     """Why the direction ``role`` has no key at stage ``want``: (reason code, sentence)."""
     cr = session.client_random
+    if cr is None and session.hello_cut:
+        frames = ", ".join(f"#{f}" for f in session.hello_cut[:4])
+        return (
+            Reason.NO_HANDSHAKE,
+            f"the snaplen cut the handshake short (frames {frames}), so its ClientHello could not be read, "
+            "and no application traffic secret in the key log decrypts these records: capture with -s 0",
+        )
+    if cr is None and session.unreadable_hello is not None:
+        return Reason.OVERSIZED_HANDSHAKE, session.unreadable_hello
     if cr is None:
         return (
             Reason.NO_HANDSHAKE,

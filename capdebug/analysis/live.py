@@ -301,7 +301,7 @@ class LiveMonitor:
     def finish(self) -> list[str]:
         """End of the capture: the decoder's last events, then the verdicts not shown yet."""
         lines: list[str] = []
-        for ev in self._decoder.finish():
+        for ev in self._decoder.finish(self._frame):
             self._event(ev, lines)
         for conn in sorted(self._triage.conns):
             if conn not in self._reported:

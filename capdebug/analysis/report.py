@@ -64,6 +64,9 @@ def format_event(ev: DecodeEvent) -> TimelineLine:
         kind = {1: "request", 2: "response"}.get(ev.type or 0, "(encrypted)")
         return f"heartbeat {kind}", "warn"
     if isinstance(ev, GapEvent):
+        if ev.cut_frames:
+            cut = ", ".join(f"#{f}" for f in ev.cut_frames)
+            return f"GAP: {ev.size} bytes not captured (snaplen cut frame {cut})", "warn"
         return f"GAP: {ev.size} bytes missing from the capture", "warn"
     if isinstance(ev, RecoveredEvent):
         return (
@@ -147,7 +150,9 @@ class Timeline:
 
     def add(self, ev: DecodeEvent) -> list[TimelineLine]:
         if isinstance(ev, ConnectionEvent):
-            return [(f"conn {ev.conn}  {ev.client} → {ev.server}  (from frame {ev.first_frame})", "header")]
+            on = f" on {ev.interface}" if ev.interface is not None else ""
+            head = f"conn {ev.conn}  {ev.client} → {ev.server}  (from frame {ev.first_frame}{on})"
+            return [(head, "header")]
         if self.collapse and isinstance(ev, AppDataEvent):
             run = self._run
             if run is not None and run.first.from_ == ev.from_ and run.first.early == ev.early:

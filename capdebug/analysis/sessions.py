@@ -125,9 +125,10 @@ def run_decoder(
 ) -> Iterator[DecodeEvent]:
     """:func:`iter_events` with a decoder of the caller's (to read its state afterwards)."""
     feed = decoder.feed_packet
+    decoder.interfaces = reader.interfaces
     # Frames that would only move positions (bulk data counted unread, bare ACKs) are taken in
     # by the decoder's filter inside the reader, so frame numbers come from the reader.
-    reader.skip_frames(LinkType.ETHERNET, decoder.frame_filter())
+    reader.skip_frames(LinkType.ETHERNET, decoder.frame_filter(), one_interface=True)
     interfaces = reader.interfaces
     linktypes: list[int] = []
     shown = 0
@@ -145,7 +146,7 @@ def run_decoder(
         events = feed(frame, item, linktypes[index])
         if events:
             yield from events
-    yield from decoder.finish()
+    yield from decoder.finish(reader.packets_read)
 
 
 @dataclass(slots=True)

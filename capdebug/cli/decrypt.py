@@ -12,7 +12,7 @@ import typer
 from .._text import escape_terminal
 from ..analysis.events import ConnectionEvent, DecodeEvent
 from ..analysis.report import Timeline, TimelineLine
-from ..api import PlaintextExporter, decode_capture
+from ..api import DEFAULT_MAX_CONNECTIONS, PlaintextExporter, decode_capture
 from ..errors import UsageError
 from ._common import KEYLOG_OPTION, RSA_KEY_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
@@ -30,30 +30,18 @@ def register(app: typer.Typer) -> None:
     app.command("decrypt")(decrypt)
 
 
-class _Filter:
-    """Which connections to show by host and port (decided at their first event); the decoder
-    itself drops connections not chosen by number."""
+class _Shown:
+    """Counts the connections shown. The decoder itself drops the connections not chosen (by
+    number, host or port), so that neither their events nor their plaintext (``--export``)
+    come out."""
 
-    def __init__(self, host: str | None, port: int | None) -> None:
-        self.host = host
-        self.port = port
+    def __init__(self) -> None:
         self.shown: set[int] = set()
-
-    @property
-    def by_endpoint(self) -> bool:
-        return self.host is not None or self.port is not None
 
     def accept(self, ev: DecodeEvent) -> bool:
         if isinstance(ev, ConnectionEvent):
-            ok = True
-            if self.by_endpoint:
-                hosts = {e.rsplit(":", 1)[0].strip("[]") for e in (ev.client, ev.server)}
-                ports = {int(e.rsplit(":", 1)[1]) for e in (ev.client, ev.server)}
-                ok = (self.host is None or self.host in hosts) and (self.port is None or self.port in ports)
-            if ok:
-                self.shown.add(ev.conn)
-            return ok
-        return ev.conn in self.shown
+            self.shown.add(ev.conn)
+        return True
 
 
 def decrypt(
@@ -75,6 +63,13 @@ def decrypt(
         min=1,
         help="MiB per direction held behind a missing TCP segment waiting for its retransmission;"
         " past it the bytes are given up (a gap, cause out_of_order).",
+    ),
+    max_connections: int = typer.Option(
+        DEFAULT_MAX_CONNECTIONS,
+        "--max-connections",
+        min=1,
+        help="TCP connections followed at once; past it the oldest without data (else the oldest)"
+        " is dropped, with an 'evicted' event and a warning (bounded memory under a SYN flood).",
     ),
 ) -> None:
     """Show each TLS connection's messages, alerts, closes and data, decrypted where keys exist.
@@ -104,7 +99,7 @@ def decrypt(
     if export is not None and export.exists() and not export.is_dir():
         raise UsageError(f"--export {export} exists and is not a folder")
     exporter = PlaintextExporter(export) if export is not None else None
-    filt = _Filter(host, port)
+    filt = _Shown()
     progress = progress_printer(f"decoding {capture.name}")
     try:
         with decode_capture(
@@ -113,8 +108,11 @@ def decrypt(
             decrypt_app_data=True,
             app_data_sink=exporter,
             conns=conn,
+            host=host,
+            port=port,
             progress=progress,
             max_out_of_order=max_out_of_order << 20,
+            max_connections=max_connections,
         ) as decoding:
             events = (ev for ev in decoding if filt.accept(ev))
             if as_json:
@@ -130,7 +128,10 @@ def decrypt(
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
     if not filt.shown:
-        echo_err("no TLS connection found" + (" matching the filter" if conn or filt.by_endpoint else ""))
+        echo_err(
+            "no TLS connection found"
+            + (" matching the filter" if conn or host is not None or port is not None else "")
+        )
 
 
 def _write_json(events: Iterator[DecodeEvent]) -> None:

@@ -178,12 +178,14 @@ def _summary(hs: HandshakeComplete) -> str:
     if hs.early_data is not None:
         extras += f", early data {'accepted' if hs.early_data else 'REJECTED'}"
     if hs.version != 0x0304:
-        extras = f", extended master secret {'yes' if hs.extended_master_secret else 'NO'}"
+        extras += f", extended master secret {'yes' if hs.extended_master_secret else 'NO'}"
         if hs.encrypt_then_mac:
             extras += ", encrypt_then_mac"
+    # A resumed TLS 1.2 session has no key exchange of its own (RFC 5246 7.3).
+    no_group = "-" if hs.resumed else "- (RSA key exchange)"
     return escape_terminal(
         f"handshake complete: {version}, {hs.cipher_suite.name}, "
-        f"group {hs.group.name if hs.group is not None else '- (RSA key exchange)'}, "
+        f"group {hs.group.name if hs.group is not None else no_group}, "
         f"signature {hs.signature_scheme.name if hs.signature_scheme is not None else '-'}, "
         f"alpn {hs.alpn or '-'}, sni {hs.server_name or '-'}"
         f"{', after HelloRetryRequest' if hs.hello_retry else ''}{extras}"

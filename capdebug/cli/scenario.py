@@ -42,11 +42,8 @@ def scenario_list() -> None:
     from ..scenarios import SCENARIOS
 
     for sc in SCENARIOS.values():
-        typer.echo(f"{sc.name:32} {sc.summary}")
-        if sc.pending:
-            typer.echo(f"{'':32} pending: {sc.pending}")
-        else:
-            typer.echo(f"{'':32} verdicts: {sc.codes}")
+        typer.echo(f"{sc.name:32} {sc.summary} [{sc.version}]")
+        typer.echo(f"{'':32} verdicts: {sc.codes}")
 
 
 @scenario_app.command("run")

@@ -14,7 +14,7 @@ from rich.table import Table
 from .._text import escape_terminal
 from ..analysis.report import format_size
 from ..analysis.triage import CATALOG, ConnectionReport
-from ..api import auto_jobs, triage_capture
+from ..api import DEFAULT_MAX_CONNECTIONS, auto_jobs, triage_capture
 from ._common import KEYLOG_OPTION, RSA_KEY_OPTION, clear_progress, echo_err, load_cli_keys, progress_printer
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "green"}
@@ -49,6 +49,13 @@ def triage(
         help="Processes sharing the work (0: two for captures over 64 MB when the machine has "
         "two cores; 1: one). The result is the same either way.",
     ),
+    max_connections: int = typer.Option(
+        DEFAULT_MAX_CONNECTIONS,
+        "--max-connections",
+        min=1,
+        help="TCP connections followed at once; past it the oldest without data (else the oldest)"
+        " is dropped, with a connection_table_full verdict and a warning (bounded memory under a SYN flood).",
+    ),
 ) -> int:
     """Say in plain words what went wrong on each TLS connection.
 
@@ -81,6 +88,7 @@ def triage(
             conns=conn or None,
             host=host,
             port=port,
+            max_connections=max_connections,
         )
     finally:
         if progress is not None:
@@ -134,6 +142,8 @@ def _render(reports: list[ConnectionReport], *, show_all: bool) -> None:
         console.print()
         sni = f"  ({escape_rich(r.sni)})" if r.sni else ""
         console.print(f"[bold]conn {r.conn}[/]  {r.client} → {r.server}{sni}")
+        if r.app is not None:
+            console.print(f"  [dim]app[/]     {escape_rich(r.app.text())}")
         for v in sorted(r.verdicts, key=lambda v: -["info", "warning", "error"].index(v.severity)):
             frame = f" #{v.frame}" if v.frame else ""
             style, detail = _SEVERITY_STYLE[v.severity], escape_rich(v.detail)

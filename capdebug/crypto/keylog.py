@@ -144,6 +144,23 @@ class RsaPremasterEntry:
     source: str = "<keylog>"
 
 
+#: Archive and compression magics (RFC 1952 2.3.1 gzip; zip's local file header; xz; zstd):
+#: a key log is plain text, so such a file is named rather than called "not a text file".
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip-compressed data (a key log is plain text: decompress it first)",
+    b"PK\x03\x04": "a zip archive (extract the key log from it first)",
+    b"\xfd7zXZ": "xz-compressed data (a key log is plain text: decompress it first)",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed data (a key log is plain text: decompress it first)",
+}
+
+
+def _compressed(data: bytes) -> str | None:
+    for magic, what in _COMPRESSED.items():
+        if data.startswith(magic):
+            return what
+    return None
+
+
 def _short(client_random: bytes) -> str:
     return client_random[:4].hex() + "\u2026"
 
@@ -246,7 +263,7 @@ class KeyLog:
             raise KeyLogError(f"key log {str(p)!r} is a directory, not a file") from exc
         except OSError as exc:
             raise KeyLogError(f"cannot read key log file {str(p)!r}: {exc.strerror or exc}") from exc
-        what = describe_non_keylog(data)
+        what = _compressed(data) or describe_non_keylog(data)
         if what is not None:
             raise KeyLogError(f"{str(p)!r} is not a key log (SSLKEYLOGFILE format): it is {what}")
         if b"\x00" in data:

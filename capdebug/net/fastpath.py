@@ -237,9 +237,10 @@ class FastPath:
                 if hold:
                     hold = False
                     return False
-                if not mine.take_plain(seq, size, peer, ack if flags & ack_bit else None):
+                data = buf[start + end - size : start + end]
+                if not mine.take_plain(seq, size, peer, ack if flags & ack_bit else None, data):
                     return False
-                hold = deliver(buf[start + end - size : start + end], frame, ts_ns)
+                hold = deliver(data, frame, ts_ns)
                 return True
             return mine.take_plain(seq, 0, peer, ack if flags & ack_bit else None)
 

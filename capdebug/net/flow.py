@@ -14,7 +14,9 @@ in order, when either side sent an RST, or at :meth:`TcpTracker.flush`; each way
 :class:`ConnectionClosed` once. The 4-tuple is then remembered for ``max_closed`` frames (a
 table of tombstones) so that the final ACK, late retransmissions and the peer's answer to an RST
 do not start a bogus connection: a segment is "after the end" when its sequence number lies in
-the numbers its direction used. A new SYN with another initial sequence number on that 4-tuple
+the numbers its direction used. Of those, the first RST after both FINs is still reported (a
+:class:`TcpFlag` of the closed connection, after its :class:`ConnectionClosed`).
+A new SYN with another initial sequence number on that 4-tuple
 (port reuse) does start a new connection, with a new id, and so does a segment outside those
 numbers (a reused port whose SYN the capture lost); a new SYN on a 4-tuple still open closes
 the old connection first.
@@ -23,6 +25,16 @@ SYN-SENT. Until the SYN's receiver answers, a segment from it that does not ackn
 (the challenge ACK of a TIME-WAIT socket meeting a reused port) is ignored, and the RST with
 which the SYN's sender answers it does not end the attempt: that sender stays in SYN-SENT and
 retransmits the same SYN (RFC 9293 3.10.7.3; see :meth:`TcpTracker._syn_sent`).
+
+Bounded state. The table holds at most ``max_connections`` open connections
+(:data:`DEFAULT_MAX_CONNECTIONS`, 65,536). A connection costs little until it carries data (its
+reassemblers allocate nothing before a hole), but a SYN flood opens them by the hundred thousand
+and never closes them. When a new connection finds the table full, the oldest connection that
+never carried data is pushed out (a half-open attempt: nothing of it is lost but the chance to
+see its answer), or, when every connection carried data, the one that was found so first: its
+held bytes are released (holes as gaps), it closes with :attr:`Connection.evicted` set (the
+consumer says so), and no tombstone is kept, so that a later segment of it starts a new
+connection, under a new id, rather than being ignored. :attr:`TcpTracker.evicted` counts them.
 
 Fast path. :meth:`TcpTracker.fast_path` gives the tracker's :class:`~capdebug.net.fastpath.FastPath`,
 which takes plain frames inside the capture reader instead of :meth:`TcpTracker.feed`, with the
@@ -36,7 +48,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from capdebug.net.fastpath import FastPath, share_of
-from capdebug.net.reassembly import DEFAULT_MAX_BUFFERED, GAP_LOST, Data, Gap, Released, StreamReassembler
+from capdebug.net.reassembly import (
+    DEFAULT_MAX_BUFFERED,
+    GAP_LOST,
+    Data,
+    Gap,
+    Overlap,
+    Released,
+    StreamReassembler,
+)
 from capdebug.net.tcp import ACK as _ACK
 from capdebug.net.tcp import CONTROL as _CONTROL
 from capdebug.net.tcp import RST as _RST
@@ -44,6 +64,7 @@ from capdebug.net.tcp import SYN as _SYN
 from capdebug.net.tcp import TcpSegment, format_endpoint
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "Connection",
     "ConnectionClosed",
     "ConnectionStarted",
@@ -52,6 +73,7 @@ __all__ = [
     "FlowEvent",
     "StreamData",
     "StreamGap",
+    "StreamOverlap",
     "TcpFlag",
     "TcpTracker",
     "share_of",
@@ -59,6 +81,9 @@ __all__ = [
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
+
+DEFAULT_MAX_CONNECTIONS = 1 << 16
+"""Connections the tracker holds open at once (:attr:`TcpTracker.max_connections`)."""
 _SYN_SENT_SLACK = 1 << 16
 """How far beyond what the capture shows of the SYN's sender an acknowledgment from its peer
 may go and still count as an answer (segments the capture lost); a stray acknowledgment, from
@@ -81,7 +106,17 @@ _DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
 class Connection:
     """One TCP connection. Mutable: the tracker updates it."""
 
-    __slots__ = ("client", "first_frame", "id", "open", "roles_from_syn", "server", "stray_ack", "streams")
+    __slots__ = (
+        "client",
+        "evicted",
+        "first_frame",
+        "id",
+        "open",
+        "roles_from_syn",
+        "server",
+        "stray_ack",
+        "streams",
+    )
 
     def __init__(
         self,
@@ -107,6 +142,9 @@ class Connection:
         self.stray_ack: int | None = None
         """While in SYN-SENT: the acknowledgment number of the last segment from the SYN's
         receiver that did not acknowledge the SYN (ignored; see :meth:`TcpTracker._syn_sent`)."""
+        self.evicted: tuple[int, int] | None = None
+        """``(frame, ts_ns)`` of the segment whose new connection pushed this one out of a
+        full table (see :attr:`TcpTracker.max_connections`), when that is how it closed."""
 
     @property
     def client_str(self) -> str:
@@ -175,6 +213,21 @@ class StreamGap:
 
 
 @dataclass(slots=True)
+class StreamOverlap:
+    """A segment sent by ``direction`` repeated stream bytes with other content; the first copy
+    was kept (see :class:`~capdebug.net.reassembly.Overlap`)."""
+
+    conn: Connection
+    direction: Direction
+    offset: int
+    size: int
+    differ: int
+    frame: int
+    """Frame of the later copy, whose differing bytes were dropped."""
+    ts_ns: int
+
+
+@dataclass(slots=True)
 class TcpFlag:
     """``"SYN"``, ``"FIN"`` or ``"RST"`` sent by ``direction``, reported once each."""
 
@@ -192,7 +245,7 @@ class ConnectionClosed:
     conn: Connection
 
 
-FlowEvent = ConnectionStarted | StreamData | StreamGap | TcpFlag | ConnectionClosed
+FlowEvent = ConnectionStarted | StreamData | StreamGap | StreamOverlap | TcpFlag | ConnectionClosed
 
 _Key = tuple[bytes, int, bytes, int]
 _NOTHING: tuple[FlowEvent, ...] = ()
@@ -241,6 +294,8 @@ def _wrap(out: list[FlowEvent], conn: Connection, d: int, released: Sequence[Rel
             out.append(StreamData(conn, direction, r.data, r.frame, r.ts_ns))
         elif isinstance(r, Gap):
             out.append(StreamGap(conn, direction, r.size, r.frame, r.ts_ns, r.reason))
+        elif isinstance(r, Overlap):
+            out.append(StreamOverlap(conn, direction, r.offset, r.size, r.differ, r.frame, r.ts_ns))
         else:
             out.append(TcpFlag(conn, direction, r.flag, r.frame, r.ts_ns))
 
@@ -249,14 +304,20 @@ class TcpTracker:
     """Follow every TCP connection of a capture; see the module docstring."""
 
     __slots__ = (
+        "_busy",
         "_closed",
         "_fast",
+        "_finished",
+        "_fresh",
         "_last_id",
         "_open",
         "_table",
+        "evicted",
+        "evicted_with_data",
         "first_frames",
         "max_buffered",
         "max_closed",
+        "max_connections",
         "partition",
     )
 
@@ -266,6 +327,7 @@ class TcpTracker:
         max_closed: int = 1 << 17,
         *,
         partition: tuple[int, int] | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.partition = partition
         """``(k, n)``: follow only the connections whose ports fall in share ``k`` of ``n``
@@ -278,11 +340,26 @@ class TcpTracker:
         self.max_buffered = max_buffered
         """Per direction: bytes held behind a hole before it becomes a gap."""
         self.max_closed = max_closed
-        """For how many frames a closed 4-tuple is remembered."""
+        """For how many frames a closed 4-tuple is remembered (and at most
+        ``max_connections`` of them at once)."""
+        self.max_connections = max(1, max_connections)
+        """Connections held open at once; a new one beyond it pushes one out (module
+        docstring, "Bounded state")."""
+        self.evicted = 0
+        """Connections pushed out of the full table so far."""
+        self.evicted_with_data = 0
+        """Of those, the ones that had carried data (not only half-open attempts)."""
+        # Open connections by id, in order of first appearance: those not yet seen to carry
+        # data, and those found carrying data (moved there when an eviction looks at them).
+        self._fresh: dict[int, Connection] = {}
+        self._busy: dict[int, Connection] = {}
         # Both directions of every open connection: (src, sport, dst, dport) as sent -> its side.
         self._table: dict[_Key, _Side] = {}
         # closed 4-tuple -> (client ISN, frame, client endpoint, spans of its two directions)
         self._closed: dict[_Key, _Tomb] = {}
+        # closed 4-tuple -> its connection, while remembered, when both FINs closed it: an RST
+        # after them (a socket closed with unread data, a peer's late segment) is reported.
+        self._finished: dict[_Key, Connection] = {}
         self._fast: FastPath | None = None
         self._last_id = 0
         self._open = 0
@@ -325,6 +402,7 @@ class TcpTracker:
                     if (seg.seq - nxt) & _MASK or mine._fin is not None or mine._starts or mine.rst:
                         return self._process(side.conn, side.direction, frame, ts_ns, seg, None)
                     mine._next = nxt + len(payload)
+                    mine._tail = payload
                     data = StreamData(side.conn, side.direction, payload, frame, ts_ns)
                     if flags & _ACK:
                         peer = side.peer
@@ -437,13 +515,21 @@ class TcpTracker:
                 if tomb[0] == seg.seq:
                     return _NOTHING  # a retransmission of the old SYN
             elif _late(tomb, seg):
-                return _NOTHING  # after the end: final ACK, retransmission, answer to an RST
+                # After the end: final ACK, retransmission, answer to an RST; an RST after both
+                # FINs is the connection's last word, reported once.
+                if flags & _RST and (old := self._finished.pop(key, None)) is not None:
+                    d = 0 if old.client[1] == seg.sport and old.client[0] == seg.src else 1
+                    return (TcpFlag(old, _DIRECTIONS[d], "RST", frame, ts_ns),)
+                return _NOTHING
             # Else a new connection on the 4-tuple (port reuse), even one whose SYN the
             # capture lost: its sequence numbers are not the old connection's.
             del self._closed[key]
+            self._finished.pop(key, None)
         if flags & _RST:
             # An RST alone says nothing worth a connection (e.g. the answer to a port scan).
             return out
+        if self._open >= self.max_connections:
+            self._evict(out, frame, ts_ns)
         sender = (seg.src, seg.sport)
         receiver = (seg.dst, seg.dport)
         self._last_id += 1
@@ -476,6 +562,7 @@ class TcpTracker:
         sides = (_Side(conn, Direction.CLIENT), _Side(conn, Direction.SERVER))
         conn.open = True
         self._open += 1
+        self._fresh[conn.id] = conn
         table = self._table
         # Server first: a connection from an endpoint to itself has one key, and the client's
         # side must win it (the sender of such a segment counts as the client).
@@ -491,6 +578,13 @@ class TcpTracker:
             self._fast.detach(conn)
         conn.open = False
         self._open -= 1
+        if self._fresh.pop(conn.id, None) is None:
+            self._busy.pop(conn.id, None)
+        if conn.evicted is not None:
+            # No tombstone: a later segment of it starts a new connection, which says more than
+            # ignoring it would (its SYN+ACK, its data), and it may be pushed out in turn.
+            out.append(ConnectionClosed(conn))
+            return
         key = _canonical(client[0], client[1], server[0], server[1])
         closed = self._closed
         # Remembered for max_closed frames: a rule on the connection's own frames (a count of
@@ -498,9 +592,37 @@ class TcpTracker:
         # memory too, as a frame closes at most two connections.
         closed.pop(key, None)
         closed[key] = (conn.streams[0].isn, frame, client, (_span(conn.streams[0]), _span(conn.streams[1])))
-        while frame - next(iter(closed.values()))[1] > self.max_closed:
-            del closed[next(iter(closed))]
+        finished = self._finished
+        finished.pop(key, None)
+        if conn.streams[0].fin_done and conn.streams[1].fin_done:
+            finished[key] = conn
+        while frame - next(iter(closed.values()))[1] > self.max_closed or len(closed) > self.max_connections:
+            gone = next(iter(closed))
+            del closed[gone]
+            finished.pop(gone, None)
         out.append(ConnectionClosed(conn))
+
+    def _evict(self, out: list[FlowEvent], frame: int, ts_ns: int) -> None:
+        """The table is full and ``frame`` starts a connection: push one out (module docstring,
+        "Bounded state"). Amortised O(1): a connection is moved from ``_fresh`` to ``_busy``
+        once, when an eviction finds that it carried data."""
+        fresh = self._fresh
+        victim: Connection | None = None
+        while fresh:
+            conn = fresh[next(iter(fresh))]
+            if not (conn.streams[0].carried_data or conn.streams[1].carried_data):
+                victim = conn
+                break
+            del fresh[conn.id]
+            self._busy[conn.id] = conn
+        if victim is None:
+            victim = self._busy[next(iter(self._busy))]
+            self.evicted_with_data += 1
+        self.evicted += 1
+        for d, stream in enumerate(victim.streams):
+            _wrap(out, victim, d, stream.flush())
+        victim.evicted = (frame, ts_ns)
+        self._close(victim, out, frame)
 
     def flush(self) -> list[FlowEvent]:
         """End of capture: release what every connection still holds and close them all."""

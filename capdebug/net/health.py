@@ -39,7 +39,7 @@ Sequence numbers wrap (RFC 9293 3.4): comparisons are modulo 2**32 within half t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from capdebug.net.ip import ip_ttl_id
 from capdebug.net.tcp import ACK, FIN, RST, SYN
@@ -116,6 +116,9 @@ class DirectionHealth:
     rst_frame: int | None
     rst_ttl: int | None
     rst_ip_id: int | None
+    into_zero_window: int = 0
+    """Retransmissions sent while the receiver's window was closed (its last ACK advertised 0):
+    a full receive buffer drops data too, so these point at the reader, not the path."""
 
     @property
     def rst_ttl_off(self) -> bool:
@@ -164,13 +167,16 @@ class _Dir:
     zero_window_ns: int = 0
     last_frame: int = 0
     last_ts: int = 0
-    ttls: list[int] = field(default_factory=list)
-    ip_ids: list[int] = field(default_factory=list)
+    # Tuples and None until used: a connection's observer costs little until it has trouble
+    # (a SYN flood makes hundreds of thousands of them).
+    ttls: tuple[int, ...] = ()
+    ip_ids: tuple[int, ...] = ()
     rst_frame: int | None = None
     rst_ttl: int | None = None
     rst_ip_id: int | None = None
+    into_zero_window: int = 0
     # Retransmitted segments not yet acknowledged: seq -> [end, first_frame, first_ts, last_ts, count].
-    tx: dict[int, list[int]] = field(default_factory=dict)
+    tx: dict[int, list[int]] | None = None
 
 
 class HealthObserver:
@@ -232,9 +238,9 @@ class HealthObserver:
         elif control and len(me.ttls) < _PROFILE:
             sample = ip_ttl_id(linktype, data)
             if sample is not None:
-                me.ttls.append(sample[0])
+                me.ttls += (sample[0],)
                 if sample[1] is not None:
-                    me.ip_ids.append(sample[1])
+                    me.ip_ids += (sample[1],)
         if flags & SYN:
             me.syns += 1
             if me.first_syn_ts is None:
@@ -244,6 +250,8 @@ class HealthObserver:
         elif old:
             trouble = True
             self._retransmitted(me, seq, (seq + old) & _MASK, old, frame, ts_ns)
+            if peer.zero_since is not None:
+                me.into_zero_window += 1
         if flags & ACK and not flags & SYN and (watched or trouble):
             if peer.tx:
                 self._acked(peer, ack, ts_ns)
@@ -275,7 +283,10 @@ class HealthObserver:
         me.retransmitted_bytes += size
         if me.first_retransmission is None:
             me.first_retransmission = frame
-        entry = me.tx.get(seq)
+        tx = me.tx
+        if tx is None:
+            tx = me.tx = {}
+        entry = tx.get(seq)
         if entry is not None:
             wait = ts - entry[3]
             entry[3] = ts
@@ -284,18 +295,21 @@ class HealthObserver:
             # Its original took the fast path (unseen) unless the connection was watched, when
             # the previous segment either way bounds the wait from below.
             wait = ts - self._watch_ts if self._watch_ts is not None else 0
-            if len(me.tx) >= _TRACKED:
-                del me.tx[next(iter(me.tx))]
-            me.tx[seq] = [end, frame, ts, ts, 1]
+            if len(tx) >= _TRACKED:
+                del tx[next(iter(tx))]
+            tx[seq] = [end, frame, ts, ts, 1]
         if wait >= RTO_MIN_NS:
             me.rto_stalls += 1
             me.rto_stall_ns += wait
 
     @staticmethod
     def _acked(me: _Dir, ack: int, ts: int) -> None:
-        done = [seq for seq, entry in me.tx.items() if not _after(entry[0], ack)]
+        tx = me.tx
+        if tx is None:
+            return
+        done = [seq for seq, entry in tx.items() if not _after(entry[0], ack)]
         for seq in done:
-            entry = me.tx.pop(seq)
+            entry = tx.pop(seq)
             me.retransmission_ns += ts - entry[2]
 
     def retransmitted(self, d: int) -> bool:
@@ -307,11 +321,12 @@ class HealthObserver:
         end_ts = max(self._dirs[0].last_ts, self._dirs[1].last_ts)
         sides = []
         for me in self._dirs:
-            cost = me.retransmission_ns + sum(end_ts - e[2] for e in me.tx.values())
+            tx = me.tx or {}
+            cost = me.retransmission_ns + sum(end_ts - e[2] for e in tx.values())
             zero_ns = me.zero_window_ns + (end_ts - me.zero_since if me.zero_since is not None else 0)
             stuck = None
-            if me.tx:
-                seq, e = max(me.tx.items(), key=lambda item: item[1][4])
+            if tx:
+                seq, e = max(tx.items(), key=lambda item: item[1][4])
                 stuck = StuckSegment(seq, (e[0] - seq) & _MASK, e[4], e[1], e[2], e[3])
             sides.append(
                 DirectionHealth(
@@ -329,11 +344,12 @@ class HealthObserver:
                     stuck,
                     me.last_frame,
                     me.last_ts,
-                    tuple(me.ttls),
-                    tuple(me.ip_ids),
+                    me.ttls,
+                    me.ip_ids,
                     me.rst_frame,
                     me.rst_ttl,
                     me.rst_ip_id,
+                    me.into_zero_window,
                 )
             )
         client_syn = self._dirs[0].first_syn_ts

@@ -42,6 +42,14 @@ a FIN already seen) is given up as a :class:`Gap` of exactly the missing size wh
 A retransmission that fills a hole before either happens releases everything in order: a
 capture reordered by the network loses nothing.
 
+Copies that differ. A retransmission should carry the same bytes as the first copy. When the
+bytes it repeats are still at hand (buffered behind a hole, or the last bytes released: one
+reference per direction, kept by every path including the fast path) they are compared, and a
+difference is released as an :class:`Overlap` item, before the segment's new bytes: the first
+copy stays the one used (it may already have been passed on), and the report says so. Such a
+conflict is the mark of an injected segment that raced the real one, or of a middlebox that
+rewrites retransmissions. A 1-byte keep-alive probe (its octet is garbage) is never compared.
+
 After a gap the now-contiguous chunks are released as usual. :meth:`~StreamReassembler.flush`
 gives up every remaining hole the same way.
 
@@ -51,8 +59,12 @@ beyond a FIN is ignored. RST is reported at once: the reassembler first releases
 holds (holes become gaps), then the RST, and ignores everything after.
 
 Frames. Items released by a call carry that call's frame and timestamp: the frame that brought
-the last byte in, or completed the stream up to it. At :meth:`~StreamReassembler.flush` there is
-no such frame, so each buffered chunk keeps the frame it arrived in.
+the last byte in, or completed the stream up to it (a retransmission filling a hole). Where a
+hole is given up instead (acknowledged, past the limit, an RST, the end of the capture), the gap
+carries the frame of the first segment beyond it (where the hole is, as Wireshark's "previous
+segment not captured") and the buffered chunks after it the frames they arrived in: those bytes
+never waited for the hole's. Such items carry frames earlier than the call's;
+:attr:`~StreamReassembler.holding` says a direction may still release some.
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "DEFAULT_MAX_BUFFERED",
@@ -68,6 +81,7 @@ __all__ = [
     "Data",
     "Flag",
     "Gap",
+    "Overlap",
     "Released",
     "StreamReassembler",
 ]
@@ -120,9 +134,33 @@ class Flag:
     ts_ns: int
 
 
-Released = Data | Gap | Flag
+@dataclass(slots=True)
+class Overlap:
+    """A segment carried again bytes of the stream already seen (released, or buffered behind a
+    hole) but with different content. The copy that arrived first was kept: released bytes
+    cannot be taken back, and a buffered chunk never changes (module docstring); this one's
+    differing bytes were dropped. Two copies of one stream byte that differ are not a loss but
+    a sign of injection (an on-path box racing the real sender) or of a broken middlebox."""
+
+    offset: int
+    """Stream offset (from the first byte after the SYN, or the first byte seen) of the first
+    byte that differs."""
+    size: int
+    """Bytes of this segment compared with the first copy."""
+    differ: int
+    """Bytes among them that differ."""
+    frame: int
+    """Frame of the later copy, whose differing bytes were dropped."""
+    ts_ns: int
+
+
+Released = Data | Gap | Flag | Overlap
 
 _NOTHING: tuple[Released, ...] = ()
+_SHARED_EMPTY: list[Any] = []
+_KEEP_ALIVE = 1
+"""A 1-byte segment ending at the next position is a keep-alive probe whose octet is garbage
+(RFC 9293 3.8.4): never compared."""
 
 
 class StreamReassembler:
@@ -136,9 +174,11 @@ class StreamReassembler:
         "_fin",
         "_fin_frame",
         "_fin_ts",
+        "_first",
         "_frames",
         "_next",
         "_starts",
+        "_tail",
         "_tss",
         "fin_done",
         "isn",
@@ -159,12 +199,20 @@ class StreamReassembler:
         self._fin: int | None = None  # unwrapped position of the FIN, once seen
         self._fin_frame = 0
         self._fin_ts = 0
-        # Buffered chunks beyond a hole: sorted, non-overlapping, parallel lists.
-        self._starts: list[int] = []
-        self._ends: list[int] = []
-        self._chunks: list[bytes] = []
-        self._frames: list[int] = []
-        self._tss: list[int] = []
+        self._first = 0  # unwrapped position of the first byte (after the SYN), once started
+        self._tail = b""
+        """The bytes released last, ending at ``_next`` (empty when unknown: after a gap, a
+        FIN, or bytes the fast path moved past unread): a retransmission overlapping them is
+        compared with them (:class:`Overlap`). One reference, no copy."""
+        # Buffered chunks beyond a hole: sorted, non-overlapping, parallel lists. Until the
+        # first hole they are one shared empty list (never mutated: _put makes the stream's own
+        # lists): a connection that never reorders, and the many that never carry data (a SYN
+        # flood), pay nothing for them.
+        self._starts: list[int] = _SHARED_EMPTY
+        self._ends: list[int] = _SHARED_EMPTY
+        self._chunks: list[bytes] = _SHARED_EMPTY
+        self._frames: list[int] = _SHARED_EMPTY
+        self._tss: list[int] = _SHARED_EMPTY
         self._buffered = 0
 
     # -- queries -------------------------------------------------------------------------------
@@ -173,6 +221,14 @@ class StreamReassembler:
     def started(self) -> bool:
         """A segment of this direction was seen, so positions are defined."""
         return self._next is not None
+
+    @property
+    def carried_data(self) -> bool:
+        """Bytes of this direction were seen (released, or buffered behind a hole)."""
+        nxt = self._next
+        if nxt is None:
+            return False
+        return nxt - self._first > (1 if self.fin_done else 0) or bool(self._starts)
 
     @property
     def next_seq(self) -> int | None:
@@ -184,6 +240,22 @@ class StreamReassembler:
     def buffered(self) -> int:
         """Bytes held behind a hole."""
         return self._buffered
+
+    @property
+    def holding(self) -> bool:
+        """Bytes or a FIN wait behind a hole: what they release later carries the frames they
+        arrived in (see "Frames" in the module docstring)."""
+        return bool(self._starts) or (self._fin is not None and not self.fin_done and not self.rst)
+
+    @property
+    def held_since(self) -> int | None:
+        """The earliest frame of what waits behind a hole (None: nothing): O(chunks held)."""
+        if not self.holding:
+            return None
+        frames = self._frames
+        if self._fin is not None and not self.fin_done:
+            return min(self._fin_frame, *frames) if frames else self._fin_frame
+        return min(frames)
 
     def _unwrap(self, seq: int) -> int:
         nxt = self._next
@@ -208,10 +280,13 @@ class StreamReassembler:
             u = nxt + ((seq - nxt + _HALF) & _MASK) - _HALF  # self._unwrap(seq), inlined
             if u == nxt and self._fin is None and not self._starts and not self.rst:
                 self._next = nxt + len(payload)
+                self._tail = payload
                 return [Data(payload, frame, ts_ns)]
         return self._feed(seq, payload, flags, frame, ts_ns, truncated)
 
-    def take_plain(self, seq: int, size: int, peer: StreamReassembler, ack: int | None) -> bool:
+    def take_plain(
+        self, seq: int, size: int, peer: StreamReassembler, ack: int | None, data: bytes = b""
+    ) -> bool:
         """The fast paths' step for a plain segment (no control bit) of this direction: ``size``
         bytes at sequence number ``seq``, carrying acknowledgment number ``ack`` for ``peer``
         (the other direction), None without the ACK bit.
@@ -222,7 +297,9 @@ class StreamReassembler:
         past them and the caller releases them itself, as :meth:`feed` would have as one
         :class:`Data`; and ``ack`` is not beyond ``peer``'s next position, so :meth:`ack` could
         release nothing (and the acknowledgment it would record can never matter: a hole only
-        ever opens at or beyond that position). Otherwise change nothing and return False."""
+        ever opens at or beyond that position). Otherwise change nothing and return False.
+        ``data``: the bytes the caller releases (empty when it moves past them unread), kept
+        to compare a retransmission of them with (:class:`Overlap`)."""
         nxt = self._next
         if nxt is None:
             return False
@@ -234,6 +311,7 @@ class StreamReassembler:
             if (seq - nxt) & _MASK or self._fin is not None or self._starts or self.rst:
                 return False
             self._next = nxt + size
+            self._tail = data
         return True
 
     def _feed(
@@ -242,7 +320,7 @@ class StreamReassembler:
         if self.rst:
             return _NOTHING
         if flags & _RST:
-            out = self._release_all(frame, ts_ns)
+            out = self._release_all(None, 0)
             out.append(Flag("RST", frame, ts_ns))
             self.rst = True
             return out
@@ -254,7 +332,7 @@ class StreamReassembler:
             # The SYN occupies one sequence number; data on a SYN (TCP Fast Open) follows it.
             seq = (seq + 1) & _MASK
         if self._next is None:
-            self._next = seq
+            self._next = self._first = seq
         nxt = self._next
         u = self._unwrap(seq)
         end = u + len(payload)
@@ -263,6 +341,8 @@ class StreamReassembler:
         fin = self._fin
         if fin is not None and end > fin:
             end = fin
+        if u < nxt and self._tail and not (end == nxt and end - u == _KEEP_ALIVE):
+            self._compare(u, min(end, nxt), payload, nxt - len(self._tail), self._tail, out, frame, ts_ns)
         if end > nxt:
             starts = self._starts
             if u <= nxt and (not starts or end <= starts[0]):
@@ -277,11 +357,16 @@ class StreamReassembler:
                 if starts:
                     self._drain(out, frame, ts_ns)
             else:
+                if starts and end > starts[0] and u < self._ends[-1]:
+                    self._compare_buffered(u, end, payload, out, frame, ts_ns)
                 self._insert(u, end, payload, frame, ts_ns)
                 self._drain(out, frame, ts_ns)
             self._give_up_holes(out, frame, ts_ns)
         self._check_fin(out, frame, ts_ns)
-        return out or _NOTHING
+        if out:
+            self._set_tail(out)
+            return out
+        return _NOTHING
 
     def ack(self, ack: int, frame: int, ts_ns: int) -> Sequence[Released]:
         """Take an acknowledgment number sent by the *other* direction; return what it releases."""
@@ -297,14 +382,15 @@ class StreamReassembler:
         out: list[Released] = []
         self._give_up_holes(out, frame, ts_ns)
         self._check_fin(out, frame, ts_ns)
+        self._set_tail(out)
         return out
 
     def abort(self, frame: int, ts_ns: int) -> list[Released]:
-        """End the stream now (the connection was reset): release everything held, with gaps
-        for the holes, all carrying ``frame``. Later input is ignored."""
+        """End the stream now (the connection was reset at ``frame``): release everything held,
+        with gaps for the holes, each carrying the frame it arrived in. Later input is ignored."""
         if self.rst:
             return []
-        out = self._release_all(frame, ts_ns)
+        out = self._release_all(None, 0)
         self.rst = True
         return out
 
@@ -315,6 +401,40 @@ class StreamReassembler:
         return self._release_all(None, 0)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _set_tail(self, out: list[Released]) -> None:
+        """After releasing ``out``: the last bytes released, if they end at the next position."""
+        for item in reversed(out):
+            if type(item) is Data:
+                self._tail = item.data
+                return
+            if type(item) is not Overlap:
+                self._tail = b""  # a gap or a flag moved the position past them
+                return
+
+    def _compare(
+        self,
+        u: int,
+        end: int,
+        payload: bytes,
+        at: int,
+        first: bytes,
+        out: list[Released],
+        frame: int,
+        ts_ns: int,
+    ) -> None:
+        """Compare the bytes ``[u, end)`` of ``payload`` (which starts at ``u``) with the copy
+        that arrived first, ``first`` (which starts at ``at``), where they overlap; report an
+        :class:`Overlap` when they differ. Slow path only: retransmissions and reordering."""
+        lo, hi = max(u, at), min(end, at + len(first))
+        if lo >= hi:
+            return
+        mine = payload[lo - u : hi - u]
+        theirs = first[lo - at : hi - at]
+        if mine == theirs:
+            return
+        differ = [i for i in range(hi - lo) if mine[i] != theirs[i]]
+        out.append(Overlap(lo + differ[0] - self._first, hi - lo, len(differ), frame, ts_ns))
 
     def _set_fin(self, fin: int, frame: int, ts_ns: int) -> None:
         self._fin = fin
@@ -334,7 +454,21 @@ class StreamReassembler:
                 self._chunks[k] = self._chunks[k][: fin - starts[k]]
                 self._ends[k] = fin
 
+    def _compare_buffered(
+        self, u: int, end: int, payload: bytes, out: list[Released], frame: int, ts_ns: int
+    ) -> None:
+        """Compare a segment with the chunks buffered where it overlaps them (one report per
+        segment at most)."""
+        starts, chunks = self._starts, self._chunks
+        i = max(bisect_right(starts, u) - 1, 0)
+        before = len(out)
+        while i < len(starts) and starts[i] < end and len(out) == before:
+            self._compare(u, end, payload, starts[i], chunks[i], out, frame, ts_ns)
+            i += 1
+
     def _put(self, i: int, start: int, end: int, chunk: bytes, frame: int, ts_ns: int) -> None:
+        if self._starts is _SHARED_EMPTY:
+            self._starts, self._ends, self._chunks, self._frames, self._tss = [], [], [], [], []
         self._starts.insert(i, start)
         self._ends.insert(i, end)
         self._chunks.insert(i, chunk)
@@ -421,9 +555,12 @@ class StreamReassembler:
                 return
             else:
                 reason = GAP_OUT_OF_ORDER
-            out.append(Gap(limit - nxt, frame, ts_ns, reason))
+            # The gap, and the bytes after it (which never needed the hole's), carry the frames
+            # they arrived in: the hole is where the first segment beyond it was captured.
+            f, t = (self._frames[0], self._tss[0]) if self._starts else (self._fin_frame, self._fin_ts)
+            out.append(Gap(limit - nxt, f, t, reason))
             self._next = limit
-            self._drain(out, frame, ts_ns)
+            self._drain(out, None, 0)
 
     def _check_fin(self, out: list[Released], frame: int, ts_ns: int) -> None:
         if self._fin is not None and self._next == self._fin and not self.fin_done:

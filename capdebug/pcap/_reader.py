@@ -166,6 +166,7 @@ class CaptureReader:
         """Packets dropped per interface (sum of the latest ``isb_ifdrop`` and ``isb_osdrop``)."""
         self._skip_linktype = -1
         self._skip: FrameFilter | None = None
+        self._skip_one_interface = False
         self._start()
         self._items = self._iter_items()
 
@@ -176,13 +177,19 @@ class CaptureReader:
     def _iter_items(self) -> Generator[Packet | SecretsBlock, None, None]:
         raise NotImplementedError
 
-    def skip_frames(self, linktype: int | None, predicate: FrameFilter | None) -> None:
+    def skip_frames(
+        self, linktype: int | None, predicate: FrameFilter | None, *, one_interface: bool = False
+    ) -> None:
         """Offer every frame of an interface of ``linktype`` (None: of any) to ``predicate`` before a
         :class:`Packet` is made for it; frames it accepts are not yielded (they still count in
         :attr:`packets_read`, so frame numbers stay those of the file). This is how a consumer
         that needs nothing from most frames (e.g. bulk data it only counts) reads a capture at
         the speed of its own test rather than of packet objects. Call it before iterating;
-        a ``predicate`` of None removes the filter."""
+        a ``predicate`` of None removes the filter. ``one_interface``: the predicate is only
+        valid while the file has one interface (it is told nothing of interfaces, and a
+        consumer matching copies of a packet across interfaces must see every frame with its
+        own, net/twins.py); a pcapng file's second IDB then turns the filter off."""
+        self._skip_one_interface = one_interface
         if predicate is None:
             self._skip_linktype = -1
         else:

@@ -272,6 +272,11 @@ class PcapngReader(CaptureReader):
                 in_section = True
             elif btype == BLOCK_IDB:
                 self._read_idb(buf, pos, stop, codec, src.base)
+                if len(self.interfaces) > 1 and self._skip_one_interface:
+                    # Several interfaces: the consumer must see every frame with its interface
+                    # (the same packet may be on two of them), which this frame filter, told
+                    # nothing of interfaces, would hide. Frames are then all yielded.
+                    skip = self._skip = None
             elif btype == BLOCK_SPB:
                 yield self._read_spb(buf, pos, stop, codec, src.base)
             elif btype == BLOCK_OPB:

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ..errors import ErrorKind, TLSError
+from ..tls.events import EarlyDataReceived
 from ..tls.io import TLSSocket
+from ..wire.constants import ProtocolVersion
 
 __all__ = ["SCENARIOS", "Expected", "Role", "Scenario"]
 
@@ -25,7 +27,7 @@ Role = Callable[[TLSSocket], None]
 Expected = tuple[tuple[tuple[str, str | None], ...], ...]
 """Per connection (in order), the sorted (code, by) pairs triage must give, and nothing else."""
 
-_PING, _PONG = b"ping", b"pong"
+_PING, _PONG, _READY = b"ping", b"pong", b"ready"
 _STALL_BYTES = 32 * 1024
 
 
@@ -138,12 +140,40 @@ def client_answer_close(tls: TLSSocket) -> None:
 
 
 def client_bulk(tls: TLSSocket) -> None:
+    _read(tls, len(_READY))  # the server is in its role (acknowledging at once, see below)
     tls.sendall(b"x" * _STALL_BYTES)
     tls.shutdown()
 
 
 def server_bulk(tls: TLSSocket) -> None:
+    # Acknowledge at once rather than delayed (after the handshake Linux delays ACKs of a peer
+    # that talks back): a delayed ACK of the last segment before the window closes lets the
+    # client's tail loss probe fire, a retransmission the story does not need.
+    # The client waits for "ready", so every segment of the bulk meets this setting.
+    tls.sendall(_READY)
+    if hasattr(socket, "TCP_QUICKACK"):
+        tls.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
     _read(tls, _STALL_BYTES)
+    _expect_end(tls)
+    tls.shutdown()
+
+
+def client_early(tls: TLSSocket) -> None:
+    """The ping went as 0-RTT early data on a resumed connection: when the server took it, only
+    read the pong; when it was rejected (or not sent: the first connection), send it now."""
+    hs = tls.handshake
+    if hs is None or not hs.early_data:
+        tls.sendall(_PING)
+    _read(tls, len(_PONG))
+    tls.shutdown()
+
+
+def server_early(tls: TLSSocket) -> None:
+    """Answer the ping whether it came as 0-RTT early data or after the handshake."""
+    early = b"".join(e.data for e in tls.events if isinstance(e, EarlyDataReceived))
+    if early != _PING:
+        _read(tls, len(_PING))
+    tls.sendall(_PONG)
     _expect_end(tls)
     tls.shutdown()
 
@@ -179,9 +209,14 @@ class Scenario:
     capture_after_handshake: bool = False
     server_rcvbuf: int = 0
     client_sndbuf: int = 0
+    resume: bool = False
+    """Each connection after the first resumes the session of the previous one's last ticket."""
+    early_data: bytes | None = None
+    """Sent as 0-RTT early data by a resuming client (its role resends it if rejected)."""
+    later_server_options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    """TLSConfig changes for the server's connections after the first (same ticket key)."""
     version: str = "TLS 1.3"
-    pending: str | None = None
-    """Why the scenario cannot run yet (listed, not runnable)."""
+    """The version(s) the scenario negotiates or tries to, for the listing."""
 
     @property
     def codes(self) -> str:
@@ -193,8 +228,9 @@ class Scenario:
         return "; ".join(parts)
 
 
-_NEEDS_TLS12 = "needs the engine's TLS 1.2 (in progress in its own issue)"
-_NEEDS_RESUMPTION = "needs resumption and 0-RTT on the engine's server (not implemented yet)"
+_TLS12_ONLY = MappingProxyType({"max_version": ProtocolVersion.TLS1_2})
+_TLS13_ONLY = MappingProxyType({"min_version": ProtocolVersion.TLS1_3})
+_TICKETS_0RTT = MappingProxyType({"session_tickets": 1, "max_early_data": 1024})
 
 _ALL: tuple[Scenario, ...] = (
     Scenario(
@@ -309,7 +345,7 @@ _ALL: tuple[Scenario, ...] = (
         "tls13-client-cert-required",
         "the server requires a client certificate; the client has none",
         "CertificateRequest; the client sends an empty Certificate; the server sends certificate_required",
-        ((("alert", "server"),),),
+        ((("handshake_alert", "server"),),),
         server_faults="client-cert-required",
         server_role=_nothing,
         client_role=client_read_only,
@@ -319,7 +355,7 @@ _ALL: tuple[Scenario, ...] = (
         "the server requires a client certificate and rejects the one it gets (unknown CA)",
         "CertificateRequest; the client sends a certificate from a CA the server does not know; "
         "the server answers unknown_ca",
-        ((("alert", "server"),),),
+        ((("handshake_alert", "server"),),),
         server_faults="client-cert-required",
         client_faults="unknown-ca-cert",
         server_role=_nothing,
@@ -386,9 +422,11 @@ _ALL: tuple[Scenario, ...] = (
     Scenario(
         "tls13-stalled-peer",
         "the server stops reading for 1 s; the client's sends fill its TCP window",
-        "handshake; 32 KiB from the client into a 4 KiB receive buffer: zero window until the "
-        "server reads again; clean close (triage has no zero-window verdict yet)",
-        ((("clean_close", None),),),
+        "handshake; the server says ready and stops reading; 32 KiB from the client into a 4 KiB "
+        "receive buffer: the server advertises a "
+        "zero window, the client sends window probes until the server reads again 1 s later; "
+        "clean close",
+        ((("clean_close", None), ("zero_window", "server")),),
         server_faults="stall=1.0",
         server_role=server_bulk,
         client_role=client_bulk,
@@ -398,32 +436,138 @@ _ALL: tuple[Scenario, ...] = (
     Scenario(
         "tls12-clean-close",
         "TLS 1.2: one request and answer, then close_notify from both sides",
-        "",
+        "TLS 1.2 ECDHE handshake (ChangeCipherSpec, encrypted Finished both ways); ping/pong; "
+        "close_notify from both sides; both FIN",
         ((("clean_close", None),),),
+        client_options=_TLS12_ONLY,
         version="TLS 1.2",
-        pending=_NEEDS_TLS12,
+    ),
+    Scenario(
+        "tls12-premature-close-server",
+        "TLS 1.2: the server closes TCP without close_notify",
+        "TLS 1.2 handshake; ping/pong; the server sends FIN with no close_notify (a truncation "
+        "attack looks the same: RFC 5246 7.2.1)",
+        ((("premature_close", "server"),),),
+        server_faults="premature-close",
+        client_options=_TLS12_ONLY,
+        server_role=server_then_close,
+        client_role=client_then_read,
+        hold_client=True,
+        version="TLS 1.2",
+    ),
+    Scenario(
+        "tls12-bad-record-mac",
+        "TLS 1.2: the client's first application data fails authentication",
+        "TLS 1.2 handshake; the client's first application_data record (AES-GCM, explicit nonce) "
+        "has a flipped tag bit; the server answers bad_record_mac",
+        ((("alert", "server"), ("undecryptable", "client")),),
+        client_faults="bad-mac-data",
+        client_options=_TLS12_ONLY,
+        server_role=server_then_read,
+        client_role=client_then_read,
+        version="TLS 1.2",
     ),
     Scenario(
         "protocol-version-mismatch",
-        "the client offers only TLS 1.2, the server only TLS 1.3",
-        "",
+        "the client offers only TLS 1.2, the server accepts only TLS 1.3",
+        "a TLS 1.2 ClientHello (no supported_versions); the server answers protocol_version in "
+        "plaintext; no ServerHello",
         ((("handshake_alert", "server"),),),
+        client_options=_TLS12_ONLY,
+        server_options=_TLS13_ONLY,
+        server_role=_nothing,
+        client_role=_nothing,
+        version="TLS 1.2 / TLS 1.3",
+    ),
+    Scenario(
+        "tls12-no-shared-cipher",
+        "TLS 1.2: client and server have no cipher suite in common",
+        "a TLS 1.2 ClientHello offering only ECDHE AES-256-GCM suites; the server (ECDHE "
+        "AES-128-GCM only) answers handshake_failure in plaintext",
+        ((("handshake_alert", "server"),),),
+        server_faults="offer-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256+TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        client_faults="offer-suites=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384+TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        client_options=_TLS12_ONLY,
+        server_role=_nothing,
+        client_role=_nothing,
         version="TLS 1.2",
-        pending=_NEEDS_TLS12,
+    ),
+    Scenario(
+        "tls12-client-cert-required",
+        "TLS 1.2: the server requires a client certificate; the client has none",
+        "CertificateRequest in the server's plaintext flight; the client sends an empty "
+        "Certificate, its key exchange and Finished; the server answers handshake_failure in "
+        "plaintext, before its own ChangeCipherSpec (in TLS 1.3 the rejection is encrypted and "
+        "comes after the server's Finished)",
+        ((("handshake_alert", "server"),),),
+        server_faults="client-cert-required",
+        client_options=_TLS12_ONLY,
+        server_role=_nothing,
+        client_role=client_read_only,
+        version="TLS 1.2",
+    ),
+    Scenario(
+        "tls12-resumption",
+        "TLS 1.2: the second connection resumes the first one's session (abbreviated handshake)",
+        "connection 1: full TLS 1.2 handshake, the server sends a NewSessionTicket; connection 2: "
+        "ClientHello with that ticket, the server answers ServerHello, ChangeCipherSpec, Finished "
+        "at once (no certificate, no key exchange); ping/pong and clean close on both",
+        (
+            (("clean_close", None),),
+            (("clean_close", None), ("resumed", None)),
+        ),
+        server_options=MappingProxyType({"session_tickets": 1}),
+        client_options=_TLS12_ONLY,
+        connections=2,
+        resume=True,
+        version="TLS 1.2",
+    ),
+    Scenario(
+        "tls12-inappropriate-fallback",
+        "a client retrying with TLS 1.2 only (TLS_FALLBACK_SCSV) meets a server that speaks TLS 1.3",
+        "a TLS 1.2 ClientHello carrying TLS_FALLBACK_SCSV; the server, which could have done TLS "
+        "1.3, answers inappropriate_fallback (RFC 7507): a downgrade, or a client that gave up on "
+        "TLS 1.3 after an unrelated failure",
+        ((("handshake_alert", "server"),),),
+        client_options=MappingProxyType({"max_version": ProtocolVersion.TLS1_2, "send_fallback_scsv": True}),
+        server_role=_nothing,
+        client_role=_nothing,
+        version="TLS 1.2",
     ),
     Scenario(
         "tls13-early-data-accepted",
         "resumption with 0-RTT early data accepted",
-        "",
-        ((("early_data", "client"), ("resumed", None)),),
-        pending=_NEEDS_RESUMPTION,
+        "connection 1: full handshake, the server sends a NewSessionTicket allowing 0-RTT; "
+        "connection 2: resumes with that ticket and sends the ping as early data with its "
+        "ClientHello; the server accepts it and answers; clean close",
+        (
+            (("clean_close", None),),
+            (("clean_close", None), ("early_data", "client"), ("resumed", None)),
+        ),
+        server_options=_TICKETS_0RTT,
+        server_role=server_early,
+        client_role=client_early,
+        connections=2,
+        resume=True,
+        early_data=_PING,
     ),
     Scenario(
         "tls13-early-data-rejected",
         "resumption with 0-RTT early data rejected",
-        "",
-        ((("early_data", "client"), ("resumed", None)),),
-        pending=_NEEDS_RESUMPTION,
+        "connection 1: full handshake and a ticket allowing 0-RTT; connection 2: resumes and sends "
+        "the ping as early data, but the server (0-RTT now off) resumes without it: the client "
+        "sends the ping again after the handshake; clean close",
+        (
+            (("clean_close", None),),
+            (("clean_close", None), ("early_data", "client"), ("resumed", None)),
+        ),
+        server_options=_TICKETS_0RTT,
+        later_server_options=MappingProxyType({"max_early_data": 0}),
+        server_role=server_early,
+        client_role=client_early,
+        connections=2,
+        resume=True,
+        early_data=_PING,
     ),
 )
 

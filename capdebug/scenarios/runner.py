@@ -18,6 +18,7 @@ The clock is read here, at the edge: certificates are made and verified at ``now
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import socket
@@ -42,6 +43,7 @@ from ..tls.config import Credential, TLSConfig
 from ..tls.connection import Connection
 from ..tls.faults import fault_credential, parse_faults
 from ..tls.io import TLSSocket
+from ..tls.session import Session
 from .catalog import SCENARIOS, Scenario
 
 __all__ = ["CAPTURE_PERMISSION_HELP", "ScenarioRun", "run_scenario"]
@@ -188,12 +190,13 @@ def _configs(sc: Scenario, now: dt.datetime, keylog: _KeyLog) -> tuple[TLSConfig
     client_cred: Credential | None = pki.client if sc.client_certificate else None
     if client_faults.certificate is not None:
         client_cred, _ = fault_credential(client_faults.certificate, now, client=True, ca=pki.ca)
+    # No tickets unless the scenario resumes: a ticket is one more record the story does not need.
+    server_options: dict[str, object] = {"session_tickets": 0, **sc.server_options}
     server = TLSConfig(
         credential=server_cred,
         trust_roots=(pki.ca.cert_der,),
         key_log_callback=keylog,
-        session_tickets=0,
-        **sc.server_options,  # type: ignore[arg-type]
+        **server_options,  # type: ignore[arg-type]
     )
     client = TLSConfig(
         credential=client_cred,
@@ -239,19 +242,21 @@ def run_scenario(
 
     ``now`` is the time the certificates are made and verified at (read by the caller).
     Raises :class:`~capdebug.errors.CaptureError` when tcpdump cannot capture (the message
-    says what to do) and :class:`~capdebug.errors.UsageError` for an unknown or pending
-    scenario."""
+    says what to do) and :class:`~capdebug.errors.UsageError` for an unknown scenario."""
     sc = SCENARIOS.get(name)
     if sc is None:
         raise UsageError(f"unknown scenario {name!r} (see `capdebug scenario list`)")
-    if sc.pending is not None:
-        raise UsageError(f"scenario {name!r} is not available yet: {sc.pending}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keylog = _KeyLog()
     server_cfg, client_cfg = _configs(sc, now, keylog)
     listener = _listen()
     listener.settimeout(_TIMEOUT_S)
+    if sc.server_rcvbuf:
+        # On the listener, before any SYN: the accepted socket inherits it and the window scale
+        # it announces matches the small buffer (set after accept, the kernel drops segments
+        # that fit the announced window but not the buffer: retransmissions the story lacks).
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sc.server_rcvbuf)
     port = listener.getsockname()[1]
     run = ScenarioRun(sc, out / f"{sc.name}.pcapng", port)
     held: list[TLSSocket] = []
@@ -262,6 +267,14 @@ def run_scenario(
         with lock:
             run.outcomes.append(line)
 
+    # Connections after the first may meet a server configured otherwise (same ticket key and
+    # single-use store: a ticket it issued still resumes), e.g. one that stopped taking 0-RTT.
+    later_cfg = (
+        dataclasses.replace(server_cfg, **sc.later_server_options)  # type: ignore[arg-type]
+        if sc.later_server_options
+        else server_cfg
+    )
+
     def serve() -> None:
         for i in range(sc.connections):
             try:
@@ -270,10 +283,9 @@ def run_scenario(
                 note(_describe(f"server {i + 1}", exc))
                 return
             raw.settimeout(_TIMEOUT_S)
-            if sc.server_rcvbuf:
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sc.server_rcvbuf)
             faults = parse_faults(sc.server_faults)
-            tls = TLSSocket(raw, Connection(server_cfg, is_client=False, now=now, faults=faults), faults)
+            cfg = server_cfg if i == 0 else later_cfg
+            tls = TLSSocket(raw, Connection(cfg, is_client=False, now=now, faults=faults), faults)
             try:
                 tls.negotiate()
                 sc.server_role(tls)
@@ -294,12 +306,23 @@ def run_scenario(
             capture = _Capture(port, raw_path, tcpdump_path)
         server = threading.Thread(target=serve, name="scenario-server", daemon=True)
         server.start()
+        session: Session | None = None
         for i in range(sc.connections):
             faults = parse_faults(sc.client_faults)
             raw = socket.create_connection(("127.0.0.1", port), timeout=_TIMEOUT_S)
             if sc.client_sndbuf:
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sc.client_sndbuf)
-            conn = Connection(client_cfg, is_client=True, now=now, faults=faults)
+            if sc.resume and i > 0 and session is None:
+                note(f"client {i + 1}: no session ticket from connection {i} to resume")
+            resuming = sc.resume and session is not None
+            conn = Connection(
+                client_cfg,
+                is_client=True,
+                now=now,
+                faults=faults,
+                session=session if resuming else None,
+                early_data=sc.early_data if resuming else None,
+            )
             tls = TLSSocket(raw, conn, faults)
             try:
                 tls.negotiate()
@@ -316,6 +339,9 @@ def run_scenario(
             except (TLSError, OSError) as exc:
                 note(_describe(f"client {i + 1}", exc))
             randoms.append(conn.client_random.hex())
+            tickets = [t.session for t in tls.tickets if t.session is not None]
+            if tickets:
+                session = tickets[-1]
             if sc.hold_client:
                 held.append(tls)
             else:

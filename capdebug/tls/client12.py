@@ -32,8 +32,8 @@ from ..wire.handshake import (
     ServerHello,
     ServerHelloDone,
     ServerKeyExchange,
-    parse_ecdhe_server_key_exchange,
 )
+from ..wire.handshake12 import parse_ecdhe_server_key_exchange
 from . import auth, hs12
 from ._common import AD, TLS13, T, err
 from .state import Branch

@@ -32,9 +32,8 @@ from ..wire.handshake import (
     ServerHello,
     ServerHelloDone,
     ServerKeyExchange,
-    pull_ecdh_client_public,
-    pull_encrypted_premaster,
 )
+from ..wire.handshake12 import pull_ecdh_client_public, pull_encrypted_premaster
 from . import auth, hs12
 from ._common import AD, TLS13, T, err
 from .config import ClientAuth

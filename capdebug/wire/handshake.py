@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
 from .._buffer import Buffer
-from ..errors import DecodeError, NeedData
+from ..errors import DecodeError
 from .constants import (
     HandshakeType,
     ProtocolVersion,
@@ -32,9 +32,26 @@ from .constants import (
 from .extensions import (
     CertificateStatus,
     Extension,
-    _check_len,
     pull_extensions,
     push_extensions,
+)
+from .handshake12 import (
+    CertificateRequest12,
+    ClientKeyExchange,
+    HelloRequest,
+    NewSessionTicket12,
+    ServerHelloDone,
+    ServerKeyExchange,
+    either_form,
+    parse_whole,
+    pull_certificate_request12,
+    pull_client_key_exchange,
+    pull_new_session_ticket12,
+    pull_server_key_exchange,
+    push_certificate_request12,
+    push_client_key_exchange,
+    push_new_session_ticket12,
+    push_server_key_exchange,
 )
 
 __all__ = [
@@ -50,8 +67,6 @@ __all__ = [
     "ClientHello",
     "ClientKeyExchange",
     "CompressedCertificate",
-    "DheServerParams",
-    "EcdheServerParams",
     "EncryptedExtensions",
     "EndOfEarlyData",
     "Finished",
@@ -67,41 +82,28 @@ __all__ = [
     "encode_handshake",
     "frame_handshake",
     "handshake_name",
-    "parse_dhe_server_key_exchange",
-    "parse_ecdhe_server_key_exchange",
     "pull_certificate",
     "pull_certificate_request",
-    "pull_certificate_request12",
     "pull_certificate_verify",
     "pull_client_hello",
-    "pull_client_key_exchange",
     "pull_compressed_certificate",
-    "pull_dh_client_public",
-    "pull_ecdh_client_public",
     "pull_encrypted_extensions",
-    "pull_encrypted_premaster",
     "pull_finished",
     "pull_handshake",
     "pull_key_update",
     "pull_new_session_ticket",
-    "pull_new_session_ticket12",
     "pull_server_hello",
-    "pull_server_key_exchange",
     "push_certificate",
     "push_certificate_request",
-    "push_certificate_request12",
     "push_certificate_verify",
     "push_client_hello",
-    "push_client_key_exchange",
     "push_compressed_certificate",
     "push_encrypted_extensions",
     "push_finished",
     "push_handshake",
     "push_key_update",
     "push_new_session_ticket",
-    "push_new_session_ticket12",
     "push_server_hello",
-    "push_server_key_exchange",
 ]
 
 T = TypeVar("T")
@@ -312,7 +314,7 @@ def _pull_certificate(buf: Buffer, tls13: bool) -> Certificate:
 def pull_certificate(buf: Buffer, tls13: bool | None = True) -> Certificate:
     """``tls13=None`` tries the TLS 1.3 form, then the TLS 1.2 form."""
     if tls13 is None:
-        return _either(buf, lambda b: _pull_certificate(b, True), lambda b: _pull_certificate(b, False))
+        return either_form(buf, lambda b: _pull_certificate(b, True), lambda b: _pull_certificate(b, False))
     return _pull_certificate(buf, tls13)
 
 
@@ -342,20 +344,6 @@ class CertificateRequest:
     """signature_algorithms is mandatory; certificate_authorities, oid_filters, ..."""
 
 
-@dataclass(frozen=True, slots=True)
-class CertificateRequest12:
-    """TLS 1.2 form (and TLS 1.0/1.1, which lack supported_signature_algorithms)."""
-
-    msg_type: ClassVar[int] = HandshakeType.certificate_request
-
-    certificate_types: tuple[int, ...]
-    """ClientCertificateType: rsa_sign(1), ecdsa_sign(64), ..."""
-    supported_signature_algorithms: tuple[int, ...] | None
-    """None for the TLS 1.0/1.1 form."""
-    certificate_authorities: tuple[bytes, ...]
-    """DER DistinguishedNames."""
-
-
 def pull_certificate_request(buf: Buffer) -> CertificateRequest:
     context = buf.pull_opaque(1)
     return CertificateRequest(context, pull_extensions(buf))
@@ -364,38 +352,6 @@ def pull_certificate_request(buf: Buffer) -> CertificateRequest:
 def push_certificate_request(buf: Buffer, msg: CertificateRequest) -> None:
     buf.push_opaque(1, msg.certificate_request_context)
     push_extensions(buf, msg.extensions)
-
-
-def _pull_certificate_request12(buf: Buffer, with_signature_algorithms: bool) -> CertificateRequest12:
-    types = buf.pull_opaque(1)
-    _check_len("certificate_types", len(types), 1, 255)
-    sig_algs: tuple[int, ...] | None = None
-    if with_signature_algorithms:
-        sig_algs = tuple(buf.pull_list(2, 2))
-        _check_len("supported_signature_algorithms", 2 * len(sig_algs), 2, 0xFFFE)
-    authorities: list[bytes] = []
-    with buf.pull_block(2):
-        while not buf.eof():
-            authorities.append(buf.pull_opaque(2))
-    return CertificateRequest12(tuple(types), sig_algs, tuple(authorities))
-
-
-def pull_certificate_request12(buf: Buffer) -> CertificateRequest12:
-    """Tries the TLS 1.2 form, then the TLS 1.0/1.1 form."""
-    return _either(
-        buf,
-        lambda b: _pull_certificate_request12(b, True),
-        lambda b: _pull_certificate_request12(b, False),
-    )
-
-
-def push_certificate_request12(buf: Buffer, msg: CertificateRequest12) -> None:
-    buf.push_opaque(1, bytes(msg.certificate_types))
-    if msg.supported_signature_algorithms is not None:
-        buf.push_list(2, 2, msg.supported_signature_algorithms)
-    with buf.push_block(2):
-        for dn in msg.certificate_authorities:
-            buf.push_opaque(2, dn)
 
 
 # -- CertificateVerify (RFC 8446 4.4.3, RFC 5246 7.4.8) -----------------------------------------
@@ -467,24 +423,10 @@ def push_key_update(buf: Buffer, msg: KeyUpdate) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class HelloRequest:
-    """RFC 5246 7.4.1.1: empty; asks the client to renegotiate."""
-
-    msg_type: ClassVar[int] = HandshakeType.hello_request
-
-
-@dataclass(frozen=True, slots=True)
 class EndOfEarlyData:
     """RFC 8446 4.5: empty."""
 
     msg_type: ClassVar[int] = HandshakeType.end_of_early_data
-
-
-@dataclass(frozen=True, slots=True)
-class ServerHelloDone:
-    """RFC 5246 7.4.5: empty."""
-
-    msg_type: ClassVar[int] = HandshakeType.server_hello_done
 
 
 # -- NewSessionTicket (RFC 8446 4.6.1, RFC 5077 3.3) --------------------------------------------
@@ -505,16 +447,6 @@ class NewSessionTicket:
     """early_data carries max_early_data_size."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewSessionTicket12:
-    """TLS 1.2 form (RFC 5077 section 3.3)."""
-
-    msg_type: ClassVar[int] = HandshakeType.new_session_ticket
-
-    ticket_lifetime_hint: int
-    ticket: bytes
-
-
 def pull_new_session_ticket(buf: Buffer) -> NewSessionTicket:
     lifetime = buf.pull_uint32()
     age_add = buf.pull_uint32()
@@ -531,16 +463,6 @@ def push_new_session_ticket(buf: Buffer, msg: NewSessionTicket) -> None:
     buf.push_opaque(1, msg.ticket_nonce)
     buf.push_opaque(2, msg.ticket)
     push_extensions(buf, msg.extensions)
-
-
-def pull_new_session_ticket12(buf: Buffer) -> NewSessionTicket12:
-    lifetime_hint = buf.pull_uint32()
-    return NewSessionTicket12(lifetime_hint, buf.pull_opaque(2))
-
-
-def push_new_session_ticket12(buf: Buffer, msg: NewSessionTicket12) -> None:
-    buf.push_uint32(msg.ticket_lifetime_hint)
-    buf.push_opaque(2, msg.ticket)
 
 
 # -- CompressedCertificate (RFC 8879 section 4) --------------------------------------------------
@@ -569,176 +491,6 @@ def push_compressed_certificate(buf: Buffer, msg: CompressedCertificate) -> None
     buf.push_uint16(msg.algorithm)
     buf.push_uint24(msg.uncompressed_length)
     buf.push_opaque(3, msg.compressed_certificate_message)
-
-
-# -- ServerKeyExchange / ClientKeyExchange (RFC 5246 7.4.3, 7.4.7; RFC 8422 5.4, 5.7) -------------
-
-
-@dataclass(frozen=True, slots=True)
-class ServerKeyExchange:
-    """Kept raw: its layout depends on the key exchange of the negotiated cipher suite and on
-    the version. Decode it with :func:`parse_ecdhe_server_key_exchange` or
-    :func:`parse_dhe_server_key_exchange`."""
-
-    msg_type: ClassVar[int] = HandshakeType.server_key_exchange
-
-    body: bytes
-
-
-def pull_server_key_exchange(buf: Buffer) -> ServerKeyExchange:
-    return ServerKeyExchange(buf.pull_bytes(buf.remaining))
-
-
-def push_server_key_exchange(buf: Buffer, msg: ServerKeyExchange) -> None:
-    buf.push_bytes(msg.body)
-
-
-@dataclass(frozen=True, slots=True)
-class EcdheServerParams:
-    """ServerKeyExchange of an ECDHE suite (RFC 8422 section 5.4)."""
-
-    curve_type: int
-    """ECCurveType; only named_curve(3) is decoded."""
-    named_curve: int
-    """NamedGroup."""
-    public: bytes
-    """The server's ephemeral point (or X25519/X448 key)."""
-    params_raw: bytes
-    """The ServerECDHParams bytes: with both randoms, what the signature covers."""
-    signature_algorithm: int | None
-    """SignatureScheme (TLS 1.2); None in TLS 1.0/1.1 or when unsigned (anonymous)."""
-    signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DheServerParams:
-    """ServerKeyExchange of a DHE suite (RFC 5246 section 7.4.3)."""
-
-    dh_p: bytes
-    dh_g: bytes
-    dh_ys: bytes
-    params_raw: bytes
-    """The ServerDHParams bytes that the signature covers (after both randoms)."""
-    signature_algorithm: int | None
-    signature: bytes
-
-
-def _pull_signature_tail(buf: Buffer, tls12: bool | None) -> tuple[int | None, bytes]:
-    """The ``digitally-signed`` struct after the params: TLS 1.2 has a SignatureAndHashAlgorithm
-    before the signature, TLS 1.0/1.1 does not; ``None`` tells them apart by exact length."""
-    left = buf.remaining
-    if left == 0:
-        return None, b""  # anonymous key exchange: no signature at all
-    if tls12 is None:
-        mark = buf.pos
-        if left >= 4:
-            buf.pull_uint16()
-            tls12 = buf.pull_uint16() == left - 4
-        else:
-            tls12 = False
-        buf.pos = mark
-    if tls12:
-        algorithm: int | None = buf.pull_uint16()
-    else:
-        algorithm = None
-    return algorithm, buf.pull_opaque(2)
-
-
-def _parse_body(body: bytes | bytearray | memoryview, what: str, reader: Callable[[Buffer], T]) -> T:
-    buf = Buffer(body)
-    try:
-        value = reader(buf)
-    except NeedData as exc:
-        raise DecodeError(f"{what}: truncated: {exc}") from exc
-    if not buf.eof():
-        raise DecodeError(f"{what}: {buf.remaining} bytes left over")
-    return value
-
-
-def parse_ecdhe_server_key_exchange(
-    body: bytes | bytearray | memoryview, tls12: bool | None = None
-) -> EcdheServerParams:
-    """Decode an ECDHE ServerKeyExchange body; ``tls12=None`` guesses the signature form."""
-
-    def reader(buf: Buffer) -> EcdheServerParams:
-        curve_type = buf.pull_uint8()
-        if curve_type != 3:
-            raise DecodeError(f"ServerKeyExchange curve_type {curve_type} is not named_curve")
-        named_curve = buf.pull_uint16()
-        public = buf.pull_opaque(1)
-        if not public:
-            raise DecodeError("empty ECDH public point in ServerKeyExchange")
-        params_raw = bytes(body[: buf.pos])
-        algorithm, signature = _pull_signature_tail(buf, tls12)
-        return EcdheServerParams(curve_type, named_curve, public, params_raw, algorithm, signature)
-
-    return _parse_body(body, "ECDHE ServerKeyExchange", reader)
-
-
-def parse_dhe_server_key_exchange(
-    body: bytes | bytearray | memoryview, tls12: bool | None = None
-) -> DheServerParams:
-    """Decode a DHE ServerKeyExchange body; ``tls12=None`` guesses the signature form."""
-
-    def reader(buf: Buffer) -> DheServerParams:
-        p = buf.pull_opaque(2)
-        g = buf.pull_opaque(2)
-        ys = buf.pull_opaque(2)
-        if not (p and g and ys):
-            raise DecodeError("empty DH parameter in ServerKeyExchange")
-        params_raw = bytes(body[: buf.pos])
-        algorithm, signature = _pull_signature_tail(buf, tls12)
-        return DheServerParams(p, g, ys, params_raw, algorithm, signature)
-
-    return _parse_body(body, "DHE ServerKeyExchange", reader)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientKeyExchange:
-    """Kept raw; read it with :func:`pull_ecdh_client_public`, :func:`pull_dh_client_public`
-    or :func:`pull_encrypted_premaster` according to the cipher suite."""
-
-    msg_type: ClassVar[int] = HandshakeType.client_key_exchange
-
-    body: bytes
-
-
-def pull_client_key_exchange(buf: Buffer) -> ClientKeyExchange:
-    return ClientKeyExchange(buf.pull_bytes(buf.remaining))
-
-
-def push_client_key_exchange(buf: Buffer, msg: ClientKeyExchange) -> None:
-    buf.push_bytes(msg.body)
-
-
-def pull_ecdh_client_public(body: bytes | bytearray | memoryview) -> bytes:
-    """``ECPoint ecdh_Yc``: ``opaque point<1..2^8-1>`` (RFC 8422 section 5.7)."""
-
-    def reader(buf: Buffer) -> bytes:
-        point = buf.pull_opaque(1)
-        if not point:
-            raise DecodeError("empty ECDH public point in ClientKeyExchange")
-        return point
-
-    return _parse_body(body, "ECDHE ClientKeyExchange", reader)
-
-
-def pull_dh_client_public(body: bytes | bytearray | memoryview) -> bytes:
-    """``opaque dh_Yc<1..2^16-1>`` (RFC 5246 section 7.4.7.2)."""
-
-    def reader(buf: Buffer) -> bytes:
-        yc = buf.pull_opaque(2)
-        if not yc:
-            raise DecodeError("empty dh_Yc in ClientKeyExchange")
-        return yc
-
-    return _parse_body(body, "DHE ClientKeyExchange", reader)
-
-
-def pull_encrypted_premaster(body: bytes | bytearray | memoryview) -> bytes:
-    """``EncryptedPreMasterSecret``, ``opaque<0..2^16-1>`` (RFC 5246 section 7.4.7.1; SSL 3.0
-    omitted the length and is not supported)."""
-    return _parse_body(body, "RSA ClientKeyExchange", lambda buf: buf.pull_opaque(2))
 
 
 # -- generic message ----------------------------------------------------------------------------
@@ -773,18 +525,6 @@ HandshakeMessage = (
     | CertificateStatus
     | UnknownHandshake
 )
-
-
-def _either(buf: Buffer, first: Callable[[Buffer], T], second: Callable[[Buffer], T]) -> T:
-    """Parse the rest of ``buf`` with ``first``, or else with ``second`` (both must consume it)."""
-    start = buf.pos
-    try:
-        value = _parse_body(buf.pull_view(buf.remaining), "", first)
-    except DecodeError:
-        buf.pos = start
-    else:
-        return value
-    return second(buf)
 
 
 def _pull_certificate_status_msg(buf: Buffer) -> CertificateStatus:
@@ -826,12 +566,12 @@ def _pull_body(msg_type: int, buf: Buffer, tls13: bool | None) -> HandshakeMessa
     if msg_type == HandshakeType.certificate_request:
         if tls13 is None:
             cr13: Callable[[Buffer], HandshakeMessage] = pull_certificate_request
-            return _either(buf, cr13, pull_certificate_request12)
+            return either_form(buf, cr13, pull_certificate_request12)
         return pull_certificate_request(buf) if tls13 else pull_certificate_request12(buf)
     if msg_type == HandshakeType.new_session_ticket:
         if tls13 is None:
             nst13: Callable[[Buffer], HandshakeMessage] = pull_new_session_ticket
-            return _either(buf, nst13, pull_new_session_ticket12)
+            return either_form(buf, nst13, pull_new_session_ticket12)
         return pull_new_session_ticket(buf) if tls13 else pull_new_session_ticket12(buf)
     return UnknownHandshake(msg_type, buf.pull_bytes(buf.remaining))
 
@@ -847,7 +587,7 @@ def pull_handshake(buf: Buffer, tls13: bool | None = None) -> HandshakeMessage:
     length = buf.pull_uint24()
     body = buf.pull_view(length)
     what = handshake_name(msg_type)
-    return _parse_body(body, what, lambda b: _pull_body(msg_type, b, tls13))
+    return parse_whole(body, what, lambda b: _pull_body(msg_type, b, tls13))
 
 
 def _push_body(buf: Buffer, msg: HandshakeMessage) -> None:

@@ -24,14 +24,18 @@ def _clean(name: str) -> tuple[list[c.Seg], Path, list[dict[str, Any]]]:
 
 
 def _check_frames(
-    tmp_path: Path, name: str, crafted: list[c.Seg], *, tshark: bool | None = None
+    tmp_path: Path, name: str, crafted: list[c.Seg], *, tshark: bool | None = None, conflicts: int = 0
 ) -> list[dict[str, Any]]:
     """Decode ``crafted``; its events must be the clean capture's with frames moved to the frame
-    that completes each one, and (optionally) agree with tshark frame by frame."""
+    that completes each one, and (optionally) agree with tshark frame by frame. ``conflicts``:
+    the ``overlap_conflict`` events expected besides (copies of stream bytes that differ)."""
     segs, keys, clean = _clean(name)
     out = c.write(tmp_path / "crafted.pcap", crafted)
     events = c.decode(out, keys)
     got = c.as_json(events)
+    said = [o for o in got if o["event"] == "overlap_conflict"]
+    assert len(said) == conflicts, said
+    got = [o for o in got if o["event"] != "overlap_conflict"]
     expected = c.remap(clean, c.completion_frames(segs, crafted))
     assert c.strip(got) == c.strip(expected)
     # tshark on the large transfer takes seconds: only where it checks something new.
@@ -173,7 +177,7 @@ def test_conflicting_retransmission_after_original_is_ignored(tmp_path: Path) ->
     segs, _, _ = _clean(LARGE)
     i = _server_record_segment(segs)
     bad = c.sub(segs[i], 100, 200, b"\xaa" * 100)
-    _check_frames(tmp_path, LARGE, [*segs[: i + 1], bad, *segs[i + 1 :]])
+    _check_frames(tmp_path, LARGE, [*segs[: i + 1], bad, *segs[i + 1 :]], conflicts=1)
 
 
 def test_conflicting_overlap_while_buffered_first_wins(tmp_path: Path) -> None:
@@ -188,7 +192,7 @@ def test_conflicting_overlap_while_buffered_first_wins(tmp_path: Path) -> None:
     crafted = [s for k, s in enumerate(segs) if k != b]
     pos = crafted.index(segs[a])
     crafted[pos:pos] = [later, bad]
-    _check_frames(tmp_path, LARGE, crafted)
+    _check_frames(tmp_path, LARGE, crafted, conflicts=1)
 
 
 def test_conflicting_bytes_first_wins_and_fail_authentication(tmp_path: Path) -> None:
@@ -208,8 +212,12 @@ def test_conflicting_bytes_first_wins_and_fail_authentication(tmp_path: Path) ->
     events = c.decode(out, keys)
     got = c.as_json(events)
     assert c.reasons(got) == [(1, "server", "bad_tag")]
+    # The true segment, second, is reported as a conflicting copy (the first was used).
+    assert [(o["from"], o["offset"] > 0, o["kept"]) for o in got if o["event"] == "overlap_conflict"] == [
+        ("server", True, "first")
+    ]
     clean_kinds = [k for k in c.kinds(clean)]
-    got_kinds = [k for k in c.kinds(got) if k[1] != "undecryptable"]
+    got_kinds = [k for k in c.kinds(got) if k[1] not in ("undecryptable", "overlap_conflict")]
     diff = [(a, b) for a, b in zip(clean_kinds, got_kinds, strict=True) if a != b]
     assert len(diff) == 1
     (was, now) = diff[0]

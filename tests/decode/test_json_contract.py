@@ -20,14 +20,14 @@ NAMES = [f["name"] for f in MANIFEST]
 _COMMON = {"event", "conn", "frame", "ts", "from"}
 FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # event: (exactly these keys, documented optional extras)
-    "connection": ({"event", "conn", "client", "server", "first_frame"}, {"roles_from"}),
+    "connection": ({"event", "conn", "client", "server", "first_frame"}, {"roles_from", "interface"}),
     "tcp": (_COMMON | {"flag"}, set()),
     "ccs": (set(_COMMON), set()),
     "alert": (_COMMON | {"level", "description", "name", "encrypted"}, {"likely"}),
     "app_data": (_COMMON | {"length", "decrypted"}, {"early_data"}),
     "heartbeat": (_COMMON | {"type"}, set()),
     "undecryptable": ({"event", "conn", "frame", "from", "reason"}, set()),
-    "gap": (_COMMON | {"size"}, {"cause"}),
+    "gap": (_COMMON | {"size"}, {"cause", "cut_frames"}),
     # A connection's TCP health at its end (net/health.py): both sides' facts, no "from".
     "tcp_health": ({"event", "conn", "frame", "ts", "connect", "client", "server"}, set()),
     "upgrade": (_COMMON | {"protocol", "command", "command_frame", "reply", "accepted"}, set()),

@@ -60,6 +60,31 @@ def test_zero_window(tmp_path: Path) -> None:
     assert v.frame == ack + 1 and "stopped reading" in v.detail
 
 
+def test_retransmissions_into_a_zero_window_blame_the_reader(tmp_path: Path) -> None:
+    # The client advertises a zero window, then the server's next segment is resent with
+    # timeouts: the reader's full buffer dropped it (as on loopback when a reader stops), so
+    # the stall is the client's, and no loss on the path is claimed.
+    pkts, client, keys = from_fixture(SMALL)
+    k = _first_data(pkts, client, from_client=False)
+    ack = next(
+        i for i in range(k + 1, len(pkts)) if c.is_client(pkts[i].seg, client) and pkts[i].seg.flags & c.ACK
+    )
+    crafted = pkts[: ack + 1]
+    crafted[ack] = replace(crafted[ack], window=0)
+    nxt = _first_data(pkts, client, from_client=False, skip=1)
+    seg = pkts[nxt].seg
+    copies = [replace(pkts[nxt], seg=replace(seg, ts_ns=seg.ts_ns + d * MS)) for d in (300, 900, 2100)]
+    crafted += [pkts[nxt], *copies, *later([p for p in pkts[ack + 1 :] if p is not pkts[nxt]], 2500 * MS)]
+    r = triage(write(tmp_path / "zw-rto.pcap", crafted), keys)
+    got = codes(r)
+    assert got["zero_window"][1] == "client"
+    assert got["retransmissions"] == ("info", "server")
+    assert got["rto_stall"] == ("warning", "client")
+    assert "heavy_loss" not in got
+    v = next(v for v in r.verdicts if v.code == "rto_stall")
+    assert "zero window" in v.detail and "not the network" in v.detail
+
+
 def test_injected_rst_is_blamed_on_the_path(tmp_path: Path) -> None:
     pkts, client, keys = from_fixture(SMALL)
     end = _before_close(pkts)

@@ -13,7 +13,8 @@ from capdebug.analysis.events import AppDataEvent, DecodeEvent, HandshakeEvent, 
 from capdebug.analysis.sessions import iter_events, load_keys
 from capdebug.errors import KeyLogError
 from capdebug.pcap.open import open_capture
-from capdebug.wire.handshake import ClientKeyExchange, pull_encrypted_premaster
+from capdebug.wire.handshake import ClientKeyExchange
+from capdebug.wire.handshake12 import pull_encrypted_premaster
 from tests.oracle import by_frame, capdebug_rows
 from tests.tools import require, require_root
 

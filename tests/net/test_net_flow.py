@@ -187,8 +187,9 @@ def test_rst_closes_and_frees() -> None:
     cap(seg(S, C, 5001, 1001, PSH | ACK, b"hi"), seg(S, C, 5010, 1001, PSH | ACK, b"later"))
     got = cap(seg(C, S, 1001, 0, RST))
     assert describe(got) == [
-        ("gap", 1, "SERVER", 7, 6),
-        ("data", 1, "SERVER", b"later", 6),
+        # The gap and the data beyond it carry the frame they arrived in (issue 14).
+        ("gap", 1, "SERVER", 7, 5),
+        ("data", 1, "SERVER", b"later", 5),
         ("RST", 1, "CLIENT", 6),
         ("closed", 1),
     ]
@@ -203,7 +204,8 @@ def test_lost_segment_acked_by_peer_is_a_gap() -> None:
     cap(seg(C, S, 1001, 5001, PSH | ACK, b"one"))
     assert not cap(seg(C, S, 1008, 5001, PSH | ACK, b"three"))  # 1004..1007 was not captured
     got = cap(seg(S, C, 5001, 1013, ACK))  # but the server received it
-    assert describe(got) == [("gap", 1, "CLIENT", 4, 6), ("data", 1, "CLIENT", b"three", 6)]
+    # Released by frame 6, they carry frame 5: where the hole is, where "three" arrived.
+    assert describe(got) == [("gap", 1, "CLIENT", 4, 5), ("data", 1, "CLIENT", b"three", 5)]
 
 
 def test_flush_releases_and_closes_everything() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capdebug.net import Data, Flag, Gap, StreamReassembler, TcpFlags
-from capdebug.net.reassembly import Released
+from capdebug.net.reassembly import Overlap, Released
 
 SYN, FIN, RST, ACK = int(TcpFlags.SYN), int(TcpFlags.FIN), int(TcpFlags.RST), int(TcpFlags.ACK)
 MASK = 0xFFFFFFFF
@@ -164,7 +164,11 @@ def test_partial_retransmission_and_overlap_in_order() -> None:
     out += r.feed(103, b"DEFghi", ACK, 3, 0)  # overlaps the released part: only "ghi" is new
     out += r.feed(100, b"ABCDEFGHIjkl", ACK, 4, 0)  # only "jkl" is new
     assert b"".join(i.data for i in out if isinstance(i, Data)) == b"abcdefghijkl"
-    assert [i.frame for i in out] == [2, 3, 4]
+    assert [i.frame for i in out if isinstance(i, Data)] == [2, 3, 4]
+    # The repeated bytes differ from the first copy (kept): each such segment says so, compared
+    # with the last bytes released before it.
+    overlaps = [(i.offset, i.size, i.differ, i.frame) for i in out if isinstance(i, Overlap)]
+    assert overlaps == [(3, 3, 3, 3), (6, 3, 3, 4)]
 
 
 def test_wraparound() -> None:
@@ -229,7 +233,8 @@ def test_rst_reported_immediately() -> None:
     r.feed(1, b"abc", ACK, 2, 0)
     r.feed(10, b"tail", ACK, 3, 0)  # behind a hole of 6 bytes
     out = r.feed(4, b"", RST, 4, 0)
-    assert [(type(i).__name__, i.frame) for i in out] == [("Gap", 4), ("Data", 4), ("Flag", 4)]
+    # The gap and the tail carry the frame the tail arrived in; the RST its own.
+    assert [(type(i).__name__, i.frame) for i in out] == [("Gap", 3), ("Data", 3), ("Flag", 4)]
     assert isinstance(out[0], Gap)
     assert out[0].size == 6
     assert not r.feed(10, b"more", ACK, 5, 0)
@@ -244,7 +249,8 @@ def test_peer_ack_past_hole_gives_gap() -> None:
     assert not r.feed(14, b"later", ACK, 3, 0)  # hole [4, 14)
     assert not r.ack(4, 4, 0)  # acks nothing new beyond the hole
     out = r.ack(10, 5, 0)  # peer got bytes 4..9 that the capture lost
-    assert [(type(i).__name__, i.frame) for i in out] == [("Gap", 5)]
+    # Given up at frame 5, the gap says where the hole is: before the segment of frame 3.
+    assert [(type(i).__name__, i.frame) for i in out] == [("Gap", 3)]
     assert isinstance(out[0], Gap)
     assert out[0].size == 6
     out = r.ack(19, 6, 0)

@@ -36,10 +36,17 @@ def serve(*faults: str) -> Iterator[tuple[Proc, int]]:
         proc.close()
 
 
-def s_client(port: int) -> str:
+#: The same faults over each version the engine speaks (openssl flag, Python ssl maximum).
+VERSIONS = [
+    pytest.param("-tls1_3", ssl.TLSVersion.TLSv1_3, id="tls13"),
+    pytest.param("-tls1_2", ssl.TLSVersion.TLSv1_2, id="tls12"),
+]
+
+
+def s_client(port: int, version: str = "-tls1_3") -> str:
     # -ign_eof: stdin's EOF does not end the session, the server's close does.
     done = subprocess.run(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof"],
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", version],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -49,8 +56,9 @@ def s_client(port: int) -> str:
     return done.stdout + done.stderr
 
 
-def python_client(port: int) -> ssl.SSLSocket:
+def python_client(port: int, version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3) -> ssl.SSLSocket:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ctx.maximum_version = version
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
@@ -117,18 +125,23 @@ def test_tamper_by_content_type_skips_other_records() -> None:
 # -- serve --fault against real clients ------------------------------------------------------
 
 
-def test_premature_close_makes_openssl_report_unexpected_eof() -> None:
+@pytest.mark.parametrize(("version", "py_version"), VERSIONS)
+def test_premature_close_makes_openssl_report_unexpected_eof(
+    version: str, py_version: ssl.TLSVersion
+) -> None:
     require("openssl")
     with serve("premature-close") as (server, port):
-        out = s_client(port)
+        out = s_client(port, version)
         assert server.wait_exit(TIMEOUT) == 0
     assert "capdebug: injected fault" in out  # the data came first, decrypted
     assert "unexpected eof while reading" in out
+    assert f"New, {'TLSv1.3' if version == '-tls1_3' else 'TLSv1.2'}, Cipher is" in out
 
 
-def test_premature_close_makes_python_ssl_raise_eof() -> None:
+@pytest.mark.parametrize(("version", "py_version"), VERSIONS)
+def test_premature_close_makes_python_ssl_raise_eof(version: str, py_version: ssl.TLSVersion) -> None:
     with serve("premature-close") as (server, port):
-        s = python_client(port)
+        s = python_client(port, py_version)
         got = b""
         with pytest.raises(ssl.SSLEOFError, match="EOF occurred in violation of protocol"):
             while True:
@@ -141,20 +154,22 @@ def test_premature_close_makes_python_ssl_raise_eof() -> None:
     assert got == b"capdebug: injected fault\n"
 
 
-def test_bad_mac_makes_openssl_client_send_bad_record_mac() -> None:
+@pytest.mark.parametrize(("version", "py_version"), VERSIONS)
+def test_bad_mac_makes_openssl_client_send_bad_record_mac(version: str, py_version: ssl.TLSVersion) -> None:
     require("openssl")
     with serve("bad-mac") as (server, port):
-        out = s_client(port)
+        out = s_client(port, version)
         server.wait_exit(TIMEOUT)
         # s_client says why; our server says which alert it received from s_client.
         assert "bad record mac" in out
         assert "the peer sent a fatal alert: bad_record_mac (20)" in server.output()
 
 
-def test_bad_mac_makes_python_ssl_send_bad_record_mac() -> None:
+@pytest.mark.parametrize(("version", "py_version"), VERSIONS)
+def test_bad_mac_makes_python_ssl_send_bad_record_mac(version: str, py_version: ssl.TLSVersion) -> None:
     with serve("bad-mac") as (server, port):
         with pytest.raises(ssl.SSLError) as caught:
-            python_client(port)
+            python_client(port, py_version)
         server.wait_exit(TIMEOUT)
         assert "the peer sent a fatal alert: bad_record_mac (20)" in server.output()
     assert "BAD_RECORD_MAC" in str(caught.value)
@@ -174,9 +189,12 @@ def _cert(tmp_path: Path) -> list[str]:
     return ["-cert", str(tmp_path / "server-ecdsa.pem"), "-key", str(tmp_path / "server-ecdsa.key")]
 
 
-def test_client_bad_mac_makes_openssl_server_send_bad_record_mac(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("version", "py_version"), VERSIONS)
+def test_client_bad_mac_makes_openssl_server_send_bad_record_mac(
+    version: str, py_version: ssl.TLSVersion, tmp_path: Path
+) -> None:
     require("openssl")
-    server, port = openssl_s_server(["-tls1_3", "-naccept", "1", *_cert(tmp_path)])
+    server, port = openssl_s_server([version, "-naccept", "1", *_cert(tmp_path)])
     try:
         done = subprocess.run(
             [*ENGINE, "connect", f"127.0.0.1:{port}", "--insecure", "--fault", "bad-mac", "--send", "x"],

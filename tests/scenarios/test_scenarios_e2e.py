@@ -18,7 +18,7 @@ from capdebug.pcap.open import open_capture
 from capdebug.scenarios import SCENARIOS, run_scenario
 from tests.tools import require, require_root
 
-RUNNABLE = [name for name, sc in SCENARIOS.items() if sc.pending is None]
+RUNNABLE = list(SCENARIOS)
 CAPDEBUG = [sys.executable, "-c", "import sys; from capdebug.cli.app import main; main(sys.argv[1:])"]
 
 #: What the engine itself saw on the side that meets the failure (its outcome line).
@@ -34,7 +34,26 @@ SIDE_OUTCOMES = {
     "tls13-client-cert-rejected": "server 1: ERR_CERT_UNKNOWN_CA",
     "tls13-bad-record-mac": "server 1: ERR_BAD_RECORD_MAC",
     "tls13-clean-close": "client 1: done",
+    "tls12-clean-close": "client 1: done",
+    "tls12-premature-close-server": "client 1: ERR_PREMATURE_CLOSE",
+    "tls12-bad-record-mac": "server 1: ERR_BAD_RECORD_MAC",
+    "protocol-version-mismatch": "server 1: ERR_NO_SHARED_VERSION",
+    "tls12-no-shared-cipher": "server 1: ERR_NO_SHARED_CIPHER",
+    "tls12-client-cert-required": "server 1: ERR_CERT_REQUIRED",
+    "tls12-resumption": "client 2: done",
+    "tls12-inappropriate-fallback": "server 1: ERR_INAPPROPRIATE_FALLBACK",
+    "tls13-early-data-accepted": "server 2: done",
+    "tls13-early-data-rejected": "server 2: done",
 }
+#: Scenarios that fail before any secret exists: nothing to embed.
+NO_SECRETS = {
+    "tls13-no-shared-cipher",
+    "tls12-no-shared-cipher",
+    "protocol-version-mismatch",
+    "tls12-inappropriate-fallback",
+}
+#: What the early_data verdict must say (the codes alone do not tell accepted from rejected).
+EARLY_DATA = {"tls13-early-data-accepted": "accepted", "tls13-early-data-rejected": "rejected"}
 
 
 def _sorted(expected: tuple[tuple[tuple[str, str | None], ...], ...]) -> object:
@@ -57,12 +76,25 @@ def test_scenario_triages_to_its_verdicts(name: str, tmp_path: Path) -> None:
     with open_capture(run.pcapng) as reader:
         blocks = [item for item in reader if isinstance(item, SecretsBlock)]
     # Secrets exist once the server chose its key share (even the reset one derived them before
-    # it aborted); no shared suite means no secret at all.
-    if name == "tls13-no-shared-cipher":
+    # it aborted); no shared suite or version means no secret at all. TLS 1.3 logs five lines per
+    # connection (handshake and traffic secrets both ways, exporter), TLS 1.2 one (CLIENT_RANDOM).
+    if name in NO_SECRETS:
         assert blocks == [] and run.secrets_lines == 0
     else:
+        per_conn = 1 if sc.version == "TLS 1.2" else 5
         assert len(blocks) == 1 and blocks[0].packets_before == 0
-        assert blocks[0].data.count(b"\n") == run.secrets_lines >= 5
+        assert (
+            blocks[0].data.count(b"\n")
+            == run.secrets_lines
+            >= per_conn * (sc.keylog_connections or sc.connections)
+        )
+    if name in EARLY_DATA:
+        from capdebug.api import load_keys, triage_capture
+
+        reports, _ = triage_capture(run.pcapng, load_keys(run.pcapng))
+        (early,) = [v for v in reports[1].verdicts if v.code == "early_data"]
+        assert early.detail.endswith(EARLY_DATA[name]), early.detail
+        assert b"CLIENT_EARLY_TRAFFIC_SECRET" in blocks[0].data
 
 
 def test_scenario_list_shows_every_scenario_and_its_verdicts() -> None:
@@ -70,7 +102,7 @@ def test_scenario_list_shows_every_scenario_and_its_verdicts() -> None:
     assert done.returncode == 0, done.stderr
     for name, sc in SCENARIOS.items():
         assert name in done.stdout
-        assert (f"pending: {sc.pending}" if sc.pending else f"verdicts: {sc.codes}") in done.stdout
+        assert f"verdicts: {sc.codes}" in done.stdout
     assert "premature_close(server)" in done.stdout
 
 
@@ -90,19 +122,15 @@ def test_scenario_run_prints_triage_and_exits_0(tmp_path: Path) -> None:
     assert (tmp_path / "tls13-premature-close-server.pcapng").exists()
 
 
-def test_scenario_run_rejects_unknown_and_pending(tmp_path: Path) -> None:
-    for name, message in (
-        ("no-such", "unknown scenario"),
-        ("tls12-clean-close", "needs the engine's TLS 1.2"),
-    ):
-        done = subprocess.run(
-            [*CAPDEBUG, "scenario", "run", name, "-o", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 2, done.stderr
-        assert message in done.stderr and "Traceback" not in done.stderr
+def test_scenario_run_rejects_unknown(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CAPDEBUG, "scenario", "run", "no-such", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "unknown scenario" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_without_capture_permission_it_says_what_to_do(tmp_path: Path) -> None:

@@ -3,6 +3,12 @@
     python -m tests.tcp.peers server --addr A --port P --cert C --key K
     python -m tests.tcp.peers client --addr A --port P --count N
 
+    python -m tests.tcp.peers idle-client --addr A --port P --idle S --timeout T --keylog K
+
+The idle client talks to the echo server of tests/correlate/peers.py: a first exchange, then
+``idle`` seconds of silence, then a second request whose answer it waits ``timeout`` seconds for
+(a path that dropped the idle flow never brings it); it prints one JSON line.
+
 The server prints ``ready`` once it listens, then serves connections one at a time until
 killed: it reads a request, answers and closes first, so that its side of every 4-tuple waits
 in TIME-WAIT (where a reused port's SYN meets it). The client makes ``count`` connections one
@@ -16,6 +22,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -68,6 +75,28 @@ def _client(args: argparse.Namespace) -> None:
     print(json.dumps({"done": results.count(True), "failed": results.count(False)}), flush=True)
 
 
+def _idle_client(args: argparse.Namespace) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.keylog_filename = args.keylog
+    status: dict[str, object] = {"first": False, "second": False, "error": None}
+    try:
+        with (
+            socket.create_connection((args.addr, args.port), timeout=args.timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname="capdbg.test") as tls,
+        ):
+            tls.sendall(b"ping")
+            status["first"] = tls.recv(1024) == b"ping"
+            print("idle", flush=True)  # the caller may now make the path forget the flow
+            time.sleep(args.idle)
+            tls.sendall(b"y" * 1000)
+            status["second"] = bool(tls.recv(1024))
+    except (OSError, ssl.SSLError) as exc:
+        status["error"] = type(exc).__name__
+    print(json.dumps(status), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -77,11 +106,15 @@ def main() -> None:
     client = sub.add_parser("client")
     client.add_argument("--count", type=int, required=True)
     client.add_argument("--parallel", type=int, default=8)
-    for p in (server, client):
+    idle = sub.add_parser("idle-client")
+    idle.add_argument("--idle", type=float, required=True)
+    idle.add_argument("--timeout", type=float, required=True)
+    idle.add_argument("--keylog", required=True)
+    for p in (server, client, idle):
         p.add_argument("--addr", required=True)
         p.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    (_server if args.cmd == "server" else _client)(args)
+    {"server": _server, "client": _client, "idle-client": _idle_client}[args.cmd](args)
 
 
 if __name__ == "__main__":

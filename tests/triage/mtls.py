@@ -1,16 +1,19 @@
 """Real captures of servers rejecting a client's certificate (mutual TLS).
 
-OpenSSL ``s_server -Verify 1 -CAfile CA`` and GnuTLS ``gnutls-serv --require-client-cert`` ask
-for a client certificate and verify it against a CA; ``openssl s_client -cert/-key`` presents
-either a certificate from another CA (unknown_ca) or an expired one from the trusted CA
-(certificate_expired). A real tcpdump on lo records each conversation; the client's
-``-keylogfile`` writes the NSS key log so every capture is triaged with and without keys.
+OpenSSL ``s_server -Verify 1 -CAfile CA``, GnuTLS ``gnutls-serv --require-client-cert``, a
+Python ``ssl`` server (``CERT_REQUIRED``) and a Node ``tls`` server (``requestCert``,
+``rejectUnauthorized``) ask for a client certificate and verify it against a CA;
+``openssl s_client -cert/-key`` presents either a certificate from another CA (unknown_ca) or
+an expired one from the trusted CA (certificate_expired). A real tcpdump on lo records each
+conversation; the client's ``-keylogfile`` writes the NSS key log so every capture is triaged
+with and without keys. Node's server sends no alert: it drops the connection.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import socket
+import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -74,7 +77,46 @@ def _free_port() -> int:
     return port
 
 
+_PYTHON_SERVER = """
+import socket, ssl, sys
+port, cert, key, ca, version = sys.argv[1:6]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.load_verify_locations(ca)
+ctx.verify_mode = ssl.CERT_REQUIRED
+v = ssl.TLSVersion.TLSv1_3 if version == "tls1_3" else ssl.TLSVersion.TLSv1_2
+ctx.minimum_version = ctx.maximum_version = v
+ls = socket.create_server(("127.0.0.1", int(port)))
+print("ACCEPT", flush=True)
+conn, _ = ls.accept()
+try:
+    s = ctx.wrap_socket(conn, server_side=True)
+    s.sendall(s.recv(100))
+    s.unwrap()
+except (ssl.SSLError, OSError) as e:
+    print("rejected:", e, flush=True)
+conn.close()
+"""
+
+_NODE_SERVER = """
+const tls = require("tls"), fs = require("fs");
+const [port, cert, key, ca, version] = process.argv.slice(1);
+const v = version === "tls1_3" ? "TLSv1.3" : "TLSv1.2";
+const server = tls.createServer({
+  cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca),
+  requestCert: true, rejectUnauthorized: true, minVersion: v, maxVersion: v,
+}, (s) => { s.pipe(s); });
+server.on("tlsClientError", (e) => { console.log("rejected:", e.code); server.close(); });
+server.listen(Number(port), "127.0.0.1", () => console.log("ACCEPT"));
+"""
+
+
 def _server(stack: str, port: int, pki: ClientPki, version: str) -> Proc:
+    args = [str(port), str(pki.server[0]), str(pki.server[1]), str(pki.ca), version]
+    if stack == "python":
+        return Proc([sys.executable, "-c", _PYTHON_SERVER, *args])
+    if stack == "node":
+        return Proc([tool("node"), "-e", _NODE_SERVER, *args])
     if stack == "openssl":
         return Proc(
             [
@@ -97,7 +139,7 @@ def _server(stack: str, port: int, pki: ClientPki, version: str) -> Proc:
 def reject_client_cert(
     out: Path, pki: ClientPki, *, stack: str, version: str, cert: str
 ) -> tuple[Path, Path, int]:
-    """``stack`` (openssl/gnutls) server, ``version`` (tls1_2/tls1_3), client ``cert``
+    """``stack`` (openssl/gnutls/python/node) server, ``version`` (tls1_2/tls1_3), client ``cert``
     (expired/unknown): returns (pcap, keys, port)."""
     name = f"mtls-{stack}-{version}-{cert}"
     port = _free_port()
@@ -105,7 +147,7 @@ def reject_client_cert(
     server = _server(stack, port, pki, version)
     chain, key = pki.expired if cert == "expired" else pki.unknown
     try:
-        server.wait_for("ACCEPT" if stack == "openssl" else "Echo Server listening")
+        server.wait_for("Echo Server listening" if stack == "gnutls" else "ACCEPT")
         with tcpdump(pcap, port):
             client = Proc(
                 [

@@ -1,6 +1,7 @@
-"""Who rejected whom, on real captures made here: OpenSSL and GnuTLS servers rejecting expired
-and unknown-CA client certificates (TLS 1.2 and 1.3), each triaged with and without the key log;
-and a warning alert that must not get a fatal alert's verdict (see :mod:`tests.triage.mtls`)."""
+"""Who rejected whom, on real captures made here: OpenSSL, GnuTLS, Python and Node servers
+rejecting expired and unknown-CA client certificates (TLS 1.2 and 1.3), each triaged with and
+without the key log; and a warning alert that must not get a fatal alert's verdict (see
+:mod:`tests.triage.mtls`)."""
 
 from __future__ import annotations
 
@@ -36,15 +37,39 @@ CASES = [
     ("openssl", "tls1_2", "unknown", "unknown_ca"),
     ("openssl", "tls1_2", "expired", "certificate_expired"),
     ("gnutls", "tls1_3", "unknown", "access_denied"),
+    ("gnutls", "tls1_3", "expired", "access_denied"),
+    ("gnutls", "tls1_2", "unknown", "access_denied"),
+    ("gnutls", "tls1_2", "expired", "access_denied"),
+    ("python", "tls1_3", "unknown", "unknown_ca"),
+    ("python", "tls1_2", "expired", "certificate_expired"),
+    ("node", "tls1_3", "expired", None),
+    ("node", "tls1_2", "unknown", None),
 ]
 
 
 @pytest.mark.parametrize(("stack", "version", "cert", "alert"), CASES)
 def test_server_rejects_client_certificate(
-    stack: str, version: str, cert: str, alert: str, pki: mtls.ClientPki, tmp_path: Path
+    stack: str, version: str, cert: str, alert: str | None, pki: mtls.ClientPki, tmp_path: Path
 ) -> None:
-    require("openssl", "tcpdump", *(["gnutls-serv"] if stack == "gnutls" else []))
+    require("openssl", "tcpdump", *({"gnutls": ["gnutls-serv"], "node": ["node"]}.get(stack, [])))
     pcap, keys, _port = mtls.reject_client_cert(tmp_path, pki, stack=stack, version=version, cert=cert)
+    if alert is None:
+        # Node checks the client's certificate after OpenSSL's handshake (rejectUnauthorized)
+        # and drops the connection without an alert: inferred from the silent close, with or
+        # without keys, blamed on the server, with the client's chain.
+        for k in (keys, None):
+            r = _triage(pcap, k)
+            errors = _errors(r)
+            assert [(v.code, v.by) for v in errors] == [("likely_handshake_rejected", "server")], r.to_json()
+            detail = errors[0].detail
+            assert "closed TCP (FIN) right after the client's second flight" in detail, detail
+            if k or version == "tls1_2":
+                assert "Client chain sent: CN=capdebug client" in detail
+                assert ("the client certificate is expired on" in detail) == (cert == "expired")
+            else:
+                assert "large enough to carry a client certificate" in detail
+            assert not any(v.code in ("premature_close", "handshake_incomplete") for v in r.verdicts)
+        return
 
     # With keys: the alert is read, blamed on the server, and explained by the CLIENT's chain.
     r = _triage(pcap, keys)

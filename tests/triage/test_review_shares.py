@@ -116,10 +116,10 @@ _INTERRUPTED = textwrap.dedent(
 
     real = _shares._share
 
-    def slow_child(capture, keys, slow, k, n, progress):
+    def slow_child(capture, keys, slow, k, n, progress, *limits):
         if k != 0:
             time.sleep(3)  # the parent is waiting for this share when Ctrl-C comes
-        return real(capture, keys, slow, k, n, progress)
+        return real(capture, keys, slow, k, n, progress, *limits)
 
     def ctrl_c(signum, frame):
         raise KeyboardInterrupt

@@ -96,10 +96,10 @@ def test_a_failed_share_makes_the_shares_give_way(tmp_path: Path, monkeypatch: p
     capture, keys = _merge(tmp_path, _fixture_captures()[:6], "few")
     real = _shares._share
 
-    def failing(capture: Path, keys: Any, slow: float, k: int, n: int, progress: Any) -> Any:
+    def failing(capture: Path, keys: Any, slow: float, k: int, n: int, progress: Any, *limits: int) -> Any:
         if k == 1:
             raise RuntimeError("this share fails (in the forked process)")
-        return real(capture, keys, slow, k, n, progress)
+        return real(capture, keys, slow, k, n, progress, *limits)
 
     monkeypatch.setattr(_shares, "_share", failing)
     loaded = load_keys(capture, [keys])

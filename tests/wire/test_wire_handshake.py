@@ -12,6 +12,7 @@ from capdebug._buffer import Buffer
 from capdebug.analysis.describe import message_fields
 from capdebug.errors import DecodeError, NeedData
 from capdebug.wire import handshake as hs
+from capdebug.wire import handshake12 as hs12
 from capdebug.wire.constants import (
     CipherSuite,
     ExtensionType,
@@ -123,7 +124,7 @@ def test_certificate_forms_are_told_apart() -> None:
     body = v.SERVER_FLIGHT[40 + 4 : 40 + 4 + 441]
     with pytest.raises(DecodeError):
         # The TLS 1.3 body is not a valid TLS 1.2 certificate_list.
-        hs._parse_body(body, "x", lambda b: hs.pull_certificate(b, tls13=False))
+        hs12.parse_whole(body, "x", lambda b: hs.pull_certificate(b, tls13=False))
     tls12 = hs.Certificate(b"", (hs.CertificateEntry(b"\x30\x03abc"), hs.CertificateEntry(b"xyz")), False)
     data = hs.encode_handshake(tls12)
     assert decode(data) == tls12  # guessed
@@ -204,32 +205,32 @@ def test_server_key_exchange_ecdhe_and_dhe() -> None:
     point = b"\x04" + bytes(range(64))
     params = b"\x03\x00\x17" + bytes([len(point)]) + point
     body12 = params + b"\x08\x04" + b"\x00\x03sig"
-    p12 = hs.parse_ecdhe_server_key_exchange(body12)
+    p12 = hs12.parse_ecdhe_server_key_exchange(body12)
     assert (p12.named_curve, p12.public, p12.params_raw) == (23, point, params)
     assert (p12.signature_algorithm, p12.signature) == (0x0804, b"sig")
-    p10 = hs.parse_ecdhe_server_key_exchange(params + b"\x00\x03sig")
+    p10 = hs12.parse_ecdhe_server_key_exchange(params + b"\x00\x03sig")
     assert (p10.signature_algorithm, p10.signature) == (None, b"sig")
-    assert hs.parse_ecdhe_server_key_exchange(params).signature == b""
+    assert hs12.parse_ecdhe_server_key_exchange(params).signature == b""
     with pytest.raises(DecodeError):
-        hs.parse_ecdhe_server_key_exchange(params + b"\x00\x09sig")
+        hs12.parse_ecdhe_server_key_exchange(params + b"\x00\x09sig")
     with pytest.raises(DecodeError):
-        hs.parse_ecdhe_server_key_exchange(b"\x01" + params[1:])  # explicit curve
+        hs12.parse_ecdhe_server_key_exchange(b"\x01" + params[1:])  # explicit curve
     assert message_fields(hs.ServerKeyExchange(body12))["group"] == "secp256r1"
     dh = b"\x00\x02\xff\xfb" + b"\x00\x01\x02" + b"\x00\x02\x12\x34"
-    dhe = hs.parse_dhe_server_key_exchange(dh + b"\x04\x01\x00\x01s")
+    dhe = hs12.parse_dhe_server_key_exchange(dh + b"\x04\x01\x00\x01s")
     assert (dhe.dh_p, dhe.dh_g, dhe.dh_ys, dhe.params_raw) == (b"\xff\xfb", b"\x02", b"\x12\x34", dh)
     assert message_fields(hs.ServerKeyExchange(dh + b"\x04\x01\x00\x01s"))["kx"] == "DHE"
 
 
 def test_client_key_exchange_helpers() -> None:
-    assert hs.pull_ecdh_client_public(b"\x03abc") == b"abc"
-    assert hs.pull_encrypted_premaster(b"\x00\x02xy") == b"xy"
-    assert hs.pull_dh_client_public(b"\x00\x01z") == b"z"
+    assert hs12.pull_ecdh_client_public(b"\x03abc") == b"abc"
+    assert hs12.pull_encrypted_premaster(b"\x00\x02xy") == b"xy"
+    assert hs12.pull_dh_client_public(b"\x00\x01z") == b"z"
     for bad in (b"\x04abc", b"\x00", b""):
         with pytest.raises(DecodeError):
-            hs.pull_ecdh_client_public(bad)
+            hs12.pull_ecdh_client_public(bad)
     with pytest.raises(DecodeError):
-        hs.pull_encrypted_premaster(b"\x00\x02xyz")
+        hs12.pull_encrypted_premaster(b"\x00\x02xyz")
 
 
 def test_unknown_type_and_names() -> None:

@@ -13,6 +13,7 @@ import pytest
 from capdebug._buffer import Buffer
 from capdebug.analysis.describe import message_fields
 from capdebug.wire import handshake as hs
+from capdebug.wire import handshake12 as hs12
 from capdebug.wire import record as rec
 from capdebug.wire.constants import ContentType, ExtensionType, NamedGroup
 from capdebug.wire.extensions import (
@@ -166,14 +167,14 @@ def test_python_ssl_tls12(cert_files: tuple[Path, Path]) -> None:
     assert s["alpn"] == client.selected_alpn_protocol() == "h2"
     assert not cert.tls13
     assert cert.der_list == (ssl.PEM_cert_to_DER_cert(cert_files[0].read_text()),)
-    params = hs.parse_ecdhe_server_key_exchange(ske.body, tls12=True)
-    assert params == hs.parse_ecdhe_server_key_exchange(ske.body)  # the guess agrees
+    params = hs12.parse_ecdhe_server_key_exchange(ske.body, tls12=True)
+    assert params == hs12.parse_ecdhe_server_key_exchange(ske.body)  # the guess agrees
     assert params.signature_algorithm is not None and params.signature
     client_msgs = _plaintext_handshake(c2s, False)
     assert isinstance(client_msgs[0], hs.ClientHello)
     cke = client_msgs[1]
     assert isinstance(cke, hs.ClientKeyExchange)
-    point = hs.pull_ecdh_client_public(cke.body)
+    point = hs12.pull_ecdh_client_public(cke.body)
     if params.named_curve == NamedGroup.x25519:
         assert len(point) == 32
     # The ticket (RFC 5077) is sent before the server's ChangeCipherSpec, in the clear.

@@ -4,15 +4,15 @@ HTTP/1.x: a request line (method, target) or status line (code) at the start of 
 the ``Connection`` header of the same header block (RFC 9112 9.6: ``close`` ends the connection
 after this response). HTTP/2: the client's connection preface (RFC 9113 3.4) and the frames of a
 record that starts at a frame boundary (9-byte header, 4.1): SETTINGS (6.5), GOAWAY (6.8: last
-stream id and error code) and RST_STREAM (6.4: error code). Header blocks are not decoded (HPACK
-needs the whole connection's dynamic table, and triage opens only some records)."""
+stream id and error code) and RST_STREAM (6.4: error code). Frames followed across records, and
+header blocks (HPACK), are :mod:`.h2`'s."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-__all__ = ["H2_ERRORS", "AppFact", "http1_facts", "http2_facts"]
+__all__ = ["H2_ERRORS", "PREFACE", "AppFact", "control_fact", "http1_facts", "http2_facts"]
 
 H2_ERRORS = {
     0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR", 4: "SETTINGS_TIMEOUT",
@@ -21,7 +21,7 @@ H2_ERRORS = {
 }  # fmt: skip
 """RFC 9113 7."""
 
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _REQUEST = re.compile(rb"([A-Z]{3,10}) (\S{1,200}) HTTP/(1\.[01])\r\n")
 _STATUS = re.compile(rb"HTTP/(1\.[01]) (\d{3})[^\r\n]{0,100}\r\n")
 _CONNECTION = re.compile(rb"\r\nconnection:[ \t]*([^\r\n]{1,60})", re.IGNORECASE)
@@ -38,6 +38,8 @@ class AppFact:
     """HTTP status, or the HTTP/2 error code."""
     closes: bool = False
     """This message announces the end of the connection (Connection: close, GOAWAY)."""
+    unreadable: bool = False
+    """An HTTP/2 request or response whose header block could not be read (see :mod:`.h2`)."""
 
 
 def http1_facts(data: bytes) -> list[AppFact]:
@@ -57,29 +59,37 @@ def http1_facts(data: bytes) -> list[AppFact]:
     return []
 
 
+def control_fact(ftype: int, flags: int, stream: int, body: bytes) -> AppFact | None:
+    """The fact of one HTTP/2 control frame that can explain a close (None for the others)."""
+    if ftype == _GOAWAY and len(body) >= 8:
+        last = int.from_bytes(body[0:4], "big") & 0x7FFFFFFF
+        code = int.from_bytes(body[4:8], "big")
+        name = H2_ERRORS.get(code, f"error {code}")
+        return AppFact("goaway", f"GOAWAY (last stream {last}, {name})", code, True)
+    if ftype == _RST_STREAM and len(body) == 4:
+        code = int.from_bytes(body, "big")
+        return AppFact("rst_stream", f"RST_STREAM on stream {stream} ({H2_ERRORS.get(code, code)})", code)
+    if ftype == _SETTINGS and not flags & 1:
+        return AppFact("settings", f"SETTINGS ({len(body) // 6} parameters)")
+    return None
+
+
 def http2_facts(data: bytes) -> list[AppFact]:
+    """One record read on its own, as if it started at a frame boundary: for a connection whose
+    frames could not be followed from the start (see :mod:`.h2`)."""
     out: list[AppFact] = []
     at = 0
-    if data.startswith(_PREFACE):
+    if data.startswith(PREFACE):
         out.append(AppFact("preface", "HTTP/2 connection preface"))
-        at = len(_PREFACE)
+        at = len(PREFACE)
     while at + 9 <= len(data):
         length = int.from_bytes(data[at : at + 3], "big")
         ftype, stream = data[at + 3], int.from_bytes(data[at + 5 : at + 9], "big") & 0x7FFFFFFF
         body = data[at + 9 : at + 9 + length]
         if len(body) < length or ftype > 9:
             break  # not at a frame boundary, or a frame continuing in the next record
-        if ftype == _GOAWAY and length >= 8:
-            last = int.from_bytes(body[0:4], "big") & 0x7FFFFFFF
-            code = int.from_bytes(body[4:8], "big")
-            name = H2_ERRORS.get(code, f"error {code}")
-            out.append(AppFact("goaway", f"GOAWAY (last stream {last}, {name})", code, True))
-        elif ftype == _RST_STREAM and length == 4:
-            code = int.from_bytes(body, "big")
-            out.append(
-                AppFact("rst_stream", f"RST_STREAM on stream {stream} ({H2_ERRORS.get(code, code)})", code)
-            )
-        elif ftype == _SETTINGS and not data[at + 4] & 1:
-            out.append(AppFact("settings", f"SETTINGS ({length // 6} parameters)"))
+        fact = control_fact(ftype, data[at + 4], stream, body)
+        if fact is not None:
+            out.append(fact)
         at += 9 + length
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..keys import Stage
 from .content import _Content
-from .session import _Direction, _Session
+from .session import ROLE_NAME, _Direction, _Session
 
 _APPLICATION = Stage.APPLICATION
 """Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
@@ -29,21 +29,29 @@ HTTP/2 preface and SETTINGS that tell the application layer (TLS 1.2 as well as 
 class _Bulk(_Content):
     """Counting records unread (a layer of :class:`Decoder`)."""
 
-    def _is_bulk(self, d: _Direction, length: int) -> bool:
+    def _is_bulk(self, session: _Session, d: _Direction, length: int) -> bool:
         """Can this protected application_data record be counted without opening it? When
         nothing can be learned from it: no keys at all (already explained), or triage's bulk
-        data, whose only effect is on the sequence number."""
+        data, whose only effect is on the sequence number, unless the consumer's
+        ``record_wanted`` asks for it (HTTP/2 frames and header blocks across records)."""
         keys = d.keys
         if keys is None:
             return not d.candidates and d.explained is not None
-        return not (
+        if (
             self.options.decrypt_app_data
             or d.candidates
             or (d.seq_unknown and not d.lost_seq)
             or keys.stage is not _APPLICATION
             or length <= _SMALL_PROTECTED
             or keys.seq < _FIRST_OPENED
-        )
+        ):
+            return False
+        wanted = self.options.record_wanted
+        if wanted is None:
+            return True
+        # CBC padding makes the content length an upper bound only (RFC 5246 6.2.3.2).
+        exact = keys.is_tls13 or not keys.prot.params.mac_len
+        return not wanted(session.number, ROLE_NAME[d.role], length - keys.record_overhead, exact)
 
     def _count_bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> None:
         keys = d.keys
@@ -53,7 +61,7 @@ class _Bulk(_Content):
         self._bulk_event(session, d, length, frame, ts)
 
     def _bulk(self, session: _Session, d: _Direction, length: int, frame: int, ts: int) -> bool:
-        if not self._is_bulk(d, length):
+        if not self._is_bulk(session, d, length):
             return False
         self._count_bulk(session, d, length, frame, ts)
         return True

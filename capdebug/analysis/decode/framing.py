@@ -25,6 +25,10 @@ from .sniff import _Sniffing
 MAX_PENDING = MAX_HELD + 4096
 """Events piled up by data the frame filter delivered before it stops taking frames, so that
 the next frame goes through feed_packet, which hands them out."""
+MAX_LATER = 1 << 18
+"""Events waiting for a hole (order.py, "Frame order") before the frame filter gives way, so
+that feed_packet sees the next frame and may end the wait (order.ORDER_WINDOW); below it they
+need not: only frames that feed_packet sees fill or give up holes."""
 
 
 def cut_records(buf: bytearray | bytes, off: int) -> tuple[list[tuple[int, int, int]], int, bool, int]:
@@ -46,7 +50,6 @@ class _Framing(_Sniffing):
     """Receive buffers and record framing (a layer of :class:`Decoder`)."""
 
     _direct: bool
-    _snaplen_cut: bool
 
     def _data(self, session: _Session, net_dir: int, data: bytes, frame: int, ts: int) -> None:
         d = session.dirs[net_dir ^ 1 if session.flip else net_dir]
@@ -79,15 +82,22 @@ class _Framing(_Sniffing):
         self._frame(session, d, frame, ts)
 
     def _gap(
-        self, session: _Session, net_dir: int, size: int, frame: int, ts: int, reason: str = GAP_LOST
+        self,
+        session: _Session,
+        net_dir: int,
+        size: int,
+        frame: int,
+        ts: int,
+        reason: str = GAP_LOST,
+        cut_frames: tuple[int, ...] = (),
     ) -> None:
         if session.prelude is not None:
             self._decide(session, None)  # a hole in the plaintext: its upgrade cannot be followed
         d = session.dirs[self._role(session, net_dir)]
         if d.dead:
             return
-        cause = "snaplen" if self._snaplen_cut else reason
-        self._emit(session, GapEvent(session.number, frame, ts, ROLE_NAME[d.role], size, cause))
+        cause = reason
+        self._emit(session, GapEvent(session.number, frame, ts, ROLE_NAME[d.role], size, cause, cut_frames))
         gap_sink = self.options.gap_sink
         if gap_sink is not None and session.wanted:
             gap_sink(session.number, ROLE_NAME[d.role], size, frame, cause)
@@ -150,7 +160,7 @@ class _Framing(_Sniffing):
                 buf[off] == ContentType.application_data
                 and d.encrypted
                 and end - off > 5
-                and self._is_bulk(d, length)
+                and self._is_bulk(session, d, length)
             ):
                 d.skip = need
                 d.skip_length = length
@@ -177,7 +187,7 @@ class _Framing(_Sniffing):
             def take(data: bytes, frame: int, ts: int) -> bool:
                 """True asks the filter to hold: events have piled up to be handed out."""
                 self._data(session, net_dir, data, frame, ts)
-                return len(self._out) + len(self._held) > MAX_PENDING
+                return len(self._out) + len(self._held) > MAX_PENDING or len(self._later) > MAX_LATER
 
             return take
 

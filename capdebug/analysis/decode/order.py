@@ -8,17 +8,31 @@ whatever else the capture holds (or a share of it) and whichever frames the fram
 
 Events whose roles may still flip (the connection's own event, TCP flags) are held as raw parts
 and made when the roles are final (:meth:`_Output._materialize`).
+
+Frame order. Reassembly releases what waited behind a hole (the gap, the bytes after it, a FIN)
+only when the hole is given up, with the frames those arrived in: earlier than the frame that
+releases them, and earlier than events of the other direction and of other connections made in
+between (a FIN ten seconds later would come first). So while a connection holds bytes behind a
+hole, every event whose frame is after the earliest of them (the *floor*) waits in a heap, and
+leaves it in frame order when the hole is filled or given up. Events of one frame keep the order
+they were made in. Before the undecided-connection hold above, so that both hold alike.
+
+The frame-order hold is bounded by :data:`ORDER_WINDOW` frames per hole (a rule on the hole's own
+frames, so that every share of a capture decides alike): a hole still open after that stops
+holding the output, and what it releases later is shown at the frame that releases it.
 """
 
 from __future__ import annotations
 
 import collections
+import heapq
 from dataclasses import dataclass
 from typing import Any
 
 from ...crypto.keylog import KeyLog
 from ...net.flow import TcpTracker
 from ...net.tcp import format_endpoint
+from ...pcap.model import Interface
 from ..events import ConnectionEvent, DecodeEvent, Reason, TcpEvent, UndecryptableEvent
 from .session import ROLE_NAME, DecodeOptions, _Direction, _Session
 
@@ -27,9 +41,19 @@ UNDECIDED_FRAMES = 20_000
 MAX_HELD = 20_000
 """Events held behind an undecided connection before the frame filter gives way (so that the
 next frame goes through feed_packet, which decides it when its time is up)."""
+ORDER_WINDOW = 1 << 17
+"""Frames after its first held byte that a hole may hold the output back (see the docstring)."""
 _SAYS_WHAT_ELSE_WAS_SEEN = frozenset((Reason.NO_KEY, Reason.KEYLOG_OTHER_SESSIONS, Reason.RSA_KEY_EXCHANGE))
 """Reasons chosen (and worded) from the capture's other sessions: which client_randoms it
 holds, which earlier session a TLS 1.2 resumption could take its master secret from."""
+
+
+def frame_of(event: DecodeEvent) -> int:
+    """The frame an event is shown at (a connection's: its first)."""
+    if type(event) is ConnectionEvent:
+        return event.first_frame
+    frame: int = event.frame  # type: ignore[attr-defined]  # every other event has one
+    return frame
 
 
 @dataclass(slots=True)
@@ -50,6 +74,16 @@ class _Output:
     _tracker: TcpTracker
     _held: collections.deque[_Held]
     _out: list[DecodeEvent]
+    interfaces: list[Interface]
+    _floor: int | None
+    """The earliest frame that a hole may still release (None: no connection holds any)."""
+    _holes: dict[int, int]
+    """Connection id -> the earliest frame of what it holds behind holes."""
+    _expired: set[int]
+    """Connections whose hole stopped holding the output (:data:`ORDER_WINDOW`)."""
+    _later: list[tuple[int, int, _Session, DecodeEvent | None, tuple[Any, ...] | None]]
+    """The frame-order heap: (frame, arrival, session, event, raw parts)."""
+    _arrivals: int
 
     def _role(self, session: _Session, net_dir: int) -> int:
         return net_dir ^ 1 if session.flip else net_dir
@@ -57,6 +91,13 @@ class _Output:
     def _emit(self, session: _Session, event: DecodeEvent) -> None:
         if not session.wanted:
             return
+        floor = self._floor
+        if floor is not None:
+            frame = frame_of(event)
+            if frame > floor:
+                self._arrivals += 1
+                heapq.heappush(self._later, (frame, self._arrivals, session, event, None))
+                return
         if self._held:
             self._held.append(_Held(session, event))
         else:
@@ -65,11 +106,58 @@ class _Output:
     def _emit_raw(self, session: _Session, raw: tuple[Any, ...]) -> None:
         if not session.wanted:
             return
+        floor = self._floor
+        if floor is not None:
+            frame = raw[1] if raw[0] == "tcp" else session.first_frame
+            if frame > floor:
+                self._arrivals += 1
+                heapq.heappush(self._later, (frame, self._arrivals, session, None, raw))
+                return
+        self._pass_raw(session, raw)
+
+    def _pass_raw(self, session: _Session, raw: tuple[Any, ...]) -> None:
         if session.decided:
             if session.is_tls:
                 self._emit(session, self._materialize(session, raw))
             return
         self._held.append(_Held(session, None, raw))
+
+    # -- frame order (module docstring) ---------------------------------------------------------
+
+    def _set_holes(self, conn_id: int, since: int | None) -> None:
+        """Connection ``conn_id`` holds bytes behind holes since frame ``since`` (None: no
+        more); the heap hands out what is now before the floor."""
+        holes = self._holes
+        if since is None or conn_id in self._expired:
+            if since is None:
+                self._expired.discard(conn_id)
+            if holes.pop(conn_id, None) is None:
+                return
+        elif holes.get(conn_id) == since:
+            return
+        else:
+            holes[conn_id] = since
+        self._floor = min(holes.values()) if holes else None
+        self._release_later()
+
+    def _release_later(self) -> None:
+        """Hand out what the heap holds up to the floor (all of it without a floor)."""
+        floor = self._floor
+        later = self._later
+        while later and (floor is None or later[0][0] <= floor):
+            _, _, session, event, raw = heapq.heappop(later)
+            if raw is not None:
+                self._pass_raw(session, raw)
+            elif event is not None and (session.is_tls or not session.decided):
+                # Through _emit: the floor may be set yet (it is below this frame).
+                self._emit(session, event)
+
+    def _expire_holes(self, frame: int) -> None:
+        """Holes open for more than :data:`ORDER_WINDOW` frames stop holding the output."""
+        for conn_id, since in list(self._holes.items()):
+            if frame - since > ORDER_WINDOW:
+                self._expired.add(conn_id)
+                self._set_holes(conn_id, since)
 
     def _materialize(self, session: _Session, raw: tuple[Any, ...]) -> DecodeEvent:
         if raw[0] == "tcp":
@@ -83,7 +171,15 @@ class _Output:
             format_endpoint(*server),
             session.first_frame,
             session.roles_from,
+            self._interface_name(session),
         )
+
+    def _interface_name(self, session: _Session) -> str | None:
+        """Where the connection was first seen, when the capture has several interfaces."""
+        interfaces = self.interfaces
+        if len(interfaces) < 2 or session.interface >= len(interfaces):
+            return None
+        return interfaces[session.interface].name or f"interface {session.interface}"
 
     def _undecryptable(
         self, session: _Session, d: _Direction, frame: int, ts: int, reason: str, msg: str

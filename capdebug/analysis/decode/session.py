@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...net.flow import DEFAULT_MAX_CONNECTIONS
 from ...net.reassembly import DEFAULT_MAX_BUFFERED
 from .. import keys as keymod
 from ..keys import Role, Stage
@@ -36,11 +37,22 @@ class DecodeOptions:
     """Called with (conn, "client"|"server", missing TCP bytes, frame, cause) at each gap of a
     direction, in order with that direction's ``app_data_sink`` calls: the plaintext written so
     far ends where the hole is."""
+    record_wanted: Callable[[int, str, int, bool], bool] | None = None
+    """Triage mode: asked (conn, "client"|"server", content length, exact) about each record
+    it would count unread; True opens it (and gives it to ``app_data_sink``). ``exact`` is False
+    when the length is an upper bound (CBC padding). When it answers False, the record is
+    counted unread: the consumer knows from the answer what it misses."""
     conns: frozenset[int] | None = None
     """Only these connection numbers (None: all)."""
+    endpoints: Callable[[tuple[bytes, int], tuple[bytes, int]], bool] | None = None
+    """Only the connections whose (address, port) pair this accepts (None: all); the others,
+    like those not in :attr:`conns`, produce no events and reach no sink."""
     max_out_of_order: int = DEFAULT_MAX_BUFFERED
     """Bytes per direction held behind a hole waiting for its retransmission; past it the hole
     is given up as a gap with cause ``"out_of_order"`` (:mod:`capdebug.net.reassembly`)."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Connections followed at once; past it the oldest without data (else the oldest) is
+    dropped with an ``evicted`` event (:mod:`capdebug.net.flow`, "Bounded state")."""
     partition: tuple[int, int] | None = None
     """``(k, n)``: only the connections of share ``k`` of ``n`` (see
     :attr:`capdebug.net.TcpTracker.partition`), numbered within the share; see
@@ -57,8 +69,10 @@ class _Direction:
         "encrypted",
         "explained",
         "failures",
+        "hidden_done",
         "hs_buf",
         "hs_encrypted",
+        "hs_skip",
         "keys",
         "lost_seq",
         "need",
@@ -68,6 +82,7 @@ class _Direction:
         "resync",
         "role",
         "scan_from",
+        "sealed",
         "seq_unknown",
         "skip",
         "skip_length",
@@ -83,6 +98,8 @@ class _Direction:
         self.off = 0
         self.hs_buf = bytearray()
         self.hs_encrypted = False
+        self.hs_skip = 0
+        """Bytes still to drop of a handshake message too large to buffer (content.py)."""
         self.keys: keymod.Keys | None = None
         """Current record protection, None while records are in the clear."""
         self.candidates: list[keymod.Keys] = []
@@ -115,6 +132,11 @@ class _Direction:
         """The key stage whose absence was already explained (explained once, not per record)."""
         self.want = Stage.HANDSHAKE
         """The key stage this direction expects next (for explaining a missing key)."""
+        self.sealed = 0
+        """Protected records sent after the ServerHello (opened or not): with no key, where
+        a TLS 1.3 record stands tells whether it can only be handshake (content.py)."""
+        self.hidden_done = False
+        """The client's unopened TLS 1.3 handshake flight is over (a Finished-sized record)."""
 
 
 class _Session(keymod.SessionFacts):
@@ -128,6 +150,7 @@ class _Session(keymod.SessionFacts):
         "fast",
         "first_frame",
         "flip",
+        "interface",
         "is_tls",
         "prelude",
         "roles_from",
@@ -146,6 +169,8 @@ class _Session(keymod.SessionFacts):
         self.dirs = (_Direction(Role.CLIENT), _Direction(Role.SERVER))
         self.prelude: Prelude | None = None
         """Following a plaintext start (see :mod:`capdebug.analysis.prelude`) until TLS starts."""
+        self.interface = 0
+        """Index of the capture interface its first frame came from."""
         self.fast = False
         """Its frames may be taken by the tracker's frame filter (see Decoder.frame_filter)."""
 

@@ -6,19 +6,27 @@ rejected 0-RTT, a key log holding only application secrets); a success is proven
 tag or MAC. After a stream gap the sequence number is unknown, so the next record is tried over
 a window of :data:`SEQ_WINDOW` sequence numbers. A connection picked up mid-stream (no
 ClientHello) is recovered the same way: every TLS 1.3 application secret in the key log is
-tried on its first records, within :data:`TRIAL_BUDGET` trials. Every failure is said once per
-direction and reason; nothing unauthenticated is returned.
+tried on its first records, within :data:`TRIAL_BUDGET` trials. So is a connection whose
+ClientHello was captured but not the ServerHello (the server's first flight lost): the version
+and suite are unknown, but the key log's TLS 1.3 handshake and traffic secrets of that
+client_random, with each suite their length fits, are few (:func:`lost_hello_keys`); the one
+that authenticates a record fixes the suite, and the stage table goes on from there. Every
+failure is said once per direction and reason; nothing unauthenticated is returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ...crypto.keylog import KeyLog
+from ...crypto.protection import Tls13Protection
 from ...crypto.record import RecordOverflow
+from ...crypto.suites import SUITES
 from ...errors import CryptoError, DecodeError
+from ...wire.constants import ProtocolVersion
 from .. import keys as keymod
 from ..events import Reason, RecoveredEvent
-from ..keys import Stage
+from ..keys import Role, Stage
 from .order import _Output
 from .session import ROLE_NAME, _Direction, _Session
 
@@ -34,6 +42,36 @@ _EARLY = Stage.EARLY
 """Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
 _RECOVERY_SWEEPS = ((0, 2), (2, 8), (8, SEQ_WINDOW))
 """Mid-stream recovery tries every candidate on these ranges of sequence numbers in turn."""
+
+
+_LOST_HELLO_LABELS = {
+    Role.CLIENT: (
+        (Stage.HANDSHAKE, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
+        (Stage.APPLICATION, "CLIENT_TRAFFIC_SECRET_0"),
+    ),
+    Role.SERVER: (
+        (Stage.HANDSHAKE, "SERVER_HANDSHAKE_TRAFFIC_SECRET"),
+        (Stage.APPLICATION, "SERVER_TRAFFIC_SECRET_0"),
+    ),
+}
+_SUITES13 = tuple(p for p in SUITES.values() if p.version == "1.3")
+
+
+def lost_hello_keys(keylog: KeyLog, client_random: bytes, role: Role) -> list[keymod.Keys]:
+    """The TLS 1.3 keys a direction may use after its session's ServerHello was lost: the
+    key log's handshake then first traffic secret of ``role`` for ``client_random`` (RFC 8446
+    7.1), each with every TLS 1.3 suite whose hash has the secret's length (the ServerHello
+    named the suite). Empty when the key log has none (e.g. a TLS 1.2 session)."""
+    out = []
+    for stage, label in _LOST_HELLO_LABELS[role]:
+        secret = keylog.get(client_random, label)
+        if secret is None:
+            continue
+        for params in _SUITES13:
+            if params.hash_len == len(secret):
+                prot = Tls13Protection(params, secret)
+                out.append(keymod.Keys(prot, stage, label, tls13=True, secret=secret))
+    return out
 
 
 class _Trial(_Output):
@@ -53,6 +91,19 @@ class _Trial(_Output):
             d.candidates = keymod.recover_mid_stream(self.keylog, d.role, exclude=self._capture_randoms)
             if d.candidates:
                 self.partition_dependent = True
+            d.seq_unknown = bool(d.candidates)
+            d.trials = TRIAL_BUDGET
+        elif (
+            d.keys is None
+            and not d.candidates
+            and not session.sh_seen
+            and not d.recovery_tried
+            and session.client_random is not None
+            and d.want is not _EARLY
+        ):
+            # The ClientHello was captured, the ServerHello not: its session's TLS 1.3 secrets.
+            d.recovery_tried = True
+            d.candidates = lost_hello_keys(self.keylog, session.client_random, d.role)
             d.seq_unknown = bool(d.candidates)
             d.trials = TRIAL_BUDGET
         if d.lost_seq:
@@ -86,8 +137,11 @@ class _Trial(_Output):
                 d.keys = keys
                 idx = d.candidates.index(keys)
                 del d.candidates[: idx + 1]
-                if session.client_random is None:
-                    d.candidates = []
+                if session.client_random is not None and not session.sh_seen:
+                    self._lost_hello_found(session, d, keys)
+                if session.client_random is None or not session.sh_seen:
+                    if session.client_random is None:
+                        d.candidates = []
                     self._emit(
                         session,
                         RecoveredEvent(
@@ -105,10 +159,25 @@ class _Trial(_Output):
             d.failures = 0
             d.trials = None
             return content_type, bytes(content), keys.stage is _EARLY
+        lost_hello = (
+            d.keys is None
+            and session.client_random is not None
+            and not session.sh_seen
+            and d.want is not _EARLY
+        )
         if not tried:
-            self._explain_missing(session, d, frame, ts, want=d.want)
+            if lost_hello:
+                self._lost_hello_unopened(session, d, frame, ts)
+            else:
+                self._explain_missing(session, d, frame, ts, want=d.want)
             return None
         d.failures += 1
+        if lost_hello:
+            self._lost_hello_unopened(session, d, frame, ts)
+            if d.failures >= MAX_TRIAL_RECORDS:
+                d.candidates = []
+                d.seq_unknown = False
+            return None
         if d.keys is None:
             # The expected key is missing (later-stage candidates wait for their records), or
             # no mid-stream trial key fits: say so once, and stop trying after a few records.
@@ -145,6 +214,31 @@ class _Trial(_Output):
             )
         d.keys.seq += 1  # keep counting so that a later record can still authenticate
         return None
+
+    def _lost_hello_found(self, session: _Session, d: _Direction, keys: keymod.Keys) -> None:
+        """A secret of the session opened a record although its ServerHello was lost: that
+        fixes the version and suite (for the stage table's next keys), and the direction's
+        stage. The other direction tries only that suite."""
+        params = keys.prot.params
+        session.version = ProtocolVersion.TLS1_3
+        session.suite = params.code
+        d.want = keys.stage
+        d.candidates = [k for k in d.candidates if k.prot.params is params and k.stage is not keys.stage]
+        other = session.dirs[1 - d.role]
+        if other.candidates and other.keys is None:
+            other.candidates = [k for k in other.candidates if k.prot.params is params]
+
+    def _lost_hello_unopened(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
+        self._undecryptable(
+            session,
+            d,
+            frame,
+            ts,
+            Reason.NO_HANDSHAKE,
+            "the ServerHello is not in the capture (the server's first flight was lost): no TLS 1.3 "
+            "handshake or traffic secret of this session in the key log authenticates the records, "
+            "and TLS 1.2 records cannot be decrypted without the ServerHello's random and suite",
+        )
 
     def _trials(self, d: _Direction) -> Iterator[tuple[keymod.Keys, int]]:
         """(keys, sequence number) pairs to try on a protected record, likeliest first."""

@@ -47,6 +47,14 @@ CATALOG: dict[str, tuple[str, str]] = {
         "closed socket.",
         "Nothing; this is normal for many stacks.",
     ),
+    "stale_connection_reuse": (
+        "A side sent data (usually an HTTP request on a kept-alive connection) after its peer had "
+        "already closed the connection (close_notify or FIN); the peer's kernel answered with RST "
+        "and the request was lost. The race of a client reusing an idle connection just as the "
+        "server's keep-alive timeout closes it.",
+        "Make the client's idle timeout shorter than the server's, and let it retry idempotent "
+        "requests on a new connection when a reused one fails.",
+    ),
     "handshake_alert": (
         "A fatal alert ended the handshake. In TLS 1.3 this includes a server's alert answering "
         "the client's second flight (Certificate, CertificateVerify, Finished): the client thought "
@@ -57,8 +65,11 @@ CATALOG: dict[str, tuple[str, str]] = {
         "Without keys: a TLS 1.3 server answered the client's second flight with one or two short "
         "protected records (the size of an encrypted alert), no NewSessionTicket, and the "
         "connection closed: most likely the server rejected the handshake (often the client's "
-        "certificate). The detail says how sure the inference is.",
-        "Provide the key log to read the alert; check the server's log and its trust store for "
+        "certificate). Also, with or without keys, TLS 1.2 or 1.3: the server closed TCP right "
+        "after the client's certificate flight with no alert, Finished, ticket or data (a server "
+        "checking the certificate after the TLS library, e.g. Node's rejectUnauthorized). The "
+        "detail says how sure the inference is.",
+        "Provide the key log to read the alert (if any); check the server's log and its trust store for "
         "client certificates, and the client certificate's dates and issuer.",
     ),
     "warning_alert": (
@@ -174,6 +185,24 @@ CATALOG: dict[str, tuple[str, str]] = {
     "connection_refused": (
         "The server answered the SYN with a RST: nothing listens on that port (or a firewall rejects).",
         "Check that the service runs and listens on that address and port, and firewall rules.",
+    ),
+    "connection_table_full": (
+        "capdebug dropped this connection from its table of open connections: the limit "
+        "(--max-connections, 65,536 by default) was reached, typically by a SYN flood or a port "
+        "scan. The oldest connection that never carried data goes first, else the oldest one; "
+        "nothing after the frame named is analysed as part of it (a later segment of it starts a "
+        "new connection), and a SYN it sent may have been answered after that.",
+        "If the capture holds that many connections at once on purpose, raise --max-connections "
+        "(memory grows with it); else look at who opened the flood of connections.",
+    ),
+    "overlap_conflict": (
+        "Two copies of the same TCP stream bytes differ: a retransmission (or a reordered "
+        "segment) carried other content than the first copy. Real stacks resend the same bytes, "
+        "so one copy was injected by a box on the path (racing the real sender) or rewritten by "
+        "a broken middlebox. The copy that arrived first was used; a ClientHello hit this way "
+        "may then look like something else (not_tls).",
+        "Compare the two frames; check for IDS/IPS, DPI or censorship boxes and for middleboxes "
+        "that rewrite TCP payloads; capture on both sides of the suspect box.",
     ),
     "syn_unanswered": (
         "The client's SYNs got no answer at all: a connect timeout.",

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field, replace
 
 from ...wire.constants import CipherSuite, name_of, version_name
 from ...wire.handshake import ClientHello, EncryptedExtensions, ServerHello
+from ..app import AppFact, H2Watch
 from ..events import (
     AlertEvent,
     AppDataEvent,
     ConnectionEvent,
     DecodeEvent,
+    EvictedEvent,
     GapEvent,
     HandshakeEvent,
+    OverlapEvent,
     PlaintextEvent,
     TcpEvent,
     TcpHealthEvent,
@@ -24,7 +27,18 @@ from ..events import (
 )
 from ..messages import alpn, early_data, negotiated_version, psk_selected, server_name
 from .app_rules import app_facts
-from .model import KEPT_PROTECTED, TLS12, TLS13, WHO, Conn, ConnectionReport, Side
+from .model import (
+    KEPT_EVENTS,
+    KEPT_PROTECTED,
+    TLS12,
+    TLS13,
+    WHO,
+    AppSummary,
+    Conn,
+    ConnectionReport,
+    Side,
+    matters,
+)
 from .resumption import Issued, issuer_clause, note_issued, resume_key, resumed_how
 from .rules import verdicts
 
@@ -38,15 +52,40 @@ class Triage:
         self.conns: dict[int, Conn] = {}
         self.slow_handshake_s = slow_handshake_s
         self.issued: Issued = {}
-        self._plain: dict[tuple[int, str], deque[bytes]] = {}
-        """Decrypted records' plaintext (from :meth:`app_data`) waiting for their events."""
+        self._plain: dict[tuple[int, str], deque[tuple[bytes, list[list[AppFact] | None]]]] = {}
+        """Decrypted records' first bytes (from :meth:`app_data`) waiting for their events,
+        each with a slot for the facts HTTP/2 gave when the record was opened."""
+        self._h2: dict[int, H2Watch] = {}
+        """HTTP/2 followed as the decoder opens records (see :mod:`..app.h2`), per connection
+        until it closes."""
 
     def app_data(self, conn: int, who: str, data: bytes) -> None:
         """The decoder's ``app_data_sink``: called with each decrypted application_data
         record's plaintext, in the order of their :class:`AppDataEvent` per direction (the
         events may come later: the decoder holds them while it orders packets). Only the
-        first bytes are kept (request/status lines, frames)."""
-        self._plain.setdefault((conn, who), deque()).append(bytes(data[:4096]))
+        first bytes are kept (request/status lines); HTTP/2 reads the whole record now. Give
+        the decoder :meth:`record_wanted` and :meth:`gap` too: HTTP/2 needs to know of every
+        record it does not see."""
+        slot: list[list[AppFact] | None] = [None]
+        self._plain.setdefault((conn, who), deque()).append((bytes(data[:4096]), slot))
+        watch = self._h2.get(conn)
+        if watch is None:
+            watch = self._h2[conn] = H2Watch()
+        watch.record(who == "server", data, slot)
+
+    def record_wanted(self, conn: int, who: str, length: int, exact: bool) -> bool:
+        """The decoder's ``record_wanted``: open a record triage would count unread? Only on an
+        HTTP/2 connection, when the record may hold a frame header or a header block."""
+        watch = self._h2.get(conn)
+        if watch is None:
+            return False
+        return watch.wants(who == "server", length, exact)
+
+    def gap(self, conn: int, who: str, size: int, frame: int, cause: str) -> None:
+        """The decoder's ``gap_sink``: bytes of a direction missing from the capture."""
+        watch = self._h2.get(conn)
+        if watch is not None:
+            watch.unread(who == "server", 0, False, f"{size} bytes missing from the capture at frame {frame}")
 
     def add(self, ev: DecodeEvent) -> None:
         if type(ev) is AppDataEvent:
@@ -64,9 +103,14 @@ class Triage:
             if ev.decrypted and self._plain:
                 waiting = self._plain.get((ev.conn, ev.from_))
                 if waiting:
-                    c.app.extend(
-                        (ev.frame, WHO[ev.from_], f, ev.ts_ns) for f in app_facts(c, waiting.popleft())
-                    )
+                    data, slot = waiting.popleft()
+                    facts = slot[0]
+                    if facts is None:
+                        facts = app_facts(c, data)
+                    else:
+                        c.h2 = True  # followed as HTTP/2 (see ..app.h2)
+                    for f in facts:
+                        c.note_app(ev.frame, WHO[ev.from_], f, ev.ts_ns)
             if ev.from_ == "server":
                 self._app_data(c, sides[1], sides[0], ev)
             else:
@@ -95,6 +139,8 @@ class Triage:
                 side.fin = at
             elif ev.flag == "RST" and side.rst is None:
                 side.rst = at
+            if ev.flag == "RST" or (c.sides[0].fin is not None and c.sides[1].fin is not None):
+                self._app_done(c)
         elif isinstance(ev, HandshakeEvent):
             c.tls_seen = True
             self._handshake(c, side, ev)
@@ -112,7 +158,8 @@ class Triage:
             side.gaps += 1
             side.gap_bytes += ev.size
             if ev.cause == "snaplen":
-                side.snaplen_gaps += 1
+                side.snaplen_gaps += len(ev.cut_frames) or 1
+                side.snaplen_bytes += ev.size
             elif ev.cause == "capture":
                 side.capture_gaps += 1
             elif ev.cause == "network":
@@ -125,6 +172,12 @@ class Triage:
             c.plaintext.append(ev)
         elif isinstance(ev, TcpHealthEvent):
             c.health = ev
+        elif isinstance(ev, OverlapEvent):
+            c.overlaps += 1
+            if c.overlap is None:
+                c.overlap = ev
+        elif isinstance(ev, EvictedEvent):
+            c.evicted = ev
 
     @staticmethod
     def _app_data(c: Conn, side: Side, peer: Side, ev: AppDataEvent) -> None:
@@ -152,6 +205,12 @@ class Triage:
             side.app_after_own_close = at
         if peer.close_notify is not None:
             side.app_after_peer_close += 1
+        if (
+            side.app_after_peer_end is None
+            and not tls13_alert_size  # this side's own close_notify, unreadable, is not a request
+            and (peer.close_notify is not None or peer.fin is not None)
+        ):
+            side.app_after_peer_end = at
 
     def _handshake(self, c: Conn, side: Side, ev: HandshakeEvent) -> None:
         msg = ev.message
@@ -214,6 +273,19 @@ class Triage:
             side.key_updates += 1
         elif name == "encrypted_handshake" and c.version == TLS12 and side.finished is None:
             side.finished = (ev.frame, ev.ts_ns)  # the first protected handshake message is Finished
+        elif name == "encrypted_handshake" and c.version == TLS13:
+            # An unopened record that can only be handshake by where it stands (decode/content.py):
+            # not application bytes, but still one of the side's protected records for the rules
+            # that read record sizes (rejection.py).
+            side.protected_records += 1
+            if len(side.protected) < KEPT_PROTECTED:
+                side.protected.append((ev.frame, ev.ts_ns, ev.length))
+
+    def _app_done(self, c: Conn) -> None:
+        """No more records will be opened on ``c``: keep what HTTP/2 lost, free its state."""
+        watch = self._h2.pop(c.number, None)
+        if watch is not None and watch.h2:
+            c.app_summary.lost = watch.lost()
 
     def reports(self) -> list[ConnectionReport]:
         return [self._report(c) for c in sorted(self.conns.values(), key=lambda c: c.number)]
@@ -224,6 +296,9 @@ class Triage:
         return None if c is None else self._report(c)
 
     def _report(self, c: Conn) -> ConnectionReport:
+        watch = self._h2.get(c.number)
+        if watch is not None and watch.h2:
+            c.app_summary.lost = watch.lost()
         if c.resumed and c.resumed_how is None:
             c.resumed_how, c.resumed_from = resumed_how(c, self.issued, c.psk_index)
         duration = (
@@ -243,7 +318,23 @@ class Triage:
             c.sides[1].app_bytes,
             verdicts(c, slow_handshake_s=self.slow_handshake_s),
             resume_key(c) if c.resumed_from is None else None,
+            _app_summary(c),
         )
+
+
+def _app_summary(c: Conn) -> AppSummary | None:
+    summary = c.app_summary
+    if summary.protocol is None:
+        return None
+    events = [(frame, side, f) for frame, side, f, _ts in c.app if matters(f)][:KEPT_EVENTS]
+    unread = c.sides[0].protected_records + c.sides[1].protected_records
+    return replace(
+        summary,
+        events=events,
+        statuses=dict(summary.statuses),
+        goaways=list(summary.goaways),
+        unread_records=unread,
+    )
 
 
 @dataclass(slots=True)

@@ -11,7 +11,9 @@ from ...wire.constants import ProtocolVersion
 from ..app import AppFact
 from ..events import (
     AlertEvent,
+    EvictedEvent,
     HandshakeEvent,
+    OverlapEvent,
     PlaintextEvent,
     TcpHealthEvent,
     UndecryptableEvent,
@@ -19,7 +21,18 @@ from ..events import (
 )
 from .catalog import SEVERITY_RANK, Verdict
 
-__all__ = ["KEPT_PROTECTED", "NAMES", "TLS12", "TLS13", "WHO", "Conn", "ConnectionReport", "Side"]
+__all__ = [
+    "KEPT_PROTECTED",
+    "NAMES",
+    "TLS12",
+    "TLS13",
+    "WHO",
+    "AppSummary",
+    "Conn",
+    "ConnectionReport",
+    "Side",
+    "matters",
+]
 
 KEPT_PROTECTED = 8
 """Unreadable records kept per side (:attr:`Side.protected`): a handshake and its answer."""
@@ -41,6 +54,9 @@ class Side:
     last_app: tuple[int, int] | None = None
     app_after_own_close: tuple[int, int] | None = None
     app_after_peer_close: int = 0
+    app_after_peer_end: tuple[int, int] | None = None
+    """(frame, ts) of this side's first data record sent after the peer's close_notify or FIN:
+    on a connection the peer had already closed (a stale keep-alive connection reused)."""
     last_data: tuple[int, int] | None = None
     """(frame, ts) of this side's last data record, not counting a 19-byte likely alert."""
     likely_close: int | None = None
@@ -52,6 +68,9 @@ class Side:
     gaps: int = 0
     gap_bytes: int = 0
     snaplen_gaps: int = 0
+    """Packets the snaplen cut short (one gap per packet, or per run of packets with no
+    captured payload between them)."""
+    snaplen_bytes: int = 0
     capture_gaps: int = 0
     """Gaps whose bytes the receiver acknowledged: the capture lost them."""
     network_gaps: int = 0
@@ -64,6 +83,93 @@ class Side:
     after_peer_finished: int | None = None
     """Frame of this side's first handshake message or data record after the peer's Finished
     (a server's NewSessionTicket or response): the peer's last flight was accepted."""
+
+
+KEPT_EVENTS = 50
+"""Application events listed per connection (the summary counts them all)."""
+KEPT_APP = 32
+"""Application facts kept per connection in full (:attr:`Conn.app`); past them only the ones
+that can explain a close or an error (see :meth:`Conn.note_app`); all are counted."""
+
+
+@dataclass(slots=True)
+class AppSummary:
+    """The application layer of one connection, as far as triage read it."""
+
+    protocol: str | None = None
+    """"HTTP/1.x" or "HTTP/2"."""
+    requests: int = 0
+    responses: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    unknown: int = 0
+    """Requests and responses whose header block could not be read (HPACK state lost)."""
+    goaways: list[str] = field(default_factory=list)
+    rst_streams: int = 0
+    lost: tuple[str | None, str | None] = (None, None)
+    """Why HTTP/2 header blocks could not be read from some point on (client, server)."""
+    unread_records: int = 0
+    """Application records triage counted without opening them. HTTP/1.x is read only from
+    the records triage opens (the first ones, small ones), so its counts are a lower bound
+    then; HTTP/2's records left unread lie inside DATA frames, its counts are complete unless
+    ``lost`` says otherwise."""
+    events: list[tuple[int, int, AppFact]] = field(default_factory=list)
+    """(frame, side, fact) of the frames and messages that matter (:func:`matters`), the first
+    :data:`KEPT_EVENTS`."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "requests": self.requests,
+            "responses": self.responses,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "unreadable_headers": self.unknown,
+            "goaway": self.goaways,
+            "rst_stream": self.rst_streams,
+            "headers_lost": {n: why for n, why in zip(NAMES, self.lost, strict=True) if why is not None},
+            "unread_records": self.unread_records,
+            "complete": self.complete,
+            "events": [
+                {"frame": frame, "from": NAMES[side], "kind": f.kind, "code": f.code, "text": f.text}
+                for frame, side, f in self.events
+            ],
+        }
+
+    @property
+    def complete(self) -> bool:
+        """Every request and response of the connection is counted."""
+        if self.protocol == "HTTP/2":
+            return self.lost == (None, None) and not self.unknown
+        return self.unread_records == 0
+
+    def text(self) -> str:
+        parts = [self.protocol or "application"]
+        parts.append(f"{self.requests} request{'s' if self.requests != 1 else ''}")
+        statuses = ", ".join(f"{k} x{v}" if v > 1 else str(k) for k, v in sorted(self.statuses.items()))
+        parts.append(
+            f"{self.responses} response{'s' if self.responses != 1 else ''}"
+            + (f" ({statuses})" if statuses else "")
+        )
+        if self.unknown:
+            parts.append(f"{self.unknown} header block(s) unreadable")
+        parts.extend(self.goaways)
+        if self.rst_streams:
+            parts.append(f"{self.rst_streams} RST_STREAM")
+        parts.extend(
+            f"{n}'s headers cannot be read: {why}" for n, why in zip(NAMES, self.lost, strict=True) if why
+        )
+        if not self.complete and self.protocol != "HTTP/2":
+            parts.append(f"counted from the records triage opened ({self.unread_records} left unread)")
+        return "; ".join(parts)
+
+
+def matters(fact: AppFact) -> bool:
+    """Kept past :data:`KEPT_APP`: what can explain a close or an error."""
+    return (
+        fact.closes
+        or fact.kind in ("goaway", "rst_stream")
+        or fact.unreadable
+        or (fact.kind == "response" and fact.code is not None and fact.code >= 500)
+    )
 
 
 @dataclass(slots=True)
@@ -108,9 +214,39 @@ class Conn:
     h2: bool = False
     """HTTP/2 seen by content (a connection preface) when no ALPN was negotiated."""
     app: list[tuple[int, int, AppFact, int]] = field(default_factory=list)
-    """(frame, side, fact, ts) from the decrypted records triage opened (see :mod:`..app`)."""
+    """(frame, side, fact, ts) from the decrypted records triage opened (see :mod:`..app`):
+    the first :data:`KEPT_APP`, then those that matter."""
+    app_summary: AppSummary = field(default_factory=AppSummary)
+    last_request: tuple[int, AppFact] | None = None
+    """(frame, fact) of the client's latest request."""
     health: TcpHealthEvent | None = None
     """What TCP did, when it had trouble (net/health.py; triage/tcp.py reads it)."""
+    evicted: EvictedEvent | None = None
+    """It was dropped from the decoder's full connection table (net/flow.py)."""
+    overlap: OverlapEvent | None = None
+    """The first retransmission that repeated stream bytes with other content (net/reassembly.py)."""
+    overlaps: int = 0
+
+    def note_app(self, frame: int, side: int, fact: AppFact, ts: int) -> None:
+        summary = self.app_summary
+        kind = fact.kind
+        if kind == "request":
+            summary.requests += 1
+            self.last_request = (frame, fact)
+        elif kind == "response":
+            summary.responses += 1
+            if fact.code is not None:
+                summary.statuses[fact.code] = summary.statuses.get(fact.code, 0) + 1
+        elif kind == "goaway":
+            summary.goaways.append(f"{NAMES[side]} {fact.text}")
+        elif kind == "rst_stream":
+            summary.rst_streams += 1
+        if fact.unreadable:
+            summary.unknown += 1
+        if summary.protocol is None:
+            summary.protocol = "HTTP/2" if self.h2 or self.alpn == "h2" else "HTTP/1.x"
+        if len(self.app) < KEPT_APP or matters(fact):
+            self.app.append((frame, side, fact, ts))
 
 
 @dataclass(slots=True)
@@ -132,6 +268,8 @@ class ConnectionReport:
     resume_key: tuple[str, bytes] | None = None
     """For a resumed session: its session ID or ticket (to find its issuer across shares of a
     capture); not part of the JSON."""
+    app: AppSummary | None = None
+    """The application layer (HTTP), when triage read any of it."""
 
     @property
     def worst(self) -> Verdict | None:
@@ -156,6 +294,7 @@ class ConnectionReport:
             "bytes": {"client": self.bytes_client, "server": self.bytes_server},
             "worst": worst.code if worst else None,
             "verdicts": [v.to_json() for v in self.verdicts],
+            "app": None if self.app is None else self.app.to_json(),
         }
 
 

@@ -22,10 +22,23 @@ from .catalog import CLIENT_CERT_CAUSES, Verdict
 from .certificates import chain
 from .model import TLS13, Conn, Side
 
-__all__ = ["answers_second_flight", "later_alerts", "peer_chain", "rejected_without_keys"]
+__all__ = [
+    "answers_second_flight",
+    "closed_after_client_flight",
+    "later_alerts",
+    "peer_chain",
+    "rejected_without_keys",
+]
 
 _SHORT = 32
 """An encrypted alert (19 bytes) with room for record padding: no ticket or response is this small."""
+_ALERT = 19
+"""A protected TLS 1.3 alert: 2 bytes, the inner content type and a 16-byte tag."""
+_ABOUT_THE_FLIGHT = frozenset({40, 42, 43, 44, 45, 46, 48, 49, 51, 116})
+"""Alerts that can only be about the handshake messages themselves: handshake_failure, the
+certificate alerts, unknown_ca, access_denied, decrypt_error (CertificateVerify or Finished),
+certificate_required (RFC 8446 6.2). Others (bad_record_mac, decode_error...) may be about
+application data the client sent after its Finished."""
 _CERTIFICATE_FLIGHT = 150
 """A client's protected second flight above this size carries a certificate (a Finished alone
 is 53 or 69 bytes protected)."""
@@ -38,6 +51,13 @@ def answers_second_flight(c: Conn, i: int, a: AlertEvent) -> bool:
         return False
     client, server = c.sides
     if client.finished is None or client.finished[0] > a.frame:
+        return False
+    data_first = (client.first_app is not None and client.first_app[0] <= a.frame) or any(
+        u.frame <= a.frame for u in client.undecryptable
+    )
+    if data_first and a.description not in _ABOUT_THE_FLIGHT:
+        # The client sent application data before this alert: a bad_record_mac (say) may be
+        # about that data, a post-handshake failure, not a rejection of the handshake.
         return False
     return server.after_peer_finished is None or server.after_peer_finished >= a.frame
 
@@ -56,6 +76,16 @@ def rejected_without_keys(c: Conn) -> Verdict | None:
     if len(server.protected) < server.protected_records or not 1 <= len(after) <= 2:
         return None  # the server sent more than was kept: not a short answer
     if any(n > _SHORT for _, _, n in after):
+        return None
+    if len(after) == 2 and any(after[0][0] < f < after[1][0] for f, _, _ in client.protected):
+        # The client wrote between the server's two records, and the server wrote again: a
+        # conversation (e.g. a short reply, then close_notify answering the client's), since
+        # after a fatal alert neither side sends anything more (RFC 8446 6.2).
+        return None
+    if any(f > after[0][0] and n == _ALERT for f, _, n in client.protected):
+        # The client answered the server's first short record with what has the size of its own
+        # close_notify: it read a short response, not a fatal alert (after which it would send
+        # nothing; a request crossing the alert in flight is bigger).
         return None
     end = server.fin or server.rst
     closer = "the server closed TCP"
@@ -87,6 +117,53 @@ def rejected_without_keys(c: Conn) -> Verdict | None:
         f"the server answered {what} with {len(after)} short protected record(s) ({sizes}: the size "
         f"of an encrypted alert), sent no NewSessionTicket, and {closer}: {cause}. Inferred without "
         f"keys, confidence {confidence}; keys would name the alert",
+    )
+
+
+def closed_after_client_flight(c: Conn) -> Verdict | None:
+    """Did the server close right after the client's certificate flight, saying nothing: no
+    alert, no Finished (TLS 1.2), no NewSessionTicket or data (TLS 1.3)? A server that checks
+    the client's certificate after the TLS library accepted it (Node's ``rejectUnauthorized``,
+    an application's own check) drops the connection that way: a rejection without an alert."""
+    client, server = c.sides
+    end = min((at for at in (server.fin, server.rst) if at is not None), default=None)
+    if end is None or c.server_hello is None or server.alerts or server.gaps or client.gaps:
+        return None
+    if client.fin is not None and client.fin[0] < end[0]:
+        return None  # the client left first
+    if client.finished is not None:
+        # Keys, or TLS 1.2 (the client's flight is visible): it must have carried a certificate.
+        if c.client_certificate is None or not chain(c.client_certificate):
+            return None
+        flight = client.finished[0]
+        if (c.version == TLS13 and server.after_peer_finished is not None) or (
+            c.version != TLS13 and server.finished is not None
+        ):
+            return None  # the server went on: it accepted the flight
+        how = "with a client certificate"
+    elif c.version == TLS13 and client.protected and len(server.protected) == server.protected_records:
+        # Without keys: the client's protected second flight, and nothing from the server after it.
+        flight = client.protected[0][0]
+        size = sum(n for f, _, n in client.protected if f == flight)
+        if size <= _CERTIFICATE_FLIGHT or any(f > flight for f, _, _ in server.protected):
+            return None
+        how = f"({size} bytes protected, large enough to carry a client certificate)"
+    else:
+        return None
+    if end[0] < flight or (server.last_app is not None and server.last_app[0] > flight):
+        return None
+    closed = "FIN" if server.fin is not None and server.fin == end else "RST"
+    chain_text = client_chain(c)
+    return Verdict(
+        "likely_handshake_rejected",
+        "error",
+        "server",
+        end[0],
+        f"the server closed TCP ({closed}) right after the client's second flight {how}, without an "
+        "alert, a Finished, a NewSessionTicket or data: it most likely rejected the client's "
+        "certificate without saying so (e.g. Node's rejectUnauthorized, or an application check "
+        "after the TLS handshake). Inferred, confidence medium; the server's log names the reason"
+        + chain_text,
     )
 
 
@@ -127,15 +204,22 @@ def peer_chain(c: Conn, i: int, a: AlertEvent) -> str:
         if c.sides[0].finished is None and c.version == TLS13 and c.certificate_request is None:
             return prefix
         return prefix + ". The client's certificate is not visible in the capture"
+    return prefix + client_chain(c)
+
+
+def client_chain(c: Conn) -> str:
+    """The client's certificate chain as a clause, with the checks the capture allows."""
+    if c.client_certificate is None:
+        return ""
     sent = [x for x in chain(c.client_certificate) if not isinstance(x, str)]
     if not sent:
-        return prefix + ". The client sent an empty Certificate (no client certificate)"
+        return ". The client sent an empty Certificate (no client certificate)"
     at = datetime.fromtimestamp(c.client_certificate.ts_ns / 1e9, UTC)
     leaf = sent[0]
     parts = [
         f"{x.subject} (issuer {x.issuer}, valid {x.not_before.date()} to {x.not_after.date()})" for x in sent
     ]
-    detail = prefix + ". Client chain sent: " + " <- ".join(parts)
+    detail = ". Client chain sent: " + " <- ".join(parts)
     problems = _check_client_leaf(leaf, at)
     if problems:
         detail += "; the client certificate is " + "; ".join(problems)

@@ -10,10 +10,16 @@ from ..messages import hrr_group, offered_groups, offered_versions
 from .app_rules import app_verdicts
 from .catalog import ALERT_CAUSES, CLIENT_CERT_CAUSES, Verdict
 from .certificates import certificate_verdicts
-from .closing import idle_verdicts
+from .closing import idle_verdicts, stale_reuse
 from .model import NAMES, TLS12, TLS13, Conn, Side
 from .prelude import prelude_verdicts
-from .rejection import answers_second_flight, later_alerts, peer_chain, rejected_without_keys
+from .rejection import (
+    answers_second_flight,
+    closed_after_client_flight,
+    later_alerts,
+    peer_chain,
+    rejected_without_keys,
+)
 from .resumption import issuer_clause
 from .tcp import tcp_verdicts
 
@@ -151,8 +157,10 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
         if s.snaplen_gaps:
             detail = (
                 f"the snaplen cut {s.snaplen_gaps} packet(s) sent by the {NAMES[i]} short "
-                f"({s.gap_bytes} bytes not captured): capture with -s 0 to keep whole records"
+                f"({s.snaplen_bytes} bytes not captured): capture with -s 0 to keep whole records"
             )
+            if s.gap_bytes > s.snaplen_bytes:
+                detail += f"; {s.gap_bytes - s.snaplen_bytes} more bytes are missing from the capture"
         elif s.network_gaps:
             detail = (
                 f"{s.gap_bytes} bytes sent by the {NAMES[i]} are missing ({s.gaps} gap(s)): the "
@@ -190,6 +198,8 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
     hs_alert = None
     reaction = None
     rejected = rejected_without_keys(c) if done is not False else None
+    if rejected is None:
+        rejected = closed_after_client_flight(c)
     if rejected is not None:
         out.append(rejected)
     if fatal and (
@@ -273,6 +283,7 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
     ended = any(s.fin or s.rst for s in sides)
     if (
         done is False
+        and rejected is None
         and (hs_alert is None or hs_alert is reaction)
         and not any(s.rst and (s.fin is None or s.rst[0] < s.fin[0]) for s in sides)
     ):
@@ -393,6 +404,8 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
         )
     if peer.fatal_alert is not None and peer.fatal_alert.frame <= fin:
         return None  # the peer ended the session with its alert first
+    if peer.fin is not None and peer.fin[0] < fin and not _likely_close_notify(c, peer):
+        return None  # closing after the peer's bare FIN: the peer's premature_close is the story
     if done is False:
         return None  # reported as handshake_incomplete
     return Verdict(
@@ -422,6 +435,8 @@ def _rst_verdict(c: Conn, i: int, done: bool | None, rejected: Verdict | None) -
         or _likely_close_notify(c, peer)
         or _likely_close_notify(c, s)
     )
+    if over and (stale := stale_reuse(c, i)) is not None:
+        return stale
     if over:
         return Verdict(
             "benign_reset",
@@ -464,6 +479,8 @@ def _alert_detail(c: Conn, i: int, a: AlertEvent, *, handshake: bool) -> str:
         )
     elif handshake:
         last = c.sides[1 - i].last_handshake
+        if last == "encrypted_handshake":
+            last = "encrypted handshake messages"
         if last:
             detail += f" after the {NAMES[1 - i]}'s {last}"
     if (

@@ -27,6 +27,42 @@ def _ms(ns: int) -> str:
     return f"{ms:.1f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
+def _bounds_verdicts(c: Conn) -> list[Verdict]:
+    """What the capture's bytes or the decoder's bounds did to the connection: copies of the
+    same stream bytes that differ, a connection dropped from the full table."""
+    out: list[Verdict] = []
+    o = c.overlap
+    if o is not None:
+        more = f" ({c.overlaps} such segments)" if c.overlaps > 1 else ""
+        out.append(
+            Verdict(
+                "overlap_conflict",
+                "error",
+                "path",
+                o.frame,
+                f"the {o.from_}'s segment in frame {o.frame} repeats {o.size} stream bytes from offset "
+                f"{o.offset} with {o.differ} of them different{more}: the copy that arrived first was "
+                "used and this one dropped; one of them was injected on the path or rewritten by a "
+                "middlebox, so what was decoded may not be what the peer received",
+            )
+        )
+    e = c.evicted
+    if e is not None:
+        what = "it had carried data" if e.carried_data else "it was half-open (no data yet)"
+        out.append(
+            Verdict(
+                "connection_table_full",
+                "warning",
+                None,
+                e.frame,
+                f"dropped from the connection table at frame {e.frame}: the limit of {e.limit} open "
+                f"connections (--max-connections) was reached and {what}; its later segments, if "
+                "any, start a new connection",
+            )
+        )
+    return out
+
+
 def tcp_verdicts(c: Conn) -> list[Verdict]:
     """The TCP verdicts of one connection (empty when TCP had nothing to say)."""
     out: list[Verdict] = []
@@ -43,11 +79,12 @@ def tcp_verdicts(c: Conn) -> list[Verdict]:
                 "port, or a firewall rejects)",
             )
         )
+    out += _bounds_verdicts(c)
     if h is None:
         return out
     sides = (h.client, h.server)
     connect = f"; connect time {_ms(h.connect_ns)}" if h.connect_ns is not None else ""
-    if h.client.syns and server.syn is None and server.rst is None and not c.tls_seen:
+    if h.client.syns and server.syn is None and server.rst is None and not c.tls_seen and c.evicted is None:
         span = h.client.last_ts_ns - (h.client.first_syn_ts_ns or h.client.last_ts_ns)
         out.append(
             Verdict(
@@ -110,6 +147,17 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
     if not s.retransmissions:
         return out
     me, other = NAMES[i], NAMES[1 - i]
+    # Retransmissions into a closed window: the receiver was alive and answering, and what it
+    # did not acknowledge meanwhile its full receive buffer dropped (seen on loopback when a
+    # reader stops: the sender's segments are dropped and resent). That is the reader, not the
+    # path, when most of them were so.
+    full = s.into_zero_window * 2 > s.retransmissions
+    why = (
+        f"; {s.into_zero_window} of them while the {other} advertised a zero window: data sent "
+        "into a full receive buffer is dropped and resent, so most likely the reader, not the network"
+        if full
+        else ""
+    )
     out.append(
         Verdict(
             "retransmissions",
@@ -117,7 +165,7 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
             me,
             s.first_retransmission,
             f"the {me} retransmitted {s.retransmissions} segment(s) ({s.retransmitted_bytes} bytes), "
-            f"costing at least {_ms(s.retransmission_ns)} until acknowledged",
+            f"costing at least {_ms(s.retransmission_ns)} until acknowledged{why}",
         )
     )
     if s.rto_stalls:
@@ -125,14 +173,19 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
             Verdict(
                 "rto_stall",
                 "warning",
-                "path",
+                other if full else "path",
                 s.first_retransmission,
                 f"{s.rto_stalls} retransmission timeout(s) of the {me}: the connection stalled "
-                f"{_ms(s.rto_stall_ns)} waiting for acknowledgments",
+                f"{_ms(s.rto_stall_ns)} waiting for acknowledgments{why}",
             )
         )
     sent = c.sides[i].app_bytes
-    if s.retransmissions >= _HEAVY_LOSS_MIN and sent and s.retransmitted_bytes >= HEAVY_LOSS_RATE * sent:
+    if (
+        not full
+        and s.retransmissions >= _HEAVY_LOSS_MIN
+        and sent
+        and s.retransmitted_bytes >= HEAVY_LOSS_RATE * sent
+    ):
         rate = 100 * s.retransmitted_bytes / sent
         out.append(
             Verdict(
