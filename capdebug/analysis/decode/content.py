@@ -35,7 +35,7 @@ a side that rejects the handshake sends just that.
 from __future__ import annotations
 
 from ...wire.alert import alert_name
-from ...wire.constants import ContentType, ProtocolVersion
+from ...wire.constants import ContentType, HandshakeType, ProtocolVersion
 from ...wire.handshake import ServerHello, frame_handshake, handshake_name
 from ..events import AlertEvent, AppDataEvent, CcsEvent, HandshakeEvent, HeartbeatEvent, Reason
 from ..keys import Role
@@ -51,6 +51,7 @@ _CCM_8 = 0x1305
 _CLIENT_FLIGHT = 2
 """Index (from 0) of the client's last record that may still be its handshake flight when
 no Finished-sized record came before: Certificate (0), CertificateVerify (1), Finished (2)."""
+_KNOWN_TYPES = frozenset(int(t) for t in HandshakeType)
 MAX_HANDSHAKE_MESSAGE = 1 << 20
 """Declared handshake message length the decoder buffers at most (the engine's bound too: a
 certificate chain over 1 MiB is an attack, not a chain). RFC 8446 4 allows 2**24 - 1."""
@@ -247,7 +248,10 @@ class _Content(_Stages):
             self._after_message(session, d, msg_type, parsed, frame, ts, message)
         if len(buf) >= 4:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
-            if length > MAX_HANDSHAKE_MESSAGE:
+            if length > MAX_HANDSHAKE_MESSAGE and buf[0] in _KNOWN_TYPES:
+                # An unknown type with a huge length is more likely encrypted bytes read as
+                # plaintext (a TLS 1.2 Finished whose ServerHello the capture lost) than a
+                # message: it waits like any other, and its direction is explained at the end.
                 self._oversized(session, d, buf[0], length, frame, ts, encrypted)
 
     def _oversized(
