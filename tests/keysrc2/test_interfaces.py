@@ -51,8 +51,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     proc.communicate(timeout=10)
 
 
-def _view(evs: list[DecodeEvent]) -> list[tuple[object, ...]]:
-    """What must not change between one link and both: the TLS content, per side in order."""
+def _view(evs: list[DecodeEvent]) -> dict[str, list[tuple[object, ...]]]:
+    """What must not change between one link and both: the TLS content, per side in order.
+    Not the interleaving of the two sides: in a merged file each direction's first copies come
+    from the link nearer its sender, so one side's events may move ahead of the other's."""
     out: list[tuple[object, ...]] = []
     for e in evs:
         if isinstance(e, HandshakeEvent):
@@ -61,7 +63,7 @@ def _view(evs: list[DecodeEvent]) -> list[tuple[object, ...]]:
             out.append(("app", e.from_, e.length, e.decrypted))
         elif isinstance(e, GapEvent):
             out.append(("gap", e.from_, e.size))
-    return out
+    return {side: [x for x in out if x[1] == side] for side in ("client", "server")}
 
 
 def _health(events: list[TcpHealthEvent]) -> list[tuple[int, ...]]:
