@@ -15,6 +15,9 @@ from .content import _Content
 from .session import ROLE_NAME, _Direction, _Session
 
 _APPLICATION = Stage.APPLICATION
+_TLS12 = Stage.TLS12
+"""TLS 1.2 has one stage from ChangeCipherSpec on; its application_data records are as bulk as
+TLS 1.3's (the Finished is a handshake record, never asked about here)."""
 """Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
 _SMALL_PROTECTED = 64
 """In triage mode, protected records up to this size are decrypted: TLS 1.3 alerts (19 bytes
@@ -41,7 +44,7 @@ class _Bulk(_Content):
             self.options.decrypt_app_data
             or d.candidates
             or (d.seq_unknown and not d.lost_seq)
-            or keys.stage is not _APPLICATION
+            or (keys.stage is not _APPLICATION and keys.stage is not _TLS12)
             or length <= _SMALL_PROTECTED
             or keys.seq < _FIRST_OPENED
         ):
