@@ -23,6 +23,7 @@ __all__ = [
     "err",
     "fmt",
     "is_ip",
+    "select_alpn",
 ]
 
 TLS13 = ProtocolVersion.TLS1_3
@@ -43,6 +44,21 @@ def err(name: str, message: str, alert: int | None, kind: ErrorKind = ErrorKind.
 
 
 AD = AlertDescription
+
+
+def select_alpn(ours: tuple[str, ...], offered: tuple[bytes, ...]) -> str | None:
+    """The server's ALPN choice (RFC 7301 3.2): ours in order, the first the client also offers;
+    None when either side has none; no common protocol is no_application_protocol."""
+    if not (offered and ours):
+        return None
+    chosen = next((p for p in ours if p.encode() in offered), None)
+    if chosen is None:
+        raise err(
+            "ERR_NO_APPLICATION_PROTOCOL",
+            f"no common ALPN protocol (client: {offered!r})",
+            AD.no_application_protocol,
+        )
+    return chosen
 
 
 def is_ip(name: str) -> bool:

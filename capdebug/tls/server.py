@@ -29,7 +29,7 @@ from ..wire.handshake import (
     ServerHello,
 )
 from . import auth, early, keyupdate, psk, records, server12
-from ._common import AD, LEGACY_VERSION, TLS13, err
+from ._common import AD, LEGACY_VERSION, TLS13, err, select_alpn
 from .config import TLS12_ONLY_SCHEMES, ClientAuth
 from .events import HelloRetryRequestSent
 from .state import Branch, State
@@ -115,16 +115,8 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
             "the client accepts no signature scheme our key can make",
             AD.handshake_failure,
         )
-    # ALPN (RFC 7301 3.2): ours in order, first the client also offers.
     if client_alpn and cfg.alpn_protocols:
-        chosen = next((p for p in cfg.alpn_protocols if p.encode() in client_alpn), None)
-        if chosen is None:
-            raise err(
-                "ERR_NO_APPLICATION_PROTOCOL",
-                f"no common ALPN protocol (client: {client_alpn!r})",
-                AD.no_application_protocol,
-            )
-        conn.alpn = chosen
+        conn.alpn = select_alpn(cfg.alpn_protocols, client_alpn)
     # Group: a share we can use, else a HelloRetryRequest for a common group (4.1.1).
     share = next((s for g in cfg.groups for s in shares if s.group == g), None)
     conn.suite = SUITES[suite_code]

@@ -35,7 +35,7 @@ from ..wire.handshake import (
 )
 from ..wire.handshake12 import pull_ecdh_client_public, pull_encrypted_premaster
 from . import auth, hs12
-from ._common import AD, TLS13, T, err
+from ._common import AD, TLS13, T, err, select_alpn
 from .config import ClientAuth
 from .session import TicketState12
 from .state import Branch
@@ -114,14 +114,7 @@ def on_client_hello(conn: Connection, msg: ClientHello, raw: bytes) -> None:
             AD.handshake_failure,
         )
     if client_alpn and cfg.alpn_protocols:
-        chosen = next((p for p in cfg.alpn_protocols if p.encode() in client_alpn), None)
-        if chosen is None:
-            raise err(
-                "ERR_NO_APPLICATION_PROTOCOL",
-                f"no common ALPN protocol (client: {client_alpn!r})",
-                AD.no_application_protocol,
-            )
-        conn.alpn = chosen
+        conn.alpn = select_alpn(cfg.alpn_protocols, client_alpn)
     conn.version = TLS12
     conn._client_hello = msg
     conn.suite = suite
