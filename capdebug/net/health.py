@@ -316,6 +316,22 @@ class HealthObserver:
         """Direction ``d`` retransmitted data its receiver has not acknowledged (yet)."""
         return bool(self._dirs[d].tx)
 
+    def quiet(self) -> bool:
+        """Nothing happened that :attr:`ConnectionHealth.notable` could report (a cheap test
+        before :meth:`summary`, for the thousands of connections without trouble). Errs on
+        the side of not quiet: any RST sends the connection to the full summary."""
+        c, s = self._dirs
+        return not (
+            c.retransmissions
+            or s.retransmissions
+            or c.zero_windows
+            or s.zero_windows
+            or c.syns > 1
+            or c.rst_frame is not None
+            or s.rst_frame is not None
+            or (c.syns and self.synack_frame is None)
+        )
+
     def summary(self) -> ConnectionHealth:
         """The facts so far (at the connection's end)."""
         end_ts = max(self._dirs[0].last_ts, self._dirs[1].last_ts)

@@ -407,6 +407,8 @@ class Decoder(_Framing):
         return "lost"
 
     def _health_event(self, session: _Session, health: HealthObserver) -> None:
+        if health.quiet():
+            return
         facts = health.summary()
         if not facts.notable:
             return
