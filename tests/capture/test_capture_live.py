@@ -249,9 +249,11 @@ def test_local_capture_growing_file_decrypts_and_live_lines(
     assert _encrypted_extensions(out, tls_server.port) == 3
     assert stdout.count("client_hello") == 3
     assert "TCP FIN" in stdout
-    # Python's ssl closes these sockets without close_notify: triage says so as each one closes.
+    # Python's ssl closes these sockets without close_notify: triage says so as each one closes,
+    # blaming whichever side's FIN came first (the server's, unless a loaded machine delays it
+    # past the client's: seen twice in a row in full runs).
     assert stdout.count("closed: TLS 1.3") == 3, stdout
-    assert stdout.count("premature_close by server") == 3, stdout
+    assert stdout.count("premature_close by server") + stdout.count("premature_close by client") == 3, stdout
 
 
 def _tails_alive(path: str) -> list[str]:
