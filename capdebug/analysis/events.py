@@ -12,25 +12,13 @@ Additions beyond the contract (``gap``, ``summary``) are documented in the READM
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, TypeVar, dataclass_transform
+from dataclasses import field
+from typing import Any, Final
 
 from ..net.health import DirectionHealth
 from ..wire.handshake import HandshakeMessage
+from ._eventdef import _event
 from .describe import handshake_fields
-
-_E = TypeVar("_E")
-
-
-@dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def _event(cls: type[_E]) -> type[_E]:
-    """Declare an event: a dataclass that mypy checks as frozen (no code may assign to an
-    event), built at run time as a plain slotted dataclass with the same equality and hash.
-    A frozen dataclass sets each field through ``object.__setattr__``, which costs ~9,000 more
-    instructions per event than a slotted store (cachegrind, 7 fields), and the decoder builds
-    one or more events per record."""
-    return dataclass(slots=True, unsafe_hash=True)(cls)
-
 
 #: The encoder of ``decrypt --json`` lines: compact, UTF-8 kept as is (the C encoder).
 encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -63,31 +51,31 @@ __all__ = [
 class Reason:
     """Stable reason codes of ``undecryptable`` events."""
 
-    NO_KEY = "no_key"
+    NO_KEY: Final = "no_key"
     """No secrets for this session's client_random in any key log."""
-    KEYLOG_OTHER_SESSIONS = "keylog_other_sessions"
+    KEYLOG_OTHER_SESSIONS: Final = "keylog_other_sessions"
     """No secrets for this session, and none of the key log's sessions are in the capture."""
-    MISSING_LABELS = "missing_labels"
+    MISSING_LABELS: Final = "missing_labels"
     """Secrets exist for this client_random but not the ones this version needs."""
-    SECRET_LENGTH = "secret_length"
+    SECRET_LENGTH: Final = "secret_length"
     """The secret's length does not fit the negotiated suite's hash."""
-    NO_HANDSHAKE = "no_handshake"
+    NO_HANDSHAKE: Final = "no_handshake"
     """The handshake is not in the capture and no key log secret decrypts the records."""
-    STREAM_GAP = "stream_gap"
+    STREAM_GAP: Final = "stream_gap"
     """Bytes are missing from the TCP stream; records after the gap cannot be placed."""
-    BAD_TAG = "bad_tag"
+    BAD_TAG: Final = "bad_tag"
     """Authentication failed: the secret is wrong (another session's, or corrupt)."""
-    UNSUPPORTED_SUITE = "unsupported_suite"
+    UNSUPPORTED_SUITE: Final = "unsupported_suite"
     """capdebug cannot decrypt the negotiated cipher suite."""
-    LATE_SECRETS = "late_secrets"
+    LATE_SECRETS: Final = "late_secrets"
     """The Decryption Secrets Block comes after the packets it unlocks (decrypted anyway)."""
-    RSA_KEY_EXCHANGE = "rsa_no_master_secret"
+    RSA_KEY_EXCHANGE: Final = "rsa_no_master_secret"
     """TLS 1.2 session with no CLIENT_RANDOM line (an RSA private key would be needed)."""
-    SSLV2 = "sslv2"
+    SSLV2: Final = "sslv2"
     """SSLv2-compatible ClientHello: nothing after it is decoded."""
-    NOT_TLS = "not_tls"
+    NOT_TLS: Final = "not_tls"
     """The stream stopped looking like TLS (corrupt records)."""
-    OVERSIZED_HANDSHAKE = "oversized_handshake"
+    OVERSIZED_HANDSHAKE: Final = "oversized_handshake"
     """A handshake message declared a length beyond the decoder's bound (a hello declaring
     16 MB): it is not buffered, and the keys that depend on it cannot be found."""
 

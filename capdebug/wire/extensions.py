@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from .._buffer import Buffer
 from ..errors import DecodeError, NeedData
@@ -626,7 +626,9 @@ class CertificateStatus:
     """A stapled OCSP response: the TLS 1.2 certificate_status message body and the TLS 1.3
     status_request extension of a CertificateEntry (RFC 6066 section 8, RFC 8446 4.4.2.1)."""
 
-    msg_type: ClassVar[int] = HandshakeType.certificate_status
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.certificate_status
 
     status_type: int
     response: bytes

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from .._buffer import Buffer
 from ..errors import DecodeError
@@ -162,7 +162,9 @@ def _pull_session_id(buf: Buffer) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
-    msg_type: ClassVar[int] = HandshakeType.client_hello
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.client_hello
 
     legacy_version: int
     """0x0303 for TLS 1.2 and 1.3 clients (the real offer is in supported_versions)."""
@@ -205,7 +207,9 @@ def push_client_hello(buf: Buffer, msg: ClientHello) -> None:
 class ServerHello:
     """ServerHello, and HelloRetryRequest, which is a ServerHello with :data:`HRR_RANDOM`."""
 
-    msg_type: ClassVar[int] = HandshakeType.server_hello
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.server_hello
 
     legacy_version: int
     random: bytes
@@ -257,7 +261,9 @@ def push_server_hello(buf: Buffer, msg: ServerHello) -> None:
 
 @dataclass(frozen=True, slots=True)
 class EncryptedExtensions:
-    msg_type: ClassVar[int] = HandshakeType.encrypted_extensions
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.encrypted_extensions
 
     extensions: tuple[Extension, ...]
 
@@ -286,7 +292,9 @@ class Certificate:
     """Both forms: TLS 1.3 (``tls13=True``: request context, per-entry extensions) and
     TLS 1.2 and below (a plain ``ASN.1Cert certificate_list<0..2^24-1>``)."""
 
-    msg_type: ClassVar[int] = HandshakeType.certificate
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.certificate
 
     certificate_request_context: bytes
     """TLS 1.3: empty in the server's Certificate, echoes the CertificateRequest otherwise."""
@@ -337,7 +345,9 @@ def push_certificate(buf: Buffer, msg: Certificate) -> None:
 class CertificateRequest:
     """TLS 1.3 form."""
 
-    msg_type: ClassVar[int] = HandshakeType.certificate_request
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.certificate_request
 
     certificate_request_context: bytes
     extensions: tuple[Extension, ...]
@@ -359,7 +369,9 @@ def push_certificate_request(buf: Buffer, msg: CertificateRequest) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CertificateVerify:
-    msg_type: ClassVar[int] = HandshakeType.certificate_verify
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.certificate_verify
 
     algorithm: int | None
     """SignatureScheme; None in the TLS 1.0/1.1 form, which has no algorithm field."""
@@ -392,7 +404,9 @@ def push_certificate_verify(buf: Buffer, msg: CertificateVerify) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    msg_type: ClassVar[int] = HandshakeType.finished
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.finished
 
     verify_data: bytes
     """Hash length in TLS 1.3 (RFC 8446 4.4.4), 12 bytes in TLS 1.2 (RFC 5246 7.4.9)."""
@@ -408,7 +422,9 @@ def push_finished(buf: Buffer, msg: Finished) -> None:
 
 @dataclass(frozen=True, slots=True)
 class KeyUpdate:
-    msg_type: ClassVar[int] = HandshakeType.key_update
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.key_update
 
     request_update: int
     """KeyUpdateRequest: update_not_requested(0) or update_requested(1)."""
@@ -426,7 +442,9 @@ def push_key_update(buf: Buffer, msg: KeyUpdate) -> None:
 class EndOfEarlyData:
     """RFC 8446 4.5: empty."""
 
-    msg_type: ClassVar[int] = HandshakeType.end_of_early_data
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.end_of_early_data
 
 
 # -- NewSessionTicket (RFC 8446 4.6.1, RFC 5077 3.3) --------------------------------------------
@@ -436,7 +454,9 @@ class EndOfEarlyData:
 class NewSessionTicket:
     """TLS 1.3 form."""
 
-    msg_type: ClassVar[int] = HandshakeType.new_session_ticket
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.new_session_ticket
 
     ticket_lifetime: int
     """Seconds, at most 604800 (7 days)."""
@@ -470,7 +490,9 @@ def push_new_session_ticket(buf: Buffer, msg: NewSessionTicket) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CompressedCertificate:
-    msg_type: ClassVar[int] = HandshakeType.compressed_certificate
+    @property
+    def msg_type(self) -> int:
+        return HandshakeType.compressed_certificate
 
     algorithm: int
     """CertificateCompressionAlgorithm."""

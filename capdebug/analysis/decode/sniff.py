@@ -126,7 +126,8 @@ class _Sniffing(_Resync):
 
 
 def _is_text(buf: bytearray) -> bool:
-    return all(32 <= b < 127 or b in (9, 10, 13) for b in buf[:6])
+    # bytes(): mypyc (2.4) cannot compile all() over a bytearray (an internal error).
+    return all(32 <= b < 127 or b in (9, 10, 13) for b in bytes(buf[:6]))
 
 
 def _upgrade_event(session: _Session, u: Upgrade) -> UpgradeEvent:
