@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 JOBS ?= 2
 
-.PHONY: install install-test system-deps demo test lint typecheck unit
+.PHONY: install install-test system-deps demo test lint typecheck unit test-compiled
 
 install:
 	$(PIP) install -q -e .
@@ -28,6 +28,11 @@ typecheck:
 
 unit:
 	$(PYTHON) -m pytest -n $(JOBS) -q
+
+## test-compiled: build the mypyc-compiled variant in a venv of its own (scripts/build_compiled.sh)
+## and test it against the pure package: identical output on every fixture, decode/net/wire/crypto
+test-compiled:
+	JOBS=$(JOBS) PYTHON=$(PYTHON) bash scripts/build_compiled.sh
 
 ## test: install everything the tests need, lint, type-check and run the whole suite
 test: system-deps install-test lint typecheck unit

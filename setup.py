@@ -52,6 +52,8 @@ MYPYC_MODULES = [
 def _ext_modules() -> list[object]:
     if os.environ.get("CAPDEBUG_MYPYC", "") != "1":
         return []
+    if any(cmd in sys.argv[1:] for cmd in ("egg_info", "dist_info")):
+        return []  # metadata only: no need to run mypyc for it (it takes a minute)
     try:
         from mypyc.build import mypycify
     except ImportError:

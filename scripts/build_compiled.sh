@@ -9,7 +9,7 @@
 # Environment: PYTHON (python3), JOBS (2: pytest workers), KEEP=1 keeps WORKDIR.
 # The venv sees the interpreter's site-packages (--system-site-packages): the test
 # dependencies and mypy come from `make install-test`; the build uses that mypy (no
-# build isolation, nothing downloaded).
+# build isolation; only a current setuptools is installed into the venv).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
@@ -31,10 +31,17 @@ done | xargs -0 cp --parents -t "$src")
 cp -r "$src/tests" "$src/samples" "$src/pyproject.toml" "$run/"
 
 "$python" -m venv --system-site-packages "$work/venv"
+# The build requirement (setuptools>=68; from 70.1 it builds wheels without the wheel package).
+"$work/venv/bin/python" -m pip install -q "setuptools>=70.1"
 start=$(date +%s)
 CAPDEBUG_MYPYC=1 "$work/venv/bin/python" -m pip install -q --no-deps --no-build-isolation "$src"
 echo "build_compiled: compiled build installed in $(($(date +%s) - start)) s"
 
 cd "$run"
+# Deselected: a test that counts calls by replacing a method of RecordDirection on the class.
+# A compiled caller calls the compiled method directly, so the replacement is never seen; what
+# it checks (the decoder opens records through the record layer) is a property of the sources,
+# tested on the pure package.
 CAPDEBUG_PURE_SRC=$src "$work/venv/bin/python" -m pytest -q -n "$jobs" -p no:cacheprovider \
+    --deselect tests/decode/test_one_record_layer.py::test_decoding_opens_every_record_through_record_direction \
     tests/compiled tests/decode tests/net tests/wire tests/crypto

@@ -126,5 +126,5 @@ def test_mid_stream_recovery_skips_sessions_seen_in_the_capture(tmp_path: Path) 
     _, keys = c.fixture(BULK)
     keylog = KeyLog.from_file(keys)
     randoms = keylog.client_randoms()
-    assert len(keys_module.recover_mid_stream(keylog, 0)) >= 1
-    assert keys_module.recover_mid_stream(keylog, 0, exclude=randoms) == []
+    assert len(keys_module.recover_mid_stream(keylog, keys_module.Role.CLIENT)) >= 1
+    assert keys_module.recover_mid_stream(keylog, keys_module.Role.CLIENT, exclude=randoms) == []
