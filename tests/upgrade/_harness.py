@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from capdebug.analysis.events import DecodeEvent, HandshakeEvent, UpgradeEvent
+from capdebug.analysis.events import AlertEvent, DecodeEvent, HandshakeEvent, UpgradeEvent
 from capdebug.analysis.sessions import iter_events, load_keys
 from capdebug.analysis.triage import triage
 from capdebug.pcap.open import open_capture
@@ -44,6 +44,32 @@ def tshark_handshake_rows(capture: Path, keylog: Path, decode_as: str) -> list[t
         frame, types = line.split("\t")
         rows += [(int(frame), int(t)) for t in types.split(",") if t]
     return sorted(rows)
+
+
+def alert_rows(evs: Sequence[DecodeEvent]) -> list[tuple[int, int | None]]:
+    """(frame, description) of every alert capdebug shows."""
+    return sorted((e.frame, e.description) for e in evs if isinstance(e, AlertEvent))
+
+
+def tshark_fields(
+    capture: Path, keylog: Path | None, decode_as: str, display_filter: str, *fields: str
+) -> list[list[str]]:
+    """tshark's values of ``fields`` (one list per matching frame, empty fields kept)."""
+    cmd = ["tshark", "-n", "-r", str(capture), "-d", decode_as, "-Y", display_filter, "-T", "fields"]
+    if keylog is not None:
+        cmd += ["-o", f"tls.keylog_file:{keylog}"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def tshark_alert_rows(capture: Path, keylog: Path, decode_as: str) -> list[tuple[int, int | None]]:
+    """(frame, description) of every alert tshark decodes (decrypted ones included)."""
+    rows = tshark_fields(
+        capture, keylog, decode_as, "tls.alert_message", "frame.number", "tls.alert_message.desc"
+    )
+    return sorted((int(f), int(d)) for f, descs in rows for d in descs.split(",") if d)
 
 
 def s_client(args: Sequence[str], *, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
