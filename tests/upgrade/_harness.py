@@ -51,25 +51,23 @@ def alert_rows(evs: Sequence[DecodeEvent]) -> list[tuple[int, int | None]]:
     return sorted((e.frame, e.description) for e in evs if isinstance(e, AlertEvent))
 
 
-def tshark_fields(
-    capture: Path, keylog: Path | None, decode_as: str, display_filter: str, *fields: str
-) -> list[list[str]]:
-    """tshark's values of ``fields`` (one list per matching frame, empty fields kept)."""
-    cmd = ["tshark", "-n", "-r", str(capture), "-d", decode_as, "-Y", display_filter, "-T", "fields"]
+def tshark_table(
+    capture: Path, keylog: Path | None, decode_as: str, *fields: str
+) -> list[dict[str, list[str]]]:
+    """One tshark pass: per frame, each field's values (several occurrences split; ``|`` joins
+    them, so values must not contain it)."""
+    cmd = ["tshark", "-n", "-r", str(capture), "-d", decode_as, "-T", "fields", "-E", "aggregator=|"]
     if keylog is not None:
         cmd += ["-o", f"tls.keylog_file:{keylog}"]
     for f in fields:
         cmd += ["-e", f]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return [line.split("\t") for line in out.splitlines()]
-
-
-def tshark_alert_rows(capture: Path, keylog: Path, decode_as: str) -> list[tuple[int, int | None]]:
-    """(frame, description) of every alert tshark decodes (decrypted ones included)."""
-    rows = tshark_fields(
-        capture, keylog, decode_as, "tls.alert_message", "frame.number", "tls.alert_message.desc"
-    )
-    return sorted((int(f), int(d)) for f, descs in rows for d in descs.split(",") if d)
+    rows = []
+    for line in out.splitlines():
+        values = line.split("\t")
+        assert len(values) == len(fields), line
+        rows.append({f: v.split("|") if v else [] for f, v in zip(fields, values, strict=True)})
+    return rows
 
 
 def s_client(args: Sequence[str], *, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
