@@ -208,8 +208,8 @@ def test_ssl_request_then_tls_decrypted_like_tshark(datadir: Path, tmp_path: Pat
 
 def test_server_without_tls_and_a_client_that_requires_it(datadir: Path, tmp_path: Path) -> None:
     """``--skip-ssl``: the greeting has no CLIENT_SSL; a client that requires TLS
-    (``--ssl-verify-server-cert``) closes without a word (MariaDB 10.11's ``--ssl`` alone would
-    log in in plaintext instead)."""
+    (``--ssl-verify-server-cert``) closes without a word (MariaDB 10.11's ``--ssl`` alone logs in
+    in plaintext instead: nothing on the wire says it wanted TLS, so that is not judged)."""
     port = _free_port()
     pcap = tmp_path / "mariadb-nossl.pcap"
     with _mariadbd(datadir, port, ssl=False), tcpdump(pcap, port):
@@ -225,13 +225,20 @@ def test_server_without_tls_and_a_client_that_requires_it(datadir: Path, tmp_pat
     assert [(r["mysql.packet_number"], r["mysql.caps.sl"]) for r in mysql] == [
         (["0"], ["0"])
     ]  # the greeting only
+    client_fin = tshark_table(pcap, None, _decode_as(port), "frame.number", "tcp.flags.fin", "tcp.srcport")
+    fins = [
+        int(r["frame.number"][0])
+        for r in client_fin
+        if r["tcp.flags.fin"] == ["1"] and r["tcp.srcport"] != [str(port)]
+    ]
     evs = events(pcap, None)
-    if not evs:
-        # The decoder's prelude learns of the connection's end only through the decoder
-        # (analysis/decode), which does not tell it: the client's silence is not seen.
-        pytest.xfail(
-            "capdebug does not yet call a MySQL greeting without CLIENT_SSL, then the client's FIN, a refusal"
-        )
+    # Told by the client's FIN after a greeting it never answered: the server refused TLS.
     (up,) = upgrades(evs)
-    assert (up.protocol, up.accepted) == ("mysql", False)
-    assert {v.code: v.by for r in triage(evs) for v in r.verdicts}.get("upgrade_refused") == "server"
+    assert (up.protocol, up.command, up.reply, up.accepted, up.from_) == (
+        "mysql", "", "greeting without CLIENT_SSL", False, "server",
+    )  # fmt: skip
+    assert [up.frame] == [up.command_frame] == fins
+    verdicts = [v for r in triage(evs) for v in r.verdicts]
+    (refused,) = [v for v in verdicts if v.code == "upgrade_refused"]
+    assert (refused.by, refused.frame) == ("server", up.frame) and "no TLS" in refused.detail, refused
+    assert not {"upgraded", "tls_never_followed", "plaintext_to_tls_port"} & {v.code for v in verdicts}
