@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import overload
 
+from ...net.health import DirectionHealth
 from ...wire.constants import CipherSuite, name_of, version_name
 from ...wire.handshake import ClientHello, EncryptedExtensions, ServerHello
 from ..app import AppFact, H2Watch
@@ -53,6 +54,9 @@ class Triage:
     def __init__(self, *, slow_handshake_s: float = 1.0) -> None:
         self.conns: dict[int, Conn | Bare] = {}
         """Every connection so far: a :class:`Bare` record while it carried only TCP flags."""
+        self._quiet_sides: dict[DirectionHealth, DirectionHealth] = {}
+        self._servers: dict[str, str] = {}
+        """Server endpoints, each text kept once (a flood's attempts share one)."""
         self.slow_handshake_s = slow_handshake_s
         self.issued: Issued = {}
         self._plain: dict[tuple[int, str], deque[tuple[bytes, list[list[AppFact] | None]]]] = {}
@@ -122,7 +126,11 @@ class Triage:
             return
         found = self.conns.get(ev.conn)
         if isinstance(ev, ConnectionEvent):
-            self.conns[ev.conn] = Bare(ev.conn, ev.client, ev.server, ev.first_frame, ev.roles_from)
+            servers = self._servers
+            server = servers.get(ev.server, ev.server)
+            if len(servers) < 4096:  # a scan of many servers is not worth a growing table
+                servers[server] = server
+            self.conns[ev.conn] = Bare(ev.conn, ev.client, server, ev.first_frame, ev.roles_from)
             return
         if found is None:
             return
@@ -203,6 +211,11 @@ class Triage:
                 b.tcp += ((who, flag, ev.frame, ev.ts_ns),)
         elif t is TcpHealthEvent:
             assert isinstance(ev, TcpHealthEvent)
+            # A flood's attempts each have one, whose answering side saw nothing: that side's
+            # facts, all alike, are kept once.
+            client, server = self._quiet(ev.client), self._quiet(ev.server)
+            if client is not ev.client or server is not ev.server:
+                ev = TcpHealthEvent(ev.conn, ev.frame, ev.ts_ns, client, server, ev.connect_ns)
             b.health = ev
         elif t is EvictedEvent:
             assert isinstance(ev, EvictedEvent)
@@ -215,6 +228,12 @@ class Triage:
         if ev.frame > b.last_frame:
             b.last_frame = ev.frame
         return True
+
+    def _quiet(self, h: DirectionHealth) -> DirectionHealth:
+        """``h`` itself, or an equal one already kept when the side sent nothing at all."""
+        if h.last_frame:
+            return h
+        return self._quiet_sides.setdefault(h, h)
 
     def _expand(self, number: int) -> Conn:
         """The connection's full summary from now on (its :class:`Bare` record expanded)."""
