@@ -282,6 +282,7 @@ def _conn_json(
         "version": r.version,
         "suite": r.cipher_suite,
         "alpn": r.alpn,
+        "app": r.app.text() if r.app is not None else None,
         "duration": r.duration,
         "bytes": [r.bytes_client, r.bytes_server],
         "start": (start_ns - t0) / 1e9 if start_ns is not None and t0 is not None else None,

@@ -262,6 +262,8 @@ class Decoder(_Framing):
             if session is None and ev.flag == "RST" and (done := self._finished.pop(ev.conn.id, None)):
                 session = done[0]  # an RST after both FINs: the end of the timeline
             if session is not None:
+                if session.prelude is not None and ev.flag != "SYN":
+                    self._prelude_closed(session, ev)  # a refusal MySQL shows only this way
                 self._emit_raw(session, ("tcp", self._at(ev), ev.ts_ns, int(ev.direction), ev.flag))
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
