@@ -68,7 +68,8 @@ def decrypt(
         DEFAULT_MAX_CONNECTIONS,
         "--max-connections",
         min=1,
-        help="TCP connections followed at once; past it the oldest without data (else the oldest)"
+        help="TCP connections followed at once, an eighth of them without data; past either the oldest"
+        " without data (else the oldest)"
         " is dropped, with an 'evicted' event and a warning (bounded memory under a SYN flood).",
     ),
 ) -> None:
