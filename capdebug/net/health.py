@@ -26,8 +26,9 @@ What is measured, per sending direction (:class:`DirectionHealth`):
   A segment filling a hole whose IPv4 ID comes before the newest one seen beyond the hole
   (Linux numbers each connection's packets in sequence; a retransmission gets a new one) and
   at most :data:`_REORDER_IDS` before the first was sent before a segment that arrived earlier:
-  the original, reordered on the path, not a retransmission. (A sender with random IDs may
-  have a retransmission taken for reordering, at worst a few times in a hundred.)
+  the original, reordered on the path, not a retransmission; so is a copy arriving after a
+  retransmission with an IPv4 ID up to :data:`_LATE_IDS` older than it. (A sender with random
+  IDs may have a retransmission taken for reordering, at worst a few times in a hundred.)
   A retransmission the receiver reports as a duplicate with a D-SACK (RFC 2883 4: the first
   SACK block below the cumulative ACK, or inside the second block) was spurious: the original
   had arrived. It is taken back out of the count, bytes and time cost (not out of the RTO
@@ -81,6 +82,8 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 _REORDER_IDS = 256
 """A hole filler up to this many IPv4 IDs before the hole's opener was sent before it."""
+_LATE_IDS = 4096
+"""A copy of a retransmitted segment up to this many IPv4 IDs older is its original, late."""
 _LINGER_NS = RTO_MIN_NS
 """How long a connection stays watched after a retransmission is acknowledged, for its D-SACK
 (which comes about a round trip after the retransmission, at the sender)."""
@@ -196,7 +199,8 @@ class _Dir:
     rst_ttl: int | None = None
     rst_ip_id: int | None = None
     into_zero_window: int = 0
-    # Retransmitted segments not yet acknowledged: seq -> [end, first_frame, first_ts, last_ts, count].
+    # Retransmitted segments not yet acknowledged:
+    # seq -> [end, first_frame, first_ts, last_ts, count, IPv4 ID of the first or -1].
     tx: dict[int, list[int]] | None = None
     # Acknowledged ones a D-SACK may still call spurious: seq -> [end, cost_ns, count].
     acked: dict[int, list[int]] | None = None
@@ -277,10 +281,15 @@ class HealthObserver:
             if flags & ACK and self.synack_frame is None:
                 self.synack_frame, self._synack_ts = frame, ts_ns
         elif old:
-            trouble = True
-            self._retransmitted(me, seq, (seq + old) & _MASK, old, frame, ts_ns)
-            if peer.zero_since is not None:
-                me.into_zero_window += 1
+            sample = ip_ttl_id(linktype, data)
+            ip_id = -1 if sample is None or sample[1] is None else sample[1]
+            entry = me.tx.get(seq) if me.tx else None
+            if entry is None or entry[5] < 0 or ip_id < 0 or not 0 < (entry[5] - ip_id) & 0xFFFF <= _LATE_IDS:
+                trouble = True
+                self._retransmitted(me, seq, (seq + old) & _MASK, old, frame, ts_ns, ip_id)
+                if peer.zero_since is not None:
+                    me.into_zero_window += 1
+            # else: the original, arriving after its retransmission (module docstring)
         if flags & ACK and not flags & SYN and (watched or trouble):
             if peer.tx or peer.acked:
                 dsack = _dsack(linktype, data, ack)
@@ -314,7 +323,9 @@ class HealthObserver:
                 return RELEASE
         return 0
 
-    def _retransmitted(self, me: _Dir, seq: int, end: int, size: int, frame: int, ts: int) -> None:
+    def _retransmitted(
+        self, me: _Dir, seq: int, end: int, size: int, frame: int, ts: int, ip_id: int
+    ) -> None:
         me.retransmissions += 1
         me.retransmitted_bytes += size
         if me.first_retransmission is None:
@@ -333,7 +344,7 @@ class HealthObserver:
             wait = ts - self._watch_ts if self._watch_ts is not None else 0
             if len(tx) >= _TRACKED:
                 del tx[next(iter(tx))]
-            tx[seq] = [end, frame, ts, ts, 1]
+            tx[seq] = [end, frame, ts, ts, 1, ip_id]
         if wait >= RTO_MIN_NS:
             me.rto_stalls += 1
             me.rto_stall_ns += wait
