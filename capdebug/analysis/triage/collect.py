@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import overload
 
 from ...net.health import DirectionHealth
+from ...net.reassembly import GAP_OUT_OF_ORDER
 from ...wire.constants import CipherSuite, name_of, version_name
 from ...wire.handshake import ClientHello, EncryptedExtensions, ServerHello
 from ..app import AppFact, H2Watch
@@ -182,6 +183,8 @@ class Triage:
                 side.capture_gaps += 1
             elif ev.cause == "network":
                 side.network_gaps += 1
+            elif ev.cause == GAP_OUT_OF_ORDER:
+                side.out_of_order_gaps += 1
         elif isinstance(ev, UndecryptableEvent):
             side.undecryptable.append(ev)
         elif isinstance(ev, UpgradeEvent):

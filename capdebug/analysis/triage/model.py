@@ -76,6 +76,9 @@ class Side:
     """Gaps whose bytes the receiver acknowledged: the capture lost them."""
     network_gaps: int = 0
     """Gaps never acknowledged while the sender retransmitted: the network lost them."""
+    out_of_order_gaps: int = 0
+    """Holes given up because more data than the reassembly limit waited behind them (their
+    bytes may well be in the capture, later)."""
     undecryptable: list[UndecryptableEvent] = field(default_factory=list)
     protected_records: int = 0
     protected: list[tuple[int, int, int]] = field(default_factory=list)

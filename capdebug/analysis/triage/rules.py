@@ -161,6 +161,13 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
             )
             if s.gap_bytes > s.snaplen_bytes:
                 detail += f"; {s.gap_bytes - s.snaplen_bytes} more bytes are missing from the capture"
+        elif s.out_of_order_gaps:
+            detail = (
+                f"{s.gap_bytes} bytes sent by the {NAMES[i]} could not be placed ({s.gaps} gap(s)): "
+                f"{s.out_of_order_gaps} hole(s) were given up after more data than the reassembly "
+                "limit arrived behind them (the missing bytes may come later in the capture); "
+                "capdebug decrypt --max-out-of-order raises the limit"
+            )
         elif s.network_gaps:
             detail = (
                 f"{s.gap_bytes} bytes sent by the {NAMES[i]} are missing ({s.gaps} gap(s)): the "
