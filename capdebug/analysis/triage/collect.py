@@ -23,6 +23,7 @@ from ..events import (
     HandshakeEvent,
     OverlapEvent,
     PlaintextEvent,
+    RecoveredEvent,
     TcpEvent,
     TcpHealthEvent,
     UndecryptableEvent,
@@ -199,6 +200,9 @@ class Triage:
                 c.overlap = ev
         elif isinstance(ev, EvictedEvent):
             c.evicted = ev
+        elif isinstance(ev, RecoveredEvent):
+            if c.recovered is None:
+                c.recovered = ev
 
     def _bare(self, b: Bare, ev: DecodeEvent) -> bool:
         """Read ``ev`` into a connection's :class:`Bare` record, as :meth:`add` would into a
@@ -378,8 +382,12 @@ class Triage:
             c.server,
             c.first_frame,
             c.sni,
-            None if c.version is None else version_name(c.version),
-            None if c.cipher_suite is None else name_of(CipherSuite, c.cipher_suite),
+            version_name(c.version) if c.version is not None else "TLS 1.3" if c.recovered else None,
+            name_of(CipherSuite, c.cipher_suite)
+            if c.cipher_suite is not None
+            else c.recovered.cipher_suite
+            if c.recovered
+            else None,
             c.alpn,
             duration,
             c.sides[0].app_bytes,

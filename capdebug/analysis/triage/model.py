@@ -15,6 +15,7 @@ from ..events import (
     HandshakeEvent,
     OverlapEvent,
     PlaintextEvent,
+    RecoveredEvent,
     TcpHealthEvent,
     UndecryptableEvent,
     UpgradeEvent,
@@ -190,6 +191,9 @@ class Conn:
     client_hello: HandshakeEvent | None = None
     server_hello: HandshakeEvent | None = None
     hrr: HandshakeEvent | None = None
+    recovered: RecoveredEvent | None = None
+    """Its handshake was not seen (picked up mid-stream, or the ServerHello lost) and a key-log
+    traffic secret opened its records: TLS 1.3, with the suite that authenticated them."""
     certificate: HandshakeEvent | None = None
     client_certificate: HandshakeEvent | None = None
     certificate_request: int | None = None
