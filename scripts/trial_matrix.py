@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import socket
@@ -74,13 +74,17 @@ class Shape:
 
 SHAPES = (
     Shape("lo-pcap", ("-i", "lo")),
-    Shape("any-sll2-pcapng-nano", ("-i", "any", "--time-stamp-precision", "nano", "-y", "LINUX_SLL2"), "pcapng"),
+    Shape(
+        "any-sll2-pcapng-nano", ("-i", "any", "--time-stamp-precision", "nano", "-y", "LINUX_SLL2"), "pcapng"
+    ),
     Shape("any-sll-pcap", ("-i", "any", "-y", "LINUX_SLL")),
 )
 
 
 @contextmanager
-def tcpdumps(folder: Path, shapes: Sequence[Shape], bpf: str, snaplen: int | None = None) -> Iterator[list[Path]]:
+def tcpdumps(
+    folder: Path, shapes: Sequence[Shape], bpf: str, snaplen: int | None = None
+) -> Iterator[list[Path]]:
     """Several tcpdumps of the same filter at once; the files, once they all stopped."""
     procs: list[tuple[subprocess.Popen[bytes], Path, list[str]]] = []
     try:
@@ -93,12 +97,16 @@ def tcpdumps(folder: Path, shapes: Sequence[Shape], bpf: str, snaplen: int | Non
             # 65,536) keeps about 470 slots in the 32 MiB buffer, where 256 KiB kept 128.
             argv += ["-s", str(snaplen or 70000)]
             argv.append(bpf)
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
             lines: list[str] = []
             procs.append((p, path, lines))
             ready = threading.Event()
 
-            def watch(p: subprocess.Popen[bytes] = p, lines: list[str] = lines, ready: threading.Event = ready) -> None:
+            def watch(
+                p: subprocess.Popen[bytes] = p, lines: list[str] = lines, ready: threading.Event = ready
+            ) -> None:
                 assert p.stderr is not None
                 for raw in p.stderr:
                     lines.append(raw.decode("utf-8", "replace"))
@@ -420,7 +428,9 @@ def case(
     return deco
 
 
-def _captures(ctx: Ctx, paths: list[Path], keylog: Path | None = None, rsa_key: Path | None = None) -> list[Capture]:
+def _captures(
+    ctx: Ctx, paths: list[Path], keylog: Path | None = None, rsa_key: Path | None = None
+) -> list[Capture]:
     out = []
     for p in paths:
         if p.suffix == ".pcapng":
@@ -432,8 +442,14 @@ def _captures(ctx: Ctx, paths: list[Path], keylog: Path | None = None, rsa_key: 
 # OpenSSL --------------------------------------------------------------------------------------
 
 
-def s_server(ctx: Ctx, args: Sequence[str], rsa: bool = False, naccept: int = 1, host: str = "127.0.0.1") -> Proc:
-    cert, key = (ctx.pki.server_rsa_cert, ctx.pki.server_rsa_key) if rsa else (ctx.pki.server_ec_cert, ctx.pki.server_ec_key)
+def s_server(
+    ctx: Ctx, args: Sequence[str], rsa: bool = False, naccept: int = 1, host: str = "127.0.0.1"
+) -> Proc:
+    cert, key = (
+        (ctx.pki.server_rsa_cert, ctx.pki.server_rsa_key)
+        if rsa
+        else (ctx.pki.server_ec_cert, ctx.pki.server_ec_key)
+    )
     accept = f"[{host}]:{ctx.port}" if ":" in host else f"{host}:{ctx.port}"
     argv = ["openssl", "s_server", "-accept", accept, "-cert", str(cert), "-key", str(key)]
     argv += ["-keylogfile", str(ctx.keys), "-naccept", str(naccept), *args]
@@ -442,7 +458,9 @@ def s_server(ctx: Ctx, args: Sequence[str], rsa: bool = False, naccept: int = 1,
     return p
 
 
-def s_client(ctx: Ctx, args: Sequence[str], env: dict[str, str] | None = None, host: str = "127.0.0.1") -> Proc:
+def s_client(
+    ctx: Ctx, args: Sequence[str], env: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> Proc:
     target = f"[{host}]:{ctx.port}" if ":" in host else f"{host}:{ctx.port}"
     argv = ["openssl", "s_client", "-connect", target, "-servername", "localhost", "-CAfile", str(ctx.pki.ca)]
     argv += ["-keylogfile", str(ctx.keys), *args]
@@ -491,13 +509,26 @@ def openssl_pair(
     return paths
 
 
-def _simple(name: str, server_args: Sequence[str], client_args: Sequence[str], rsa: bool = False, keyless: bool = True, env: dict[str, str] | None = None) -> None:
+def _simple(
+    name: str,
+    server_args: Sequence[str],
+    client_args: Sequence[str],
+    rsa: bool = False,
+    keyless: bool = True,
+    env: dict[str, str] | None = None,
+) -> None:
     @case(name, keyless=keyless)
     def run(ctx: Ctx) -> list[Capture]:
         return _captures(ctx, openssl_pair(ctx, server_args, client_args, rsa=rsa, client_env=env))
 
 
-for _suite in ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"):
+for _suite in (
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_CCM_SHA256",
+    "TLS_AES_128_CCM_8_SHA256",
+):
     _simple(f"ossl-tls13-{_suite}", ["-ciphersuites", _suite], ["-ciphersuites", _suite], keyless=True)
 
 for _cipher, _rsa in (
@@ -529,7 +560,10 @@ def _no_ems_conf(ctx: Ctx) -> dict[str, str]:
 
 @case("ossl-tls12-no-ems-cbc")
 def _no_ems(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, openssl_pair(ctx, [], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"], client_env=_no_ems_conf(ctx)))
+    return _captures(
+        ctx,
+        openssl_pair(ctx, [], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"], client_env=_no_ems_conf(ctx)),
+    )
 
 
 @case("ossl-tls12-rsa-kx-rsa-key")
@@ -540,7 +574,9 @@ def _rsa_kx(ctx: Ctx) -> list[Capture]:
 
 @case("ossl-tls12-rsa-kx-cbc-no-ems-rsa-key")
 def _rsa_kx_cbc(ctx: Ctx) -> list[Capture]:
-    paths = openssl_pair(ctx, [], ["-tls1_2", "-cipher", "AES128-SHA256", "-no_etm"], rsa=True, client_env=_no_ems_conf(ctx))
+    paths = openssl_pair(
+        ctx, [], ["-tls1_2", "-cipher", "AES128-SHA256", "-no_etm"], rsa=True, client_env=_no_ems_conf(ctx)
+    )
     return _captures(ctx, paths, rsa_key=ctx.pki.server_rsa_key)
 
 
@@ -552,7 +588,14 @@ def _hrr(ctx: Ctx) -> list[Capture]:
 @case("ossl-tls13-mtls")
 def _mtls13(ctx: Ctx) -> list[Capture]:
     p = ctx.pki
-    return _captures(ctx, openssl_pair(ctx, ["-Verify", "1", "-CAfile", str(p.ca)], ["-cert", str(p.client_cert), "-key", str(p.client_key)]))
+    return _captures(
+        ctx,
+        openssl_pair(
+            ctx,
+            ["-Verify", "1", "-CAfile", str(p.ca)],
+            ["-cert", str(p.client_cert), "-key", str(p.client_key)],
+        ),
+    )
 
 
 @case("ossl-tls12-mtls-cbc")
@@ -560,7 +603,19 @@ def _mtls12(ctx: Ctx) -> list[Capture]:
     p = ctx.pki
     return _captures(
         ctx,
-        openssl_pair(ctx, ["-Verify", "1", "-CAfile", str(p.ca)], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA", "-cert", str(p.client_cert), "-key", str(p.client_key)]),
+        openssl_pair(
+            ctx,
+            ["-Verify", "1", "-CAfile", str(p.ca)],
+            [
+                "-tls1_2",
+                "-cipher",
+                "ECDHE-ECDSA-AES256-SHA",
+                "-cert",
+                str(p.client_cert),
+                "-key",
+                str(p.client_key),
+            ],
+        ),
     )
 
 
@@ -590,12 +645,25 @@ def _reneg(client: Proc, server: Proc) -> None:
 
 @case("ossl-tls12-renegotiation-cbc")
 def _renego(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, openssl_pair(ctx, ["-client_renegotiation"], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"], middle=_reneg))
+    return _captures(
+        ctx,
+        openssl_pair(
+            ctx, ["-client_renegotiation"], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"], middle=_reneg
+        ),
+    )
 
 
 @case("ossl-tls12-renegotiation-gcm")
 def _renego_gcm(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, openssl_pair(ctx, ["-client_renegotiation"], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"], middle=_reneg))
+    return _captures(
+        ctx,
+        openssl_pair(
+            ctx,
+            ["-client_renegotiation"],
+            ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+            middle=_reneg,
+        ),
+    )
 
 
 def _big(client: Proc, server: Proc) -> None:
@@ -613,7 +681,12 @@ def _large13(ctx: Ctx) -> list[Capture]:
 
 @case("ossl-tls12-maxfraglen-512")
 def _mfl(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, openssl_pair(ctx, [], ["-tls1_2", "-maxfraglen", "512", "-cipher", "ECDHE-ECDSA-AES128-SHA"], middle=_big))
+    return _captures(
+        ctx,
+        openssl_pair(
+            ctx, [], ["-tls1_2", "-maxfraglen", "512", "-cipher", "ECDHE-ECDSA-AES128-SHA"], middle=_big
+        ),
+    )
 
 
 @case("ossl-tls13-maxfraglen-512")
@@ -628,10 +701,18 @@ def _v6(ctx: Ctx) -> list[Capture]:
 
 @case("ossl-tls12-ipv6-cbc")
 def _v6_12(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, openssl_pair(ctx, [], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA384"], host="::1"))
+    return _captures(
+        ctx, openssl_pair(ctx, [], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA384"], host="::1")
+    )
 
 
-def _resumption(ctx: Ctx, server_args: Sequence[str], client_args: Sequence[str], early: bool = False, reused: str = "Reused") -> list[Path]:
+def _resumption(
+    ctx: Ctx,
+    server_args: Sequence[str],
+    client_args: Sequence[str],
+    early: bool = False,
+    reused: str = "Reused",
+) -> list[Path]:
     ctx.port = free_port()
     sess = ctx.folder / "sess.pem"
     early_file = ctx.folder / "early.txt"
@@ -666,7 +747,9 @@ def _resumption(ctx: Ctx, server_args: Sequence[str], client_args: Sequence[str]
 
 @case("ossl-tls12-resume-session-id-cbc", want=("clean_close", "resumed"))
 def _r12id(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, _resumption(ctx, ["-no_ticket"], ["-tls1_2", "-no_ticket", "-cipher", "ECDHE-ECDSA-AES128-SHA"]))
+    return _captures(
+        ctx, _resumption(ctx, ["-no_ticket"], ["-tls1_2", "-no_ticket", "-cipher", "ECDHE-ECDSA-AES128-SHA"])
+    )
 
 
 @case("ossl-tls12-resume-ticket-no-ems", want=("clean_close", "resumed"))
@@ -688,7 +771,16 @@ def _r13e(ctx: Ctx) -> list[Capture]:
 def _r13e_hrr(ctx: Ctx) -> list[Capture]:
     # The ticket allows early data; the second connection's key share does not suit the server
     # (-groups differs only on the client side), so it answers with an HRR, which rejects 0-RTT.
-    return _captures(ctx, _resumption(ctx, ["-early_data", "-groups", "P-256"], ["-groups", "X25519:P-256"], early=True, reused="Early data was rejected"))
+    return _captures(
+        ctx,
+        _resumption(
+            ctx,
+            ["-early_data", "-groups", "P-256"],
+            ["-groups", "X25519:P-256"],
+            early=True,
+            reused="Early data was rejected",
+        ),
+    )
 
 
 # Other peers ---------------------------------------------------------------------------------
@@ -699,16 +791,37 @@ def _gnutls(ctx: Ctx, priority: str, extra_cli: Sequence[str] = (), big: bool = 
     env = {"SSLKEYLOGFILE": str(ctx.keys)}
     with tcpdumps(ctx.folder, ctx.shapes, f"tcp port {ctx.port}") as paths:
         server = Proc(
-            [tool("gnutls-serv"), "-p", str(ctx.port), "--echo", "--x509certfile", str(ctx.pki.server_ec_cert),
-             "--x509keyfile", str(ctx.pki.server_ec_key), "--priority", priority],
-            name="gnutls-serv", env=env,
+            [
+                tool("gnutls-serv"),
+                "-p",
+                str(ctx.port),
+                "--echo",
+                "--x509certfile",
+                str(ctx.pki.server_ec_cert),
+                "--x509keyfile",
+                str(ctx.pki.server_ec_key),
+                "--priority",
+                priority,
+            ],
+            name="gnutls-serv",
+            env=env,
         )
         try:
             server.wait_for("Echo Server listening")
             client = Proc(
-                [tool("gnutls-cli"), "-p", str(ctx.port), "--x509cafile", str(ctx.pki.ca), "--priority", priority,
-                 *extra_cli, "localhost"],
-                name="gnutls-cli", env=env,
+                [
+                    tool("gnutls-cli"),
+                    "-p",
+                    str(ctx.port),
+                    "--x509cafile",
+                    str(ctx.pki.ca),
+                    "--priority",
+                    priority,
+                    *extra_cli,
+                    "localhost",
+                ],
+                name="gnutls-cli",
+                env=env,
             )
             try:
                 client.wait_for("Handshake was completed")
@@ -732,12 +845,19 @@ def _g13(ctx: Ctx) -> list[Capture]:
 
 @case("gnutls-tls12-cbc-etm", want=(), allow_errors=("premature_close",))
 def _g12cbc(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, _gnutls(ctx, "NONE:+VERS-TLS1.2:+AES-128-CBC:+SHA1:+ECDHE-ECDSA:+SIGN-ALL:+CURVE-ALL:+COMP-NULL:+MAC-ALL"))
+    return _captures(
+        ctx,
+        _gnutls(
+            ctx, "NONE:+VERS-TLS1.2:+AES-128-CBC:+SHA1:+ECDHE-ECDSA:+SIGN-ALL:+CURVE-ALL:+COMP-NULL:+MAC-ALL"
+        ),
+    )
 
 
 @case("gnutls-tls12-ccm", want=(), allow_errors=("premature_close",))
 def _g12ccm(ctx: Ctx) -> list[Capture]:
-    return _captures(ctx, _gnutls(ctx, "NONE:+VERS-TLS1.2:+AES-128-CCM:+AEAD:+ECDHE-ECDSA:+SIGN-ALL:+CURVE-ALL:+COMP-NULL"))
+    return _captures(
+        ctx, _gnutls(ctx, "NONE:+VERS-TLS1.2:+AES-128-CCM:+AEAD:+ECDHE-ECDSA:+SIGN-ALL:+CURVE-ALL:+COMP-NULL")
+    )
 
 
 @case("gnutls-tls13-record-size-limit", want=(), allow_errors=("premature_close",))
@@ -780,7 +900,20 @@ def _python(ctx: Ctx, ver: str) -> list[Path]:
     script.write_text(PY_PEER)
     with tcpdumps(ctx.folder, ctx.shapes, f"tcp port {ctx.port}") as paths:
         p = ctx.pki
-        subprocess.run([sys.executable, str(script), str(ctx.port), str(ctx.keys), str(p.server_ec_cert), str(p.server_ec_key), str(p.ca), ver], check=True, timeout=60)
+        subprocess.run(
+            [
+                sys.executable,
+                str(script),
+                str(ctx.port),
+                str(ctx.keys),
+                str(p.server_ec_cert),
+                str(p.server_ec_key),
+                str(p.ca),
+                ver,
+            ],
+            check=True,
+            timeout=60,
+        )
     return paths
 
 
@@ -821,8 +954,12 @@ def _nginx_curl(ctx: Ctx, curl_args: Sequence[str]) -> list[Path]:
     (d / "www").mkdir(exist_ok=True)
     (d / "www" / "index.html").write_text("<p>hello</p>\n" * 500)
     conf = d / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(d=d, port=ctx.port, cert=ctx.pki.server_ec_cert, key=ctx.pki.server_ec_key))
-    nginx = subprocess.Popen([tool("nginx"), "-c", str(conf), "-p", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf.write_text(
+        NGINX_CONF.format(d=d, port=ctx.port, cert=ctx.pki.server_ec_cert, key=ctx.pki.server_ec_key)
+    )
+    nginx = subprocess.Popen(
+        [tool("nginx"), "-c", str(conf), "-p", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
@@ -833,8 +970,22 @@ def _nginx_curl(ctx: Ctx, curl_args: Sequence[str]) -> list[Path]:
         with tcpdumps(ctx.folder, ctx.shapes, f"tcp port {ctx.port}") as paths:
             url = f"https://localhost:{ctx.port}/index.html"
             subprocess.run(
-                [tool("curl"), "-sS", "-o", "/dev/null", "-o", "/dev/null", "--cacert", str(ctx.pki.ca), *curl_args, url, url],
-                check=True, timeout=60, env={**os.environ, "SSLKEYLOGFILE": str(ctx.keys)},
+                [
+                    tool("curl"),
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                    "--cacert",
+                    str(ctx.pki.ca),
+                    *curl_args,
+                    url,
+                    url,
+                ],
+                check=True,
+                timeout=60,
+                env={**os.environ, "SSLKEYLOGFILE": str(ctx.keys)},
             )
     finally:
         nginx.terminate()
@@ -847,12 +998,16 @@ def _cn11(ctx: Ctx) -> list[Capture]:
     return _captures(ctx, _nginx_curl(ctx, ["--http1.1"]))
 
 
-@case("curl-nginx-http2-tls13", want=(), allow_errors=("premature_close",))  # curl sends GOAWAY, then FIN without close_notify
+@case(
+    "curl-nginx-http2-tls13", want=(), allow_errors=("premature_close",)
+)  # curl sends GOAWAY, then FIN without close_notify
 def _cn2(ctx: Ctx) -> list[Capture]:
     return _captures(ctx, _nginx_curl(ctx, ["--http2"]))
 
 
-@case("curl-nginx-http2-tls12", want=(), allow_errors=("premature_close",))  # curl sends GOAWAY, then FIN without close_notify
+@case(
+    "curl-nginx-http2-tls12", want=(), allow_errors=("premature_close",)
+)  # curl sends GOAWAY, then FIN without close_notify
 def _cn2_12(ctx: Ctx) -> list[Capture]:
     return _captures(ctx, _nginx_curl(ctx, ["--http2", "--tlsv1.2", "--tls-max", "1.2"]))
 
@@ -866,7 +1021,8 @@ const srv = https.createServer({cert: fs.readFileSync(cert), key: fs.readFileSyn
 srv.on('keylog', l => log.write(l));
 srv.listen(+port, '127.0.0.1', () => {
   const agent = new https.Agent({keepAlive: false});
-  const req = https.get({host: '127.0.0.1', port: +port, servername: 'localhost', path: '/', ca: fs.readFileSync(ca), agent},
+  const req = https.get({host: '127.0.0.1', port: +port, servername: 'localhost', path: '/',
+                         ca: fs.readFileSync(ca), agent},
     res => { res.on('data', () => {}); res.on('end', () => { srv.close(); log.end(); }); });
   req.on('socket', s => s.on('keylog', l => log.write(l)));
 });
@@ -879,7 +1035,20 @@ def _node(ctx: Ctx, ver: str) -> list[Path]:
     script.write_text(NODE_PEER)
     p = ctx.pki
     with tcpdumps(ctx.folder, ctx.shapes, f"tcp port {ctx.port}") as paths:
-        subprocess.run([tool("node"), str(script), str(ctx.port), str(ctx.keys), str(p.server_ec_cert), str(p.server_ec_key), str(p.ca), ver], check=True, timeout=60)
+        subprocess.run(
+            [
+                tool("node"),
+                str(script),
+                str(ctx.port),
+                str(ctx.keys),
+                str(p.server_ec_cert),
+                str(p.server_ec_key),
+                str(p.ca),
+                ver,
+            ],
+            check=True,
+            timeout=60,
+        )
     return paths
 
 
@@ -911,7 +1080,8 @@ func main() {
 	if err != nil { panic(err) }
 	max := uint16(tls.VersionTLS13)
 	if ver == "1.2" { max = tls.VersionTLS12 }
-	ln, err := tls.Listen("tcp", "127.0.0.1:"+port, &tls.Config{Certificates: []tls.Certificate{pair}, MaxVersion: max})
+	scfg := &tls.Config{Certificates: []tls.Certificate{pair}, MaxVersion: max}
+	ln, err := tls.Listen("tcp", "127.0.0.1:"+port, scfg)
 	if err != nil { panic(err) }
 	done := make(chan bool)
 	go func() {
@@ -927,7 +1097,8 @@ func main() {
 	pem, _ := os.ReadFile(ca)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	c, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{RootCAs: pool, ServerName: "localhost", KeyLogWriter: kl, MaxVersion: max})
+	ccfg := &tls.Config{RootCAs: pool, ServerName: "localhost", KeyLogWriter: kl, MaxVersion: max}
+	c, err := tls.Dial("tcp", "127.0.0.1:"+port, ccfg)
 	if err != nil { panic(err) }
 	c.Write([]byte("hello go"))
 	io.Copy(io.Discard, c)
@@ -942,11 +1113,33 @@ def _go(ctx: Ctx, ver: str) -> list[Path]:
     src = ctx.folder / "peer.go"
     src.write_text(GO_PEER)
     binary = ctx.folder / "peer"
-    env = {**os.environ, "GOCACHE": str(Path(tempfile.gettempdir()) / "capdebug-trial-gocache"), "GO111MODULE": "off"}
-    subprocess.run([tool("go"), "build", "-o", str(binary), str(src)], check=True, timeout=300, env=env, capture_output=True)
+    env = {
+        **os.environ,
+        "GOCACHE": str(Path(tempfile.gettempdir()) / "capdebug-trial-gocache"),
+        "GO111MODULE": "off",
+    }
+    subprocess.run(
+        [tool("go"), "build", "-o", str(binary), str(src)],
+        check=True,
+        timeout=300,
+        env=env,
+        capture_output=True,
+    )
     p = ctx.pki
     with tcpdumps(ctx.folder, ctx.shapes, f"tcp port {ctx.port}") as paths:
-        subprocess.run([str(binary), str(ctx.port), str(ctx.keys), str(p.server_ec_cert), str(p.server_ec_key), str(p.ca), ver], check=True, timeout=60)
+        subprocess.run(
+            [
+                str(binary),
+                str(ctx.port),
+                str(ctx.keys),
+                str(p.server_ec_cert),
+                str(p.server_ec_key),
+                str(p.ca),
+                ver,
+            ],
+            check=True,
+            timeout=60,
+        )
     return paths
 
 
@@ -968,8 +1161,20 @@ def _shim(ctx: Ctx) -> list[Capture]:
         server = s_server(ctx, [])
         try:
             client = Proc(
-                ["capdebug", "run", "--keylog", str(ctx.folder / "shim.keys"), "--", "openssl", "s_client", "-connect",
-                 f"127.0.0.1:{ctx.port}", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA384"],
+                [
+                    "capdebug",
+                    "run",
+                    "--keylog",
+                    str(ctx.folder / "shim.keys"),
+                    "--",
+                    "openssl",
+                    "s_client",
+                    "-connect",
+                    f"127.0.0.1:{ctx.port}",
+                    "-tls1_2",
+                    "-cipher",
+                    "ECDHE-ECDSA-AES256-SHA384",
+                ],
                 name="capdebug run",
             )
             client.wait_for("SSL handshake has read")
@@ -1030,15 +1235,40 @@ def _merged(ctx: Ctx) -> list[Capture]:
             finally:
                 server.kill()
             ns_server = Proc(
-                ["ip", "netns", "exec", NS, "openssl", "s_server", "-accept", f"10.231.7.2:{ctx.port}", "-cert",
-                 str(ctx.pki.server_ec_cert), "-key", str(ctx.pki.server_ec_key), "-keylogfile", str(ctx.keys),
-                 "-naccept", "1", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    NS,
+                    "openssl",
+                    "s_server",
+                    "-accept",
+                    f"10.231.7.2:{ctx.port}",
+                    "-cert",
+                    str(ctx.pki.server_ec_cert),
+                    "-key",
+                    str(ctx.pki.server_ec_key),
+                    "-keylogfile",
+                    str(ctx.keys),
+                    "-naccept",
+                    "1",
+                    "-tls1_2",
+                    "-cipher",
+                    "ECDHE-ECDSA-AES128-SHA",
+                ],
                 name="ns s_server",
             )
             try:
                 ns_server.wait_for("ACCEPT")
                 client = Proc(
-                    ["openssl", "s_client", "-connect", f"10.231.7.2:{ctx.port}", "-keylogfile", str(ctx.keys)],
+                    [
+                        "openssl",
+                        "s_client",
+                        "-connect",
+                        f"10.231.7.2:{ctx.port}",
+                        "-keylogfile",
+                        str(ctx.keys),
+                    ],
                     name="s_client to ns",
                 )
                 client.wait_for("SSL handshake has read")
@@ -1075,7 +1305,10 @@ def check_triage(c: Case, cap: Capture) -> tuple[list[str], list[str]]:
         shown.append(f"conn {conn['conn']}: " + ",".join(f"{v['code']}({v['by']})" for v in conn["verdicts"]))
         for v in conn["verdicts"]:
             if v["severity"] == "error" and v["code"] not in c.allow_errors:
-                problems.append(f"triage conn {conn['conn']}: unexpected error {v['code']} by {v['by']}: {v['detail'][:200]}")
+                problems.append(
+                    f"triage conn {conn['conn']}: unexpected error {v['code']} by {v['by']}: "
+                    + v["detail"][:200]
+                )
         for want in c.want:
             if want == "resumed":
                 continue
@@ -1095,10 +1328,14 @@ def run_case(c: Case, pki: Pki, keep: Path | None, shapes: Sequence[Shape]) -> l
         try:
             caps = c.run(ctx)
         except Exception as exc:  # a peer that failed: the case failed, the others go on
-            return [Result(c.name, "-", False, [f"case failed: {exc!r}"[:2000], traceback.format_exc()[-1500:]])]
+            return [
+                Result(c.name, "-", False, [f"case failed: {exc!r}"[:2000], traceback.format_exc()[-1500:]])
+            ]
         runs: list[tuple[str, Capture]] = [(cap.path.stem, cap) for cap in caps]
         if c.keyless and caps:
-            runs.append((caps[0].path.stem + "-nokeys", Capture(caps[0].path, None, None, caps[0].server_port)))
+            runs.append(
+                (caps[0].path.stem + "-nokeys", Capture(caps[0].path, None, None, caps[0].server_port))
+            )
         for shape, cap in runs:
             try:
                 ours, _, notes = capdebug_view(cap)
@@ -1106,7 +1343,11 @@ def run_case(c: Case, pki: Pki, keep: Path | None, shapes: Sequence[Shape]) -> l
                 diffs = compare(ours, theirs, c.lossy)
                 with_keys = cap.keylog is not None or cap.rsa_key is not None
                 for n in notes:
-                    if n["event"] == "undecryptable" and not with_keys and n["reason"]["code"] in NO_KEY_CODES:
+                    if (
+                        n["event"] == "undecryptable"
+                        and not with_keys
+                        and n["reason"]["code"] in NO_KEY_CODES
+                    ):
                         continue
                     if c.lossy and n["event"] in ("gap", "undecryptable", "recovered"):
                         continue
@@ -1127,12 +1368,28 @@ def run_case(c: Case, pki: Pki, keep: Path | None, shapes: Sequence[Shape]) -> l
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-k", dest="patterns", action="append", default=[], help="run the cases whose name contains this (repeatable)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "-k",
+        dest="patterns",
+        action="append",
+        default=[],
+        help="run the cases whose name contains this (repeatable)",
+    )
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--keep", type=Path, help="keep each case's captures and key logs in DIR/CASE/")
-    ap.add_argument("--json", action="store_true", help="one JSON object per (case, capture) instead of the table")
-    ap.add_argument("--shapes", default=",".join(s.name for s in SHAPES), help="capture shapes for the ordinary cases (default: all)")
+    ap.add_argument(
+        "--json", action="store_true", help="one JSON object per (case, capture) instead of the table"
+    )
+    ap.add_argument(
+        "--shapes",
+        default=",".join(s.name for s in SHAPES),
+        help="capture shapes for the ordinary cases (default: all)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="also print triage verdicts")
     args = ap.parse_args(argv)
     cases = [c for c in CASES if not args.patterns or any(p in c.name for p in args.patterns)]

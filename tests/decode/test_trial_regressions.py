@@ -28,13 +28,9 @@ CUT = 4
 
 def _tshark_plaintexts(capture: Path) -> list[tuple[int, str, int]]:
     """(frame, sender port, plaintext length) of each decrypted application-data record."""
-    out = subprocess.run(
-        ["tshark", "-n", "-r", str(capture), "-o", f"tls.keylog_file:{KEYS}", "-Y", "data"]
-        + ["-T", "fields", "-e", "frame.number", "-e", "tcp.srcport", "-e", "data.len"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    argv = ["tshark", "-n", "-r", str(capture), "-o", f"tls.keylog_file:{KEYS}", "-Y", "data", "-T", "fields"]
+    argv += ["-e", "frame.number", "-e", "tcp.srcport", "-e", "data.len"]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     rows = []
     for line in out.splitlines():
         frame, port, lens = line.split("\t")
@@ -69,6 +65,8 @@ def test_plaintext_lengths_match_tshark_on_the_complete_capture() -> None:
         for e in (x.to_json() for x in capdebug_events(LATE, KEYS))
         if e["event"] == "app_data"
     ]
-    theirs = [(f, "client" if port == client_port else "server", n) for f, port, n in _tshark_plaintexts(FULL)]
+    theirs = [
+        (f, "client" if port == client_port else "server", n) for f, port, n in _tshark_plaintexts(FULL)
+    ]
     assert ours == theirs
     assert {who for _, who, _ in theirs} == {"client", "server"}
