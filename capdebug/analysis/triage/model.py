@@ -28,6 +28,7 @@ __all__ = [
     "TLS13",
     "WHO",
     "AppSummary",
+    "Bare",
     "Conn",
     "ConnectionReport",
     "Side",
@@ -247,6 +248,51 @@ class Conn:
             summary.protocol = "HTTP/2" if self.h2 or self.alpn == "h2" else "HTTP/1.x"
         if len(self.app) < KEPT_APP or matters(fact):
             self.app.append((frame, side, fact, ts))
+
+
+class Bare:
+    """A connection that so far carried nothing but TCP flags (a SYN, a FIN, a RST), the TCP
+    health of its handshake and its eviction from a full table: what a SYN flood or a port scan
+    leaves, tens of thousands of times. Kept in this small record (about a tenth of a
+    :class:`Conn` with its two :class:`Side`) until anything else comes for it; the rules read
+    the :class:`Conn` :meth:`expand` makes, so the verdicts are those of a full summary."""
+
+    __slots__ = (
+        "client",
+        "evicted",
+        "first_frame",
+        "first_ts",
+        "health",
+        "last_frame",
+        "last_ts",
+        "number",
+        "roles_from",
+        "server",
+        "tcp",
+    )
+
+    def __init__(self, number: int, client: str, server: str, first_frame: int, roles_from: str) -> None:
+        self.number = number
+        self.client = client
+        self.server = server
+        self.first_frame = first_frame
+        self.roles_from = roles_from
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.last_frame = 0
+        self.tcp: tuple[tuple[int, str, int, int], ...] = ()
+        """(side, flag, frame, ts) of each side's first SYN, FIN and RST, in arrival order."""
+        self.health: TcpHealthEvent | None = None
+        self.evicted: EvictedEvent | None = None
+
+    def expand(self) -> Conn:
+        """The full summary these facts make (as if every event had been read into one)."""
+        c = Conn(self.number, self.client, self.server, self.first_frame, self.roles_from)
+        c.first_ts, c.last_ts, c.last_frame = self.first_ts, self.last_ts, self.last_frame
+        for who, flag, frame, ts in self.tcp:
+            setattr(c.sides[who], flag, (frame, ts))
+        c.health, c.evicted = self.health, self.evicted
+        return c
 
 
 @dataclass(slots=True)
