@@ -49,8 +49,13 @@ def _handshake_done(c: Conn) -> bool | None:
         )
     if client.finished is not None:
         return True
-    if c.server_hello is not None and client.protected_records and server.protected_records:
-        # TLS 1.3 without handshake keys: both sides sent protected records after the hellos.
+    if (
+        c.server_hello is not None
+        and (client.protected_records or client.app_records)
+        and (server.protected_records or server.app_records)
+    ):
+        # TLS 1.3 without handshake keys: both sides sent protected records after the hellos
+        # (unopened, or opened with traffic secrets recovered without the handshake).
         return None
     return False
 
