@@ -91,7 +91,7 @@ def _share(
     # A share that dropped connections from its full table did so by its own count (each share
     # holds up to the limit): one process would have dropped others, so it decides alone.
     dependent = decoder.partition_dependent or decoder.evicted[0] > 0
-    return TriageShare(t.reports(), decoder.first_frames, dependent, warnings, t.issued)
+    return TriageShare(list(t.reports()), decoder.first_frames, dependent, warnings, t.issued)
 
 
 def triage_in_shares(

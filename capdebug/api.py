@@ -22,7 +22,7 @@ import collections
 import ipaddress
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
@@ -199,8 +199,10 @@ def decode_capture(
 class TriageResult(NamedTuple):
     """What :func:`triage_capture` found."""
 
-    reports: list[ConnectionReport]
-    """One report per connection, in order of first appearance (numbered as decode numbers them)."""
+    reports: Sequence[ConnectionReport]
+    """One report per connection, in order of first appearance (numbered as decode numbers them).
+    The reports of connections that carried only TCP flags (a SYN flood's) are made as they are
+    read (see :class:`~capdebug.analysis.triage.Reports`): ``list()`` it to keep them all."""
     warnings: list[str]
     """What the capture reader noticed (truncated file, unknown link types, ...)."""
 
@@ -262,8 +264,8 @@ def triage_capture(
 
 
 def _by_endpoint(
-    reports: list[ConnectionReport], host: str | None, port: int | None
-) -> list[ConnectionReport]:
+    reports: Sequence[ConnectionReport], host: str | None, port: int | None
+) -> Sequence[ConnectionReport]:
     """The reports of connections with ``host`` and ``port`` on either side (None: any)."""
     if host is None and port is None:
         return reports

@@ -5,7 +5,8 @@
 # for the correlation topologies nftables and haproxy (the middlebox), nginx for HTTP triage;
 # for the upgrade tests postgresql, dovecot (IMAP, POP3), exim4 (SMTP), tinyproxy (HTTP CONNECT)
 # and slapd with ldap-utils (LDAP StartTLS; the tests run slapd with their own configuration,
-# so debconf's default directory is never used).
+# so debconf's default directory is never used), mariadb-server and mariadb-client (MySQL's
+# CLIENT_SSL; the tests run mariadbd on a throwaway datadir, never the package's service).
 # Runs apt-get as root; otherwise says what to install and fails.
 set -euo pipefail
 need=()
@@ -40,6 +41,8 @@ check psql postgresql-client
 check tinyproxy tinyproxy
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 check ldapsearch ldap-utils
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+check mariadb mariadb-client
 [ -f /usr/include/openssl/ssl.h ] && [ -n "$(ls /usr/lib/*/libssl.a 2>/dev/null)" ] || need+=(libssl-dev)
 [ -n "$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null)" ] || need+=(postgresql-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)

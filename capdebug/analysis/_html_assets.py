@@ -298,7 +298,9 @@ JS = r"""
     const lbox = el("div", "ladder-box");
     lbox.append(ladder(c));
     body.append(lbox, verdictList(c));
-    box.replaceChildren(h, el("p", "kv", facts.join(" · ")), body);
+    const head = [h, el("p", "kv", facts.join(" · "))];
+    if (c.app) head.push(el("p", "kv", "app " + c.app));
+    box.replaceChildren(...head, body);
   }
 
   function verdictList(c) {

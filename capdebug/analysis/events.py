@@ -266,6 +266,9 @@ class EvictedEvent(DecodeEvent):
     """The table's limit (``--max-connections``)."""
     carried_data: bool
     """It had carried data (else it was a half-open attempt, dropped first)."""
+    bound: str = "connections"
+    """Which limit ``limit`` is: "connections" (open connections, ``--max-connections``) or
+    "half_open" (connections that have not carried data, an eighth of it)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,6 +277,7 @@ class EvictedEvent(DecodeEvent):
             "frame": self.frame,
             "ts": self.ts_ns / 1e9,
             "limit": self.limit,
+            "bound": self.bound,
             "carried_data": self.carried_data,
         }
 

@@ -102,7 +102,12 @@ def step_label(ev: DecodeEvent) -> tuple[str, str, str]:
         if ev.cut_frames:
             cut = ", ".join(str(f) for f in ev.cut_frames)
             return "gap", f"gap: {format_size(ev.size)} missing", f"cut by the snaplen (frame {cut})"
-        return "gap", f"gap: {format_size(ev.size)} missing", "lost by the capture; later records unreadable"
+        why = {
+            "capture": "lost by the capture (the receiver acknowledged them)",
+            "network": "lost by the network (never acknowledged)",
+            "out_of_order": "given up: more than the out-of-order limit waited behind the hole",
+        }.get(ev.cause, "missing from the capture")
+        return "gap", f"gap: {format_size(ev.size)} missing", f"{why}; the records it cut are unreadable"
     if isinstance(ev, UpgradeEvent):
         if ev.protocol == "unknown":
             return "upgrade", "TLS starts", "a ClientHello found after plaintext"
@@ -282,6 +287,7 @@ def _conn_json(
         "version": r.version,
         "suite": r.cipher_suite,
         "alpn": r.alpn,
+        "app": r.app.text() if r.app is not None else None,
         "duration": r.duration,
         "bytes": [r.bytes_client, r.bytes_server],
         "start": (start_ns - t0) / 1e9 if start_ns is not None and t0 is not None else None,

@@ -17,7 +17,10 @@ buffers as they grow (the decoder's, untouched), until one of:
 - :data:`MAX_PRELUDE` bytes in a direction with neither: not TLS.
 
 A refused upgrade (454, ``NO``, ``-ERR``, ``N``, a non-zero LDAP resultCode...) is kept: the
-client may go on in plaintext or try again. Nothing here reads a clock or a file.
+client may go on in plaintext or try again. MySQL has no refusal on the wire: a server that
+cannot do TLS leaves CLIENT_SSL out of its greeting, and a client that requires TLS closes
+without answering; :meth:`Prelude.client_closed` (told by the decoder) calls that a refusal.
+Nothing here reads a clock or a file.
 """
 
 from __future__ import annotations
@@ -274,6 +277,30 @@ class Prelude:
         self.done = True
         self._pending = None
         return True
+
+    def client_closed(self, client: bytearray, server: bytearray, frame: int, ts: int) -> Upgrade | None:
+        """The client sent FIN or RST while the connection is still in plaintext: a refusal
+        when the server's MySQL greeting did not offer TLS and the client never answered it."""
+        if self.done or client or self._mysql_ssl_offered(server) is not False:
+            return None
+        refusal = Upgrade("mysql", "", "greeting without CLIENT_SSL", False, frame, frame, ts, 0, 0)
+        self.refusals.append(refusal)
+        self.done = True
+        return refusal
+
+    @staticmethod
+    def _mysql_ssl_offered(server: bytearray) -> bool | None:
+        """CLIENT_SSL in a complete MySQL greeting (protocol 10: version NUL-terminated,
+        connection id, 8 bytes of auth data, a filler, then the low capability flags); None
+        when the server's stream does not start with one."""
+        if len(server) < 5 or server[3] != 0 or server[4] != 0x0A:
+            return None
+        end = 4 + int.from_bytes(server[0:3], "little")
+        nul = server.find(b"\x00", 5, end)
+        flags_at = nul + 1 + 4 + 8 + 1
+        if nul < 0 or flags_at + 2 > end or len(server) < end:
+            return None
+        return bool(int.from_bytes(server[flags_at : flags_at + 2], "little") & _MYSQL_CLIENT_SSL)
 
     # -- replies ---------------------------------------------------------------------------
 

@@ -37,6 +37,15 @@ def format_size(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
 
+_GAP_CAUSES = {
+    "capture": "lost by the capture (the receiver acknowledged them)",
+    "network": "lost by the network (never acknowledged; the retransmissions too)",
+    "out_of_order": "given up: more than the --max-out-of-order limit waited behind the hole "
+    "(they may be later in the capture)",
+}
+"""What a gap's cause says (analysis/events.py GapEvent.cause); else "missing from the capture"."""
+
+
 def format_event(ev: DecodeEvent) -> TimelineLine:
     """One event as (text, style) for a person."""
     if isinstance(ev, TcpEvent):
@@ -67,7 +76,7 @@ def format_event(ev: DecodeEvent) -> TimelineLine:
         if ev.cut_frames:
             cut = ", ".join(f"#{f}" for f in ev.cut_frames)
             return f"GAP: {ev.size} bytes not captured (snaplen cut frame {cut})", "warn"
-        return f"GAP: {ev.size} bytes missing from the capture", "warn"
+        return f"GAP: {ev.size} bytes {_GAP_CAUSES.get(ev.cause, 'missing from the capture')}", "warn"
     if isinstance(ev, RecoveredEvent):
         return (
             f"keys recovered without the handshake: {ev.label} with {ev.cipher_suite} "

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from .._text import escape_terminal
-from ..analysis.events import ConnectionEvent, DecodeEvent
+from ..analysis.events import ConnectionEvent, DecodeEvent, GapEvent
 from ..analysis.report import Timeline, TimelineLine
 from ..api import DEFAULT_MAX_CONNECTIONS, PlaintextExporter, decode_capture
 from ..errors import UsageError
@@ -37,10 +37,13 @@ class _Shown:
 
     def __init__(self) -> None:
         self.shown: set[int] = set()
+        self.given_up: list[GapEvent] = []  # holes given up past --max-out-of-order
 
     def accept(self, ev: DecodeEvent) -> bool:
         if isinstance(ev, ConnectionEvent):
             self.shown.add(ev.conn)
+        elif type(ev) is GapEvent and ev.cause == "out_of_order":
+            self.given_up.append(ev)
         return True
 
 
@@ -68,7 +71,8 @@ def decrypt(
         DEFAULT_MAX_CONNECTIONS,
         "--max-connections",
         min=1,
-        help="TCP connections followed at once; past it the oldest without data (else the oldest)"
+        help="TCP connections followed at once, an eighth of them without data; past either the oldest"
+        " without data (else the oldest)"
         " is dropped, with an 'evicted' event and a warning (bounded memory under a SYN flood).",
     ),
 ) -> None:
@@ -127,6 +131,13 @@ def decrypt(
             exporter.close()
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
+    if filt.given_up:
+        where = ", ".join(f"conn {g.conn} {g.from_} frame {g.frame}" for g in filt.given_up[:5])
+        echo_err(
+            f"capdebug: warning: {len(filt.given_up)} hole(s) given up ({where}): more than "
+            f"{max_out_of_order} MiB out of order waited behind each; the bytes may be later in the "
+            "capture (--max-out-of-order raises the limit)"
+        )
     if not filt.shown:
         echo_err(
             "no TLS connection found"

@@ -462,7 +462,9 @@ def connect(
     ),
     sess_in: Path | None = typer.Option(None, "--sess-in", help="Resume the session in this file."),
     early_data: str | None = typer.Option(
-        None, "--early-data", help="With --sess-in: send this text as 0-RTT early data."
+        None,
+        "--early-data",
+        help="With --sess-in: send this text as 0-RTT early data (then half-close, unless --send).",
     ),
     send: str | None = typer.Option(None, "--send", help="Send this text after the handshake."),
     key_update: bool = typer.Option(False, "--key-update", help="Send a KeyUpdate (update_requested)."),
@@ -517,6 +519,9 @@ def connect(
             tls.key_update(request=True)
         if send is not None:
             tls.sendall(send.encode())
+        if send is not None or early is not None:
+            # The request is complete (early data alone is one too): half-close, so that a
+            # server reading to the end answers instead of waiting for more.
             tls.shutdown_send()
         last = b"\n"
         while data := tls.recv():

@@ -29,8 +29,11 @@ def describe_keys(keys: CaptureKeys) -> str:
         where.append(f"{keys.embedded_blocks} Decryption Secrets Block(s) embedded in the capture")
     if keys.from_env:
         where.append(f"$SSLKEYLOGFILE ({os.path.basename(keys.from_env)})")
+    rsa = len(keys.keylog.rsa_keys)
+    if rsa:
+        where.append(f"{rsa} RSA private key{'s' if rsa != 1 else ''} (TLS 1.2 RSA key exchange only)")
     if not where:
-        return "none: no key log given, so encrypted records stay encrypted"
+        return "none: no key log or RSA key given, so encrypted records stay encrypted"
     n = keys.keylog.sessions  # sessions, not lines: a TLS 1.3 session logs five lines
     return f"{'; '.join(where)} ({n} session{'s' if n != 1 else ''} with secrets)"
 

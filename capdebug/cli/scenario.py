@@ -27,13 +27,23 @@ def _sorted(pairs: Pairs) -> Pairs:
     return tuple(tuple(sorted(conn, key=lambda p: (p[0], p[1] or ""))) for conn in pairs)
 
 
+#: What the host's TCP did on its own (a retransmission on a loaded loopback): informational
+#: health verdicts that no scenario asks for, so they do not make a run differ from its script.
+INCIDENTAL = frozenset({"retransmissions", "rto_stall", "syn_retries"})
+
+
 def observed_verdicts(capture: Path) -> Pairs:
     """Per connection, the sorted (code, by) pairs triage gives for ``capture`` with only the
-    secrets embedded in it."""
+    secrets embedded in it, leaving out informational TCP health (:data:`INCIDENTAL`)."""
     from ..api import load_keys, triage_capture
 
     reports, _warnings = triage_capture(capture, load_keys(capture))
-    return _sorted(tuple(tuple((v.code, v.by) for v in r.verdicts) for r in reports))
+    return _sorted(
+        tuple(
+            tuple((v.code, v.by) for v in r.verdicts if not (v.severity == "info" and v.code in INCIDENTAL))
+            for r in reports
+        )
+    )
 
 
 @scenario_app.command("list")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -53,7 +54,8 @@ def triage(
         DEFAULT_MAX_CONNECTIONS,
         "--max-connections",
         min=1,
-        help="TCP connections followed at once; past it the oldest without data (else the oldest)"
+        help="TCP connections followed at once, an eighth of them without data; past either the oldest"
+        " without data (else the oldest)"
         " is dropped, with a connection_table_full verdict and a warning (bounded memory under a SYN flood).",
     ),
 ) -> int:
@@ -96,12 +98,34 @@ def triage(
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
     if as_json:
-        # dumps, not dump: only the one-shot encoder is the C one (dump streams in Python).
-        doc = json.dumps({"connections": [r.to_json() for r in reports]}, separators=(",", ":"))
-        sys.stdout.write(doc + "\n")
-    else:
-        _render(reports, show_all=show_all)
+        return 1 if _write_json(reports) else 0
+    _render(reports, show_all=show_all)
     return 1 if any(r.has_error for r in reports) else 0
+
+
+def _write_json(reports: Sequence[ConnectionReport]) -> bool:
+    """Write ``{"connections": [...]}`` one connection at a time (a SYN flood's hundreds of
+    thousands of reports are made as they are written, never held as one document); True when
+    a verdict is an error."""
+    # dumps per connection, not dump: only the one-shot encoder is the C one (dump streams in
+    # Python); writes are gathered into chunks of about 64 KB.
+    out = sys.stdout.write
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    error = False
+    chunk: list[str] = []
+    size = 0
+    out('{"connections":[')
+    for n, r in enumerate(reports):
+        text = dumps(r.to_json())
+        chunk.append("," + text if n else text)
+        size += len(text)
+        error = error or r.has_error
+        if size > 1 << 16:
+            out("".join(chunk))
+            chunk.clear()
+            size = 0
+    out("".join(chunk) + "]}\n")
+    return error
 
 
 def escape_rich(text: str) -> str:
@@ -110,7 +134,7 @@ def escape_rich(text: str) -> str:
     return escape(escape_terminal(text))
 
 
-def _render(reports: list[ConnectionReport], *, show_all: bool) -> None:
+def _render(reports: Sequence[ConnectionReport], *, show_all: bool) -> None:
     console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     if not reports:
         console.print("no TLS connection found")

@@ -27,11 +27,15 @@ which the SYN's sender answers it does not end the attempt: that sender stays in
 retransmits the same SYN (RFC 9293 3.10.7.3; see :meth:`TcpTracker._syn_sent`).
 
 Bounded state. The table holds at most ``max_connections`` open connections
-(:data:`DEFAULT_MAX_CONNECTIONS`, 65,536). A connection costs little until it carries data (its
-reassemblers allocate nothing before a hole), but a SYN flood opens them by the hundred thousand
-and never closes them. When a new connection finds the table full, the oldest connection that
-never carried data is pushed out (a half-open attempt: nothing of it is lost but the chance to
-see its answer), or, when every connection carried data, the one that was found so first: its
+(:data:`DEFAULT_MAX_CONNECTIONS`, 65,536), and of them at most ``max_half_open`` that have not
+carried data (an eighth of the limit, :data:`HALF_OPEN_SHARE`: 8,192 by default), as a kernel
+keeps its SYN queue apart from its established connections. A connection costs little until it
+carries data (its reassemblers allocate nothing before a hole), but a SYN flood opens them by the
+hundred thousand and never closes them, and whoever follows the connections (the decoder) keeps
+a few kilobytes for each. When a new connection finds the table full, or as many connections
+without data as ``max_half_open``, the oldest connection that never carried data is pushed out
+(a half-open attempt: nothing of it is lost but the chance to see its answer), or, when every
+connection of a full table carried data, the one that was found so first: its
 held bytes are released (holes as gaps), it closes with :attr:`Connection.evicted` set (the
 consumer says so), and no tombstone is kept, so that a later segment of it starts a new
 connection, under a new id, rather than being ignored. :attr:`TcpTracker.evicted` counts them.
@@ -84,6 +88,9 @@ _HALF = 0x80000000
 
 DEFAULT_MAX_CONNECTIONS = 1 << 16
 """Connections the tracker holds open at once (:attr:`TcpTracker.max_connections`)."""
+HALF_OPEN_SHARE = 8
+"""Of :attr:`TcpTracker.max_connections`, at most one in this many may be connections that have
+not carried data (:attr:`TcpTracker.max_half_open`)."""
 _SYN_SENT_SLACK = 1 << 16
 """How far beyond what the capture shows of the SYN's sender an acknowledgment from its peer
 may go and still count as an answer (segments the capture lost); a stray acknowledgment, from
@@ -142,9 +149,11 @@ class Connection:
         self.stray_ack: int | None = None
         """While in SYN-SENT: the acknowledgment number of the last segment from the SYN's
         receiver that did not acknowledge the SYN (ignored; see :meth:`TcpTracker._syn_sent`)."""
-        self.evicted: tuple[int, int] | None = None
-        """``(frame, ts_ns)`` of the segment whose new connection pushed this one out of a
-        full table (see :attr:`TcpTracker.max_connections`), when that is how it closed."""
+        self.evicted: tuple[int, int, int] | None = None
+        """``(frame, ts_ns, limit)`` of the segment whose new connection pushed this one out of
+        the table, when that is how it closed; ``limit`` is the bound that was reached:
+        :attr:`TcpTracker.max_connections`, or :attr:`TcpTracker.max_half_open` when it is
+        the smaller one (a half-open connection pushed out by too many half-open ones)."""
 
     @property
     def client_str(self) -> str:
@@ -318,6 +327,7 @@ class TcpTracker:
         "max_buffered",
         "max_closed",
         "max_connections",
+        "max_half_open",
         "partition",
     )
 
@@ -345,6 +355,9 @@ class TcpTracker:
         self.max_connections = max(1, max_connections)
         """Connections held open at once; a new one beyond it pushes one out (module
         docstring, "Bounded state")."""
+        self.max_half_open = max(1, self.max_connections // HALF_OPEN_SHARE)
+        """Of those, connections that have not carried data; a new one beyond it pushes the
+        oldest of them out."""
         self.evicted = 0
         """Connections pushed out of the full table so far."""
         self.evicted_with_data = 0
@@ -529,7 +542,9 @@ class TcpTracker:
             # An RST alone says nothing worth a connection (e.g. the answer to a port scan).
             return out
         if self._open >= self.max_connections:
-            self._evict(out, frame, ts_ns)
+            self._evict(out, frame, ts_ns, self.max_connections)
+        elif len(self._fresh) >= self.max_half_open:
+            self._evict(out, frame, ts_ns, self.max_half_open)
         sender = (seg.src, seg.sport)
         receiver = (seg.dst, seg.dport)
         self._last_id += 1
@@ -602,10 +617,11 @@ class TcpTracker:
             finished.pop(gone, None)
         out.append(ConnectionClosed(conn))
 
-    def _evict(self, out: list[FlowEvent], frame: int, ts_ns: int) -> None:
-        """The table is full and ``frame`` starts a connection: push one out (module docstring,
-        "Bounded state"). Amortised O(1): a connection is moved from ``_fresh`` to ``_busy``
-        once, when an eviction finds that it carried data."""
+    def _evict(self, out: list[FlowEvent], frame: int, ts_ns: int, limit: int) -> None:
+        """The table is full, or holds ``max_half_open`` connections that may not have carried
+        data (``limit`` says which), and ``frame`` starts a connection: push one out (module
+        docstring, "Bounded state"). Amortised O(1): a connection is moved from ``_fresh`` to
+        ``_busy`` once, when an eviction finds that it carried data."""
         fresh = self._fresh
         victim: Connection | None = None
         while fresh:
@@ -615,13 +631,18 @@ class TcpTracker:
                 break
             del fresh[conn.id]
             self._busy[conn.id] = conn
-        if victim is None:
+        if victim is None or (limit < self.max_connections and len(fresh) < limit):
+            # Fewer connections without data than the half-open limit, once those that carried
+            # data are set apart: room enough, unless the table itself is full.
+            if self._open < self.max_connections:
+                return
+            limit = self.max_connections
             victim = self._busy[next(iter(self._busy))]
             self.evicted_with_data += 1
         self.evicted += 1
         for d, stream in enumerate(victim.streams):
             _wrap(out, victim, d, stream.flush())
-        victim.evicted = (frame, ts_ns)
+        victim.evicted = (frame, ts_ns, limit)
         self._close(victim, out, frame)
 
     def flush(self) -> list[FlowEvent]:

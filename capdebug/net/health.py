@@ -23,6 +23,18 @@ What is measured, per sending direction (:class:`DirectionHealth`):
   Their time cost is, for each retransmitted segment, from its first transmission seen here to
   the acknowledgment that covers it (or the end of the connection): a lower bound, as the
   original of the first retransmission usually took the fast path.
+  A segment filling a hole whose IPv4 ID comes before the newest one seen beyond the hole
+  (Linux numbers each connection's packets in sequence; a retransmission gets a new one) and
+  at most :data:`_REORDER_IDS` before the first was sent before a segment that arrived earlier:
+  the original, reordered on the path, not a retransmission; so is a copy arriving after a
+  retransmission with an IPv4 ID up to :data:`_LATE_IDS` older than it. (A sender with random
+  IDs may have a retransmission taken for reordering, at worst a few times in a hundred.)
+  A retransmission the receiver reports as a duplicate with a D-SACK (RFC 2883 4: the first
+  SACK block below the cumulative ACK, or inside the second block) was spurious: the original
+  had arrived. It is taken back out of the count, bytes and time cost (not out of the RTO
+  stalls: the sender did wait). To see the D-SACK, which usually comes just after the ACK
+  that covered the original, a connection stays watched for :data:`_LINGER_NS` once its
+  retransmissions are acknowledged.
 * retransmission timeouts: a retransmission that follows the previous transmission of the same
   segment, or the connection's previous segment once it is watched, by at least
   :data:`RTO_MIN_NS` (Linux's minimum RTO; RFC 6298 2.4 recommends 1 s): the sender waited, so
@@ -39,9 +51,11 @@ Sequence numbers wrap (RFC 9293 3.4): comparisons are modulo 2**32 within half t
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
-from capdebug.net.ip import ip_ttl_id
+from capdebug.net.ip import ip_ttl_id, ipv4_tcp, ipv6_tcp
+from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
 from capdebug.net.tcp import ACK, FIN, RST, SYN
 
 __all__ = [
@@ -66,6 +80,16 @@ _TRACKED = 512
 """Retransmitted segments followed at once per direction (memory bound)."""
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
+_REORDER_IDS = 256
+"""A hole filler up to this many IPv4 IDs before the hole's opener was sent before it."""
+_LATE_IDS = 4096
+"""A copy of a retransmitted segment up to this many IPv4 IDs older is its original, late."""
+_LINGER_NS = RTO_MIN_NS
+"""How long a connection stays watched after a retransmission is acknowledged, for its D-SACK
+(which comes about a round trip after the retransmission, at the sender)."""
+_SACK = 5  # TCP option kind (RFC 2018 3)
+_two_blocks = struct.Struct("!IIII").unpack_from
+_one_block = struct.Struct("!II").unpack_from
 
 
 def _after(a: int, b: int) -> bool:
@@ -175,14 +199,18 @@ class _Dir:
     rst_ttl: int | None = None
     rst_ip_id: int | None = None
     into_zero_window: int = 0
-    # Retransmitted segments not yet acknowledged: seq -> [end, first_frame, first_ts, last_ts, count].
+    # Retransmitted segments not yet acknowledged:
+    # seq -> [end, first_frame, first_ts, last_ts, count, IPv4 ID of the first or -1].
     tx: dict[int, list[int]] | None = None
+    # Acknowledged ones a D-SACK may still call spurious: seq -> [end, cost_ns, count].
+    acked: dict[int, list[int]] | None = None
+    hole_ip_ids: tuple[int, int] | None = None  # first and newest IPv4 IDs beyond the hole
 
 
 class HealthObserver:
     """One connection's health (see the module docstring)."""
 
-    __slots__ = ("_dirs", "_synack_ts", "_watch_ts", "_watched", "synack_frame")
+    __slots__ = ("_dirs", "_linger", "_synack_ts", "_watch_ts", "_watched", "synack_frame")
 
     def __init__(self) -> None:
         self._dirs = (_Dir(), _Dir())
@@ -190,6 +218,7 @@ class HealthObserver:
         self._synack_ts: int | None = None
         self._watched = False
         self._watch_ts: int | None = None  # the previous segment seen while watched
+        self._linger = 0
 
     def observe(
         self,
@@ -221,6 +250,10 @@ class HealthObserver:
                 old = (nxt - seq) & _MASK  # a partial retransmission
             elif seq == nxt and holes:
                 old = size  # fills a hole: its first copy was lost before the capture point
+                if self._dirs[d].hole_ip_ids is not None and self._sent_before(d, linktype, data):
+                    old = 0  # ... or it is that first copy, reordered (module docstring)
+            elif _after(seq, nxt):
+                self._beyond_hole(d, holes, linktype, data)
         zero = window == 0 and flags & ACK and not control
         watched = self._watched
         if not (watched or control or old or zero):
@@ -248,13 +281,22 @@ class HealthObserver:
             if flags & ACK and self.synack_frame is None:
                 self.synack_frame, self._synack_ts = frame, ts_ns
         elif old:
-            trouble = True
-            self._retransmitted(me, seq, (seq + old) & _MASK, old, frame, ts_ns)
-            if peer.zero_since is not None:
-                me.into_zero_window += 1
+            sample = ip_ttl_id(linktype, data)
+            ip_id = -1 if sample is None or sample[1] is None else sample[1]
+            entry = me.tx.get(seq) if me.tx else None
+            if entry is None or entry[5] < 0 or ip_id < 0 or not 0 < (entry[5] - ip_id) & 0xFFFF <= _LATE_IDS:
+                trouble = True
+                self._retransmitted(me, seq, (seq + old) & _MASK, old, frame, ts_ns, ip_id)
+                if peer.zero_since is not None:
+                    me.into_zero_window += 1
+            # else: the original, arriving after its retransmission (module docstring)
         if flags & ACK and not flags & SYN and (watched or trouble):
-            if peer.tx:
-                self._acked(peer, ack, ts_ns)
+            if peer.tx or peer.acked:
+                dsack = _dsack(linktype, data, ack)
+                if dsack is not None:
+                    self._spurious(peer, *dsack)
+            if peer.tx and self._acked(peer, ack, ts_ns):
+                self._linger = ts_ns + _LINGER_NS
             if me.zero_since is not None and not zero:
                 me.zero_window_ns += ts_ns - me.zero_since
                 me.zero_since = None
@@ -273,12 +315,17 @@ class HealthObserver:
             self._watch_ts = ts_ns
             if not (me.tx or peer.tx) and me.zero_since is None is peer.zero_since:
                 # Recovered: every retransmission acknowledged, no window closed.
+                if ts_ns < self._linger:
+                    return 0  # ... but a D-SACK may still come (module docstring)
+                me.acked = peer.acked = None
                 self._watched = False
                 self._watch_ts = None
                 return RELEASE
         return 0
 
-    def _retransmitted(self, me: _Dir, seq: int, end: int, size: int, frame: int, ts: int) -> None:
+    def _retransmitted(
+        self, me: _Dir, seq: int, end: int, size: int, frame: int, ts: int, ip_id: int
+    ) -> None:
         me.retransmissions += 1
         me.retransmitted_bytes += size
         if me.first_retransmission is None:
@@ -297,20 +344,70 @@ class HealthObserver:
             wait = ts - self._watch_ts if self._watch_ts is not None else 0
             if len(tx) >= _TRACKED:
                 del tx[next(iter(tx))]
-            tx[seq] = [end, frame, ts, ts, 1]
+            tx[seq] = [end, frame, ts, ts, 1, ip_id]
         if wait >= RTO_MIN_NS:
             me.rto_stalls += 1
             me.rto_stall_ns += wait
 
     @staticmethod
-    def _acked(me: _Dir, ack: int, ts: int) -> None:
+    def _acked(me: _Dir, ack: int, ts: int) -> bool:
+        """Retransmissions of ``me`` covered by ``ack``: their cost is known. Any?"""
         tx = me.tx
         if tx is None:
-            return
+            return False
         done = [seq for seq, entry in tx.items() if not _after(entry[0], ack)]
+        if done and me.acked is None:
+            me.acked = {}
         for seq in done:
             entry = tx.pop(seq)
-            me.retransmission_ns += ts - entry[2]
+            cost = ts - entry[2]
+            me.retransmission_ns += cost
+            if me.acked is not None and len(me.acked) < _TRACKED:
+                me.acked[seq] = [entry[0], cost, entry[4]]
+        return bool(done)
+
+    @staticmethod
+    def _spurious(me: _Dir, left: int, right: int) -> None:
+        """The receiver got ``[left, right)`` twice (a D-SACK): one retransmission of ``me``
+        inside it was not needed; take it back out of the count, bytes and cost."""
+        for table in (me.tx, me.acked):
+            if not table:
+                continue
+            for seq, entry in table.items():
+                if _after(left, seq) or _after(entry[0], right):
+                    continue
+                me.retransmissions -= 1
+                me.retransmitted_bytes -= (entry[0] - seq) & _MASK
+                if table is me.tx:
+                    entry[4] -= 1
+                    if entry[4] == 0:
+                        del table[seq]  # none needed: no cost
+                else:
+                    entry[2] -= 1
+                    if entry[2] == 0:
+                        me.retransmission_ns -= entry[1]
+                        del table[seq]
+                return
+
+    def _beyond_hole(self, d: int, holes: bool, linktype: int, data: bytes) -> None:
+        """A segment of ``d`` beyond a hole (the first one opens it): follow the IPv4 IDs."""
+        sample = ip_ttl_id(linktype, data)
+        ip_id = sample[1] if sample is not None else None
+        me = self._dirs[d]
+        if ip_id is None or not holes or me.hole_ip_ids is None:
+            me.hole_ip_ids = None if ip_id is None else (ip_id, ip_id)
+        elif 0 < (ip_id - me.hole_ip_ids[1]) & 0xFFFF < 0x8000:
+            me.hole_ip_ids = (me.hole_ip_ids[0], ip_id)
+
+    def _sent_before(self, d: int, linktype: int, data: bytes) -> bool:
+        """The segment in ``data`` has an IPv4 ID before the newest one seen beyond the hole it
+        fills, and at most :data:`_REORDER_IDS` before the first."""
+        sample = ip_ttl_id(linktype, data)
+        ids = self._dirs[d].hole_ip_ids
+        if sample is None or sample[1] is None or ids is None:
+            return False
+        low = (ids[0] - _REORDER_IDS) & 0xFFFF
+        return (sample[1] - low) & 0xFFFF < (ids[1] - low) & 0xFFFF < 0x8000
 
     def retransmitted(self, d: int) -> bool:
         """Direction ``d`` retransmitted data its receiver has not acknowledged (yet)."""
@@ -373,3 +470,39 @@ class HealthObserver:
             self._synack_ts - client_syn if self._synack_ts is not None and client_syn is not None else None
         )
         return ConnectionHealth((sides[0], sides[1]), connect, self.synack_frame)
+
+
+def _dsack(linktype: int, data: bytes, ack: int) -> tuple[int, int] | None:
+    """The D-SACK block of the ACK in ``data``, if it has one (RFC 2883 4): its first SACK block
+    lies below the cumulative ``ack`` or inside its second block. Never raises."""
+    ethertype, off = network_offset(linktype, data)
+    located = ipv4_tcp(data, off) if ethertype == ETHERTYPE_IPV4 else None
+    if ethertype == ETHERTYPE_IPV6:
+        located = ipv6_tcp(data, off)
+    if located is None:
+        return None
+    t, end = located[2], located[3]
+    if t + 20 > end:
+        return None
+    p, stop = t + 20, min(t + ((data[t + 12] >> 4) << 2), end)
+    while p < stop:  # the options (RFC 9293 3.2): kind, length, value
+        kind = data[p]
+        if kind == 0:
+            return None
+        if kind == 1:
+            p += 1
+            continue
+        if p + 2 > stop or data[p + 1] < 2:
+            return None
+        size = data[p + 1]
+        if kind == _SACK and 10 <= size and p + size <= stop:
+            left, right = _one_block(data, p + 2)
+            if not _after(right, ack):
+                return left, right
+            if size >= 18:
+                _, _, left2, right2 = _two_blocks(data, p + 2)
+                if not _after(left2, left) and not _after(right, right2):
+                    return left, right
+            return None
+        p += size
+    return None

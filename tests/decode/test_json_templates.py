@@ -19,7 +19,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 def _captures() -> list[tuple[str, Path, Path | None]]:
     out: list[tuple[str, Path, Path | None]] = []
-    for folder in (FIXTURES, FIXTURES / "triage"):
+    for folder in (FIXTURES, FIXTURES / "triage", FIXTURES / "trial"):
         for pcap in sorted(folder.glob("*.pcap*")):
             keys = pcap.with_suffix(".keys")
             out.append((pcap.name, pcap, keys if keys.exists() else None))

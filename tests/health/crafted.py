@@ -26,6 +26,8 @@ class Pkt:
     ttl: int = 64
     window: int = 65535
     ip_id: int = 1
+    sack: tuple[int, ...] = ()
+    """SACK blocks (RFC 2018 3) as left, right, left, right, ...: a SACK option when given."""
 
 
 def from_fixture(name: str) -> tuple[list[Pkt], tuple[str, int], Path]:
@@ -45,6 +47,7 @@ def write(path: Path, pkts: list[Pkt]) -> Path:
             ack=s.ack if s.flags & c.ACK else 0,
             flags=s.flags,
             window=p.window,
+            options=[("SAck", p.sack)] if p.sack else [],
         )
         body = tcp / Raw(s.payload) if s.payload else tcp
         data = bytes(Ether() / IP(src=s.src, dst=s.dst, ttl=p.ttl, id=p.ip_id) / body)

@@ -3,6 +3,7 @@ log's RSA lines, against tshark with the same private key; and why a key cannot 
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,19 @@ def test_non_keylog_files_are_refused(
         load_keys(None, [capture], use_env=False)
     with pytest.raises(KeyLogError, match=r"not RSA|not a PEM or DER private key|PEM certificate"):
         load_keys(None, [], use_env=False, rsa_keys=[str(cert)])
+
+
+def test_report_names_the_rsa_key(rsa_session: tuple[Path, Path, Path, int, Path], tmp_path: Path) -> None:
+    """With only --rsa-key, the report's header names the key, never "no key log given"."""
+    capture, key, _, _, _ = rsa_session
+    out = tmp_path / "r.html"
+    run = subprocess.run(
+        ["capdebug", "report", str(capture), "--rsa-key", str(key), "--no-env", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    page = out.read_text()
+    assert "1 RSA private key" in page
+    assert "no key log" not in page

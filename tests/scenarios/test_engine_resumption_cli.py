@@ -7,6 +7,7 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,24 @@ def test_early_data_accepted_then_the_ticket_is_spent(tmp_path: Path) -> None:
     assert third.returncode == 0, third.stderr
     assert "resumed" not in third.stderr and "early data REJECTED" in third.stderr
     assert third.stdout == " again"  # the early data was lost; only what followed the handshake
+
+
+def test_early_data_alone_is_a_complete_request(tmp_path: Path) -> None:
+    """--early-data without --send half-closes after the handshake: the echo server answers and
+    closes at once instead of both sides waiting for the socket timeout."""
+    sess = tmp_path / "sess.json"
+    server = Proc([*ENGINE, "serve", "--port", "0", "--echo", "--early-data", "1024"], name="serve")
+    try:
+        ca = server.wait_match(r"--ca (\S+)").group(1)
+        port = int(server.wait_match(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        first = _connect(port, ca, "--send", "hi", "--sess-out", str(sess))
+        assert first.returncode == 0, first.stderr
+        started = time.monotonic()
+        second = _connect(port, ca, "--sess-in", str(sess), "--early-data", "ping")
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    assert second.returncode == 0, second.stderr
+    assert "early data accepted" in second.stderr
+    assert second.stdout == "ping"
+    assert took < 5, f"connect took {took:.1f} s: it waited for a timeout"

@@ -71,6 +71,10 @@ def test_tls13_without_the_server_first_flight(tmp_path: Path, name: str) -> Non
     (report,) = triage_capture(cut, load_keys(cut, [keys])).reports
     codes = {v.code for v in report.verdicts}
     assert "capture_incomplete" in codes and "handshake_incomplete" not in codes
+    # The version and suite are those the secrets proved, as the whole capture shows them.
+    (whole,) = triage_capture(pcap, load_keys(pcap, [keys])).reports
+    assert whole.version == "TLS 1.3" and whole.cipher_suite is not None
+    assert (report.version, report.cipher_suite) == (whole.version, whole.cipher_suite)
 
 
 def test_tls12_without_the_server_first_flight_says_why(tmp_path: Path) -> None:

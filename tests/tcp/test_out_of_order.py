@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from capdebug.analysis.events import GapEvent
+from capdebug.analysis.triage import Triage
 from capdebug.api import PlaintextExporter, decode_capture, load_keys
 from tests.decode.craft import Seg, client_of, fixture, is_client, read_segments, write
 
@@ -89,3 +90,18 @@ def test_no_gap_no_map(tmp_path: Path) -> None:
     pcap, keys = fixture("tls13-large-transfer")
     _export(pcap, keys, tmp_path / "out")
     assert not list((tmp_path / "out").glob("*.gaps.json"))
+
+
+def test_triage_says_the_hole_was_given_up_not_lost(tmp_path: Path) -> None:
+    """Past the limit, triage's capture_incomplete says the hole was given up with data behind
+    it, not that the capture (or the network) lost the bytes."""
+    reordered, keys = _reordered(tmp_path)
+    triage = Triage()
+    with decode_capture(reordered, load_keys(reordered, [keys]), max_out_of_order=256 << 10) as decoding:
+        for ev in decoding:
+            triage.add(ev)
+    (report,) = list(triage.reports())
+    (v,) = [v for v in report.verdicts if v.code == "capture_incomplete"]
+    assert (v.severity, v.by) == ("warning", "server")
+    assert "given up after more data than the reassembly limit" in v.detail
+    assert "lost by the" not in v.detail

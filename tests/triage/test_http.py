@@ -24,6 +24,7 @@ from capdebug.analysis.triage import ConnectionReport
 from capdebug.api import decode_capture, load_keys, triage_capture
 from capdebug.cli.app import app
 from capdebug.crypto import testpki
+from tests.report._support import report_data
 from tests.support.proc import TIMEOUT, Proc, tool
 from tests.support.tcpdump import tcpdump
 from tests.tools import require
@@ -183,6 +184,14 @@ def test_proxy_error_502(h2: bool, tmp_path: Path) -> None:
         assert f"app     HTTP/{'2' if h2 else '1.x'}; 1 request; 1 response (502)" in text.stdout, text.stdout
         doc = CliRunner().invoke(app, [*args, "--json"], standalone_mode=False, catch_exceptions=False)
         assert json.loads(doc.stdout)["connections"][0]["app"] == summary
+        # So does the HTML report, in its connection's data (drawn in the detail pane).
+        page = tmp_path / f"{'h2' if h2 else 'h1'}.html"
+        out = CliRunner().invoke(
+            app, ["report", *args[1:], "-o", str(page)], standalone_mode=False, catch_exceptions=False
+        )
+        assert out.exit_code == 0, out.output
+        conn = report_data(page.read_text())["conns"][0]
+        assert conn["app"] == r.app.text() and "502" in conn["app"]
 
 
 def _reuse_after_close(tmp: Path, protocol: str) -> tuple[Path, Path]:

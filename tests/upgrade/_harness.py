@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from capdebug.analysis.events import DecodeEvent, HandshakeEvent, UpgradeEvent
+from capdebug.analysis.events import AlertEvent, DecodeEvent, HandshakeEvent, UpgradeEvent
 from capdebug.analysis.sessions import iter_events, load_keys
 from capdebug.analysis.triage import triage
 from capdebug.pcap.open import open_capture
@@ -44,6 +44,30 @@ def tshark_handshake_rows(capture: Path, keylog: Path, decode_as: str) -> list[t
         frame, types = line.split("\t")
         rows += [(int(frame), int(t)) for t in types.split(",") if t]
     return sorted(rows)
+
+
+def alert_rows(evs: Sequence[DecodeEvent]) -> list[tuple[int, int | None]]:
+    """(frame, description) of every alert capdebug shows."""
+    return sorted((e.frame, e.description) for e in evs if isinstance(e, AlertEvent))
+
+
+def tshark_table(
+    capture: Path, keylog: Path | None, decode_as: str, *fields: str
+) -> list[dict[str, list[str]]]:
+    """One tshark pass: per frame, each field's values (several occurrences split; ``|`` joins
+    them, so values must not contain it)."""
+    cmd = ["tshark", "-n", "-r", str(capture), "-d", decode_as, "-T", "fields", "-E", "aggregator=|"]
+    if keylog is not None:
+        cmd += ["-o", f"tls.keylog_file:{keylog}"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        values = line.split("\t")
+        assert len(values) == len(fields), line
+        rows.append({f: v.split("|") if v else [] for f, v in zip(fields, values, strict=True)})
+    return rows
 
 
 def s_client(args: Sequence[str], *, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:

@@ -128,6 +128,38 @@ def test_mysql_client_ssl_capability() -> None:
     ]
 
 
+def _mysql_greeting(capabilities: int) -> bytes:
+    """A protocol-10 greeting as MariaDB 10.11 sends it, up to the low capability flags."""
+    body = b"\x0a5.5.5-10.11.19-MariaDB\x00" + (4).to_bytes(4, "little") + b"bUezV}62\x00"
+    body += capabilities.to_bytes(2, "little") + bytes(20)
+    return len(body).to_bytes(3, "little") + b"\x00" + body
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "client", "refused"),
+    [
+        (0xF7FE, b"", True),  # --skip-ssl, and a client requiring TLS closes without a word
+        (0xFFFE, b"", False),  # TLS offered: the client closed for another reason
+        (0xF7FE, b"\x20\x00\x00\x01\x84\xa2", False),  # a plaintext login started: not judged
+    ],
+)
+def test_mysql_greeting_without_client_ssl_then_the_client_closes(
+    capabilities: int, client: bytes, refused: bool
+) -> None:
+    greeting = _mysql_greeting(capabilities)
+    seen, p, c, s = run([("s", greeting), ("c", client)] if client else [("s", greeting)])
+    assert seen == []
+    got = p.client_closed(c, s, 9, 9000)
+    assert (got is not None) == refused
+    if got is not None:
+        assert (got.protocol, got.command, got.reply, got.accepted, got.reply_frame) == (
+            "mysql", "", "greeting without CLIENT_SSL", False, 9,
+        )  # fmt: skip
+        assert p.refusals == [got] and p.done and p.client_closed(c, s, 10, 10000) is None
+    # A greeting cut short by the capture is no evidence.
+    assert Prelude().client_closed(bytearray(), bytearray(greeting[:20]), 9, 9000) is None
+
+
 def test_client_hello_found_after_unknown_plaintext_and_the_bound() -> None:
     seen, *_ = run([("c", b"HELLO-PROTO v1\n"), ("s", b"OK go\n"), ("c", HELLO)])
     assert [(u.protocol, u.client_at, u.server_at) for u in seen] == [("unknown", 15, 6)]

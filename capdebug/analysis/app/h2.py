@@ -20,9 +20,12 @@ the common stacks do not pad."""
 
 from __future__ import annotations
 
-import hpack
+from typing import TYPE_CHECKING
 
 from .http import PREFACE, AppFact, control_fact
+
+if TYPE_CHECKING:
+    import hpack
 
 __all__ = ["H2Direction", "H2Watch"]
 
@@ -71,6 +74,8 @@ class H2Direction:
         """A header block waiting for its CONTINUATION frames."""
         self.block_stream = 0
         self.block_push = False
+        import hpack  # imported when HTTP/2 is seen: it costs every start otherwise (issue 19)
+
         decoder = hpack.Decoder()
         # A passive observer decodes what was sent: the receiver's SETTINGS_HEADER_TABLE_SIZE
         # is its business (RFC 7541 4.2), not a limit to enforce here.
@@ -197,6 +202,8 @@ class H2Direction:
         stream = self.block_stream
         if decoder is None:
             return self._unknown(stream)
+        import hpack
+
         try:
             fields = decoder.decode(block, raw=True)
         except hpack.HPACKError as e:

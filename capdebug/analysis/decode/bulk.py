@@ -39,7 +39,15 @@ class _Bulk(_Content):
         ``record_wanted`` asks for it (HTTP/2 frames and header blocks across records)."""
         keys = d.keys
         if keys is None:
-            return not d.candidates and d.explained is not None
+            # Explained is not hopeless while trial decryption has a recovery to try (no
+            # ClientHello seen, or no ServerHello: trial._open): a capture that starts after
+            # the ClientHello explains the server's direction at its ServerHello, before any
+            # of its records came.
+            return (
+                not d.candidates
+                and d.explained is not None
+                and (d.recovery_tried or (session.client_random is not None and session.sh_seen))
+            )
         if (
             self.options.decrypt_app_data
             or d.candidates

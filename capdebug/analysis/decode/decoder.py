@@ -183,11 +183,13 @@ class Decoder(_Framing):
         count, with_data = self.evicted
         if not count:
             return []
+        tracker = self._tracker
         return [
             f"{count} connection(s) dropped from the connection table, full at "
-            f"{self._tracker.max_connections} open connections ({with_data} of them had carried "
-            "data, the others were half-open): each has an 'evicted' event and a "
-            "connection_table_full verdict; --max-connections raises the limit"
+            f"{tracker.max_connections} open connections or {tracker.max_half_open} without data "
+            f"({with_data} of them had carried data, the others were half-open): each has an "
+            "'evicted' event and a connection_table_full verdict; --max-connections raises the "
+            "limits (an eighth of it for connections without data)"
         ]
 
     @property
@@ -260,6 +262,8 @@ class Decoder(_Framing):
             if session is None and ev.flag == "RST" and (done := self._finished.pop(ev.conn.id, None)):
                 session = done[0]  # an RST after both FINs: the end of the timeline
             if session is not None:
+                if session.prelude is not None and ev.flag != "SYN":
+                    self._prelude_closed(session, ev)  # a refusal MySQL shows only this way
                 self._emit_raw(session, ("tcp", self._at(ev), ev.ts_ns, int(ev.direction), ev.flag))
         elif isinstance(ev, StreamGap):
             session = self._sessions.get(ev.conn.id)
@@ -304,8 +308,9 @@ class Decoder(_Framing):
                         session.number,
                         evicted[0],
                         evicted[1],
-                        self._tracker.max_connections,
+                        evicted[2],
                         streams[0].carried_data or streams[1].carried_data,
+                        "connections" if evicted[2] == self._tracker.max_connections else "half_open",
                     ),
                 )
             if session is not None:

@@ -152,6 +152,7 @@ class _Session(keymod.SessionFacts):
         "flip",
         "interface",
         "is_tls",
+        "number",
         "prelude",
         "roles_from",
         "wanted",
@@ -160,6 +161,8 @@ class _Session(keymod.SessionFacts):
     def __init__(self, conn: Any, first_frame: int, wanted: bool) -> None:
         keymod.SessionFacts.__init__(self)
         self.conn = conn
+        self.number = int(conn.id)
+        """The connection's number in the output (1-based, in order of first appearance)."""
         self.first_frame = first_frame
         self.wanted = wanted
         self.decided = False
@@ -190,7 +193,3 @@ class _Session(keymod.SessionFacts):
         conn = self.conn
         server = conn.client if self.flip else conn.server
         return int(server[1]) in TLS_PORTS
-
-    @property
-    def number(self) -> int:
-        return int(self.conn.id)

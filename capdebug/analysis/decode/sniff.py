@@ -9,6 +9,7 @@ the direction is not decoded further.
 
 from __future__ import annotations
 
+from ...net.flow import TcpFlag
 from ...wire.constants import ContentType, HandshakeType
 from ...wire.record import looks_like_tls
 from ..events import PlaintextEvent, Reason, UpgradeEvent
@@ -90,6 +91,22 @@ class _Sniffing(_Resync):
         elif prelude.done:
             self._decide(session, None)
         return False
+
+    def _prelude_closed(self, session: _Session, ev: TcpFlag) -> None:
+        """FIN or RST while in plaintext: a client that sent nothing may have refused the
+        server's greeting (MySQL without CLIENT_SSL, see Prelude.client_closed)."""
+        prelude = session.prelude
+        assert prelude is not None
+        direction = int(ev.direction)
+        if self._role(session, direction) != Role.CLIENT or ev.conn.streams[direction].carried_data:
+            return
+        client, server = session.dirs
+        result = prelude.client_closed(client.buf, server.buf, self._at(ev), ev.ts_ns)
+        if result is not None:
+            self._emit(session, _upgrade_event(session, result))
+
+    def _at(self, ev: TcpFlag) -> int:
+        raise NotImplementedError
 
     def _plaintext(self, session: _Session, d: _Direction, frame: int, ts: int) -> None:
         d.reported.add("plaintext")

@@ -111,7 +111,14 @@ class _Trial(_Output):
         tried = False
         header = record[:5]
         fragment = record[5:]
-        for keys, seq in self._trials(d):
+        current = d.keys
+        # The common case, one key and its next number, without a generator.
+        trials = (
+            ((current, current.seq),)
+            if current is not None and not d.candidates and not d.seq_unknown
+            else self._trials(d)
+        )
+        for keys, seq in trials:
             tried = True
             try:
                 content_type, content = keys.open_at(header, fragment, seq)

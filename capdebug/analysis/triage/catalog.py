@@ -157,7 +157,8 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "upgrade_refused": (
         "The client asked to start TLS and the server refused (SMTP 454, IMAP NO/BAD, POP3 -ERR, "
-        "FTP 5xx, PostgreSQL 'N', an LDAP error resultCode, XMPP <failure/>, a proxy's non-2xx).",
+        "FTP 5xx, PostgreSQL 'N', an LDAP error resultCode, XMPP <failure/>, a proxy's non-2xx; "
+        "a MySQL greeting without CLIENT_SSL that the client closed on).",
         "Enable TLS on the server (certificate and key configured, STARTTLS advertised), or check "
         "that the client talks to the right server; a client that goes on in plaintext leaks data.",
     ),

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import overload
 
+from ...net.health import DirectionHealth
+from ...net.reassembly import GAP_OUT_OF_ORDER
 from ...wire.constants import CipherSuite, name_of, version_name
 from ...wire.handshake import ClientHello, EncryptedExtensions, ServerHello
 from ..app import AppFact, H2Watch
@@ -20,6 +23,7 @@ from ..events import (
     HandshakeEvent,
     OverlapEvent,
     PlaintextEvent,
+    RecoveredEvent,
     TcpEvent,
     TcpHealthEvent,
     UndecryptableEvent,
@@ -34,6 +38,7 @@ from .model import (
     TLS13,
     WHO,
     AppSummary,
+    Bare,
     Conn,
     ConnectionReport,
     Side,
@@ -42,14 +47,18 @@ from .model import (
 from .resumption import Issued, issuer_clause, note_issued, resume_key, resumed_how
 from .rules import verdicts
 
-__all__ = ["Triage", "TriageShare", "merge_shares", "triage"]
+__all__ = ["Reports", "Triage", "TriageShare", "merge_shares", "triage"]
 
 
 class Triage:
     """Accumulates events; :meth:`reports` gives the verdicts."""
 
     def __init__(self, *, slow_handshake_s: float = 1.0) -> None:
-        self.conns: dict[int, Conn] = {}
+        self.conns: dict[int, Conn | Bare] = {}
+        """Every connection so far: a :class:`Bare` record while it carried only TCP flags."""
+        self._quiet_sides: dict[DirectionHealth, DirectionHealth] = {}
+        self._servers: dict[str, str] = {}
+        """Server endpoints, each text kept once (a flood's attempts share one)."""
         self.slow_handshake_s = slow_handshake_s
         self.issued: Issued = {}
         self._plain: dict[tuple[int, str], deque[tuple[bytes, list[list[AppFact] | None]]]] = {}
@@ -91,9 +100,10 @@ class Triage:
         if type(ev) is AppDataEvent:
             # Most events of a capture, handled here only: event classes are final (frozen
             # dataclasses, never subclassed), so the general path below sees no application data.
-            c = self.conns.get(ev.conn)
-            if c is None:
+            found = self.conns.get(ev.conn)
+            if found is None:
                 return
+            c = found if isinstance(found, Conn) else self._expand(ev.conn)
             if c.first_ts is None:
                 c.first_ts = ev.ts_ns
             c.last_ts = ev.ts_ns
@@ -116,12 +126,22 @@ class Triage:
             else:
                 self._app_data(c, sides[0], sides[1], ev)
             return
-        c = self.conns.get(ev.conn)
+        found = self.conns.get(ev.conn)
         if isinstance(ev, ConnectionEvent):
-            self.conns[ev.conn] = Conn(ev.conn, ev.client, ev.server, ev.first_frame, ev.roles_from)
+            servers = self._servers
+            server = servers.get(ev.server, ev.server)
+            if len(servers) < 4096:  # a scan of many servers is not worth a growing table
+                servers[server] = server
+            self.conns[ev.conn] = Bare(ev.conn, ev.client, server, ev.first_frame, ev.roles_from)
             return
-        if c is None:
+        if found is None:
             return
+        if isinstance(found, Conn):
+            c = found
+        elif self._bare(found, ev):
+            return
+        else:
+            c = self._expand(ev.conn)
         ts = getattr(ev, "ts_ns", None)
         if ts is not None:
             if c.first_ts is None:
@@ -164,6 +184,8 @@ class Triage:
                 side.capture_gaps += 1
             elif ev.cause == "network":
                 side.network_gaps += 1
+            elif ev.cause == GAP_OUT_OF_ORDER:
+                side.out_of_order_gaps += 1
         elif isinstance(ev, UndecryptableEvent):
             side.undecryptable.append(ev)
         elif isinstance(ev, UpgradeEvent):
@@ -178,6 +200,54 @@ class Triage:
                 c.overlap = ev
         elif isinstance(ev, EvictedEvent):
             c.evicted = ev
+        elif isinstance(ev, RecoveredEvent):
+            if c.recovered is None:
+                c.recovered = ev
+
+    def _bare(self, b: Bare, ev: DecodeEvent) -> bool:
+        """Read ``ev`` into a connection's :class:`Bare` record, as :meth:`add` would into a
+        :class:`Conn`; False when it needs the full summary."""
+        t = type(ev)
+        if t is TcpEvent:
+            assert isinstance(ev, TcpEvent)
+            if ev.conn in self._h2 and ev.flag != "SYN":
+                return False  # records were opened: their HTTP/2 state is kept at the close
+            who = WHO.get(ev.from_, 0)
+            flag = _FLAGS.get(ev.flag)
+            if flag is not None and not any(w == who and f == flag for w, f, _, _ in b.tcp):
+                b.tcp += ((who, flag, ev.frame, ev.ts_ns),)
+        elif t is TcpHealthEvent:
+            assert isinstance(ev, TcpHealthEvent)
+            # A flood's attempts each have one, whose answering side saw nothing: that side's
+            # facts, all alike, are kept once.
+            client, server = self._quiet(ev.client), self._quiet(ev.server)
+            if client is not ev.client or server is not ev.server:
+                ev = TcpHealthEvent(ev.conn, ev.frame, ev.ts_ns, client, server, ev.connect_ns)
+            b.health = ev
+        elif t is EvictedEvent:
+            assert isinstance(ev, EvictedEvent)
+            b.evicted = ev
+        else:
+            return False
+        if b.first_ts is None:
+            b.first_ts = ev.ts_ns
+        b.last_ts = ev.ts_ns
+        if ev.frame > b.last_frame:
+            b.last_frame = ev.frame
+        return True
+
+    def _quiet(self, h: DirectionHealth) -> DirectionHealth:
+        """``h`` itself, or an equal one already kept when the side sent nothing at all."""
+        if h.last_frame:
+            return h
+        return self._quiet_sides.setdefault(h, h)
+
+    def _expand(self, number: int) -> Conn:
+        """The connection's full summary from now on (its :class:`Bare` record expanded)."""
+        found = self.conns[number]
+        c = found if isinstance(found, Conn) else found.expand()
+        self.conns[number] = c
+        return c
 
     @staticmethod
     def _app_data(c: Conn, side: Side, peer: Side, ev: AppDataEvent) -> None:
@@ -287,15 +357,17 @@ class Triage:
         if watch is not None and watch.h2:
             c.app_summary.lost = watch.lost()
 
-    def reports(self) -> list[ConnectionReport]:
-        return [self._report(c) for c in sorted(self.conns.values(), key=lambda c: c.number)]
+    def reports(self) -> Reports:
+        """Every connection's report, in order (see :class:`Reports`)."""
+        return Reports(self)
 
     def report(self, conn: int) -> ConnectionReport | None:
         """One connection's verdicts as of now (e.g. when it closes during a live capture)."""
         c = self.conns.get(conn)
         return None if c is None else self._report(c)
 
-    def _report(self, c: Conn) -> ConnectionReport:
+    def _report(self, found: Conn | Bare) -> ConnectionReport:
+        c = found if isinstance(found, Conn) else found.expand()
         watch = self._h2.get(c.number)
         if watch is not None and watch.h2:
             c.app_summary.lost = watch.lost()
@@ -310,8 +382,12 @@ class Triage:
             c.server,
             c.first_frame,
             c.sni,
-            None if c.version is None else version_name(c.version),
-            None if c.cipher_suite is None else name_of(CipherSuite, c.cipher_suite),
+            version_name(c.version) if c.version is not None else "TLS 1.3" if c.recovered else None,
+            name_of(CipherSuite, c.cipher_suite)
+            if c.cipher_suite is not None
+            else c.recovered.cipher_suite
+            if c.recovered
+            else None,
             c.alpn,
             duration,
             c.sides[0].app_bytes,
@@ -320,6 +396,57 @@ class Triage:
             resume_key(c) if c.resumed_from is None else None,
             _app_summary(c),
         )
+
+
+_FLAGS = {"SYN": "syn", "FIN": "fin", "RST": "rst"}
+"""TcpEvent flag -> the :class:`Side` field it sets (the first one of each side is kept)."""
+
+
+class Reports(Sequence[ConnectionReport]):
+    """The reports of a :class:`Triage`, in connection order: those of connections that carried
+    TLS or any data are made at once; those of :class:`Bare` connections (a SYN flood's
+    hundreds of thousands of attempts) each time they are read, so that only their small
+    records stay in memory while the reports are written out one by one. Read it through
+    (``list(reports)``) to keep every report."""
+
+    __slots__ = ("_items", "_triage")
+
+    def __init__(self, triage: Triage) -> None:
+        self._triage = triage
+        self._items: list[ConnectionReport | Bare] = [
+            c if type(c) is Bare else triage._report(c)
+            for c in sorted(triage.conns.values(), key=lambda c: c.number)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> ConnectionReport: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ConnectionReport]: ...
+    def __getitem__(self, index: int | slice) -> ConnectionReport | list[ConnectionReport]:
+        if isinstance(index, slice):
+            return [self._made(item) for item in self._items[index]]
+        return self._made(self._items[index])
+
+    def __iter__(self) -> Iterator[ConnectionReport]:
+        made = self._made
+        for item in self._items:
+            yield made(item)
+
+    def _made(self, item: ConnectionReport | Bare) -> ConnectionReport:
+        return self._triage._report(item) if type(item) is Bare else item  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Reports of {len(self)} connections>"
 
 
 def _app_summary(c: Conn) -> AppSummary | None:
@@ -382,4 +509,4 @@ def triage(events: Iterable[DecodeEvent], *, slow_handshake_s: float = 1.0) -> l
     t = Triage(slow_handshake_s=slow_handshake_s)
     for ev in events:
         t.add(ev)
-    return t.reports()
+    return list(t.reports())

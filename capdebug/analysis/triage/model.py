@@ -15,6 +15,7 @@ from ..events import (
     HandshakeEvent,
     OverlapEvent,
     PlaintextEvent,
+    RecoveredEvent,
     TcpHealthEvent,
     UndecryptableEvent,
     UpgradeEvent,
@@ -28,6 +29,7 @@ __all__ = [
     "TLS13",
     "WHO",
     "AppSummary",
+    "Bare",
     "Conn",
     "ConnectionReport",
     "Side",
@@ -75,6 +77,9 @@ class Side:
     """Gaps whose bytes the receiver acknowledged: the capture lost them."""
     network_gaps: int = 0
     """Gaps never acknowledged while the sender retransmitted: the network lost them."""
+    out_of_order_gaps: int = 0
+    """Holes given up because more data than the reassembly limit waited behind them (their
+    bytes may well be in the capture, later)."""
     undecryptable: list[UndecryptableEvent] = field(default_factory=list)
     protected_records: int = 0
     protected: list[tuple[int, int, int]] = field(default_factory=list)
@@ -186,6 +191,9 @@ class Conn:
     client_hello: HandshakeEvent | None = None
     server_hello: HandshakeEvent | None = None
     hrr: HandshakeEvent | None = None
+    recovered: RecoveredEvent | None = None
+    """Its handshake was not seen (picked up mid-stream, or the ServerHello lost) and a key-log
+    traffic secret opened its records: TLS 1.3, with the suite that authenticated them."""
     certificate: HandshakeEvent | None = None
     client_certificate: HandshakeEvent | None = None
     certificate_request: int | None = None
@@ -247,6 +255,51 @@ class Conn:
             summary.protocol = "HTTP/2" if self.h2 or self.alpn == "h2" else "HTTP/1.x"
         if len(self.app) < KEPT_APP or matters(fact):
             self.app.append((frame, side, fact, ts))
+
+
+class Bare:
+    """A connection that so far carried nothing but TCP flags (a SYN, a FIN, a RST), the TCP
+    health of its handshake and its eviction from a full table: what a SYN flood or a port scan
+    leaves, tens of thousands of times. Kept in this small record (about a tenth of a
+    :class:`Conn` with its two :class:`Side`) until anything else comes for it; the rules read
+    the :class:`Conn` :meth:`expand` makes, so the verdicts are those of a full summary."""
+
+    __slots__ = (
+        "client",
+        "evicted",
+        "first_frame",
+        "first_ts",
+        "health",
+        "last_frame",
+        "last_ts",
+        "number",
+        "roles_from",
+        "server",
+        "tcp",
+    )
+
+    def __init__(self, number: int, client: str, server: str, first_frame: int, roles_from: str) -> None:
+        self.number = number
+        self.client = client
+        self.server = server
+        self.first_frame = first_frame
+        self.roles_from = roles_from
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.last_frame = 0
+        self.tcp: tuple[tuple[int, str, int, int], ...] = ()
+        """(side, flag, frame, ts) of each side's first SYN, FIN and RST, in arrival order."""
+        self.health: TcpHealthEvent | None = None
+        self.evicted: EvictedEvent | None = None
+
+    def expand(self) -> Conn:
+        """The full summary these facts make (as if every event had been read into one)."""
+        c = Conn(self.number, self.client, self.server, self.first_frame, self.roles_from)
+        c.first_ts, c.last_ts, c.last_frame = self.first_ts, self.last_ts, self.last_frame
+        for who, flag, frame, ts in self.tcp:
+            setattr(c.sides[who], flag, (frame, ts))
+        c.health, c.evicted = self.health, self.evicted
+        return c
 
 
 @dataclass(slots=True)

@@ -19,15 +19,11 @@ def prelude_verdicts(c: Conn) -> list[Verdict]:
     if refused and (accepted is None or accepted.protocol == "unknown"):
         u = refused[-1]
         anyway = "; the client sent its ClientHello anyway" if accepted is not None else ""
-        out.append(
-            Verdict(
-                "upgrade_refused",
-                "error",
-                "server",
-                u.frame,
-                f"{u.protocol}: the server answered {u.command!r} with {u.reply!r}{anyway}",
-            )
-        )
+        if u.command:
+            how = f"the server answered {u.command!r} with {u.reply!r}"
+        else:  # MySQL: no command; the client closed after the server's greeting
+            how = f"the server offered no TLS ({u.reply}) and the client closed without answering"
+        out.append(Verdict("upgrade_refused", "error", "server", u.frame, f"{u.protocol}: {how}{anyway}"))
     elif accepted is not None:
         if accepted.protocol == "unknown":
             how = "TLS starts after plaintext: a ClientHello found in the client's stream"

@@ -49,8 +49,13 @@ def _handshake_done(c: Conn) -> bool | None:
         )
     if client.finished is not None:
         return True
-    if c.server_hello is not None and client.protected_records and server.protected_records:
-        # TLS 1.3 without handshake keys: both sides sent protected records after the hellos.
+    if (
+        c.server_hello is not None
+        and (client.protected_records or client.app_records)
+        and (server.protected_records or server.app_records)
+    ):
+        # TLS 1.3 without handshake keys: both sides sent protected records after the hellos
+        # (unopened, or opened with traffic secrets recovered without the handshake).
         return None
     return False
 
@@ -161,6 +166,13 @@ def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
             )
             if s.gap_bytes > s.snaplen_bytes:
                 detail += f"; {s.gap_bytes - s.snaplen_bytes} more bytes are missing from the capture"
+        elif s.out_of_order_gaps:
+            detail = (
+                f"{s.gap_bytes} bytes sent by the {NAMES[i]} could not be placed ({s.gaps} gap(s)): "
+                f"{s.out_of_order_gaps} hole(s) were given up after more data than the reassembly "
+                "limit arrived behind them (the missing bytes may come later in the capture); "
+                "capdebug decrypt --max-out-of-order raises the limit"
+            )
         elif s.network_gaps:
             detail = (
                 f"{s.gap_bytes} bytes sent by the {NAMES[i]} are missing ({s.gaps} gap(s)): the "

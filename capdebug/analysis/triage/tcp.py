@@ -49,15 +49,19 @@ def _bounds_verdicts(c: Conn) -> list[Verdict]:
     e = c.evicted
     if e is not None:
         what = "it had carried data" if e.carried_data else "it was half-open (no data yet)"
+        bound = (
+            f"{e.limit} connections without data (an eighth of --max-connections)"
+            if e.bound == "half_open"
+            else f"{e.limit} open connections (--max-connections)"
+        )
         out.append(
             Verdict(
                 "connection_table_full",
                 "warning",
                 None,
                 e.frame,
-                f"dropped from the connection table at frame {e.frame}: the limit of {e.limit} open "
-                f"connections (--max-connections) was reached and {what}; its later segments, if "
-                "any, start a new connection",
+                f"dropped from the connection table at frame {e.frame}: the limit of {bound} was "
+                f"reached and {what}; its later segments, if any, start a new connection",
             )
         )
     return out
