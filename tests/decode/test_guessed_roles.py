@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from capdebug.analysis.events import ConnectionEvent
+from capdebug.analysis.events import ConnectionEvent, RecoveredEvent, UndecryptableEvent
 from capdebug.api import triage_capture
 from tests.decode import craft as c
 
@@ -68,3 +68,22 @@ def test_shares_agree_with_one_process(tmp_path: Path) -> None:
     one = [(r.client, r.server) for r in triage_capture(cap, jobs=1).reports]
     two = [(r.client, r.server) for r in triage_capture(cap, jobs=2).reports]
     assert two == one and one[1][1] == one[0][1]
+
+
+def test_server_hello_names_the_server(tmp_path: Path) -> None:
+    """The capture starts after the ClientHello: the ServerHello's sender is the server, even on
+    the higher port, and the undecryptable reason says the ClientHello is what is missing."""
+    pcap, keys = c.fixture("tls13-large-transfer")
+    segs = c.read_segments(pcap)
+    client = c.client_of(segs)
+    server = next((s.dst, s.dport) for s in segs if c.is_client(s, client))
+    hello = next(k for k, s in enumerate(segs) if s.payload and not c.is_client(s, client))
+    assert segs[hello].payload[0] == 22 and segs[hello].payload[5] == 2  # a ServerHello
+    cap = c.write(tmp_path / "late.pcap", segs[hello:])
+    events = c.decode(cap, keys)
+    (conn,) = [e for e in events if isinstance(e, ConnectionEvent)]
+    assert (conn.roles_from, conn.server) == ("server_hello", f"{server[0]}:{server[1]}")
+    reasons = [e.message for e in events if isinstance(e, UndecryptableEvent)]
+    assert reasons and all("the ClientHello is not in the capture" in m for m in reasons)
+    # The application records are recovered from the key log's traffic secrets.
+    assert {e.from_ for e in events if isinstance(e, RecoveredEvent)} == {"client", "server"}

@@ -128,13 +128,16 @@ class _Sniffing(_Resync):
         )
 
     def _guess_roles(self, session: _Session, net_dir: int, buf: bytearray) -> None:
-        """No SYN captured: the ClientHello's sender is the client; else an endpoint that served
+        """No SYN captured: a hello's sender tells; else an endpoint that served
         another connection of the capture serves this one (a pool of connections to a server on
         a high port, e.g. gRPC's 50051, picked up mid-stream); else the lower port serves."""
         conn = session.conn
-        if buf[0] == ContentType.handshake and len(buf) > 5 and buf[5] == HandshakeType.client_hello:
-            session.flip = net_dir == 1
-            session.roles_from = "client_hello"
+        hello = buf[5] if buf[0] == ContentType.handshake and len(buf) > 5 else None
+        if hello == HandshakeType.client_hello or hello == HandshakeType.server_hello:
+            # The ClientHello's sender is the client, the ServerHello's (or a
+            # HelloRetryRequest's) the server.
+            session.flip = net_dir == (1 if hello == HandshakeType.client_hello else 0)
+            session.roles_from = "client_hello" if hello == HandshakeType.client_hello else "server_hello"
             self._served(conn.client if session.flip else conn.server)
         else:
             lower = conn.client[1] < conn.server[1]
