@@ -1033,22 +1033,16 @@ def _node(ctx: Ctx, ver: str) -> list[Path]:
     ctx.port = free_port()
     script = ctx.folder / "peer.js"
     script.write_text(NODE_PEER)
+    return _self_contained_peer(ctx, [tool("node"), str(script)], ver)
+
+
+def _self_contained_peer(ctx: Ctx, argv: list[str], ver: str) -> list[Path]:
+    """Run a program that is both server and client of one connection (the Node and Go peers:
+    ``PROG PORT KEYLOG CERT KEY CA VERSION``) under the capture shapes."""
     p = ctx.pki
     with tcpdumps(ctx.folder, ctx.shapes, f"tcp port {ctx.port}") as paths:
-        subprocess.run(
-            [
-                tool("node"),
-                str(script),
-                str(ctx.port),
-                str(ctx.keys),
-                str(p.server_ec_cert),
-                str(p.server_ec_key),
-                str(p.ca),
-                ver,
-            ],
-            check=True,
-            timeout=60,
-        )
+        files = (ctx.keys, p.server_ec_cert, p.server_ec_key, p.ca)
+        subprocess.run([*argv, str(ctx.port), *map(str, files), ver], check=True, timeout=60)
     return paths
 
 
@@ -1125,22 +1119,7 @@ def _go(ctx: Ctx, ver: str) -> list[Path]:
         env=env,
         capture_output=True,
     )
-    p = ctx.pki
-    with tcpdumps(ctx.folder, ctx.shapes, f"tcp port {ctx.port}") as paths:
-        subprocess.run(
-            [
-                str(binary),
-                str(ctx.port),
-                str(ctx.keys),
-                str(p.server_ec_cert),
-                str(p.server_ec_key),
-                str(p.ca),
-                ver,
-            ],
-            check=True,
-            timeout=60,
-        )
-    return paths
+    return _self_contained_peer(ctx, [str(binary)], ver)
 
 
 @case("go-tls13", want=())

@@ -521,6 +521,19 @@ def explain_missing(
         )
     if cr is None and session.unreadable_hello is not None:
         return Reason.OVERSIZED_HANDSHAKE, session.unreadable_hello
+    if cr is None and session.sh_seen:
+        if session.version is ProtocolVersion.TLS1_2:
+            return (
+                Reason.NO_HANDSHAKE,
+                "the ClientHello is not in the capture: TLS 1.2 keys come from both hellos' randoms, "
+                "and the client's random is what names the session in the key log",
+            )
+        return (
+            Reason.NO_HANDSHAKE,
+            "the ClientHello is not in the capture, and its client_random is what names the "
+            "session's secrets in the key log: the handshake records stay encrypted; the application "
+            "records are tried with every traffic secret of the key log ('recovered' says which fits)",
+        )
     if cr is None:
         return (
             Reason.NO_HANDSHAKE,

@@ -4,10 +4,12 @@ prints is the contract a user reads."""
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,7 +54,9 @@ def test_resumption_from_a_session_file(version: str, tmp_path: Path) -> None:
         assert "extended master secret yes" in line
 
 
-def test_early_data_accepted_then_the_ticket_is_spent(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _ticketed(tmp_path: Path) -> Iterator[tuple[Proc, str, int, Path]]:
+    """An echo server accepting early data, and a session ticket of it in a file."""
     sess = tmp_path / "sess.json"
     server = Proc([*ENGINE, "serve", "--port", "0", "--echo", "--early-data", "1024"], name="serve")
     try:
@@ -60,14 +64,19 @@ def test_early_data_accepted_then_the_ticket_is_spent(tmp_path: Path) -> None:
         port = int(server.wait_match(r"listening on 127\.0\.0\.1:(\d+)").group(1))
         first = _connect(port, ca, "--send", "hi", "--sess-out", str(sess))
         assert first.returncode == 0, first.stderr
+        yield server, ca, port, sess
+    finally:
+        server.close()
+
+
+def test_early_data_accepted_then_the_ticket_is_spent(tmp_path: Path) -> None:
+    with _ticketed(tmp_path) as (server, ca, port, sess):
         early = ["--sess-in", str(sess), "--early-data", "GET / HTTP/1.0", "--send", " again"]
         second = _connect(port, ca, *early)
         assert second.returncode == 0, second.stderr
         server.wait_for("0-RTT early data: 14 bytes")
         # The same ticket again: single use (RFC 8446 8.1), so neither resumed nor 0-RTT.
         third = _connect(port, ca, *early)
-    finally:
-        server.close()
     assert "resumed, early data accepted" in second.stderr
     assert second.stdout == "GET / HTTP/1.0 again"
     assert third.returncode == 0, third.stderr
@@ -78,18 +87,10 @@ def test_early_data_accepted_then_the_ticket_is_spent(tmp_path: Path) -> None:
 def test_early_data_alone_is_a_complete_request(tmp_path: Path) -> None:
     """--early-data without --send half-closes after the handshake: the echo server answers and
     closes at once instead of both sides waiting for the socket timeout."""
-    sess = tmp_path / "sess.json"
-    server = Proc([*ENGINE, "serve", "--port", "0", "--echo", "--early-data", "1024"], name="serve")
-    try:
-        ca = server.wait_match(r"--ca (\S+)").group(1)
-        port = int(server.wait_match(r"listening on 127\.0\.0\.1:(\d+)").group(1))
-        first = _connect(port, ca, "--send", "hi", "--sess-out", str(sess))
-        assert first.returncode == 0, first.stderr
+    with _ticketed(tmp_path) as (_, ca, port, sess):
         started = time.monotonic()
         second = _connect(port, ca, "--sess-in", str(sess), "--early-data", "ping")
         took = time.monotonic() - started
-    finally:
-        server.close()
     assert second.returncode == 0, second.stderr
     assert "early data accepted" in second.stderr
     assert second.stdout == "ping"

@@ -16,6 +16,9 @@ TCP segments of port ``P``, in both directions:
   which it was).
 * ``--reorder PERCENT``: each data segment is held with that probability (seeded) until 2 to 5
   later frames of its direction have passed (or 20 ms, when nothing follows).
+* ``--forge-first TEXT``: an on-path injector racing the client: its first data segment is
+  sent first with its opening bytes replaced by ``TEXT`` (a valid TCP checksum, so the server's
+  kernel takes it), then as it was (a duplicate the server's kernel drops).
 
 It prints ``ready`` once its sockets are bound, and on SIGTERM one JSON line of what it did.
 Checksums are not touched: the peers must compute them (``ethtool -K IF tx off`` on their side;
@@ -52,6 +55,26 @@ class Segment:
     seq: int
     syn: bool
     size: int  # payload bytes
+
+
+def forged(frame: bytes, text: bytes) -> bytes:
+    """``frame`` (TCP/IPv4 with data) with its payload's first bytes replaced by ``text`` and the
+    TCP checksum computed again (RFC 9293 3.1: over the IPv4 pseudo-header and the segment)."""
+    ihl = (frame[14] & 0x0F) << 2
+    total = struct.unpack_from("!H", frame, 16)[0]
+    t = 14 + ihl
+    data_at = t + ((frame[t + 12] >> 4) << 2)
+    out = bytearray(frame[: 14 + total])
+    out[data_at : data_at + len(text)] = text
+    out[t + 16 : t + 18] = b"\0\0"
+    segment = bytes(out[t:])
+    pseudo = bytes(out[26:34]) + struct.pack("!BBH", 0, 6, len(segment))
+    words = pseudo + segment + (b"\0" if len(segment) % 2 else b"")
+    total_sum = sum(struct.unpack(f"!{len(words) // 2}H", words))
+    while total_sum >> 16:
+        total_sum = (total_sum & 0xFFFF) + (total_sum >> 16)
+    struct.pack_into("!H", out, t + 16, ~total_sum & 0xFFFF)
+    return bytes(out)
 
 
 def parse(frame: bytes) -> Segment | None:
@@ -136,6 +159,8 @@ class Bridge:
         self.forwarded = 0
         self.reordered = [0, 0]  # per sending side: 0 the client's, 1 the server's
         self.held = 0
+        self.forge: bytes | None = args.forge_first.encode() if args.forge_first else None
+        self.forged = 0
 
     def send(self, out: int, frame: bytes) -> None:
         self.socks[out].send(frame)
@@ -147,6 +172,10 @@ class Bridge:
         if seg is None or self.port not in (seg.sport, seg.dport):
             self.send(out, frame)
             return
+        if self.forge is not None and src == 0 and seg.size >= len(self.forge):
+            self.send(out, forged(frame, self.forge))  # the injected copy wins the race
+            self.forge = None
+            self.forged += 1
         if self.hold is not None and src == 1 and self.hold.take(seg, frame, now):
             self.held += 1
             return
@@ -207,7 +236,13 @@ class Bridge:
         dropped = sum(
             struct.unpack("II", s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1] for s in self.socks
         )
-        return {"forwarded": self.forwarded, "dropped": dropped, "reordered": self.reordered, "hold": held}
+        return {
+            "forwarded": self.forwarded,
+            "dropped": dropped,
+            "reordered": self.reordered,
+            "hold": held,
+            "forged": self.forged,
+        }
 
 
 def main() -> None:
@@ -220,6 +255,7 @@ def main() -> None:
     p.add_argument("--hold-timeout", type=float, default=8.0)
     p.add_argument("--reorder", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--forge-first", default="")
     bridge = Bridge(p.parse_args())
 
     def stop(*_: object) -> None:

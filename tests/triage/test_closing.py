@@ -4,6 +4,7 @@ a handshake stopped."""
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
@@ -98,7 +99,9 @@ def test_idle_close_by_the_server(tmp_path: Path) -> None:
         r = _triage(pcap, k)
         (v,) = [v for v in r.verdicts if v.code == "idle_close"]
         assert (v.severity, v.by) == ("info", "server")
-        assert "the server closed 1.0 s after the last data" in v.detail, v.detail
+        # It slept 1.0 s; a loaded machine adds a little to what the capture shows.
+        m = re.search(r"the server closed (\d+\.\d) s after the last data", v.detail)
+        assert m is not None and 1.0 <= float(m.group(1)) < 1.5, v.detail
         assert "an idle timeout on the server's side" in v.detail
         assert not r.has_error
     assert "with close_notify" in one(_triage(pcap, keys), "idle_close").detail

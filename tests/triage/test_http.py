@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -137,7 +138,9 @@ def test_nginx_keepalive_timeout(h2: bool, tmp_path: Path) -> None:
             continue
         (v,) = idle
         assert (v.severity, v.by) == ("info", "server")
-        assert "the server closed 1.0 s after the last data" in v.detail, v.detail
+        # nginx's keepalive_timeout is 1 s; a loaded machine adds a little to what the capture shows.
+        m = re.search(r"the server closed (\d+\.\d) s after the last data", v.detail)
+        assert m is not None and 1.0 <= float(m.group(1)) < 1.5, v.detail
         how = "close_notify" if k else "likely close_notify (encrypted, no keys)"
         assert f"with {'GOAWAY (last stream 1, NO_ERROR)' if h2 else how}" in v.detail
     r = _first(pcap, keys)

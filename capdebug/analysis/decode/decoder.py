@@ -18,6 +18,7 @@ from ...net.flow import (
     Connection,
     ConnectionClosed,
     ConnectionStarted,
+    Endpoint,
     StreamData,
     StreamGap,
     StreamOverlap,
@@ -82,6 +83,8 @@ class Decoder(_Framing):
         self._ending = False
         self._store = keymod.SessionStore()
         self._capture_randoms: set[bytes] = set()
+        self._servers: set[Endpoint] = set()
+        """Endpoints that served a connection whose roles are known (sniff.py)."""
         self.interfaces: list[Interface] = []
         """The capture's interfaces (the reader's list, growing as pcapng IDBs are read): with
         more than one, each connection says where it was first seen and copies of a segment
@@ -282,6 +285,8 @@ class Decoder(_Framing):
                 options.endpoints is None or options.endpoints(conn.client, conn.server)
             )
             session = _Session(conn, conn.first_frame, wanted)
+            if conn.roles_from_syn:
+                self._served(conn.server)
             session.interface = self._iface
             self._sessions[conn.id] = session
             self._emit_raw(session, ("conn",))

@@ -9,7 +9,7 @@ the direction is not decoded further.
 
 from __future__ import annotations
 
-from ...net.flow import TcpFlag
+from ...net.flow import Endpoint, TcpFlag
 from ...wire.constants import ContentType, HandshakeType
 from ...wire.record import looks_like_tls
 from ..events import PlaintextEvent, Reason, UpgradeEvent
@@ -19,9 +19,15 @@ from .order import UNDECIDED_FRAMES
 from .resync import _Resync, find_boundary
 from .session import ROLE_NAME, _Direction, _Session
 
+MAX_KNOWN_SERVERS = 65536
+"""Server endpoints remembered for guessing roles (memory bound: a scan meets many)."""
+
 
 class _Sniffing(_Resync):
     """Sniffing and role guessing (a layer of :class:`Decoder`)."""
+
+    _servers: set[Endpoint]
+    partition_dependent: bool
 
     def _start(self, session: _Session, d: _Direction, net_dir: int, frame: int, ts: int) -> bool:
         """First bytes of a direction: is this TLS, and who is the client?"""
@@ -92,6 +98,12 @@ class _Sniffing(_Resync):
             self._decide(session, None)
         return False
 
+    def _served(self, endpoint: Endpoint) -> None:
+        """``endpoint`` is a server (its connection's roles are known): remembered, up to a
+        bound, to tell the roles of connections picked up mid-stream (:meth:`_guess_roles`)."""
+        if len(self._servers) < MAX_KNOWN_SERVERS:
+            self._servers.add(endpoint)
+
     def _prelude_closed(self, session: _Session, ev: TcpFlag) -> None:
         """FIN or RST while in plaintext: a client that sent nothing may have refused the
         server's greeting (MySQL without CLIENT_SSL, see Prelude.client_closed)."""
@@ -116,14 +128,27 @@ class _Sniffing(_Resync):
         )
 
     def _guess_roles(self, session: _Session, net_dir: int, buf: bytearray) -> None:
-        """No SYN captured: the ClientHello's sender is the client; else the lower port serves."""
+        """No SYN captured: a hello's sender tells; else an endpoint that served
+        another connection of the capture serves this one (a pool of connections to a server on
+        a high port, e.g. gRPC's 50051, picked up mid-stream); else the lower port serves."""
         conn = session.conn
-        if buf[0] == ContentType.handshake and len(buf) > 5 and buf[5] == HandshakeType.client_hello:
-            session.flip = net_dir == 1
-            session.roles_from = "client_hello"
+        hello = buf[5] if buf[0] == ContentType.handshake and len(buf) > 5 else None
+        if hello == HandshakeType.client_hello or hello == HandshakeType.server_hello:
+            # The ClientHello's sender is the client, the ServerHello's (or a
+            # HelloRetryRequest's) the server.
+            session.flip = net_dir == (1 if hello == HandshakeType.client_hello else 0)
+            session.roles_from = "client_hello" if hello == HandshakeType.client_hello else "server_hello"
+            self._served(conn.client if session.flip else conn.server)
         else:
-            client_port, server_port = conn.client[1], conn.server[1]
-            session.flip = client_port < server_port
+            lower = conn.client[1] < conn.server[1]
+            served = self._servers
+            if (conn.client in served) != (conn.server in served):
+                session.flip = conn.client in served
+                if session.flip != lower:
+                    # Learnt from other connections: a share of the capture alone may not know.
+                    self.partition_dependent = True
+            else:
+                session.flip = lower
             session.roles_from = "guess"
         if session.flip:
             session.dirs = (session.dirs[1], session.dirs[0])

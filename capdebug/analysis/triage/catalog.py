@@ -174,9 +174,12 @@ CATALOG: dict[str, tuple[str, str]] = {
         "the first bytes the server sent.",
     ),
     "plaintext_to_tls_port": (
-        "Plaintext was sent to a port where TLS is expected (443, 993, 8443...), with no upgrade.",
+        "Plaintext was sent to a port where TLS is expected (443, 993, 8443...), with no upgrade. "
+        "When another copy of those bytes differs (overlap_conflict), a warning by the path: the "
+        "plaintext copy was likely injected.",
         "The client speaks the plaintext protocol (http:// instead of https://, a missing "
-        "--ssl option); the detail shows its first bytes.",
+        "--ssl option); the detail shows its first bytes. By the path: compare with a capture "
+        "taken nearer the client.",
     ),
     "tcp_only": (
         "A TCP connection with no TLS data: refused, reset, or closed before the ClientHello.",

@@ -6,6 +6,7 @@ The facts are the decoder's ``upgrade`` and ``plaintext`` events (see
 
 from __future__ import annotations
 
+from ..events import OverlapEvent
 from .catalog import Verdict
 from .model import Conn
 
@@ -56,6 +57,19 @@ def prelude_verdicts(c: Conn) -> list[Verdict]:
         return out
     for p in c.plaintext:
         if p.from_ == "client":
+            if (o := _forged_opening(c, "client")) is not None:
+                out.append(
+                    Verdict(
+                        "plaintext_to_tls_port",
+                        "warning",
+                        "path",
+                        p.frame,
+                        f"the first copy of the client's opening bytes is {p.kind} plaintext, but a "
+                        f"later copy of them (frame {o.frame}) differs: likely injected on the path, "
+                        f"not sent by the client (see overlap_conflict): {p.text!r}",
+                    )
+                )
+                break
             out.append(
                 Verdict(
                     "plaintext_to_tls_port",
@@ -79,3 +93,16 @@ def prelude_verdicts(c: Conn) -> list[Verdict]:
                 )
             )
     return out
+
+
+_OPENING = 16
+"""Stream bytes whose look decides TLS or plaintext (the record header and a little more)."""
+
+
+def _forged_opening(c: Conn, who: str) -> OverlapEvent | None:
+    """The conflicting copy when two copies of ``who``'s opening bytes differ: what was taken for
+    plaintext may be an injected segment (the copy used is the first, decode/decoder.py)."""
+    o = c.overlap
+    if o is not None and o.from_ == who and o.offset < _OPENING:
+        return o
+    return None
