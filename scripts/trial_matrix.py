@@ -165,16 +165,21 @@ class Capture:
     server_port: int = 0
 
 
-def capdebug_view(cap: Capture) -> tuple[dict[Key, list[Token]], list[dict[str, Any]], list[dict[str, Any]]]:
-    argv = ["capdebug", "decrypt", str(cap.path), "--json", "--no-env"]
+def run_capdebug(command: str, cap: Capture) -> str:
+    """``capdebug COMMAND CAPTURE --json`` with the capture's key sources; its stdout."""
+    argv = ["capdebug", command, str(cap.path), "--json", "--no-env"]
     if cap.keylog is not None:
         argv += ["--keylog", str(cap.keylog)]
     if cap.rsa_key is not None:
         argv += ["--rsa-key", str(cap.rsa_key)]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     if res.returncode not in (0, 1):
-        raise ToolError(f"capdebug decrypt exited {res.returncode}: {res.stderr.strip()[-2000:]}")
-    events = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+        raise ToolError(f"capdebug {command} exited {res.returncode}: {res.stderr.strip()[-2000:]}")
+    return res.stdout
+
+
+def capdebug_view(cap: Capture) -> tuple[dict[Key, list[Token]], list[dict[str, Any]], list[dict[str, Any]]]:
+    events = [json.loads(line) for line in run_capdebug("decrypt", cap).splitlines() if line.strip()]
     tokens: dict[Key, list[Token]] = {}
     notes: list[dict[str, Any]] = []
     tls13: set[int] = set()
@@ -370,15 +375,7 @@ def _fmt(toks: list[Token]) -> str:
 
 
 def triage(cap: Capture) -> dict[str, Any]:
-    argv = ["capdebug", "triage", str(cap.path), "--json", "--no-env"]
-    if cap.keylog is not None:
-        argv += ["--keylog", str(cap.keylog)]
-    if cap.rsa_key is not None:
-        argv += ["--rsa-key", str(cap.rsa_key)]
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    if res.returncode not in (0, 1):
-        raise ToolError(f"capdebug triage exited {res.returncode}: {res.stderr.strip()[-2000:]}")
-    data: dict[str, Any] = json.loads(res.stdout)
+    data: dict[str, Any] = json.loads(run_capdebug("triage", cap))
     return data
 
 

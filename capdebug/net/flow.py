@@ -49,12 +49,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from capdebug.net.fastpath import FastPath, share_of
+from capdebug.net.flow_events import (
+    ConnectionClosed,
+    ConnectionStarted,
+    FlowEvent,
+    StreamData,
+    StreamGap,
+    StreamOverlap,
+    TcpFlag,
+)
 from capdebug.net.reassembly import (
     DEFAULT_MAX_BUFFERED,
-    GAP_LOST,
     Data,
     Gap,
     Overlap,
@@ -186,75 +193,6 @@ class _Side:
         self.peer = conn.streams[1 - direction]
         """Reassembly of the other side's bytes, which this side's ACKs acknowledge."""
 
-
-# Not frozen (hot path: frozen construction costs three times as much); treat as immutable.
-@dataclass(slots=True)
-class ConnectionStarted:
-    """The first segment of a connection was seen."""
-
-    conn: Connection
-
-
-@dataclass(slots=True)
-class StreamData:
-    """In-order stream bytes sent by ``direction``."""
-
-    conn: Connection
-    direction: Direction
-    data: bytes
-    frame: int
-    """Frame that completed these bytes (the frame in which the last of them arrived)."""
-    ts_ns: int
-
-
-@dataclass(slots=True)
-class StreamGap:
-    """``size`` stream bytes sent by ``direction`` are missing from the capture."""
-
-    conn: Connection
-    direction: Direction
-    size: int
-    frame: int
-    ts_ns: int
-    reason: str = GAP_LOST
-    """Why: :data:`~capdebug.net.reassembly.GAP_LOST` (not captured) or
-    :data:`~capdebug.net.reassembly.GAP_OUT_OF_ORDER` (given up past ``max_buffered``)."""
-
-
-@dataclass(slots=True)
-class StreamOverlap:
-    """A segment sent by ``direction`` repeated stream bytes with other content; the first copy
-    was kept (see :class:`~capdebug.net.reassembly.Overlap`)."""
-
-    conn: Connection
-    direction: Direction
-    offset: int
-    size: int
-    differ: int
-    frame: int
-    """Frame of the later copy, whose differing bytes were dropped."""
-    ts_ns: int
-
-
-@dataclass(slots=True)
-class TcpFlag:
-    """``"SYN"``, ``"FIN"`` or ``"RST"`` sent by ``direction``, reported once each."""
-
-    conn: Connection
-    direction: Direction
-    flag: str
-    frame: int
-    ts_ns: int
-
-
-@dataclass(slots=True)
-class ConnectionClosed:
-    """The connection left the tracker (both FINs, an RST, or the end of the capture)."""
-
-    conn: Connection
-
-
-FlowEvent = ConnectionStarted | StreamData | StreamGap | StreamOverlap | TcpFlag | ConnectionClosed
 
 _Key = tuple[bytes, int, bytes, int]
 _NOTHING: tuple[FlowEvent, ...] = ()

@@ -32,9 +32,11 @@ What is measured, per sending direction (:class:`DirectionHealth`):
   A retransmission the receiver reports as a duplicate with a D-SACK (RFC 2883 4: the first
   SACK block below the cumulative ACK, or inside the second block) was spurious: the original
   had arrived. It is taken back out of the count, bytes and time cost (not out of the RTO
-  stalls: the sender did wait). To see the D-SACK, which usually comes just after the ACK
-  that covered the original, a connection stays watched for :data:`_LINGER_NS` once its
-  retransmissions are acknowledged.
+  stalls: the sender did wait). To see the D-SACK, which comes within about a round trip of
+  the ACK that covered the original, a connection stays watched once its retransmissions are
+  acknowledged, for four times the longest retransmission-to-ACK time just seen (a round trip
+  or more), between :data:`_LINGER_MIN_NS` and :data:`_LINGER_NS`: every frame watched leaves
+  the fast path, and on a fast link 200 ms is tens of thousands of frames.
 * retransmission timeouts: a retransmission that follows the previous transmission of the same
   segment, or the connection's previous segment once it is watched, by at least
   :data:`RTO_MIN_NS` (Linux's minimum RTO; RFC 6298 2.4 recommends 1 s): the sender waited, so
@@ -85,8 +87,10 @@ _REORDER_IDS = 256
 _LATE_IDS = 4096
 """A copy of a retransmitted segment up to this many IPv4 IDs older is its original, late."""
 _LINGER_NS = RTO_MIN_NS
-"""How long a connection stays watched after a retransmission is acknowledged, for its D-SACK
-(which comes about a round trip after the retransmission, at the sender)."""
+"""The longest a connection stays watched after a retransmission is acknowledged, for its
+D-SACK (which comes about a round trip after the retransmission, at the sender)."""
+_LINGER_MIN_NS = 5_000_000
+"""The shortest such wait (a round trip on a fast link is microseconds; a scheduler's is not)."""
 _SACK = 5  # TCP option kind (RFC 2018 3)
 _two_blocks = struct.Struct("!IIII").unpack_from
 _one_block = struct.Struct("!II").unpack_from
@@ -295,8 +299,8 @@ class HealthObserver:
                 dsack = _dsack(linktype, data, ack)
                 if dsack is not None:
                     self._spurious(peer, *dsack)
-            if peer.tx and self._acked(peer, ack, ts_ns):
-                self._linger = ts_ns + _LINGER_NS
+            if peer.tx and (cost := self._acked(peer, ack, ts_ns)) >= 0:
+                self._linger = ts_ns + min(_LINGER_NS, max(_LINGER_MIN_NS, 4 * cost))
             if me.zero_since is not None and not zero:
                 me.zero_window_ns += ts_ns - me.zero_since
                 me.zero_since = None
@@ -350,21 +354,24 @@ class HealthObserver:
             me.rto_stall_ns += wait
 
     @staticmethod
-    def _acked(me: _Dir, ack: int, ts: int) -> bool:
-        """Retransmissions of ``me`` covered by ``ack``: their cost is known. Any?"""
+    def _acked(me: _Dir, ack: int, ts: int) -> int:
+        """Retransmissions of ``me`` covered by ``ack``: their cost is known. The longest cost
+        (from the first copy seen to this ACK), or -1 when none was covered."""
         tx = me.tx
         if tx is None:
-            return False
+            return -1
         done = [seq for seq, entry in tx.items() if not _after(entry[0], ack)]
         if done and me.acked is None:
             me.acked = {}
+        longest = -1
         for seq in done:
             entry = tx.pop(seq)
             cost = ts - entry[2]
             me.retransmission_ns += cost
+            longest = max(longest, cost)
             if me.acked is not None and len(me.acked) < _TRACKED:
                 me.acked[seq] = [entry[0], cost, entry[4]]
-        return bool(done)
+        return longest
 
     @staticmethod
     def _spurious(me: _Dir, left: int, right: int) -> None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -173,12 +174,15 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-@pytest.fixture
-def topo(tmp_path: Path) -> Iterator[Topology]:
-    require_root()
-    require("ip", "nft", "tcpdump", "openssl")
-    tag = secrets.token_hex(3)
-    t = Topology(tag, tmp_path, tmp_path / "cert.pem", tmp_path / "key.pem")
+_T = TypeVar("_T", bound=Topology)
+
+
+@contextlib.contextmanager
+def three_hosts(cls: type[_T], tmp_path: Path) -> Iterator[_T]:
+    """Client, middlebox and server namespaces joined by two veth pairs (c-m -- mb-c, mb-s --
+    s-m), with a test certificate; no address yet (the caller's topology decides). Everything,
+    processes included, is removed afterwards, whatever happened."""
+    t = cls(secrets.token_hex(3), tmp_path, tmp_path / "cert.pem", tmp_path / "key.pem")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
          "-keyout", str(t.key), "-out", str(t.cert), "-days", "2", "-subj", f"/CN={SNI}"],
@@ -197,19 +201,8 @@ def topo(tmp_path: Path) -> Iterator[Topology]:
         _ip(
             "-n", t.server, "link", "add", "s-m", "type", "veth", "peer", "name", "mb-s", "netns", t.middlebox
         )
-        for ns, dev, addr in (
-            (t.client, "c-m", CLIENT_ADDR),
-            (t.middlebox, "mb-c", MB_CLIENT_ADDR),
-            (t.middlebox, "mb-s", MB_SERVER_ADDR),
-            (t.server, "s-m", SERVER_ADDR),
-        ):
-            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
-            _ip("-n", ns, "link", "set", dev, "up")
         for ns in (t.client, t.middlebox, t.server):
             _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("-n", t.client, "route", "add", "default", "via", MB_CLIENT_ADDR)
-        _ip("-n", t.server, "route", "add", "default", "via", MB_SERVER_ADDR)
-        t.run(t.middlebox, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         yield t
     finally:
         for ns in made:
@@ -219,6 +212,25 @@ def topo(tmp_path: Path) -> Iterator[Topology]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+@pytest.fixture
+def topo(tmp_path: Path) -> Iterator[Topology]:
+    require_root()
+    require("ip", "nft", "tcpdump", "openssl")
+    with three_hosts(Topology, tmp_path) as t:
+        for ns, dev, addr in (
+            (t.client, "c-m", CLIENT_ADDR),
+            (t.middlebox, "mb-c", MB_CLIENT_ADDR),
+            (t.middlebox, "mb-s", MB_SERVER_ADDR),
+            (t.server, "s-m", SERVER_ADDR),
+        ):
+            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            _ip("-n", ns, "link", "set", dev, "up")
+        _ip("-n", t.client, "route", "add", "default", "via", MB_CLIENT_ADDR)
+        _ip("-n", t.server, "route", "add", "default", "via", MB_SERVER_ADDR)
+        t.run(t.middlebox, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        yield t
 
 
 def correlate_json(*args: str | Path) -> tuple[int, dict[str, object]]:

@@ -79,3 +79,25 @@ def test_dsack_undoes_only_what_it_names(tmp_path: Path) -> None:
     count, size, _ = _server_health(plain, keys)
     less, smaller, _ = _server_health(first, keys)
     assert less == count - 1 and 0 < smaller < size
+
+
+@pytest.mark.parametrize(("rtt_ms", "still_watched_ms", "released_ms"), [(0.1, 4, 6), (20, 70, 90)])
+def test_watch_for_the_dsack_scales_with_the_round_trip(
+    rtt_ms: float, still_watched_ms: float, released_ms: float
+) -> None:
+    """After its retransmission is acknowledged a connection stays off the fast path four round
+    trips (at least 5 ms), for a D-SACK: not a fixed 200 ms, which on a fast link is tens of
+    thousands of frames taken the slow way."""
+    from capdebug.net.health import RELEASE, WATCH, HealthObserver
+
+    ms = 1_000_000
+    h = HealthObserver()
+    ack_flag, server, client = c.ACK, 1, 0
+    # The server's segment [1000, 2000) is sent again (its first copy took the fast path).
+    assert h.observe(server, 10, 0, 1000, 1, ack_flag, 65535, 1000, 2000, False, 1, b"") == WATCH
+    ack_at = int(rtt_ms * ms)
+    assert h.observe(client, 11, ack_at, 1, 2000, ack_flag, 65535, 0, 1, False, 1, b"") == 0
+    later = ack_at + int(still_watched_ms * ms)
+    assert h.observe(client, 12, later, 1, 2000, ack_flag, 65535, 0, 1, False, 1, b"") == 0
+    done = ack_at + int(released_ms * ms)
+    assert h.observe(client, 13, done, 1, 2000, ack_flag, 65535, 0, 1, False, 1, b"") == RELEASE

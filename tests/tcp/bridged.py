@@ -10,10 +10,7 @@ touch them) and send wire-sized segments (no TSO/GSO); tcpdump captures on the p
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -23,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.correlate.conftest import SNI, Topology
+from tests.correlate.conftest import Topology, three_hosts
 from tests.tools import require, require_root
 
 CLIENT_ADDR, SERVER_ADDR = "10.99.3.2", "10.99.3.3"
@@ -102,24 +99,7 @@ def _ip(*args: str) -> None:
 def bridged(tmp_path: Path) -> Iterator[BridgedPath]:
     require_root()
     require("ip", "tcpdump", "openssl", "ethtool")
-    t = BridgedPath(secrets.token_hex(3), tmp_path, tmp_path / "cert.pem", tmp_path / "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", str(t.key), "-out", str(t.cert), "-days", "2", "-subj", f"/CN={SNI}"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    made: list[str] = []
-    try:
-        for ns in (t.client, t.middlebox, t.server):
-            _ip("netns", "add", ns)
-            made.append(ns)
-        # Created inside the namespaces: nothing ever exists in the host's namespace.
-        _ip(
-            "-n", t.client, "link", "add", "c-m", "type", "veth", "peer", "name", "mb-c", "netns", t.middlebox
-        )
-        _ip(
-            "-n", t.server, "link", "add", "s-m", "type", "veth", "peer", "name", "mb-s", "netns", t.middlebox
-        )
+    with three_hosts(BridgedPath, tmp_path) as t:
         for ns, dev, addr in ((t.client, "c-m", CLIENT_ADDR), (t.server, "s-m", SERVER_ADDR)):
             _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
             # Software checksums (the bridge forwards bytes as they are) and wire-sized segments.
@@ -129,16 +109,8 @@ def bridged(tmp_path: Path) -> Iterator[BridgedPath]:
         for ns, dev in ((t.client, "c-m"), (t.middlebox, "mb-c"), (t.middlebox, "mb-s"), (t.server, "s-m")):
             _ip("-n", ns, "link", "set", dev, "up")
         for ns in (t.client, t.middlebox, t.server):
-            _ip("-n", ns, "link", "set", "lo", "up")
             # Buffers that can hold megabytes behind a hole: the receiver's out-of-order queue and
             # the sender's unacknowledged data (per namespace since Linux 4.15).
             t.run(ns, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 4194304 33554432")
             t.run(ns, "sysctl", "-qw", "net.ipv4.tcp_wmem=4096 4194304 33554432")
         yield t
-    finally:
-        for ns in made:
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
-            for pid in pids.stdout.split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
