@@ -1,6 +1,6 @@
 """The public event model of ``capdebug decrypt --json`` (see ARCHITECTURE.md, "Contracts").
 
-Every event is a dataclass of typed facts (frozen for mypy, see ``_event``) whose
+Every event is a dataclass of typed facts (immutable for mypy, see :class:`DecodeEvent`) whose
 :meth:`to_json` gives exactly the JSON object of the contract. Field names follow the
 contract; ``from_`` is spelled ``from`` in JSON.
 A handshake event carries the parsed message itself (:mod:`capdebug.wire.handshake`); the
@@ -12,12 +12,11 @@ Additions beyond the contract (``gap``, ``summary``) are documented in the READM
 from __future__ import annotations
 
 import json
-from dataclasses import field
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from ..net.health import DirectionHealth
 from ..wire.handshake import HandshakeMessage
-from ._eventdef import _event
 from .describe import handshake_fields
 
 #: The encoder of ``decrypt --json`` lines: compact, UTF-8 kept as is (the C encoder).
@@ -80,10 +79,27 @@ class Reason:
     16 MB): it is not buffered, and the keys that depend on it cannot be found."""
 
 
-@_event
 class DecodeEvent:
-    conn: int
-    """1-based connection number in order of first appearance."""
+    """The base of the events. Each event is a slotted dataclass whose fields are ``Final``
+    (mypy rejects any assignment to an event outside its ``__init__``), with an explicit
+    ``__init__``: with the generated one (or a decorator of ours, or ``frozen=True``) mypyc
+    would keep the events interpreted classes, built through a Python-level ``__init__`` on
+    the per-record path (README, "Compiled build"). The pure-Python cost is the same as the
+    generated slotted ``__init__``; a frozen dataclass costs ~9,000 more instructions per event
+    (cachegrind, 7 fields: each field set through ``object.__setattr__``). Equality and hash
+    are the dataclass's (all fields but a handshake event's message)."""
+
+    __slots__ = ()
+
+    @property
+    def conn(self) -> int:
+        """1-based connection number in order of first appearance."""
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple[type[DecodeEvent], tuple[object, ...]]:
+        # A compiled event is built by its __init__ only (mypyc), so pickle its fields as the
+        # arguments of the class (they are in __init__'s order).
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -96,16 +112,33 @@ class DecodeEvent:
         return encode_json(self.to_json())
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class ConnectionEvent(DecodeEvent):
-    client: str
-    server: str
-    first_frame: int
-    roles_from: str = "syn"
+    conn: Final[int]
+    client: Final[str]
+    server: Final[str]
+    first_frame: Final[int]
+    roles_from: Final[str]
     """How the roles were decided: "syn", "client_hello" or "guess" (port numbers)."""
-    interface: str | None = None
+    interface: Final[str | None]
     """With a capture of several interfaces: the one its first frame came from (pcapng
     ``if_name``, else "interface N"); None (and absent from JSON) with one interface."""
+
+    def __init__(
+        self,
+        conn: int,
+        client: str,
+        server: str,
+        first_frame: int,
+        roles_from: str = "syn",
+        interface: str | None = None,
+    ) -> None:
+        self.conn = conn
+        self.client = client
+        self.server = server
+        self.first_frame = first_frame
+        self.roles_from = roles_from
+        self.interface = interface
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -121,13 +154,21 @@ class ConnectionEvent(DecodeEvent):
         return out
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class TcpEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
-    flag: str
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    flag: Final[str]
     """"SYN" | "FIN" | "RST"."""
+
+    def __init__(self, conn: int, frame: int, ts_ns: int, from_: str, flag: str) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.flag = flag
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,18 +190,35 @@ class TcpEvent(DecodeEvent):
         )
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class TcpHealthEvent(DecodeEvent):
     """What TCP did on a connection that had trouble (retransmissions, SYN retries, a zero
     window, a RST out of its sender's TTL profile, a SYN never answered): emitted when the
     connection ends, only for such connections (net/health.py)."""
 
-    frame: int
-    ts_ns: int
-    client: DirectionHealth
-    server: DirectionHealth
-    connect_ns: int | None
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    client: Final[DirectionHealth]
+    server: Final[DirectionHealth]
+    connect_ns: Final[int | None]
     """First SYN to the SYN+ACK."""
+
+    def __init__(
+        self,
+        conn: int,
+        frame: int,
+        ts_ns: int,
+        client: DirectionHealth,
+        server: DirectionHealth,
+        connect_ns: int | None,
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.client = client
+        self.server = server
+        self.connect_ns = connect_ns
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,24 +249,43 @@ def _health_json(h: DirectionHealth) -> dict[str, Any]:
     }
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class GapEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
-    size: int
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    size: Final[int]
     """Bytes missing from the stream."""
-    cause: str = "lost"
+    cause: Final[str]
     """"snaplen" when the capture cut the packet short; "capture" when the receiver
     acknowledged the missing bytes (it got them: the capture lost them); "network" when the
     receiver never acknowledged them and the sender retransmitted (they never arrived: the
     network lost them, the retransmissions too); "out_of_order" when more than the reassembly
     limit (``--max-out-of-order``) waited behind the hole, which was given up although its
     bytes may be later in the capture; else "lost" (not captured, cause unknown)."""
-    cut_frames: tuple[int, ...] = ()
+    cut_frames: Final[tuple[int, ...]]
     """With cause "snaplen": the frames the snaplen cut whose missing ends make up the gap
     (``frame`` is where the gap was decided, usually the next frame of that side). In JSON
     as ``cut_frames`` only then."""
+
+    def __init__(
+        self,
+        conn: int,
+        frame: int,
+        ts_ns: int,
+        from_: str,
+        size: int,
+        cause: str = "lost",
+        cut_frames: tuple[int, ...] = (),
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.size = size
+        self.cause = cause
+        self.cut_frames = cut_frames
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,22 +299,34 @@ class GapEvent(DecodeEvent):
         } | ({"cut_frames": list(self.cut_frames)} if self.cut_frames else {})
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class OverlapEvent(DecodeEvent):
     """A retransmitted segment repeated stream bytes with other content (net/reassembly.py,
     "Copies that differ"): the copy that arrived first was used, this one's bytes dropped. A
     sign of injection (a forged segment racing the real one) or of a broken middlebox."""
 
-    frame: int
+    conn: Final[int]
+    frame: Final[int]
     """Frame of the later copy (dropped)."""
-    ts_ns: int
-    from_: str
-    offset: int
+    ts_ns: Final[int]
+    from_: Final[str]
+    offset: Final[int]
     """Stream offset (from the first byte of the direction) of the first byte that differs."""
-    size: int
+    size: Final[int]
     """Bytes compared with the first copy."""
-    differ: int
+    differ: Final[int]
     """Bytes among them that differ."""
+
+    def __init__(
+        self, conn: int, frame: int, ts_ns: int, from_: str, offset: int, size: int, differ: int
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.offset = offset
+        self.size = size
+        self.differ = differ
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -253,22 +342,33 @@ class OverlapEvent(DecodeEvent):
         }
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class EvictedEvent(DecodeEvent):
     """The connection was pushed out of the decoder's full connection table (net/flow.py,
     "Bounded state"): nothing after ``frame`` is analysed as part of it; a later segment of
     its 4-tuple starts a new connection."""
 
-    frame: int
+    conn: Final[int]
+    frame: Final[int]
     """The frame whose new connection pushed it out."""
-    ts_ns: int
-    limit: int
+    ts_ns: Final[int]
+    limit: Final[int]
     """The table's limit (``--max-connections``)."""
-    carried_data: bool
+    carried_data: Final[bool]
     """It had carried data (else it was a half-open attempt, dropped first)."""
-    bound: str = "connections"
+    bound: Final[str]
     """Which limit ``limit`` is: "connections" (open connections, ``--max-connections``) or
     "half_open" (connections that have not carried data, an eighth of it)."""
+
+    def __init__(
+        self, conn: int, frame: int, ts_ns: int, limit: int, carried_data: bool, bound: str = "connections"
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.limit = limit
+        self.carried_data = carried_data
+        self.bound = bound
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -282,23 +382,74 @@ class EvictedEvent(DecodeEvent):
         }
 
 
-@_event
+@dataclass(slots=True, init=False, eq=False)
 class HandshakeEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
-    type: int
-    name: str
-    encrypted: bool
-    message: HandshakeMessage | None = field(default=None, compare=False)
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    type: Final[int]
+    name: Final[str]
+    encrypted: Final[bool]
+    message: Final[HandshakeMessage | None]
     """The parsed message; None when it could not be read (``encrypted_handshake``, SSLv2, or
     malformed: see :attr:`error`)."""
-    length: int = 0
+    length: Final[int]
     """Length of the message body."""
-    error: str | None = None
+    error: Final[str | None]
     """Why the message did not decode."""
-    sslv2: bool = False
+    sslv2: Final[bool]
     """An SSLv2-compatible ClientHello (not parsed)."""
+
+    def __init__(
+        self,
+        conn: int,
+        frame: int,
+        ts_ns: int,
+        from_: str,
+        type: int,
+        name: str,
+        encrypted: bool,
+        message: HandshakeMessage | None = None,
+        length: int = 0,
+        error: str | None = None,
+        sslv2: bool = False,
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.type = type
+        self.name = name
+        self.encrypted = encrypted
+        self.message = message
+        self.length = length
+        self.error = error
+        self.sslv2 = sslv2
+
+    def __eq__(self, other: object) -> bool:
+        # The dataclass's equality but for the message (compared through its fields).
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, HandshakeEvent)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.conn,
+            self.frame,
+            self.ts_ns,
+            self.from_,
+            self.type,
+            self.name,
+            self.encrypted,
+            self.length,
+            self.error,
+            self.sslv2,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -315,11 +466,18 @@ class HandshakeEvent(DecodeEvent):
         return out
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class CcsEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+
+    def __init__(self, conn: int, frame: int, ts_ns: int, from_: str) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -331,20 +489,45 @@ class CcsEvent(DecodeEvent):
         }
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class AlertEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
-    level: int | None
-    description: int | None
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    level: Final[int | None]
+    description: Final[int | None]
     """None when the alert is encrypted and could not be decrypted."""
-    name: str
-    encrypted: bool
-    record_length: int = 0
+    name: Final[str]
+    encrypted: Final[bool]
+    record_length: Final[int]
     """Length of the protected record (fragment) that carried it, when it was not decrypted."""
-    likely: bool = False
+    likely: Final[bool]
     """True when the alert was inferred from an undecrypted TLS 1.3 record's size."""
+
+    def __init__(
+        self,
+        conn: int,
+        frame: int,
+        ts_ns: int,
+        from_: str,
+        level: int | None,
+        description: int | None,
+        name: str,
+        encrypted: bool,
+        record_length: int = 0,
+        likely: bool = False,
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.level = level
+        self.description = description
+        self.name = name
+        self.encrypted = encrypted
+        self.record_length = record_length
+        self.likely = likely
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -363,16 +546,28 @@ class AlertEvent(DecodeEvent):
         return out
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class AppDataEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
-    length: int
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    length: Final[int]
     """Plaintext length when decrypted, else the record length."""
-    decrypted: bool
-    early: bool = False
+    decrypted: Final[bool]
+    early: Final[bool]
     """0-RTT early data (TLS 1.3)."""
+
+    def __init__(
+        self, conn: int, frame: int, ts_ns: int, from_: str, length: int, decrypted: bool, early: bool = False
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.length = length
+        self.decrypted = decrypted
+        self.early = early
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -398,12 +593,20 @@ class AppDataEvent(DecodeEvent):
         )
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class HeartbeatEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
-    type: int | None
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    type: Final[int | None]
+
+    def __init__(self, conn: int, frame: int, ts_ns: int, from_: str, type: int | None) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.type = type
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -416,18 +619,30 @@ class HeartbeatEvent(DecodeEvent):
         }
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class RecoveredEvent(DecodeEvent):
     """A connection picked up mid-stream whose records a key-log secret proved to decrypt."""
 
-    frame: int
-    ts_ns: int
-    from_: str
-    label: str
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    label: Final[str]
     """The key-log label that worked, e.g. CLIENT_TRAFFIC_SECRET_0."""
-    cipher_suite: str
-    seq: int
+    cipher_suite: Final[str]
+    seq: Final[int]
     """The record sequence number at which it authenticated."""
+
+    def __init__(
+        self, conn: int, frame: int, ts_ns: int, from_: str, label: str, cipher_suite: str, seq: int
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.label = label
+        self.cipher_suite = cipher_suite
+        self.seq = seq
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -442,15 +657,24 @@ class RecoveredEvent(DecodeEvent):
         }
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class UndecryptableEvent(DecodeEvent):
-    frame: int
-    ts_ns: int
-    from_: str
-    reason: str
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    reason: Final[str]
     """A stable code from :class:`Reason`."""
-    message: str
+    message: Final[str]
     """One sentence for a person."""
+
+    def __init__(self, conn: int, frame: int, ts_ns: int, from_: str, reason: str, message: str) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.reason = reason
+        self.message = message
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -462,23 +686,46 @@ class UndecryptableEvent(DecodeEvent):
         }
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class UpgradeEvent(DecodeEvent):
     """A plaintext protocol asked to start TLS (see :mod:`capdebug.analysis.prelude`)."""
 
-    frame: int
+    conn: Final[int]
+    frame: Final[int]
     """The reply's frame (for ``unknown``: the frame where the ClientHello was found)."""
-    ts_ns: int
-    protocol: str
+    ts_ns: Final[int]
+    protocol: Final[str]
     """"smtp", "imap", "pop3", "ftp", "nntp", "managesieve", "ldap", "xmpp", "postgresql",
     "mysql", "http-connect", or "unknown" (a ClientHello found after plaintext)."""
-    command: str
-    command_frame: int
-    reply: str
-    accepted: bool
-    from_: str = "server"
+    command: Final[str]
+    command_frame: Final[int]
+    reply: Final[str]
+    accepted: Final[bool]
+    from_: Final[str]
     """Who decided it: the server's reply; the client when there is none (MySQL's SSL
     request, a ClientHello found after plaintext)."""
+
+    def __init__(
+        self,
+        conn: int,
+        frame: int,
+        ts_ns: int,
+        protocol: str,
+        command: str,
+        command_frame: int,
+        reply: str,
+        accepted: bool,
+        from_: str = "server",
+    ) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.protocol = protocol
+        self.command = command
+        self.command_frame = command_frame
+        self.reply = reply
+        self.accepted = accepted
+        self.from_ = from_
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -495,17 +742,26 @@ class UpgradeEvent(DecodeEvent):
         }
 
 
-@_event
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class PlaintextEvent(DecodeEvent):
     """A direction's first bytes were not TLS where TLS was expected (or before an upgrade)."""
 
-    frame: int
-    ts_ns: int
-    from_: str
-    kind: str
+    conn: Final[int]
+    frame: Final[int]
+    ts_ns: Final[int]
+    from_: Final[str]
+    kind: Final[str]
     """What they look like (:func:`capdebug.analysis.prelude.classify`)."""
-    text: str
+    text: Final[str]
     """The first bytes as text, control bytes escaped."""
+
+    def __init__(self, conn: int, frame: int, ts_ns: int, from_: str, kind: str, text: str) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_ = from_
+        self.kind = kind
+        self.text = text
 
     def to_json(self) -> dict[str, Any]:
         return {

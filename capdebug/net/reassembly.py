@@ -104,7 +104,7 @@ _HALF = 0x80000000
 
 
 # Not frozen (hot path: frozen construction costs three times as much); treat as immutable.
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Data:
     """Stream bytes, in order, that follow whatever was released before."""
 
@@ -112,6 +112,12 @@ class Data:
     frame: int
     """Frame that completed these bytes (see the module docstring)."""
     ts_ns: int
+
+    # Written out (init=False), not generated: mypyc compiles it, and builds the object natively.
+    def __init__(self, data: bytes, frame: int, ts_ns: int) -> None:
+        self.data = data
+        self.frame = frame
+        self.ts_ns = ts_ns
 
 
 @dataclass(slots=True)

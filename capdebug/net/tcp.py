@@ -88,7 +88,7 @@ class TcpFlags(enum.IntFlag):
 
 
 # Not frozen: one is made per packet, and frozen construction costs three times as much.
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class TcpSegment:
     """One TCP segment as captured."""
 
@@ -113,6 +113,31 @@ class TcpSegment:
     truncated: bool = False
     """The capture holds less than the segment carried (snaplen, or a first IP fragment):
     ``payload`` is only its start."""
+
+    # Written out (init=False), not generated: mypyc compiles it, and builds the object natively.
+    def __init__(
+        self,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        payload: bytes,
+        truncated: bool = False,
+    ) -> None:
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.dport = dport
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.payload = payload
+        self.truncated = truncated
 
 
 _ETHERNET = LinkType.ETHERNET

@@ -91,7 +91,7 @@ class Leg:
         for ev in self.events:
             who = getattr(ev, "from_", None)
             # Every event with a sender has ``from_``; replace() keeps its type and other fields.
-            swapped.append(dataclasses.replace(ev, from_=other[who]) if who in other else ev)  # type: ignore[call-arg]
+            swapped.append(dataclasses.replace(ev, from_=other[who]) if who in other else ev)  # type: ignore[type-var]
         self.events = swapped
         self.roles_from = "matched"
 
