@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..crypto.certinfo import CertSummary
 from ..errors import DecodeError
@@ -357,7 +357,7 @@ def _join(values: Any, limit: int, sep: str = ", ") -> str:
 
 #: Bytes of a protected TLS 1.3 record holding only an empty Certificate message: 4-byte header,
 #: empty request context (1), empty list (3) (RFC 8446 4.4.2), content type (1), 16-byte tag.
-_EMPTY_CERTIFICATE_RECORD = 4 + 1 + 3 + 1 + 16
+_EMPTY_CERTIFICATE_RECORD: Final = 4 + 1 + 3 + 1 + 16
 
 
 def _hidden_size(ev: HandshakeEvent) -> str:

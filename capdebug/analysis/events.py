@@ -20,11 +20,11 @@ from ..wire.handshake import HandshakeMessage
 from .describe import handshake_fields
 
 #: The encoder of ``decrypt --json`` lines: compact, UTF-8 kept as is (the C encoder).
-encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+encode_json: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 # Values a template may write without JSON escaping; anything else takes the generic path.
-_PLAIN_FROM = frozenset(("client", "server"))
-_PLAIN_FLAGS = frozenset(("SYN", "FIN", "RST"))
+_PLAIN_FROM: Final = frozenset(("client", "server"))
+_PLAIN_FLAGS: Final = frozenset(("SYN", "FIN", "RST"))
 
 __all__ = [
     "AlertEvent",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Final
 
 from ..crypto.keylog import KeyLog
 from ..crypto.prf12 import derive_keys12
@@ -62,17 +63,17 @@ class Stage(enum.Enum):
     """The TLS 1.2 key block, from ChangeCipherSpec on."""
 
 
-_LABELS13 = {
+_LABELS13: Final = {
     (Stage.EARLY, Role.CLIENT): "CLIENT_EARLY_TRAFFIC_SECRET",
     (Stage.HANDSHAKE, Role.CLIENT): "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
     (Stage.HANDSHAKE, Role.SERVER): "SERVER_HANDSHAKE_TRAFFIC_SECRET",
     (Stage.APPLICATION, Role.CLIENT): "CLIENT_TRAFFIC_SECRET_0",
     (Stage.APPLICATION, Role.SERVER): "SERVER_TRAFFIC_SECRET_0",
 }
-_STAGES13 = (Stage.EARLY, Stage.HANDSHAKE, Stage.APPLICATION)
-_VERSION_TEXT = {ProtocolVersion.TLS1_2: "1.2", ProtocolVersion.TLS1_3: "1.3"}
+_STAGES13: Final = (Stage.EARLY, Stage.HANDSHAKE, Stage.APPLICATION)
+_VERSION_TEXT: Final = {ProtocolVersion.TLS1_2: "1.2", ProtocolVersion.TLS1_3: "1.3"}
 """The key log's names of the versions (``KeyLog.labels_missing``) and of the messages."""
-_MAX_TRIAL_KEYS = 512
+_MAX_TRIAL_KEYS: Final = 512
 """Bound on candidate keys tried for a connection picked up mid-stream."""
 
 

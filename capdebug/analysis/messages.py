@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from .._buffer import Buffer
 from ..crypto.certinfo import CertSummary
@@ -52,7 +52,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-_TLS13 = ProtocolVersion.TLS1_3
+_TLS13: Final = ProtocolVersion.TLS1_3
 
 
 def parse_handshake(message: bytes, version: int | None) -> tuple[HandshakeMessage | None, str | None]:

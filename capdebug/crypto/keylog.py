@@ -34,6 +34,7 @@ import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from .._files import open_private
 from ..errors import KeyLogError, UsageError
@@ -53,10 +54,10 @@ __all__ = [
 ]
 
 #: RFC 9850 section 3.2: TLS 1.2 and earlier log the 48-byte master secret under this label.
-TLS12_LABELS = frozenset({"CLIENT_RANDOM"})
+TLS12_LABELS: Final = frozenset({"CLIENT_RANDOM"})
 
 #: RFC 9850 section 3.1: TLS 1.3 secrets (RFC 8446 section 7.1 names them).
-TLS13_LABELS = frozenset(
+TLS13_LABELS: Final = frozenset(
     {
         "CLIENT_EARLY_TRAFFIC_SECRET",
         "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
@@ -69,35 +70,35 @@ TLS13_LABELS = frozenset(
 )
 
 #: Exporter secrets decrypt nothing on the wire; exports may leave them out.
-EXPORTER_LABELS = frozenset({"EXPORTER_SECRET", "EARLY_EXPORTER_SECRET"})
+EXPORTER_LABELS: Final = frozenset({"EXPORTER_SECRET", "EARLY_EXPORTER_SECRET"})
 
 #: RFC 9850 section 3.3 (Encrypted Client Hello): ECH_SECRET is a hash-length secret,
 #: ECH_CONFIG is the ECHConfig that was used, of any length.
-ECH_LABELS = frozenset({"ECH_SECRET", "ECH_CONFIG"})
+ECH_LABELS: Final = frozenset({"ECH_SECRET", "ECH_CONFIG"})
 
 # After each KeyUpdate (RFC 8446 section 7.2: application_traffic_secret_N+1) some loggers write
 # numbered labels (CLIENT_TRAFFIC_SECRET_1, _2, ...). OpenSSL 3.0 writes the literal label
 # CLIENT_TRAFFIC_SECRET_N / SERVER_TRAFFIC_SECRET_N for every generation; since generations are
 # logged in order, the k-th distinct such line of a connection is stored as generation k.
-_TRAFFIC_N = re.compile(r"(?:CLIENT|SERVER)_TRAFFIC_SECRET_(?:0|[1-9][0-9]*|N)\Z")
-_LITERAL_N = frozenset({"CLIENT_TRAFFIC_SECRET_N", "SERVER_TRAFFIC_SECRET_N"})
+_TRAFFIC_N: Final = re.compile(r"(?:CLIENT|SERVER)_TRAFFIC_SECRET_(?:0|[1-9][0-9]*|N)\Z")
+_LITERAL_N: Final = frozenset({"CLIENT_TRAFFIC_SECRET_N", "SERVER_TRAFFIC_SECRET_N"})
 
 # Hash lengths of every TLS 1.3 / RFC 9850 hash: SHA-256, SHA-384, and SHA-512 for
 # implementations that log secrets of suites with it.
-_HASH_LENGTHS = frozenset({32, 48, 64})
-_MASTER_SECRET_LENGTH = 48  # RFC 5246 section 8.1
-_CLIENT_RANDOM_LENGTH = 32  # RFC 8446 section 4.1.2 / RFC 5246 section 7.4.1.2
-_RSA_PREFIX_LENGTH = 8  # NSS logs the first 8 bytes of EncryptedPreMasterSecret
-_PREMASTER_LENGTH = 48  # RFC 5246 section 7.4.7.1
+_HASH_LENGTHS: Final = frozenset({32, 48, 64})
+_MASTER_SECRET_LENGTH: Final = 48  # RFC 5246 section 8.1
+_CLIENT_RANDOM_LENGTH: Final = 32  # RFC 8446 section 4.1.2 / RFC 5246 section 7.4.1.2
+_RSA_PREFIX_LENGTH: Final = 8  # NSS logs the first 8 bytes of EncryptedPreMasterSecret
+_PREMASTER_LENGTH: Final = 48  # RFC 5246 section 7.4.7.1
 
-_REQUIRED_13 = (
+_REQUIRED_13: Final = (
     "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
     "SERVER_HANDSHAKE_TRAFFIC_SECRET",
     "CLIENT_TRAFFIC_SECRET_0",
     "SERVER_TRAFFIC_SECRET_0",
 )
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
+_NEWLINE: Final = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ class RsaPremasterEntry:
 
 #: Archive and compression magics (RFC 1952 2.3.1 gzip; zip's local file header; xz; zstd):
 #: a key log is plain text, so such a file is named rather than called "not a text file".
-_COMPRESSED = {
+_COMPRESSED: Final = {
     b"\x1f\x8b": "gzip-compressed data (a key log is plain text: decompress it first)",
     b"PK\x03\x04": "a zip archive (extract the key log from it first)",
     b"\xfd7zXZ": "xz-compressed data (a key log is plain text: decompress it first)",

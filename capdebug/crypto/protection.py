@@ -16,7 +16,7 @@ once, so that a record costs one nonce, one AAD and the AEAD call.
 from __future__ import annotations
 
 import struct
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
@@ -36,12 +36,12 @@ __all__ = [
 
 BytesLike = bytes | bytearray | memoryview
 
-_APPLICATION_DATA = 23
-_TLS12 = 0x0303
+_APPLICATION_DATA: Final = 23
+_TLS12: Final = 0x0303
 #: Sequence numbers are uint64 and never wrap (RFC 8446 section 5.3, RFC 5246 section 6.1).
-SEQUENCE_LIMIT = 1 << 64
-_HEADER = struct.Struct(">BHH")
-_AAD12 = struct.Struct(">QBHH")
+SEQUENCE_LIMIT: Final = 1 << 64
+_HEADER: Final = struct.Struct(">BHH")
+_AAD12: Final = struct.Struct(">QBHH")
 
 Aead = AESGCM | AESCCM | ChaCha20Poly1305
 

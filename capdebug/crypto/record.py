@@ -23,7 +23,7 @@ derivation itself is :func:`~capdebug.crypto.schedule13.next_traffic_secret`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from .._buffer import Buffer
 from ..errors import CryptoError, DecodeError, UsageError
@@ -47,9 +47,9 @@ __all__ = [
     "SequenceOverflow",
 ]
 
-_APPLICATION_DATA = 23
-_TLS12 = 0x0303
-_MAX_INNER_PLAINTEXT = MAX_PLAINTEXT_LENGTH + 1  # content + type byte + padding (RFC 8446 5.4)
+_APPLICATION_DATA: Final = 23
+_TLS12: Final = 0x0303
+_MAX_INNER_PLAINTEXT: Final = MAX_PLAINTEXT_LENGTH + 1  # content + type byte + padding (RFC 8446 5.4)
 
 
 class RecordOverflow(DecodeError):  # noqa: N818 - named after the alert it calls for

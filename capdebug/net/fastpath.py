@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from capdebug.net.ip import IPPROTO_TCP, IPV4_ADDRS, IPV4_FIELDS, IPV6_ADDRS, IPV6_FIELDS
 from capdebug.net.link import ETHERNET_HEADER_LEN, ETHERTYPE_AT, ETHERTYPE_IPV4, ETHERTYPE_IPV6
@@ -78,7 +78,7 @@ class _NoSkip:
         self.skip = 0
 
 
-_SHARE_HASH = 0x9E3779B1
+_SHARE_HASH: Final = 0x9E3779B1
 
 
 def share_of(sport: int, dport: int, shares: int) -> int:
@@ -96,18 +96,18 @@ def share_of(sport: int, dport: int, shares: int) -> int:
 # direction; then the rest of the fixed TCP header up to the window (a window of 0 is declined:
 # the TCP health observer, net/health.py, must see every zero-window acknowledgment). The IP
 # header's bytes before its addresses (RFC 791 3.1: checksum; RFC 8200 3: hop limit) are skipped.
-_PORTS_LEN = struct.calcsize("!" + TCP_PORTS)
-_V4_KEY_LEN = 2 * 4 + _PORTS_LEN
-_V6_KEY_LEN = 2 * 16 + _PORTS_LEN
-_V4 = struct.Struct(
+_PORTS_LEN: Final = struct.calcsize("!" + TCP_PORTS)
+_V4_KEY_LEN: Final = 2 * 4 + _PORTS_LEN
+_V6_KEY_LEN: Final = 2 * 16 + _PORTS_LEN
+_V4: Final = struct.Struct(
     f"!H{IPV4_FIELDS}{struct.calcsize('!' + IPV4_ADDRS) - 2 * 4}x{_V4_KEY_LEN}s{TCP_REST}H"
 ).unpack_from
-_V6 = struct.Struct(
+_V6: Final = struct.Struct(
     f"!H{IPV6_FIELDS}{struct.calcsize('!' + IPV6_ADDRS) - 2 * 16}x{_V6_KEY_LEN}s{TCP_REST}H"
 ).unpack_from
-_PORTS = struct.Struct("!" + TCP_PORTS).unpack_from
-_V4_MIN = ETH_IPV4_TCP_AT + TCP_HEADER_LEN
-_V6_MIN = ETH_IPV6_TCP_AT + TCP_HEADER_LEN
+_PORTS: Final = struct.Struct("!" + TCP_PORTS).unpack_from
+_V4_MIN: Final = ETH_IPV4_TCP_AT + TCP_HEADER_LEN
+_V6_MIN: Final = ETH_IPV6_TCP_AT + TCP_HEADER_LEN
 
 # One direction of an attached connection: its stream, the peer's stream (whose ACKs this side
 # sends), the consumer's skip counter for its bytes, where its data goes.

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import Final
 
 from capdebug.net.fastpath import FastPath, share_of
 from capdebug.net.flow_events import (
@@ -90,15 +91,15 @@ __all__ = [
     "share_of",
 ]
 
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
 
-DEFAULT_MAX_CONNECTIONS = 1 << 16
+DEFAULT_MAX_CONNECTIONS: Final = 1 << 16
 """Connections the tracker holds open at once (:attr:`TcpTracker.max_connections`)."""
-HALF_OPEN_SHARE = 8
+HALF_OPEN_SHARE: Final = 8
 """Of :attr:`TcpTracker.max_connections`, at most one in this many may be connections that have
 not carried data (:attr:`TcpTracker.max_half_open`)."""
-_SYN_SENT_SLACK = 1 << 16
+_SYN_SENT_SLACK: Final = 1 << 16
 """How far beyond what the capture shows of the SYN's sender an acknowledgment from its peer
 may go and still count as an answer (segments the capture lost); a stray acknowledgment, from
 an unrelated sequence space, falls there with a chance of 2**-16."""
@@ -114,7 +115,7 @@ class Direction(enum.IntEnum):
     SERVER = 1
 
 
-_DIRECTIONS = (Direction.CLIENT, Direction.SERVER)
+_DIRECTIONS: Final = (Direction.CLIENT, Direction.SERVER)
 
 
 class Connection:
@@ -207,9 +208,9 @@ def _canonical(src: bytes, sport: int, dst: bytes, dport: int) -> _Key:
 
 _Span = tuple[int, int] | None
 _Tomb = tuple[int | None, int, Endpoint, tuple[_Span, _Span]]
-_LATE_WINDOW = 1 << 24
+_LATE_WINDOW: Final = 1 << 24
 """Without a SYN: how far before the end of a closed stream a segment still counts as late."""
-_LATE_AHEAD = 1 << 20
+_LATE_AHEAD: Final = 1 << 20
 """How far beyond it: segments sent after some the capture lost (an RST's peer still sending).
 A new connection's random ISN falls in either window with a chance of 2**-8 or 2**-12."""
 

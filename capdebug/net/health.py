@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from capdebug.net.ip import ip_ttl_id, ipv4_tcp, ipv6_tcp
 from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
@@ -70,30 +71,30 @@ __all__ = [
     "StuckSegment",
 ]
 
-WATCH = 1
+WATCH: Final = 1
 """From :meth:`HealthObserver.observe`: trouble began, send every frame of it here."""
-RELEASE = -1
+RELEASE: Final = -1
 """From :meth:`HealthObserver.observe`: recovered, the fast path may take it again."""
-RTO_MIN_NS = 200_000_000
+RTO_MIN_NS: Final = 200_000_000
 """A wait this long before a retransmission is a retransmission timeout (Linux TCP_RTO_MIN)."""
-_PROFILE = 4
+_PROFILE: Final = 4
 """SYN/FIN packets per direction whose TTL and IP ID make the sender's profile."""
-_TRACKED = 512
+_TRACKED: Final = 512
 """Retransmitted segments followed at once per direction (memory bound)."""
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
-_REORDER_IDS = 256
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
+_REORDER_IDS: Final = 256
 """A hole filler up to this many IPv4 IDs before the hole's opener was sent before it."""
-_LATE_IDS = 4096
+_LATE_IDS: Final = 4096
 """A copy of a retransmitted segment up to this many IPv4 IDs older is its original, late."""
-_LINGER_NS = RTO_MIN_NS
+_LINGER_NS: Final = RTO_MIN_NS
 """The longest a connection stays watched after a retransmission is acknowledged, for its
 D-SACK (which comes about a round trip after the retransmission, at the sender)."""
-_LINGER_MIN_NS = 5_000_000
+_LINGER_MIN_NS: Final = 5_000_000
 """The shortest such wait (a round trip on a fast link is microseconds; a scheduler's is not)."""
-_SACK = 5  # TCP option kind (RFC 2018 3)
-_two_blocks = struct.Struct("!IIII").unpack_from
-_one_block = struct.Struct("!II").unpack_from
+_SACK: Final = 5  # TCP option kind (RFC 2018 3)
+_two_blocks: Final = struct.Struct("!IIII").unpack_from
+_one_block: Final = struct.Struct("!II").unpack_from
 
 
 def _after(a: int, b: int) -> bool:

@@ -12,6 +12,7 @@ cut the packet before that point, ``end`` is the captured length and ``truncated
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
 
@@ -28,34 +29,34 @@ __all__ = [
     "ipv6_tcp",
 ]
 
-IPPROTO_TCP = 6
+IPPROTO_TCP: Final = 6
 
 # The fixed headers, as pieces of struct formats (network order, no prefix) that the per-frame
 # fast paths (net/tcp.py decode_tcp, net/fastpath.py) put together with the link and TCP headers
 # into one unpack: the one description of these layouts. Each piece covers its bytes exactly.
-IPV4_HEADER_LEN = 20
+IPV4_HEADER_LEN: Final = 20
 """An IPv4 header without options (RFC 791 3.1)."""
-IPV4_FIELDS = "BxHxxHxB"
+IPV4_FIELDS: Final = "BxHxxHxB"
 """Version/IHL, (TOS), total length, (identification), flags/fragment offset, (TTL), protocol."""
-IPV4_ADDRS = "xx4s4s"
+IPV4_ADDRS: Final = "xx4s4s"
 """(Header checksum), source, destination: the rest of the fixed header."""
-IPV6_HEADER_LEN = 40
+IPV6_HEADER_LEN: Final = 40
 """The fixed IPv6 header (RFC 8200 3)."""
-IPV6_FIELDS = "B3xHB"
+IPV6_FIELDS: Final = "B3xHB"
 """The byte with the version nibble, (class and flow label), payload length, next header."""
-IPV6_ADDRS = "x16s16s"
+IPV6_ADDRS: Final = "x16s16s"
 """(Hop limit), source, destination: the rest of the fixed header."""
 
 # IPv6 extension headers walked on the way to TCP (RFC 8200 4.1).
-_HOP_BY_HOP = 0
-_ROUTING = 43
-_FRAGMENT = 44
-_AH = 51
-_DEST_OPTS = 60
+_HOP_BY_HOP: Final = 0
+_ROUTING: Final = 43
+_FRAGMENT: Final = 44
+_AH: Final = 51
+_DEST_OPTS: Final = 60
 
-_IPV4_FIXED = struct.Struct("!" + IPV4_FIELDS).unpack_from
-_IPV6_FIXED = struct.Struct("!" + IPV6_FIELDS).unpack_from
-_u16 = struct.Struct("!H").unpack_from
+_IPV4_FIXED: Final = struct.Struct("!" + IPV4_FIELDS).unpack_from
+_IPV6_FIXED: Final = struct.Struct("!" + IPV6_FIELDS).unpack_from
+_u16: Final = struct.Struct("!H").unpack_from
 
 IpTcp = tuple[bytes, bytes, int, int, bool]
 """``(src, dst, tcp_offset, end, truncated)``."""

@@ -9,6 +9,7 @@ else is reported as :data:`NOT_IP`. The link types are the tcpdump.org ``LINKTYP
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from capdebug.pcap.model import LinkType
 
@@ -21,31 +22,31 @@ __all__ = [
     "network_offset",
 ]
 
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_IPV4: Final = 0x0800
+ETHERTYPE_IPV6: Final = 0x86DD
 #: An untagged Ethernet II header: destination (6), source (6), EtherType (2) (IEEE 802.3 3.1.1).
-ETHERNET_HEADER_LEN = 14
+ETHERNET_HEADER_LEN: Final = 14
 #: Where the EtherType lies in it.
-ETHERTYPE_AT = 12
+ETHERTYPE_AT: Final = 12
 # IEEE 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ S-tag some switches still send.
-_ETHERTYPE_VLAN = frozenset((0x8100, 0x88A8, 0x9100))
+_ETHERTYPE_VLAN: Final = frozenset((0x8100, 0x88A8, 0x9100))
 
 #: Returned by :func:`network_offset` when the frame carries neither IPv4 nor IPv6.
 NOT_IP: tuple[int, int] = (0, -1)
 
-_IPV4_AT = (ETHERTYPE_IPV4, 0)
-_IPV6_AT = (ETHERTYPE_IPV6, 0)
-_IPV4_AT4 = (ETHERTYPE_IPV4, 4)
-_IPV6_AT4 = (ETHERTYPE_IPV6, 4)
+_IPV4_AT: Final = (ETHERTYPE_IPV4, 0)
+_IPV6_AT: Final = (ETHERTYPE_IPV6, 0)
+_IPV4_AT4: Final = (ETHERTYPE_IPV4, 4)
+_IPV6_AT4: Final = (ETHERTYPE_IPV6, 4)
 
 # BSD loopback address families: AF_INET is 2 everywhere; AF_INET6 differs per OS
 # (24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS, 10 Linux).
-_AF_INET = 2
-_AF_INET6 = frozenset((10, 24, 28, 30))
+_AF_INET: Final = 2
+_AF_INET6: Final = frozenset((10, 24, 28, 30))
 
-_u16 = struct.Struct("!H").unpack_from
-_u32_le = struct.Struct("<I").unpack_from
-_u32_be = struct.Struct("!I").unpack_from
+_u16: Final = struct.Struct("!H").unpack_from
+_u32_le: Final = struct.Struct("<I").unpack_from
+_u32_be: Final = struct.Struct("!I").unpack_from
 
 
 def _after_vlans(data: bytes, ethertype: int, off: int) -> tuple[int, int]:

@@ -72,7 +72,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "DEFAULT_MAX_BUFFERED",
@@ -87,20 +87,20 @@ __all__ = [
 ]
 
 #: Bytes a direction may hold behind a hole before the hole is given up as a gap.
-DEFAULT_MAX_BUFFERED = 16 << 20
+DEFAULT_MAX_BUFFERED: Final = 16 << 20
 
 #: :attr:`Gap.reason` values.
-GAP_LOST = "lost"
+GAP_LOST: Final = "lost"
 """Not in the capture: the receiver acknowledged them, or the stream ended (RST, end of capture)."""
-GAP_OUT_OF_ORDER = "out_of_order"
+GAP_OUT_OF_ORDER: Final = "out_of_order"
 """Given up while more than ``max_buffered`` bytes waited behind the hole."""
 
-_FIN = 0x01
-_SYN = 0x02
-_RST = 0x04
+_FIN: Final = 0x01
+_SYN: Final = 0x02
+_RST: Final = 0x04
 _CONTROL = _FIN | _SYN | _RST
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
 
 
 # Not frozen (hot path: frozen construction costs three times as much); treat as immutable.
@@ -164,7 +164,7 @@ Released = Data | Gap | Flag | Overlap
 
 _NOTHING: tuple[Released, ...] = ()
 _SHARED_EMPTY: list[Any] = []
-_KEEP_ALIVE = 1
+_KEEP_ALIVE: Final = 1
 """A 1-byte segment ending at the next position is a keep-alive probe whose octet is garbage
 (RFC 9293 3.8.4): never compared."""
 

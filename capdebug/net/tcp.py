@@ -12,6 +12,7 @@ import functools
 import ipaddress
 import struct
 from dataclasses import dataclass, field
+from typing import Final
 
 from capdebug.net.ip import (
     IPV4_ADDRS,
@@ -51,27 +52,27 @@ __all__ = [
 ]
 
 # The control bits as plain ints, for the per-packet paths (enum arithmetic is slow there).
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-ACK = 0x10
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+ACK: Final = 0x10
 CONTROL = FIN | SYN | RST
 """The bits that make a segment more than data and an acknowledgment."""
 
-TCP_HEADER_LEN = 20
+TCP_HEADER_LEN: Final = 20
 """A TCP header without options (RFC 9293 3.1)."""
-TCP_PORTS = "HH"
+TCP_PORTS: Final = "HH"
 """Source port, destination port: a struct format piece, as those of net/ip.py."""
-TCP_REST = "IIBB"
+TCP_REST: Final = "IIBB"
 """Sequence number, acknowledgment number, data offset (high nibble, in 32-bit words), control
 bits: the fixed header's fields after the ports, up to the window."""
-TCP_FIELDS = TCP_PORTS + TCP_REST
-_WINDOW = "H"
+TCP_FIELDS: Final = TCP_PORTS + TCP_REST
+_WINDOW: Final = "H"
 
 #: Where the TCP header starts in an untagged Ethernet frame with IPv4 without options / IPv6
 #: with TCP as the first next header.
-ETH_IPV4_TCP_AT = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN
-ETH_IPV6_TCP_AT = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN
+ETH_IPV4_TCP_AT: Final = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN
+ETH_IPV6_TCP_AT: Final = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN
 
 
 class TcpFlags(enum.IntFlag):
@@ -140,22 +141,22 @@ class TcpSegment:
         self.truncated = truncated
 
 
-_ETHERNET = LinkType.ETHERNET
-_TCP_HEADER = struct.Struct("!" + TCP_FIELDS + _WINDOW).unpack_from
+_ETHERNET: Final = LinkType.ETHERNET
+_TCP_HEADER: Final = struct.Struct("!" + TCP_FIELDS + _WINDOW).unpack_from
 
 # The fast paths read an untagged Ethernet frame's EtherType, the fixed IP header and the fixed
 # TCP header in one unpack, at offset 12 (the EtherType). Anything they do not fully vouch for
 # takes the general path, which gives the same answer for these frames, only slower.
 # IPv4 (RFC 791 3.1) without options: version/IHL, total length, flags/fragment offset, protocol,
 # source, destination; then the TCP header at 34 (RFC 9293 3.1).
-_ETH_IPV4_TCP = struct.Struct("!H" + IPV4_FIELDS + IPV4_ADDRS + TCP_FIELDS + _WINDOW)
-_ETH_IPV4_TCP_LEN = ETHERTYPE_AT + _ETH_IPV4_TCP.size  # 50 read; the whole TCP header ends at 54
-_eth_ipv4_tcp = _ETH_IPV4_TCP.unpack_from
+_ETH_IPV4_TCP: Final = struct.Struct("!H" + IPV4_FIELDS + IPV4_ADDRS + TCP_FIELDS + _WINDOW)
+_ETH_IPV4_TCP_LEN: Final = ETHERTYPE_AT + _ETH_IPV4_TCP.size  # 50 read; the whole TCP header ends at 54
+_eth_ipv4_tcp: Final = _ETH_IPV4_TCP.unpack_from
 # IPv6 (RFC 8200 3) with TCP as the first next header: version nibble (in the first byte),
 # payload length, next header, source, destination; then the TCP header at 54.
-_ETH_IPV6_TCP = struct.Struct("!H" + IPV6_FIELDS + IPV6_ADDRS + TCP_FIELDS + _WINDOW)
-_ETH_IPV6_TCP_LEN = ETHERTYPE_AT + _ETH_IPV6_TCP.size  # 70 read; the whole TCP header ends at 74
-_eth_ipv6_tcp = _ETH_IPV6_TCP.unpack_from
+_ETH_IPV6_TCP: Final = struct.Struct("!H" + IPV6_FIELDS + IPV6_ADDRS + TCP_FIELDS + _WINDOW)
+_ETH_IPV6_TCP_LEN: Final = ETHERTYPE_AT + _ETH_IPV6_TCP.size  # 70 read; the whole TCP header ends at 74
+_eth_ipv6_tcp: Final = _ETH_IPV6_TCP.unpack_from
 
 
 def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
+from typing import Final
 
 from .model import Interface, Packet, SecretsBlock
 
@@ -26,7 +27,7 @@ FrameFilter = Callable[[bytes, int, int, int, int], bool]
 its number (1-based) and timestamp; True means the consumer has taken it in already and the
 reader moves on without yielding it."""
 
-ANY_LINKTYPE = -2
+ANY_LINKTYPE: Final = -2
 """``_skip_linktype`` when the frame filter applies to every interface."""
 
 #: Bytes requested from the underlying stream per refill.
@@ -34,7 +35,7 @@ CHUNK_SIZE = 1 << 20
 
 #: Largest record or block a reader accepts; beyond this a length field is taken as corrupt
 #: rather than as a reason to allocate hundreds of megabytes.
-MAX_BLOCK = 256 << 20
+MAX_BLOCK: Final = 256 << 20
 
 
 class ChunkSource:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Generator, Iterable
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from ..errors import CaptureFormatError, UsageError
 from ._reader import ANY_LINKTYPE, MAX_BLOCK, CaptureReader, truncation_warning
@@ -26,8 +26,8 @@ __all__ = [
     "write_pcap",
 ]
 
-MAGIC_USEC = 0xA1B2C3D4
-MAGIC_NSEC = 0xA1B23C4D
+MAGIC_USEC: Final = 0xA1B2C3D4
+MAGIC_NSEC: Final = 0xA1B23C4D
 
 # The first four bytes of a file as they appear on disk -> (struct byte order, ns per unit).
 _MAGICS: dict[bytes, tuple[str, int]] = {
@@ -37,11 +37,11 @@ _MAGICS: dict[bytes, tuple[str, int]] = {
     struct.pack(">I", MAGIC_NSEC): (">", 1),
 }
 
-_FILE_HEADER_LEN = 24
-_RECORD_HEADER_LEN = 16
+_FILE_HEADER_LEN: Final = 24
+_RECORD_HEADER_LEN: Final = 16
 # A record longer than this is taken as corruption even when the snaplen says otherwise: libpcap
 # refuses records above its per-link-type maximum (262144 for most link types) for the same reason.
-_MIN_RECORD_LIMIT = 1 << 20
+_MIN_RECORD_LIMIT: Final = 1 << 20
 
 
 def pcap_magic(head: bytes) -> tuple[str, int] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Generator
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from ..errors import CaptureFormatError, UsageError
 from ._reader import ANY_LINKTYPE, MAX_BLOCK, CaptureReader, truncation_warning
@@ -36,42 +36,42 @@ __all__ = [
 ]
 
 # Block types (pcapng section 11.1).
-BLOCK_SHB = 0x0A0D0D0A
-BLOCK_IDB = 0x00000001
-BLOCK_OPB = 0x00000002  # obsolete Packet Block (appendix A)
-BLOCK_SPB = 0x00000003
-BLOCK_NRB = 0x00000004
-BLOCK_ISB = 0x00000005
-BLOCK_EPB = 0x00000006
-BLOCK_DSB = 0x0000000A
+BLOCK_SHB: Final = 0x0A0D0D0A
+BLOCK_IDB: Final = 0x00000001
+BLOCK_OPB: Final = 0x00000002  # obsolete Packet Block (appendix A)
+BLOCK_SPB: Final = 0x00000003
+BLOCK_NRB: Final = 0x00000004
+BLOCK_ISB: Final = 0x00000005
+BLOCK_EPB: Final = 0x00000006
+BLOCK_DSB: Final = 0x0000000A
 
-BYTE_ORDER_MAGIC = 0x1A2B3C4D
-_BOM_LE = struct.pack("<I", BYTE_ORDER_MAGIC)
-_BOM_BE = struct.pack(">I", BYTE_ORDER_MAGIC)
+BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
+_BOM_LE: Final = struct.pack("<I", BYTE_ORDER_MAGIC)
+_BOM_BE: Final = struct.pack(">I", BYTE_ORDER_MAGIC)
 
 # Option codes (pcapng sections 3.5, 4.1, 4.2, 4.3, 4.6).
-OPT_ENDOFOPT = 0
-OPT_COMMENT = 1
-SHB_USERAPPL = 4
-IF_NAME = 2
-IF_DESCRIPTION = 3
-IF_SPEED = 8
-IF_TSRESOL = 9
-IF_TZONE = 10
-IF_TSOFFSET = 14
-IF_TXSPEED = 16
-IF_RXSPEED = 17
-EPB_FLAGS = 2
-ISB_IFDROP = 5
-ISB_OSDROP = 7
+OPT_ENDOFOPT: Final = 0
+OPT_COMMENT: Final = 1
+SHB_USERAPPL: Final = 4
+IF_NAME: Final = 2
+IF_DESCRIPTION: Final = 3
+IF_SPEED: Final = 8
+IF_TSRESOL: Final = 9
+IF_TZONE: Final = 10
+IF_TSOFFSET: Final = 14
+IF_TXSPEED: Final = 16
+IF_RXSPEED: Final = 17
+EPB_FLAGS: Final = 2
+ISB_IFDROP: Final = 5
+ISB_OSDROP: Final = 7
 
 # IDB options kept raw whose value is an integer in the section's byte order: the reader stores
 # them little-endian so that ``Interface.options`` means the same whichever section it came from
 # (the writer always writes little-endian sections).
-_IDB_INT_OPTIONS = {IF_SPEED: 8, IF_TZONE: 4, IF_TXSPEED: 8, IF_RXSPEED: 8}
+_IDB_INT_OPTIONS: Final = {IF_SPEED: 8, IF_TZONE: 4, IF_TXSPEED: 8, IF_RXSPEED: 8}
 
-_PACKET_BLOCKS = (BLOCK_EPB, BLOCK_SPB, BLOCK_OPB)
-_NS = 1_000_000_000
+_PACKET_BLOCKS: Final = (BLOCK_EPB, BLOCK_SPB, BLOCK_OPB)
+_NS: Final = 1_000_000_000
 
 
 class _Codec:
@@ -93,7 +93,7 @@ class _Codec:
         self.dsb = struct.Struct(order + "II")  # secrets type, secrets length
 
 
-_CODECS = {"<": _Codec("<"), ">": _Codec(">")}
+_CODECS: Final = {"<": _Codec("<"), ">": _Codec(">")}
 
 
 def _parse_options(buf: bytes, start: int, stop: int, codec: _Codec, base: int) -> list[tuple[int, bytes]]:

@@ -12,6 +12,7 @@ registries.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 __all__ = [
     "AlertDescription",
@@ -479,7 +480,7 @@ def name_of(enum_cls: type[IntEnum], value: int) -> str:
     return f"unknown(0x{value:04x})"
 
 
-_VERSION_NAMES = {
+_VERSION_NAMES: Final = {
     0x0002: "SSL 2.0",
     0x0300: "SSL 3.0",
     0x0301: "TLS 1.0",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from .._buffer import Buffer
 from ..errors import DecodeError
@@ -108,14 +108,14 @@ __all__ = [
 
 T = TypeVar("T")
 
-HANDSHAKE_HEADER_SIZE = 4
+HANDSHAKE_HEADER_SIZE: Final = 4
 
 #: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 4.1.3).
-HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+HRR_RANDOM: Final = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
 #: Last 8 bytes of ServerHello.random of a TLS 1.3 server negotiating TLS 1.2 / below
 #: (RFC 8446 section 4.1.3): a client that offered TLS 1.3 must abort on seeing them.
-DOWNGRADE_TLS12 = b"DOWNGRD\x01"
-DOWNGRADE_TLS11 = b"DOWNGRD\x00"
+DOWNGRADE_TLS12: Final = b"DOWNGRD\x01"
+DOWNGRADE_TLS11: Final = b"DOWNGRD\x00"
 
 
 def frame_handshake(

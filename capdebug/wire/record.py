@@ -15,6 +15,7 @@ Also here: the first-bytes sniffing of a stream, the SSL 2.0 compatible ClientHe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from .._buffer import Buffer
 from ..errors import DecodeError, NeedData
@@ -44,27 +45,27 @@ __all__ = [
     "split_inner_plaintext",
 ]
 
-RECORD_HEADER_SIZE = 5
+RECORD_HEADER_SIZE: Final = 5
 #: TLSPlaintext.length bound, 2^14 (RFC 8446 section 5.1, RFC 5246 section 6.2.1).
-MAX_PLAINTEXT_LENGTH = 1 << 14
+MAX_PLAINTEXT_LENGTH: Final = 1 << 14
 #: TLSCiphertext.length bound of TLS 1.3, 2^14 + 256 (RFC 8446 section 5.2).
-MAX_CIPHERTEXT_LENGTH_TLS13 = (1 << 14) + 256
+MAX_CIPHERTEXT_LENGTH_TLS13: Final = (1 << 14) + 256
 #: TLSCiphertext.length bound of TLS 1.2, 2^14 + 2048 (RFC 5246 section 6.2.3): the loosest
 #: bound of any version, used by the framer, which does not know the version yet.
-MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048
+MAX_CIPHERTEXT_LENGTH: Final = (1 << 14) + 2048
 #: The only valid ChangeCipherSpec body (RFC 5246 section 7.1, RFC 8446 section 5).
-CCS_BODY = b"\x01"
+CCS_BODY: Final = b"\x01"
 
 #: Content types a record header may carry: change_cipher_spec (20) .. tls12_cid (25, RFC 9146).
-MIN_CONTENT_TYPE = 20
-MAX_CONTENT_TYPE = 25
+MIN_CONTENT_TYPE: Final = 20
+MAX_CONTENT_TYPE: Final = 25
 
 #: How :func:`scan_records` stopped: the data ends (at a record boundary or inside a record
 #: whose header is fine so far), at a whole header that cannot be TLS, or at the first bytes
 #: of one (fewer than 5 bytes, and those already cannot be TLS).
-SCAN_NEED_DATA = 0
-SCAN_BAD_HEADER = 1
-SCAN_BAD_PARTIAL_HEADER = 2
+SCAN_NEED_DATA: Final = 0
+SCAN_BAD_HEADER: Final = 1
+SCAN_BAD_PARTIAL_HEADER: Final = 2
 
 
 class RecordTooLong(DecodeError):  # noqa: N818 - a kind of DecodeError, named for what is wrong

@@ -10,20 +10,22 @@ counted the same way.
 
 from __future__ import annotations
 
+from typing import Final
+
 from ..keys import Stage
 from .content import _Content
 from .session import ROLE_NAME, _Direction, _Session
 
-_APPLICATION = Stage.APPLICATION
-_TLS12 = Stage.TLS12
+_APPLICATION: Final = Stage.APPLICATION
+_TLS12: Final = Stage.TLS12
 """TLS 1.2 has one stage from ChangeCipherSpec on; its application_data records are as bulk as
 TLS 1.3's (the Finished is a handshake record, never asked about here)."""
 """Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
-_SMALL_PROTECTED = 64
+_SMALL_PROTECTED: Final = 64
 """In triage mode, protected records up to this size are decrypted: TLS 1.3 alerts (19 bytes
 with a 16-byte tag), KeyUpdate (21), and the HTTP/2 control frames that explain a close
 (GOAWAY 17 bytes, RST_STREAM 13, SETTINGS ACK 9, plus the record's overhead)."""
-_FIRST_OPENED = 4
+_FIRST_OPENED: Final = 4
 """In triage mode, the first application-stage records of a direction are opened anyway:
 TLS 1.3 NewSessionTickets come there, and so do the HTTP/1 request and status lines and the
 HTTP/2 preface and SETTINGS that tell the application layer (TLS 1.2 as well as 1.3)."""

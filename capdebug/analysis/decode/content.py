@@ -34,6 +34,8 @@ a side that rejects the handshake sends just that.
 
 from __future__ import annotations
 
+from typing import Final
+
 from ...wire.alert import alert_name
 from ...wire.constants import ContentType, HandshakeType, ProtocolVersion
 from ...wire.handshake import ServerHello, frame_handshake, handshake_name
@@ -43,16 +45,16 @@ from ..messages import parse_handshake
 from .session import ROLE_NAME, _Direction, _Session
 from .stages import _Stages
 
-_V13 = ProtocolVersion.TLS1_3
-_SHA384_SUITES = frozenset({0x1302})
+_V13: Final = ProtocolVersion.TLS1_3
+_SHA384_SUITES: Final = frozenset({0x1302})
 """TLS 1.3 suites whose hash is SHA-384 (RFC 8446 B.4): a 48-byte Finished, else 32."""
-_CCM_8 = 0x1305
+_CCM_8: Final = 0x1305
 """TLS_AES_128_CCM_8_SHA256: an 8-byte tag, every other TLS 1.3 suite a 16-byte tag."""
-_CLIENT_FLIGHT = 2
+_CLIENT_FLIGHT: Final = 2
 """Index (from 0) of the client's last record that may still be its handshake flight when
 no Finished-sized record came before: Certificate (0), CertificateVerify (1), Finished (2)."""
-_KNOWN_TYPES = frozenset(int(t) for t in HandshakeType)
-MAX_HANDSHAKE_MESSAGE = 1 << 20
+_KNOWN_TYPES: Final = frozenset(int(t) for t in HandshakeType)
+MAX_HANDSHAKE_MESSAGE: Final = 1 << 20
 """Declared handshake message length the decoder buffers at most (the engine's bound too: a
 certificate chain over 1 MiB is an attack, not a chain). RFC 8446 4 allows 2**24 - 1."""
 

@@ -13,6 +13,8 @@ dropped as they come (``skip``), and from then on the frame filter does not even
 
 from __future__ import annotations
 
+from typing import Final
+
 from ...net.fastpath import Deliver
 from ...net.reassembly import GAP_LOST
 from ...wire.constants import ContentType
@@ -25,7 +27,7 @@ from .sniff import _Sniffing
 MAX_PENDING = MAX_HELD + 4096
 """Events piled up by data the frame filter delivered before it stops taking frames, so that
 the next frame goes through feed_packet, which hands them out."""
-MAX_LATER = 1 << 18
+MAX_LATER: Final = 1 << 18
 """Events waiting for a hole (order.py, "Frame order") before the frame filter gives way, so
 that feed_packet sees the next frame and may end the wait (order.ORDER_WINDOW); below it they
 need not: only frames that feed_packet sees fill or give up holes."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import collections
 import heapq
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from ...crypto.keylog import KeyLog
 from ...net.flow import TcpTracker
@@ -36,14 +36,16 @@ from ...pcap.model import Interface
 from ..events import ConnectionEvent, DecodeEvent, Reason, TcpEvent, UndecryptableEvent
 from .session import ROLE_NAME, DecodeOptions, _Direction, _Session
 
-UNDECIDED_FRAMES = 20_000
+UNDECIDED_FRAMES: Final = 20_000
 """Frames after its first that a connection without payload may keep the output waiting."""
-MAX_HELD = 20_000
+MAX_HELD: Final = 20_000
 """Events held behind an undecided connection before the frame filter gives way (so that the
 next frame goes through feed_packet, which decides it when its time is up)."""
 ORDER_WINDOW = 1 << 17
 """Frames after its first held byte that a hole may hold the output back (see the docstring)."""
-_SAYS_WHAT_ELSE_WAS_SEEN = frozenset((Reason.NO_KEY, Reason.KEYLOG_OTHER_SESSIONS, Reason.RSA_KEY_EXCHANGE))
+_SAYS_WHAT_ELSE_WAS_SEEN: Final = frozenset(
+    (Reason.NO_KEY, Reason.KEYLOG_OTHER_SESSIONS, Reason.RSA_KEY_EXCHANGE)
+)
 """Reasons chosen (and worded) from the capture's other sessions: which client_randoms it
 holds, which earlier session a TLS 1.2 resumption could take its master secret from."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from typing import Final
 
 from ...wire.constants import ContentType
 from ...wire.record import MAX_CIPHERTEXT_LENGTH, MIN_CONTENT_TYPE
@@ -17,12 +18,12 @@ from ..events import Reason
 from .bulk import _Bulk
 from .session import _Direction, _Session
 
-RESYNC_WINDOW = 65_536
+RESYNC_WINDOW: Final = 65_536
 """How far to look for a record boundary after a gap before giving up on a direction."""
-_MAX_PLAUSIBLE_TYPE = ContentType.heartbeat
+_MAX_PLAUSIBLE_TYPE: Final = ContentType.heartbeat
 """A header the framer accepts may carry tls12_cid (25), but RFC 9146 is for DTLS: a 25 in a
 TLS stream is no evidence of a boundary, so the search takes only 20..24."""
-_HEADER_START = re.compile(rb"[%c-%c]\x03[\x00-\x04]" % (MIN_CONTENT_TYPE, _MAX_PLAUSIBLE_TYPE))
+_HEADER_START: Final = re.compile(rb"[%c-%c]\x03[\x00-\x04]" % (MIN_CONTENT_TYPE, _MAX_PLAUSIBLE_TYPE))
 """What plausible_header accepts of a record header's first three bytes (content type,
 version major, minor)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from ...net.flow import DEFAULT_MAX_CONNECTIONS
 from ...net.reassembly import DEFAULT_MAX_BUFFERED
@@ -20,7 +20,7 @@ from ..prelude import TLS_PORTS, Prelude
 
 __all__ = ["ROLE_NAME", "DecodeOptions"]
 
-ROLE_NAME = ("client", "server")
+ROLE_NAME: Final = ("client", "server")
 """Role -> the name events carry in ``from``."""
 
 

@@ -9,6 +9,8 @@ the direction is not decoded further.
 
 from __future__ import annotations
 
+from typing import Final
+
 from ...net.flow import Endpoint, TcpFlag
 from ...wire.constants import ContentType, HandshakeType
 from ...wire.record import looks_like_tls
@@ -19,7 +21,7 @@ from .order import UNDECIDED_FRAMES
 from .resync import _Resync, find_boundary
 from .session import ROLE_NAME, _Direction, _Session
 
-MAX_KNOWN_SERVERS = 65536
+MAX_KNOWN_SERVERS: Final = 65536
 """Server endpoints remembered for guessing roles (memory bound: a scan meets many)."""
 
 

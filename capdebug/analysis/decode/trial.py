@@ -17,6 +17,7 @@ failure is said once per direction and reason; nothing unauthenticated is return
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 from ...crypto.keylog import KeyLog
 from ...crypto.protection import Tls13Protection
@@ -30,21 +31,21 @@ from ..keys import Role, Stage
 from .order import _Output
 from .session import ROLE_NAME, _Direction, _Session
 
-SEQ_WINDOW = 64
+SEQ_WINDOW: Final = 64
 """Sequence numbers tried after a gap or at a mid-stream start."""
-MAX_TRIAL_RECORDS = 8
+MAX_TRIAL_RECORDS: Final = 8
 """Records tried with mid-stream candidate keys (or, after a gap, on a window of sequence
 numbers) before giving up on a direction."""
 TRIAL_BUDGET = 8192
 """Trial decryptions one direction may spend to recover a connection picked up mid-stream
 (every candidate secret times the window of sequence numbers, on the first records)."""
-_EARLY = Stage.EARLY
+_EARLY: Final = Stage.EARLY
 """Bound once: reading an enum member off its class costs a slow attribute lookup per record."""
-_RECOVERY_SWEEPS = ((0, 2), (2, 8), (8, SEQ_WINDOW))
+_RECOVERY_SWEEPS: Final = ((0, 2), (2, 8), (8, SEQ_WINDOW))
 """Mid-stream recovery tries every candidate on these ranges of sequence numbers in turn."""
 
 
-_LOST_HELLO_LABELS = {
+_LOST_HELLO_LABELS: Final = {
     Role.CLIENT: (
         (Stage.HANDSHAKE, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
         (Stage.APPLICATION, "CLIENT_TRAFFIC_SECRET_0"),
@@ -54,7 +55,7 @@ _LOST_HELLO_LABELS = {
         (Stage.APPLICATION, "SERVER_TRAFFIC_SECRET_0"),
     ),
 }
-_SUITES13 = tuple(p for p in SUITES.values() if p.version == "1.3")
+_SUITES13: Final = tuple(p for p in SUITES.values() if p.version == "1.3")
 
 
 def lost_hello_keys(keylog: KeyLog, client_random: bytes, role: Role) -> list[keymod.Keys]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import overload
+from typing import Final, overload
 
 from ...net.health import DirectionHealth
 from ...net.reassembly import GAP_OUT_OF_ORDER
@@ -398,7 +398,7 @@ class Triage:
         )
 
 
-_FLAGS = {"SYN": "syn", "FIN": "fin", "RST": "rst"}
+_FLAGS: Final = {"SYN": "syn", "FIN": "fin", "RST": "rst"}
 """TcpEvent flag -> the :class:`Side` field it sets (the first one of each side is kept)."""
 
 
