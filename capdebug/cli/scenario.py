@@ -85,7 +85,8 @@ def scenario_run(
         console.print(f"conn {r.conn}: {escape(r.client)} -> {escape(r.server)}")
         for v in r.verdicts:
             console.print(
-                f"  {v.severity:7} {v.code} (by {v.by or '-'}, frame {v.frame}): {escape(v.detail)}"
+                f"  {v.severity:7} {v.code} (by {v.by or '-'}, frame {v.frame}, {v.confidence} confidence): "
+                f"{escape(v.detail)}"
             )
     got = _sorted(tuple(tuple((v.code, v.by) for v in r.verdicts) for r in reports))
     if got == _sorted(sc.expected):

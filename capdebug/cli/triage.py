@@ -170,8 +170,9 @@ def _render(reports: Sequence[ConnectionReport], *, show_all: bool) -> None:
             console.print(f"  [dim]app[/]     {escape_rich(r.app.text())}")
         for v in sorted(r.verdicts, key=lambda v: -["info", "warning", "error"].index(v.severity)):
             frame = f" #{v.frame}" if v.frame else ""
+            sure = "" if v.confidence == "high" else f" [dim]({v.confidence} confidence)[/]"
             style, detail = _SEVERITY_STYLE[v.severity], escape_rich(v.detail)
-            console.print(f"  [{style}]{v.severity:<7}[/] {v.code}{frame}: {detail}")
+            console.print(f"  [{style}]{v.severity:<7}[/] {v.code}{frame}{sure}: {detail}")
             if v.severity != "info":
                 meaning = CATALOG.get(v.code)
                 if meaning:

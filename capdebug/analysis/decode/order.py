@@ -91,6 +91,8 @@ class _Output:
     def _emit(self, session: _Session, event: DecodeEvent) -> None:
         if not session.wanted:
             return
+        if session.tentative:
+            self._decide(session, True)  # its roles are final from its first event on
         floor = self._floor
         if floor is not None:
             frame = frame_of(event)
@@ -198,6 +200,7 @@ class _Output:
         if session.decided:
             return
         session.decided = True
+        session.tentative = False
         if session.prelude is not None:
             # It ended in plaintext: shown when TLS was expected (see sniff._prelude_shown).
             is_tls = session.prelude_shown()
