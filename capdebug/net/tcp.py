@@ -13,6 +13,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
+from capdebug.net.defrag import Defragmenter
 from capdebug.net.ip import (
     IPV4_ADDRS,
     IPV4_FIELDS,
@@ -30,6 +31,7 @@ from capdebug.net.link import (
     ETHERTYPE_IPV6,
     network_offset,
 )
+from capdebug.net.tunnel import MAX_TUNNEL_DEPTH, inner_packet
 from capdebug.pcap.model import LinkType
 
 __all__ = [
@@ -133,11 +135,15 @@ _ETH_IPV6_TCP_LEN = ETHERTYPE_AT + _ETH_IPV6_TCP.size  # 70 read; the whole TCP 
 _eth_ipv6_tcp = _ETH_IPV6_TCP.unpack_from
 
 
-def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
+def decode_tcp(
+    linktype: int, data: bytes, defrag: Defragmenter | None = None, ts_ns: int = 0
+) -> TcpSegment | None:
     """Decode the TCP segment in a captured frame of link type ``linktype`` (a ``LINKTYPE_``).
 
-    Returns ``None`` for frames that do not carry TCP, non-first IP fragments, and frames whose
-    headers are malformed or cut short before the end of the TCP header. Never raises.
+    Returns ``None`` for frames that do not carry TCP, and frames whose headers are malformed
+    or cut short before the end of the TCP header. IP fragments go to ``defrag`` (captured at
+    ``ts_ns``): the fragment that completes a datagram gives its segment, the others None;
+    without one, a first fragment gives a truncated segment and the others None. Never raises.
     """
     if linktype == _ETHERNET:
         n = len(data)
@@ -160,20 +166,35 @@ def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
                     p = 54 + ((offset_byte >> 4) << 2)
                     if 74 <= p <= end <= n:
                         return TcpSegment(src, sport, dst, dport, seq, ack, flags, window, data[p:end])
-    return _decode_tcp(linktype, data)
+    return _decode_tcp(linktype, data, defrag, ts_ns)
 
 
-def _decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
-    """The general path of :func:`decode_tcp`: any link type, VLAN tags, IP options, IPv6
-    extension headers, fragments, truncation."""
+def _decode_tcp(
+    linktype: int, data: bytes, defrag: Defragmenter | None = None, ts_ns: int = 0
+) -> TcpSegment | None:
+    """The general path of :func:`decode_tcp`: any link type, VLAN tags, MPLS, PPPoE, IP
+    options, IPv6 extension headers, tunnels (net/tunnel.py), fragments, truncation."""
     ethertype, off = network_offset(linktype, data)
-    if ethertype == ETHERTYPE_IPV4:
-        located = ipv4_tcp(data, off)
-    elif ethertype == ETHERTYPE_IPV6:
-        located = ipv6_tcp(data, off)
+    for _ in range(MAX_TUNNEL_DEPTH + 1):
+        if defrag is not None:
+            whole = defrag.take(data, ethertype, off, ts_ns)
+            if whole is None:
+                return None  # a fragment of a datagram still incomplete
+            data, off = whole
+        if ethertype == ETHERTYPE_IPV4:
+            located = ipv4_tcp(data, off)
+        elif ethertype == ETHERTYPE_IPV6:
+            located = ipv6_tcp(data, off)
+        else:
+            return None
+        if located is not None:
+            break
+        # Not TCP: TCP may be inside a tunnel (VXLAN, GRE, ...; net/tunnel.py).
+        inner = inner_packet(data, ethertype, off)
+        if inner is None:
+            return None
+        ethertype, off = inner
     else:
-        return None
-    if located is None:
         return None
     src, dst, t, end, truncated = located
     if t + 20 > end:

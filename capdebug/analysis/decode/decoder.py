@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...crypto.keylog import KeyLog
+from ...net.defrag import Defragmenter
 from ...net.flow import (
     Connection,
     ConnectionClosed,
@@ -93,6 +94,8 @@ class Decoder(_Framing):
         self._iface = 0
         """Interface of the frame being fed."""
         self._cuts = CutTracker()
+        self._defrag = Defragmenter()
+        """IP fragments waiting for the rest of their datagram (a tunnel's underlay fragments)."""
         """Segments the snaplen cut short, to tell the gaps they make from losses (cuts.py)."""
         self._direct = False
         """Connections take data straight from the tracker's frame filter (see frame_filter)."""
@@ -107,7 +110,7 @@ class Decoder(_Framing):
     def feed_packet(self, frame: int, pkt: Packet, linktype: int) -> Sequence[DecodeEvent]:
         """Decode one captured frame; returns the events that are ready, in capture order
         (a shared empty sequence when there are none: do not modify it)."""
-        seg = decode_tcp(linktype, pkt.data)
+        seg = decode_tcp(linktype, pkt.data, self._defrag, pkt.ts_ns)
         if seg is None:
             return _NO_EVENTS
         self._iface = pkt.interface
@@ -183,16 +186,32 @@ class Decoder(_Framing):
 
     def warnings(self) -> list[str]:
         """What the decoder has to say about the capture as a whole (once decoding is over)."""
+        said = []
+        defrag = self._defrag
+        if defrag.incomplete:
+            said.append(
+                f"{defrag.incomplete} fragmented IP datagram(s) never completed ("
+                f"{defrag.incomplete_fragments} fragment(s) held, the others missing from the "
+                "capture or over 30 s apart): the TCP bytes they carried show as gaps. A capture "
+                "filter on ports drops the fragments after the first, which carry no port: add "
+                "'or (ip[6:2] & 0x1fff != 0)' to it"
+            )
+        if defrag.conflicts:
+            said.append(
+                f"{defrag.conflicts} IP fragment(s) overlapped another with different bytes (the "
+                "first copy was used): fragments forged or rewritten on the path"
+            )
         count, with_data = self.evicted
         if not count:
-            return []
+            return said
         tracker = self._tracker
         return [
+            *said,
             f"{count} connection(s) dropped from the connection table, full at "
             f"{tracker.max_connections} open connections or {tracker.max_half_open} without data "
             f"({with_data} of them had carried data, the others were half-open): each has an "
             "'evicted' event and a connection_table_full verdict; --max-connections raises the "
-            "limits (an eighth of it for connections without data)"
+            "limits (an eighth of it for connections without data)",
         ]
 
     @property
@@ -222,6 +241,7 @@ class Decoder(_Framing):
         self._ack_from = -1
         self._now = max(self._now, last_frame)
         self._ending = True
+        self._defrag.finish()
         marks = self._cuts.marks(None)
         flushed = self._tracker.flush()
         if marks is not None:
