@@ -118,6 +118,8 @@ class TcpSegment:
 
 
 _ETHERNET = LinkType.ETHERNET
+_MAY_FRAGMENT6 = frozenset((0, 43, 44, 60))
+"""IPv6 next headers that are, or may precede, a Fragment header."""
 _TCP_HEADER = struct.Struct("!" + TCP_FIELDS + _WINDOW).unpack_from
 
 # The fast paths read an untagged Ethernet frame's EtherType, the fixed IP header and the fixed
@@ -176,11 +178,18 @@ def _decode_tcp(
     options, IPv6 extension headers, tunnels (net/tunnel.py), fragments, truncation."""
     ethertype, off = network_offset(linktype, data)
     for _ in range(MAX_TUNNEL_DEPTH + 1):
-        if defrag is not None:
-            whole = defrag.take(data, ethertype, off, ts_ns)
-            if whole is None:
-                return None  # a fragment of a datagram still incomplete
-            data, off = whole
+        if defrag is not None and off + 8 <= len(data):
+            # A fragment: IPv4 with More Fragments or an offset (RFC 791 3.1); IPv6 with a
+            # Fragment header, possibly after other extension headers (RFC 8200 4.1).
+            if (
+                (data[off + 6] & 0x3F or data[off + 7])
+                if ethertype == ETHERTYPE_IPV4
+                else data[off + 6] in _MAY_FRAGMENT6
+            ):
+                whole = defrag.take(data, ethertype, off, ts_ns)
+                if whole is None:
+                    return None  # a fragment of a datagram still incomplete
+                data, off = whole
         if ethertype == ETHERTYPE_IPV4:
             located = ipv4_tcp(data, off)
         elif ethertype == ETHERTYPE_IPV6:

@@ -84,6 +84,7 @@ class _Output:
     _later: list[tuple[int, int, _Session, DecodeEvent | None, tuple[Any, ...] | None]]
     """The frame-order heap: (frame, arrival, session, event, raw parts)."""
     _arrivals: int
+    plain_connections: int
 
     def _role(self, session: _Session, net_dir: int) -> int:
         return net_dir ^ 1 if session.flip else net_dir
@@ -209,6 +210,7 @@ class _Output:
                 d.dead = True
         session.is_tls = True if is_tls is None else is_tls
         if not session.is_tls:
+            self.plain_connections += 1
             for d in session.dirs:
                 d.dead = True
 

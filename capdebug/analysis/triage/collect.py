@@ -479,6 +479,10 @@ class TriageShare:
     warnings: list[str]
     issued: Issued = field(default_factory=dict)
     """Session IDs and tickets the share's servers issued (see :mod:`.resumption`)."""
+    plain_connections: int = 0
+    """The share's TCP connections without TLS."""
+    not_tcp: dict[str, int] = field(default_factory=dict)
+    """Frames without TCP, by kind (every share reads them all)."""
 
 
 def _with_issuer(r: ConnectionReport, shares: Sequence[TriageShare]) -> ConnectionReport:
