@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from .analysis.decode import DecodeOptions, Decoder
+from .analysis.decode.decoder import describe_contents
 from .analysis.sessions import CaptureKeys, Progress, run_decoder
 from .analysis.triage import ConnectionReport, Triage, TriageShare, merge_shares
 from .net.flow import DEFAULT_MAX_CONNECTIONS
@@ -87,11 +88,19 @@ def _share(
     with open_capture(capture) as reader:
         for ev in run_decoder(reader, decoder, progress):
             t.add(ev)
-        warnings = list(reader.warnings)
+        warnings = list(reader.warnings) + decoder.warnings()
     # A share that dropped connections from its full table did so by its own count (each share
     # holds up to the limit): one process would have dropped others, so it decides alone.
     dependent = decoder.partition_dependent or decoder.evicted[0] > 0
-    return TriageShare(list(t.reports()), decoder.first_frames, dependent, warnings, t.issued)
+    return TriageShare(
+        list(t.reports()),
+        decoder.first_frames,
+        dependent,
+        warnings,
+        t.issued,
+        decoder.plain_connections,
+        decoder.not_tcp,
+    )
 
 
 def triage_in_shares(
@@ -102,7 +111,7 @@ def triage_in_shares(
     jobs: int,
     progress: Progress | None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
-) -> tuple[list[ConnectionReport], list[str]] | None:
+) -> tuple[list[ConnectionReport], list[str], str] | None:
     """Reports and warnings of ``capture`` triaged by ``jobs`` processes, or None when it must
     be triaged in one (see the module docstring). Errors of this process's own share (a
     corrupt capture, Ctrl-C) are raised as they would be in one process."""
@@ -146,7 +155,8 @@ def triage_in_shares(
             _end(pid)
     if any(s.dependent for s in shares):
         return None
-    return merge_shares(shares), shares[0].warnings
+    contents = describe_contents(sum(s.plain_connections for s in shares), shares[0].not_tcp)
+    return merge_shares(shares), shares[0].warnings, contents
 
 
 def _collect(pid: int, read_end: int) -> TriageShare | None:

@@ -105,6 +105,11 @@ class Decoding:
         yield from self._events
         self.warnings = self._warnings()
 
+    def contents(self) -> str:
+        """What the capture held besides TLS (once decoding is over): see
+        :func:`~capdebug.analysis.decode.decoder.describe_contents`."""
+        return "" if self._decoder is None else self._decoder.contents()
+
     def _warnings(self) -> list[str]:
         said = list(self._reader.warnings)
         if self._decoder is not None:
@@ -196,7 +201,7 @@ def decode_capture(
     return Decoding(reader, events, decoder)
 
 
-class TriageResult(NamedTuple):
+class _Triaged(NamedTuple):
     """What :func:`triage_capture` found."""
 
     reports: Sequence[ConnectionReport]
@@ -205,6 +210,21 @@ class TriageResult(NamedTuple):
     read (see :class:`~capdebug.analysis.triage.Reports`): ``list()`` it to keep them all."""
     warnings: list[str]
     """What the capture reader noticed (truncated file, unknown link types, ...)."""
+
+
+class TriageResult(_Triaged):
+    """What :func:`triage_capture` found: ``reports, warnings = triage_capture(...)`` as ever,
+    and :attr:`contents`."""
+
+    contents: str = ""
+    """What the capture held besides TLS (TCP connections without it, frames without TCP by
+    kind): says why no TLS connection was found."""
+
+    @classmethod
+    def of(cls, reports: Sequence[ConnectionReport], warnings: list[str], contents: str) -> TriageResult:
+        result = cls(reports, warnings)
+        result.contents = contents
+        return result
 
 
 def triage_capture(
@@ -243,7 +263,7 @@ def triage_capture(
             max_connections=max_connections,
         )
         if shared is not None:
-            return TriageResult(_by_endpoint(shared[0], host, port), shared[1])
+            return TriageResult.of(_by_endpoint(shared[0], host, port), shared[1], shared[2])
     t = Triage(slow_handshake_s=slow_handshake)
     with decode_capture(
         capture,
@@ -260,7 +280,7 @@ def triage_capture(
             t.add(ev)
             if also is not None:
                 also(ev)
-    return TriageResult(_by_endpoint(t.reports(), host, port), decoding.warnings)
+    return TriageResult.of(_by_endpoint(t.reports(), host, port), decoding.warnings, decoding.contents())
 
 
 def _by_endpoint(

@@ -315,6 +315,7 @@ JS = r"""
       head.append(el("span", "badge " + v[1], v[1]), document.createTextNode(" "), el("span", "code", v[0]));
       if (v[2]) head.append(el("span", "dim", " by " + v[2]));
       if (v[3]) head.append(el("span", "dim", " · frame #" + v[3]));
+      if (v[5] !== "high") head.append(el("span", "dim", " · " + v[5] + " confidence"));
       d.append(head, el("div", "text", v[4]));
       const cat = data.catalog[v[0]];
       if (cat && v[1] !== "info") d.append(el("div", "meaning", "Next: " + cat[1]));

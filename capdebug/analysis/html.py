@@ -292,7 +292,7 @@ def _conn_json(
         "bytes": [r.bytes_client, r.bytes_server],
         "start": (start_ns - t0) / 1e9 if start_ns is not None and t0 is not None else None,
         "worst": [worst.code, worst.severity] if worst is not None else None,
-        "verdicts": [[v.code, v.severity, v.by, v.frame, v.detail] for v in r.verdicts],
+        "verdicts": [[v.code, v.severity, v.by, v.frame, v.detail, v.confidence] for v in r.verdicts],
         "ladder": steps,
     }
 

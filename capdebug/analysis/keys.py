@@ -286,12 +286,26 @@ def tls13_later_stages(keylog: KeyLog, session: SessionFacts, role: Role, after:
     return out
 
 
-def recover_mid_stream(keylog: KeyLog, role: Role, exclude: Collection[bytes] = ()) -> list[Keys]:
+def recover_mid_stream(
+    keylog: KeyLog, role: Role, exclude: Collection[bytes] = (), *, either_role: bool = False
+) -> list[Keys]:
     """Every application secret of ``role`` in the key log (but those of the client_randoms in
     ``exclude``), with each suite that fits its length, for a connection whose handshake was
-    not captured. The AEAD tag proves which."""
+    not captured. The AEAD tag proves which. ``either_role``: the other role's secrets too,
+    after ``role``'s (the roles are a guess, and the one that opens a record proves them)."""
     out: list[Keys] = []
-    prefix = "CLIENT_TRAFFIC_SECRET_" if role == 0 else "SERVER_TRAFFIC_SECRET_"
+    prefixes = ["CLIENT_TRAFFIC_SECRET_", "SERVER_TRAFFIC_SECRET_"]
+    if role != 0:
+        prefixes.reverse()
+    for prefix in prefixes if either_role else prefixes[:1]:
+        if _recover_role(keylog, prefix, exclude, out):
+            break
+    return out
+
+
+def _recover_role(keylog: KeyLog, prefix: str, exclude: Collection[bytes], out: list[Keys]) -> bool:
+    """Add the key log's secrets whose label starts with ``prefix`` to ``out``; True when the
+    bound on trial keys is reached."""
     suites13 = [p for p in SUITES.values() if p.version == "1.3"]
     for entry in keylog.entries():
         if not entry.label.startswith(prefix) or entry.client_random in exclude:
@@ -309,8 +323,8 @@ def recover_mid_stream(keylog: KeyLog, role: Role, exclude: Collection[bytes] = 
                 )
             )
             if len(out) >= _MAX_TRIAL_KEYS:
-                return out
-    return out
+                return True
+    return False
 
 
 # -- TLS 1.2 ------------------------------------------------------------------------------------
@@ -534,6 +548,12 @@ def explain_missing(
             "the ClientHello is not in the capture, and its client_random is what names the "
             "session's secrets in the key log: the handshake records stay encrypted; the application "
             "records are tried with every traffic secret of the key log ('recovered' says which fits)",
+        )
+    if cr is None and not len(keylog):
+        return (
+            Reason.NO_HANDSHAKE,
+            "the handshake is not in the capture (it started mid-connection) and no key log was "
+            "given: a TLS 1.3 key log's traffic secrets could still open these records",
         )
     if cr is None:
         return (

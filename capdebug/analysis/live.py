@@ -353,7 +353,8 @@ class LiveMonitor:
         for v in report.verdicts:
             by = f" by {v.by}" if v.by else ""
             frame = f" (frame {v.frame})" if v.frame is not None else ""
-            lines.append(f"{prefix}   {v.severity.upper()} {v.code}{by}{frame}: {v.detail}")
+            sure = "" if v.confidence == "high" else f", {v.confidence} confidence"
+            lines.append(f"{prefix}   {v.severity.upper()} {v.code}{by}{frame}{sure}: {v.detail}")
 
 
 def _connection_report(triage: Triage, conn: int) -> ConnectionReport | None:

@@ -124,6 +124,7 @@ def decrypt(
             else:
                 _write_text(events, collapse=not records)
         warnings = decoding.warnings
+        contents = decoding.contents()
     finally:
         if progress is not None:
             clear_progress()
@@ -142,6 +143,7 @@ def decrypt(
         echo_err(
             "no TLS connection found"
             + (" matching the filter" if conn or host is not None or port is not None else "")
+            + f": {contents}"
         )
 
 

@@ -37,7 +37,7 @@ def observed_verdicts(capture: Path) -> Pairs:
     secrets embedded in it, leaving out informational TCP health (:data:`INCIDENTAL`)."""
     from ..api import load_keys, triage_capture
 
-    reports, _warnings = triage_capture(capture, load_keys(capture))
+    reports = triage_capture(capture, load_keys(capture)).reports
     return _sorted(
         tuple(
             tuple((v.code, v.by) for v in r.verdicts if not (v.severity == "info" and v.code in INCIDENTAL))
@@ -80,12 +80,13 @@ def scenario_run(
     console.print(f"wrote {escape(str(run.pcapng))} ({run.secrets_lines} key-log lines embedded)")
     from ..api import load_keys, triage_capture
 
-    reports, _warnings = triage_capture(run.pcapng, load_keys(run.pcapng))
+    reports = triage_capture(run.pcapng, load_keys(run.pcapng)).reports
     for r in reports:
         console.print(f"conn {r.conn}: {escape(r.client)} -> {escape(r.server)}")
         for v in r.verdicts:
             console.print(
-                f"  {v.severity:7} {v.code} (by {v.by or '-'}, frame {v.frame}): {escape(v.detail)}"
+                f"  {v.severity:7} {v.code} (by {v.by or '-'}, frame {v.frame}, {v.confidence} confidence): "
+                f"{escape(v.detail)}"
             )
     got = _sorted(tuple(tuple((v.code, v.by) for v in r.verdicts) for r in reports))
     if got == _sorted(sc.expected):

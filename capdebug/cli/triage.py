@@ -81,7 +81,7 @@ def triage(
     keys = load_cli_keys(capture, keylog, no_env=no_env, rsa_keys=rsa_key)
     progress = progress_printer(f"triaging {capture.name}")
     try:
-        reports, warnings = triage_capture(
+        result = triage_capture(
             capture,
             keys,
             slow_handshake=slow_handshake,
@@ -95,18 +95,22 @@ def triage(
     finally:
         if progress is not None:
             clear_progress()
+    reports, warnings, contents = result.reports, result.warnings, result.contents
     for w in warnings:
         echo_err(f"capdebug: warning: {w}")
     if as_json:
-        return 1 if _write_json(reports) else 0
-    _render(reports, show_all=show_all)
+        error, count = _write_json(reports)
+        if not count:
+            echo_err(f"no TLS connection found: {contents}")
+        return 1 if error else 0
+    _render(reports, show_all=show_all, contents=contents)
     return 1 if any(r.has_error for r in reports) else 0
 
 
-def _write_json(reports: Sequence[ConnectionReport]) -> bool:
+def _write_json(reports: Sequence[ConnectionReport]) -> tuple[bool, int]:
     """Write ``{"connections": [...]}`` one connection at a time (a SYN flood's hundreds of
-    thousands of reports are made as they are written, never held as one document); True when
-    a verdict is an error."""
+    thousands of reports are made as they are written, never held as one document); (whether
+    a verdict is an error, how many connections)."""
     # dumps per connection, not dump: only the one-shot encoder is the C one (dump streams in
     # Python); writes are gathered into chunks of about 64 KB.
     out = sys.stdout.write
@@ -114,8 +118,10 @@ def _write_json(reports: Sequence[ConnectionReport]) -> bool:
     error = False
     chunk: list[str] = []
     size = 0
+    count = 0
     out('{"connections":[')
     for n, r in enumerate(reports):
+        count += 1
         text = dumps(r.to_json())
         chunk.append("," + text if n else text)
         size += len(text)
@@ -125,7 +131,7 @@ def _write_json(reports: Sequence[ConnectionReport]) -> bool:
             chunk.clear()
             size = 0
     out("".join(chunk) + "]}\n")
-    return error
+    return error, count
 
 
 def escape_rich(text: str) -> str:
@@ -134,10 +140,12 @@ def escape_rich(text: str) -> str:
     return escape(escape_terminal(text))
 
 
-def _render(reports: Sequence[ConnectionReport], *, show_all: bool) -> None:
+def _render(reports: Sequence[ConnectionReport], *, show_all: bool, contents: str = "") -> None:
     console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     if not reports:
-        console.print("no TLS connection found")
+        console.print(
+            f"no TLS connection found: {escape_rich(contents)}" if contents else "no TLS connection found"
+        )
         return
     table = Table(title=None, show_lines=False, header_style="bold")
     for col in ("conn", "client → server", "SNI", "version", "suite", "time", "bytes C→S / S→C", "verdict"):
@@ -170,8 +178,9 @@ def _render(reports: Sequence[ConnectionReport], *, show_all: bool) -> None:
             console.print(f"  [dim]app[/]     {escape_rich(r.app.text())}")
         for v in sorted(r.verdicts, key=lambda v: -["info", "warning", "error"].index(v.severity)):
             frame = f" #{v.frame}" if v.frame else ""
+            sure = "" if v.confidence == "high" else f" [dim]({v.confidence} confidence)[/]"
             style, detail = _SEVERITY_STYLE[v.severity], escape_rich(v.detail)
-            console.print(f"  [{style}]{v.severity:<7}[/] {v.code}{frame}: {detail}")
+            console.print(f"  [{style}]{v.severity:<7}[/] {v.code}{frame}{sure}: {detail}")
             if v.severity != "info":
                 meaning = CATALOG.get(v.code)
                 if meaning:

@@ -15,6 +15,7 @@ import struct
 from typing import Final
 
 from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
+from capdebug.net.tunnel import MAX_TUNNEL_DEPTH, inner_packet
 
 __all__ = [
     "IPPROTO_TCP",
@@ -130,6 +131,12 @@ def ip_ttl_id(linktype: int, data: bytes) -> tuple[int, int | None] | None:
     (RFC 791 3.1), or the IPv6 hop limit and None (RFC 8200 3: no ID outside fragments). Read
     only for the few packets the TCP health observer samples, never per frame. Never raises."""
     ethertype, off = network_offset(linktype, data)
+    for _ in range(MAX_TUNNEL_DEPTH):
+        # The innermost IP header: the one of the TCP segment, whoever tunnelled it.
+        inner = inner_packet(data, ethertype, off)
+        if inner is None:
+            break
+        ethertype, off = inner
     if ethertype == ETHERTYPE_IPV4 and off + IPV4_HEADER_LEN <= len(data):
         return data[off + 8], _u16(data, off + 4)[0]
     if ethertype == ETHERTYPE_IPV6 and off + IPV6_HEADER_LEN <= len(data):

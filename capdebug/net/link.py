@@ -19,6 +19,7 @@ __all__ = [
     "ETHERTYPE_IPV4",
     "ETHERTYPE_IPV6",
     "NOT_IP",
+    "ethernet_network",
     "network_offset",
 ]
 
@@ -30,6 +31,9 @@ ETHERNET_HEADER_LEN: Final = 14
 ETHERTYPE_AT: Final = 12
 # IEEE 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ S-tag some switches still send.
 _ETHERTYPE_VLAN: Final = frozenset((0x8100, 0x88A8, 0x9100))
+_ETHERTYPE_MPLS: Final = frozenset((0x8847, 0x8848))  # unicast, multicast (RFC 3032 5)
+_ETHERTYPE_PPPOE_SESSION: Final = 0x8864  # RFC 2516 4
+_PPP_IPV4, _PPP_IPV6 = 0x0021, 0x0057
 
 #: Returned by :func:`network_offset` when the frame carries neither IPv4 nor IPv6.
 NOT_IP: tuple[int, int] = (0, -1)
@@ -50,17 +54,61 @@ _u32_be: Final = struct.Struct("!I").unpack_from
 
 
 def _after_vlans(data: bytes, ethertype: int, off: int) -> tuple[int, int]:
-    """Resolve ``ethertype`` (of the payload at ``off``) through any depth of VLAN tags."""
+    """Resolve ``ethertype`` (of the payload at ``off``) through any depth of VLAN tags, MPLS
+    label stacks (an Ethernet pseudowire with its control word included) and a PPPoE session."""
     n = len(data)
-    while ethertype in _ETHERTYPE_VLAN:
-        # A tag is TCI (2 bytes) then the next EtherType (IEEE 802.1Q-2018 9.3); 802.1ad stacks them.
-        if off + 4 > n:
+    while True:
+        if ethertype in _ETHERTYPE_VLAN:
+            # A tag is TCI (2 bytes) then the next EtherType (IEEE 802.1Q-2018 9.3); 802.1ad stacks them.
+            if off + 4 > n:
+                return NOT_IP
+            (ethertype,) = _u16(data, off + 2)
+            off += 4
+        elif ethertype in _ETHERTYPE_MPLS:
+            # Labels of 4 bytes up to the one with the bottom-of-stack bit (RFC 3032 2.1); the
+            # payload's first nibble tells IPv4, IPv6, or 0: a pseudowire control word, then an
+            # Ethernet frame (RFC 4448 3).
+            while True:
+                if off + 4 > n:
+                    return NOT_IP
+                bottom = data[off + 2] & 1
+                off += 4
+                if bottom:
+                    break
+            if off >= n:
+                return NOT_IP
+            first = data[off] >> 4
+            if first == 4:
+                return ETHERTYPE_IPV4, off
+            if first == 6:
+                return ETHERTYPE_IPV6, off
+            if first != 0 or off + 4 + ETHERNET_HEADER_LEN > n:
+                return NOT_IP
+            off += 4 + ETHERNET_HEADER_LEN
+            (ethertype,) = _u16(data, off - 2)
+        elif ethertype == _ETHERTYPE_PPPOE_SESSION:
+            # Version/type, code, session ID, length (6 bytes), then the PPP protocol (RFC 2516 4).
+            if off + 8 > n:
+                return NOT_IP
+            protocol = _u16(data, off + 6)[0]
+            off += 8
+            if protocol == _PPP_IPV4:
+                return ETHERTYPE_IPV4, off
+            if protocol == _PPP_IPV6:
+                return ETHERTYPE_IPV6, off
             return NOT_IP
-        (ethertype,) = _u16(data, off + 2)
-        off += 4
-    if ethertype == ETHERTYPE_IPV4 or ethertype == ETHERTYPE_IPV6:
-        return ethertype, off
-    return NOT_IP
+        elif ethertype == ETHERTYPE_IPV4 or ethertype == ETHERTYPE_IPV6:
+            return ethertype, off
+        else:
+            return NOT_IP
+
+
+def ethernet_network(data: bytes, off: int) -> tuple[int, int]:
+    """``(ethertype, offset)`` of the IP header in the Ethernet frame at ``data[off:]`` (one
+    carried inside a tunnel), or :data:`NOT_IP`."""
+    if off + ETHERNET_HEADER_LEN > len(data):
+        return NOT_IP
+    return _after_vlans(data, _u16(data, off + ETHERTYPE_AT)[0], off + ETHERNET_HEADER_LEN)
 
 
 def _raw(data: bytes, off: int) -> tuple[int, int]:

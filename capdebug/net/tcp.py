@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
+from capdebug.net.defrag import Defragmenter
 from capdebug.net.ip import (
     IPV4_ADDRS,
     IPV4_FIELDS,
@@ -31,6 +32,7 @@ from capdebug.net.link import (
     ETHERTYPE_IPV6,
     network_offset,
 )
+from capdebug.net.tunnel import MAX_TUNNEL_DEPTH, inner_packet
 from capdebug.pcap.model import LinkType
 
 __all__ = [
@@ -142,6 +144,8 @@ class TcpSegment:
 
 
 _ETHERNET: Final = LinkType.ETHERNET
+_MAY_FRAGMENT6: Final = frozenset((0, 43, 44, 60))
+"""IPv6 next headers that are, or may precede, a Fragment header."""
 _TCP_HEADER: Final = struct.Struct("!" + TCP_FIELDS + _WINDOW).unpack_from
 
 # The fast paths read an untagged Ethernet frame's EtherType, the fixed IP header and the fixed
@@ -159,11 +163,15 @@ _ETH_IPV6_TCP_LEN: Final = ETHERTYPE_AT + _ETH_IPV6_TCP.size  # 70 read; the who
 _eth_ipv6_tcp: Final = _ETH_IPV6_TCP.unpack_from
 
 
-def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
+def decode_tcp(
+    linktype: int, data: bytes, defrag: Defragmenter | None = None, ts_ns: int = 0
+) -> TcpSegment | None:
     """Decode the TCP segment in a captured frame of link type ``linktype`` (a ``LINKTYPE_``).
 
-    Returns ``None`` for frames that do not carry TCP, non-first IP fragments, and frames whose
-    headers are malformed or cut short before the end of the TCP header. Never raises.
+    Returns ``None`` for frames that do not carry TCP, and frames whose headers are malformed
+    or cut short before the end of the TCP header. IP fragments go to ``defrag`` (captured at
+    ``ts_ns``): the fragment that completes a datagram gives its segment, the others None;
+    without one, a first fragment gives a truncated segment and the others None. Never raises.
     """
     if linktype == _ETHERNET:
         n = len(data)
@@ -186,20 +194,42 @@ def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
                     p = 54 + ((offset_byte >> 4) << 2)
                     if 74 <= p <= end <= n:
                         return TcpSegment(src, sport, dst, dport, seq, ack, flags, window, data[p:end])
-    return _decode_tcp(linktype, data)
+    return _decode_tcp(linktype, data, defrag, ts_ns)
 
 
-def _decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
-    """The general path of :func:`decode_tcp`: any link type, VLAN tags, IP options, IPv6
-    extension headers, fragments, truncation."""
+def _decode_tcp(
+    linktype: int, data: bytes, defrag: Defragmenter | None = None, ts_ns: int = 0
+) -> TcpSegment | None:
+    """The general path of :func:`decode_tcp`: any link type, VLAN tags, MPLS, PPPoE, IP
+    options, IPv6 extension headers, tunnels (net/tunnel.py), fragments, truncation."""
     ethertype, off = network_offset(linktype, data)
-    if ethertype == ETHERTYPE_IPV4:
-        located = ipv4_tcp(data, off)
-    elif ethertype == ETHERTYPE_IPV6:
-        located = ipv6_tcp(data, off)
+    for _ in range(MAX_TUNNEL_DEPTH + 1):
+        if defrag is not None and off + 8 <= len(data):
+            # A fragment: IPv4 with More Fragments or an offset (RFC 791 3.1); IPv6 with a
+            # Fragment header, possibly after other extension headers (RFC 8200 4.1).
+            if (
+                (data[off + 6] & 0x3F or data[off + 7])
+                if ethertype == ETHERTYPE_IPV4
+                else data[off + 6] in _MAY_FRAGMENT6
+            ):
+                whole = defrag.take(data, ethertype, off, ts_ns)
+                if whole is None:
+                    return None  # a fragment of a datagram still incomplete
+                data, off = whole
+        if ethertype == ETHERTYPE_IPV4:
+            located = ipv4_tcp(data, off)
+        elif ethertype == ETHERTYPE_IPV6:
+            located = ipv6_tcp(data, off)
+        else:
+            return None
+        if located is not None:
+            break
+        # Not TCP: TCP may be inside a tunnel (VXLAN, GRE, ...; net/tunnel.py).
+        inner = inner_packet(data, ethertype, off)
+        if inner is None:
+            return None
+        ethertype, off = inner
     else:
-        return None
-    if located is None:
         return None
     src, dst, t, end, truncated = located
     if t + 20 > end:

@@ -124,7 +124,8 @@ def test_mid_stream_tls13_recovered_by_trial(tmp_path: Path, name: str) -> None:
     segs, keys, clean = _load(name)
     got = c.as_json(c.decode(c.write(tmp_path / "mid.pcap", _mid_stream(segs, clean)), keys))
     conn = got[0]
-    assert conn["event"] == "connection" and conn["roles_from"] == "guess"
+    # The roles guessed from the ports are proven by which traffic secret opens which direction.
+    assert conn["event"] == "connection" and conn["roles_from"] == "keys"
     assert (
         conn["server"].endswith(":443") and conn["client"].split(":")[-1] == clean[0]["client"].split(":")[-1]
     )
@@ -150,9 +151,9 @@ def test_mid_stream_tls12_no_handshake(tmp_path: Path) -> None:
 
 
 def test_mid_stream_roles_and_records(tmp_path: Path) -> None:
-    """What works already: roles guessed from the ports, every record framed and shown."""
-    segs, keys, clean = _load(SMALL)
-    got = c.as_json(c.decode(c.write(tmp_path / "mid.pcap", _mid_stream(segs, clean)), keys))
+    """Without keys: roles guessed from the ports, every record framed and shown."""
+    segs, _keys, clean = _load(SMALL)
+    got = c.as_json(c.decode(c.write(tmp_path / "mid.pcap", _mid_stream(segs, clean)), None))
     assert got[0]["roles_from"] == "guess" and got[0]["server"].endswith(":443")
     clean_records = [o["from"] for o in clean if o["event"] in ("app_data", "alert")]
     assert [o["from"] for o in got if o["event"] in ("app_data", "alert")] == clean_records

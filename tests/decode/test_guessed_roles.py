@@ -9,8 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from capdebug.analysis.events import ConnectionEvent, RecoveredEvent, UndecryptableEvent
-from capdebug.api import triage_capture
+from capdebug.analysis.events import (
+    AppDataEvent,
+    ConnectionEvent,
+    DecodeEvent,
+    RecoveredEvent,
+    UndecryptableEvent,
+)
+from capdebug.api import load_keys, triage_capture
 from tests.decode import craft as c
 
 
@@ -23,6 +29,10 @@ def _mid_stream_copy(segs: list[c.Seg], client: tuple[str, int], port: int, shif
         else:
             out.append(replace(s, dport=port, ts_ns=s.ts_ns + shift_ns, origin=0))
     return out
+
+
+def _records(events: list[DecodeEvent], side: str) -> list[tuple[bool, int]]:
+    return [(e.decrypted, e.length) for e in events if isinstance(e, AppDataEvent) and e.from_ == side]
 
 
 def _connections(cap: Path) -> list[ConnectionEvent]:
@@ -87,3 +97,41 @@ def test_server_hello_names_the_server(tmp_path: Path) -> None:
     assert reasons and all("the ClientHello is not in the capture" in m for m in reasons)
     # The application records are recovered from the key log's traffic secrets.
     assert {e.from_ for e in events if isinstance(e, RecoveredEvent)} == {"client", "server"}
+
+
+def test_keys_turn_a_wrong_guess_round(tmp_path: Path) -> None:
+    """Alone and on the higher port, the server is guessed wrong; with the key log, the
+    direction that opens with a SERVER_TRAFFIC_SECRET is the server's: the roles are turned
+    round before anything of the connection is shown (roles_from "keys"), the plaintext of each
+    side is what the full capture gives that side, and triage blames the real closer, sure of it."""
+    pcap, keys = c.fixture("tls13-large-transfer")
+    segs = c.read_segments(pcap)
+    client = c.client_of(segs)
+    server = next((s.dst, s.dport) for s in segs if c.is_client(s, client))
+    cap = c.write(tmp_path / "alone.pcap", _mid_stream_copy(segs, client, client[1], 0))
+    events = c.decode(cap, keys)
+    (only,) = [e for e in events if isinstance(e, ConnectionEvent)]
+    assert (only.roles_from, only.client, only.server) == (
+        "keys",
+        f"{client[0]}:{client[1]}",
+        f"{server[0]}:{server[1]}",
+    )
+    recovered = {e.from_: e.label for e in events if isinstance(e, RecoveredEvent)}
+    assert recovered == {"client": "CLIENT_TRAFFIC_SECRET_0", "server": "SERVER_TRAFFIC_SECRET_0"}
+    assert not [e for e in events if isinstance(e, UndecryptableEvent)]
+    # Each side's decrypted records end the list of that side's records in the full capture.
+    full = c.decode(pcap, keys)
+    for side in ("client", "server"):
+        mid = _records(events, side)
+        assert all(d for d, _ in mid) and _records(full, side)[len(_records(full, side)) - len(mid) :] == mid
+    assert len(_records(events, "server")) > 10
+
+    (with_keys,) = triage_capture(cap, load_keys(cap, [keys])).reports
+    assert (with_keys.client, with_keys.server) == (only.client, only.server)
+    assert [v.code for v in with_keys.verdicts if v.severity != "info"] == ["capture_incomplete"]
+    assert all(v.confidence == "high" for v in with_keys.verdicts)
+    # Without keys the guess stands (backwards), and every verdict naming a side says how unsure.
+    (without,) = triage_capture(cap).reports
+    assert without.server == only.client
+    named = [v for v in without.verdicts if v.by in ("client", "server")]
+    assert named and all(v.confidence == "low" and "guessed from the ports" in v.detail for v in named)

@@ -49,14 +49,15 @@ def _fixture_captures() -> list[Path]:
 @pytest.mark.parametrize("jobs", [2, 3])
 def test_shares_give_the_reports_of_one_process(tmp_path: Path, jobs: int) -> None:
     capture, keys = _merge(tmp_path, _fixture_captures(), "fixtures")
-    one, warnings = triage_capture(capture, load_keys(capture, [keys]), jobs=1)
+    alone = triage_capture(capture, load_keys(capture, [keys]), jobs=1)
+    one = alone.reports
     assert len(one) >= 20
     loaded = load_keys(capture, [keys])
     shared = _shares.triage_in_shares(capture, loaded, slow_handshake=1.0, jobs=jobs, progress=None)
     assert shared is not None, "a share depended on another: the shares gave way"
-    reports, shared_warnings = shared
+    reports, shared_warnings, contents = shared
     assert _json(reports) == _json(one)
-    assert shared_warnings == warnings
+    assert shared_warnings == alone.warnings and contents == alone.contents
     # The work was really divided: every share followed some of the connections.
     for k in range(jobs):
         share = _shares._share(capture, loaded, 1.0, k, jobs, None)

@@ -620,3 +620,30 @@ def test_live_capture_gives_the_same_verdict(name: str, tmp_path: Path) -> None:
     live = one(only(reports), name)
     committed = one(only(triage(name)), name)
     assert (live.code, live.severity, live.by) == (committed.code, committed.severity, committed.by)
+
+
+def test_confidence_follows_the_evidence() -> None:
+    """With keys a premature close is seen (high); without them, TLS 1.3's last record before
+    the FIN is unread and could be a padded close_notify (medium), and a 19-byte protected
+    record before a FIN is read as close_notify by its size alone (medium). Every verdict of
+    every fixture has one of the three levels, and the text output shows the unsure ones."""
+    pcap, keys = _paths("premature_close")
+    assert keys is not None
+    seen = triage_capture(pcap, load_keys(pcap, [keys])).reports
+    unread = triage_capture(pcap, load_keys(pcap, [])).reports
+    assert [(v.by, v.confidence) for r in seen for v in r.verdicts if v.code == "premature_close"] == [
+        ("client", "high")
+    ]
+    (guess,) = [v for r in unread for v in r.verdicts if v.code == "premature_close"]
+    assert (guess.by, guess.confidence) == ("client", "medium") and "padded close_notify" in guess.detail
+    pcap, _ = _paths("clean_close")
+    likely = [v for r in triage_capture(pcap, load_keys(pcap, [])).reports for v in r.verdicts]
+    assert {(v.code, v.confidence) for v in likely if v.code == "likely_close_notify"} == {
+        ("likely_close_notify", "medium")
+    }
+    for name in MANIFEST:
+        pcap, keys = _paths(name)
+        reports = triage_capture(pcap, load_keys(pcap, [keys] if keys else [])).reports
+        assert all(v.confidence in ("high", "medium", "low") for r in reports for v in r.verdicts), name
+    out = CliRunner().invoke(app, ["triage", str(_paths("premature_close")[0]), "--no-env"]).stdout
+    assert "premature_close" in out and "(medium confidence)" in out

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ...net.defrag import Defragmenter
 from ...net.link import ETHERTYPE_IPV4, network_offset
 from ...net.tcp import TcpFlags, decode_tcp, format_endpoint
 from ...pcap.model import Packet
@@ -128,8 +129,9 @@ def tcp_segments(packets: Iterable[tuple[int, Packet, int]]) -> list[Segment]:
     """Every TCP segment of ``(frame number, packet, link type)`` items, in capture order."""
     out: list[Segment] = []
     names: dict[tuple[bytes, int], str] = {}
+    defrag = Defragmenter()
     for frame, pkt, linktype in packets:
-        seg = decode_tcp(linktype, pkt.data)
+        seg = decode_tcp(linktype, pkt.data, defrag, pkt.ts_ns)
         if seg is None:
             continue
         ttl, ip_length = _ttl(linktype, pkt.data)

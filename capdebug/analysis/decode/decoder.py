@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...crypto.keylog import KeyLog
+from ...net.defrag import Defragmenter
 from ...net.flow import (
     Connection,
     ConnectionClosed,
@@ -26,6 +27,7 @@ from ...net.flow import (
     TcpTracker,
 )
 from ...net.health import WATCH, HealthObserver
+from ...net.kinds import DTLS, QUIC, frame_kind
 from ...net.reassembly import GAP_LOST
 from ...net.tcp import ACK, TcpSegment, decode_tcp
 from ...net.twins import TwinFilter
@@ -38,7 +40,22 @@ from .framing import _Framing
 from .order import ORDER_WINDOW, _Held
 from .session import ROLE_NAME, DecodeOptions, _Session
 
-__all__ = ["Decoder"]
+__all__ = ["Decoder", "describe_contents"]
+
+
+def describe_contents(plain_connections: int, not_tcp: dict[str, int]) -> str:
+    """What a capture held besides TLS: TCP connections without TLS, frames without TCP by
+    kind (net/kinds.py), for saying why no TLS connection was found."""
+    parts = []
+    if plain_connections:
+        parts.append(f"{plain_connections} TCP connection(s) carried no TLS")
+    if not_tcp:
+        kinds = sorted(not_tcp.items(), key=lambda kv: (-kv[1], kv[0]))
+        listed = ", ".join(f"{n} {kind}" for kind, n in kinds[:6])
+        more = f", {sum(n for _, n in kinds[6:])} other" if len(kinds) > 6 else ""
+        parts.append(f"{sum(not_tcp.values())} frame(s) carried no TCP ({listed}{more})")
+    return "; ".join(parts) or "the capture holds no TCP segment"
+
 
 _NO_EVENTS: Sequence[DecodeEvent] = ()
 
@@ -93,6 +110,12 @@ class Decoder(_Framing):
         self._iface = 0
         """Interface of the frame being fed."""
         self._cuts = CutTracker()
+        self._defrag = Defragmenter()
+        self.not_tcp: dict[str, int] = {}
+        """Frames that carry no TCP segment, by what they carry (net/kinds.py)."""
+        self.plain_connections = 0
+        """TCP connections that carried no TLS (and are not shown)."""
+        """IP fragments waiting for the rest of their datagram (a tunnel's underlay fragments)."""
         """Segments the snaplen cut short, to tell the gaps they make from losses (cuts.py)."""
         self._direct = False
         """Connections take data straight from the tracker's frame filter (see frame_filter)."""
@@ -107,8 +130,11 @@ class Decoder(_Framing):
     def feed_packet(self, frame: int, pkt: Packet, linktype: int) -> Sequence[DecodeEvent]:
         """Decode one captured frame; returns the events that are ready, in capture order
         (a shared empty sequence when there are none: do not modify it)."""
-        seg = decode_tcp(linktype, pkt.data)
+        seg = decode_tcp(linktype, pkt.data, self._defrag, pkt.ts_ns)
         if seg is None:
+            kind = frame_kind(linktype, pkt.data)
+            if kind is not None:
+                self.not_tcp[kind] = self.not_tcp.get(kind, 0) + 1
             return _NO_EVENTS
         self._iface = pkt.interface
         if len(self.interfaces) > 1:
@@ -183,17 +209,47 @@ class Decoder(_Framing):
 
     def warnings(self) -> list[str]:
         """What the decoder has to say about the capture as a whole (once decoding is over)."""
+        said = []
+        quic = self.not_tcp.get(QUIC, 0)
+        if quic:
+            said.append(
+                f"{quic} frame(s) are QUIC (HTTP/3 over UDP), whose TLS handshake and keys live "
+                "inside QUIC: capdebug does not decode them; to debug over TLS, make the client "
+                "use TCP (e.g. chrome --disable-quic, curl without --http3)"
+            )
+        dtls = self.not_tcp.get(DTLS, 0)
+        if dtls:
+            said.append(f"{dtls} frame(s) are DTLS (TLS over UDP): capdebug does not decode DTLS")
+        defrag = self._defrag
+        if defrag.incomplete:
+            said.append(
+                f"{defrag.incomplete} fragmented IP datagram(s) never completed ("
+                f"{defrag.incomplete_fragments} fragment(s) held, the others missing from the "
+                "capture or over 30 s apart): the TCP bytes they carried show as gaps. A capture "
+                "filter on ports drops the fragments after the first, which carry no port: add "
+                "'or (ip[6:2] & 0x1fff != 0)' to it"
+            )
+        if defrag.conflicts:
+            said.append(
+                f"{defrag.conflicts} IP fragment(s) overlapped another with different bytes (the "
+                "first copy was used): fragments forged or rewritten on the path"
+            )
         count, with_data = self.evicted
         if not count:
-            return []
+            return said
         tracker = self._tracker
         return [
+            *said,
             f"{count} connection(s) dropped from the connection table, full at "
             f"{tracker.max_connections} open connections or {tracker.max_half_open} without data "
             f"({with_data} of them had carried data, the others were half-open): each has an "
             "'evicted' event and a connection_table_full verdict; --max-connections raises the "
-            "limits (an eighth of it for connections without data)"
+            "limits (an eighth of it for connections without data)",
         ]
+
+    def contents(self) -> str:
+        """What the capture held besides the connections shown (see :func:`describe_contents`)."""
+        return describe_contents(self.plain_connections, self.not_tcp)
 
     @property
     def first_frames(self) -> list[int]:
@@ -222,6 +278,7 @@ class Decoder(_Framing):
         self._ack_from = -1
         self._now = max(self._now, last_frame)
         self._ending = True
+        self._defrag.finish()
         marks = self._cuts.marks(None)
         flushed = self._tracker.flush()
         if marks is not None:

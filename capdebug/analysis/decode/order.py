@@ -86,6 +86,7 @@ class _Output:
     _later: list[tuple[int, int, _Session, DecodeEvent | None, tuple[Any, ...] | None]]
     """The frame-order heap: (frame, arrival, session, event, raw parts)."""
     _arrivals: int
+    plain_connections: int
 
     def _role(self, session: _Session, net_dir: int) -> int:
         return net_dir ^ 1 if session.flip else net_dir
@@ -93,6 +94,8 @@ class _Output:
     def _emit(self, session: _Session, event: DecodeEvent) -> None:
         if not session.wanted:
             return
+        if session.tentative:
+            self._decide(session, True)  # its roles are final from its first event on
         floor = self._floor
         if floor is not None:
             frame = frame_of(event)
@@ -200,6 +203,7 @@ class _Output:
         if session.decided:
             return
         session.decided = True
+        session.tentative = False
         if session.prelude is not None:
             # It ended in plaintext: shown when TLS was expected (see sniff._prelude_shown).
             is_tls = session.prelude_shown()
@@ -208,6 +212,7 @@ class _Output:
                 d.dead = True
         session.is_tls = True if is_tls is None else is_tls
         if not session.is_tls:
+            self.plain_connections += 1
             for d in session.dirs:
                 d.dead = True
 

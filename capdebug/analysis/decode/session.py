@@ -155,6 +155,7 @@ class _Session(keymod.SessionFacts):
         "number",
         "prelude",
         "roles_from",
+        "tentative",
         "wanted",
     )
 
@@ -169,6 +170,9 @@ class _Session(keymod.SessionFacts):
         self.is_tls = False
         self.flip = False
         self.roles_from = "syn" if conn.roles_from_syn else "guess"
+        self.tentative = False
+        """TLS, with roles guessed: held undecided until a mid-stream key proves who is the
+        client (decode/trial.py) or the connection's first event of its own is made."""
         self.dirs = (_Direction(Role.CLIENT), _Direction(Role.SERVER))
         self.prelude: Prelude | None = None
         """Following a plaintext start (see :mod:`capdebug.analysis.prelude`) until TLS starts."""

@@ -41,7 +41,7 @@ class _Sniffing(_Resync):
         verdict = looks_like_tls(bytes(buf[:16]))
         if not session.decided and frame - session.first_frame > UNDECIDED_FRAMES:
             self._decide(session, None)  # its time was up: shown, as _drain would have done
-        if not session.decided:
+        if not session.decided and not session.tentative:
             # A connection picked up mid-stream is TLS too when a record boundary can be found.
             tls = verdict or (not session.conn.roles_from_syn and find_boundary(buf, 0) is not None)
             if not tls:
@@ -53,9 +53,14 @@ class _Sniffing(_Resync):
                     return False
                 session.prelude = Prelude()
                 return self._prelude(session, frame, ts)
-            self._decide(session, tls)
             if not session.conn.roles_from_syn:
                 self._guess_roles(session, net_dir, buf)
+            if session.roles_from == "guess" and len(self.keylog):
+                # No SYN or hello: the roles are a guess that a TLS 1.3 traffic secret of the key
+                # log may prove or turn round (trial.py); shown once it has had its chance.
+                session.tentative = True
+            else:
+                self._decide(session, tls)
         elif not verdict and d.role == Role.SERVER and session.conn.roles_from_syn and _is_text(buf):
             # A server answering TLS in plaintext (an HTTP 400 to a ClientHello): say what it
             # sent; a TLS record never starts with a printable byte.

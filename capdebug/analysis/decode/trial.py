@@ -24,6 +24,7 @@ from ...crypto.protection import Tls13Protection
 from ...crypto.record import RecordOverflow
 from ...crypto.suites import SUITES
 from ...errors import CryptoError, DecodeError
+from ...net.flow import Endpoint
 from ...wire.constants import ProtocolVersion
 from .. import keys as keymod
 from ..events import Reason, RecoveredEvent
@@ -89,7 +90,9 @@ class _Trial(_Output):
             # Picked up mid-stream: try every application secret the key log holds.
             # Sessions whose ClientHello was seen belong to other connections.
             d.recovery_tried = True
-            d.candidates = keymod.recover_mid_stream(self.keylog, d.role, exclude=self._capture_randoms)
+            d.candidates = keymod.recover_mid_stream(
+                self.keylog, d.role, exclude=self._capture_randoms, either_role=session.tentative
+            )
             if d.candidates:
                 self.partition_dependent = True
             d.seq_unknown = bool(d.candidates)
@@ -147,6 +150,8 @@ class _Trial(_Output):
                 del d.candidates[: idx + 1]
                 if session.client_random is not None and not session.sh_seen:
                     self._lost_hello_found(session, d, keys)
+                if session.tentative:
+                    self._roles_proven(session, d, keys.label)
                 if session.client_random is None or not session.sh_seen:
                     if session.client_random is None:
                         d.candidates = []
@@ -222,6 +227,26 @@ class _Trial(_Output):
             )
         d.keys.seq += 1  # keep counting so that a later record can still authenticate
         return None
+
+    def _roles_proven(self, session: _Session, d: _Direction, label: str) -> None:
+        """Direction ``d``, whose roles were guessed, opened a record with the key log's ``label``
+        (a CLIENT_ or SERVER_TRAFFIC_SECRET_N): that proves which side is the client. The guess
+        is turned round when it was wrong (the same direction objects, their roles swapped)."""
+        if d.role != (Role.CLIENT if label.startswith("CLIENT_") else Role.SERVER):
+            session.flip = not session.flip
+            session.dirs = (session.dirs[1], session.dirs[0])
+            session.dirs[0].role, session.dirs[1].role = Role.CLIENT, Role.SERVER
+        session.roles_from = "keys"
+        self._decide(session, True)
+        for x in session.dirs:
+            if x.candidates:
+                prefix = "CLIENT_" if x.role == Role.CLIENT else "SERVER_"
+                x.candidates = [k for k in x.candidates if k.label.startswith(prefix)]
+        conn = session.conn
+        self._served(conn.client if session.flip else conn.server)
+
+    def _served(self, endpoint: Endpoint) -> None:
+        raise NotImplementedError
 
     def _lost_hello_found(self, session: _Session, d: _Direction, keys: keymod.Keys) -> None:
         """A secret of the session opened a record although its ServerHello was lost: that

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ALERT_CAUSES", "CATALOG", "CLIENT_CERT_CAUSES", "SEVERITY_RANK", "Verdict"]
+__all__ = ["ALERT_CAUSES", "CATALOG", "CLIENT_CERT_CAUSES", "CONFIDENCE", "SEVERITY_RANK", "Verdict"]
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -296,6 +296,19 @@ CLIENT_CERT_CAUSES: dict[str, str] = {
 }
 
 
+CONFIDENCE = ("high", "medium", "low")
+"""How sure a verdict is, its claim and its ``by`` together:
+
+- ``high``: it restates what the capture shows (an alert read in the clear or decrypted, a FIN
+  or RST, a handshake message, a certificate, acknowledged bytes) between roles the capture
+  proves (a SYN, a ClientHello or a ServerHello);
+- ``medium``: an inference from strong evidence (a 19-byte protected record before a FIN read
+  as close_notify, a RST whose TTL fits none of its claimed sender's packets, records no key
+  opened);
+- ``low``: the roles themselves are guessed (no SYN or hello in the capture: the side named may
+  be the other one), or the evidence is thin."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     code: str
@@ -303,12 +316,22 @@ class Verdict:
     by: str | None
     frame: int | None
     detail: str
+    confidence: str = "high"
+    """One of :data:`CONFIDENCE`."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "severity": self.severity,
             "by": self.by,
+            "confidence": self.confidence,
             "frame": self.frame,
             "detail": self.detail,
         }
+
+    def unsure(self, confidence: str, why: str = "") -> Verdict:
+        """This verdict at most as sure as ``confidence``, ``why`` added to its detail."""
+        rank = CONFIDENCE.index
+        level = confidence if rank(confidence) > rank(self.confidence) else self.confidence
+        detail = f"{self.detail}; {why}" if why else self.detail
+        return Verdict(self.code, self.severity, self.by, self.frame, detail, level)

@@ -81,6 +81,7 @@ def idle_verdicts(c: Conn, done: bool | None) -> list[Verdict]:
             frame,
             f"the {me} closed {_fmt(idle)} after the last data, with {what}: an idle timeout on the "
             f"{me}'s side; {quiet}",
+            "medium",
         )
     ]
 
@@ -124,6 +125,7 @@ def stale_reuse(c: Conn, i: int) -> Verdict | None:
         f"the {other} sent {what} {_fmt_ms(sent[1] - end[1])} after the {me} had closed the connection "
         f"({how}, frame {end[0]}); the {me} answered with RST (frame {s.rst[0]}): the request was lost "
         f"(a stale keep-alive connection reused; the {other} must retry it on a new connection)",
+        "medium" if likely is not None and end == likely else "high",
     )
 
 

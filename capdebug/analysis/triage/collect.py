@@ -168,6 +168,7 @@ class Triage:
             c.tls_seen = True
             side.alerts.append(ev)
             side.likely_close = ev.frame if ev.description is None else None
+            side.last_unread = ev.description is None
             if ev.description == 0:
                 if side.close_notify is None:
                     side.close_notify = (ev.frame, ev.ts_ns)
@@ -259,6 +260,7 @@ class Triage:
         # 19 bytes: 2-byte alert + content type + 16-byte tag (every TLS 1.3 AEAD suite).
         tls13_alert_size = not ev.decrypted and ev.length == 19 and c.version == TLS13
         side.likely_close = ev.frame if tls13_alert_size else None
+        side.last_unread = not ev.decrypted
         if not ev.decrypted:
             side.protected_records += 1
             if len(side.protected) < KEPT_PROTECTED:
@@ -286,6 +288,7 @@ class Triage:
         msg = ev.message
         side.last_handshake = ev.name
         side.likely_close = None
+        side.last_unread = ev.name == "encrypted_handshake"
         name = ev.name
         me = 0 if side is c.sides[0] else 1
         peer = c.sides[1 - me]
@@ -476,6 +479,10 @@ class TriageShare:
     warnings: list[str]
     issued: Issued = field(default_factory=dict)
     """Session IDs and tickets the share's servers issued (see :mod:`.resumption`)."""
+    plain_connections: int = 0
+    """The share's TCP connections without TLS."""
+    not_tcp: dict[str, int] = field(default_factory=dict)
+    """Frames without TCP, by kind (every share reads them all)."""
 
 
 def _with_issuer(r: ConnectionReport, shares: Sequence[TriageShare]) -> ConnectionReport:

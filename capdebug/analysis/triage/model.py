@@ -61,6 +61,8 @@ class Side:
     on a connection the peer had already closed (a stale keep-alive connection reused)."""
     last_data: tuple[int, int] | None = None
     """(frame, ts) of this side's last data record, not counting a 19-byte likely alert."""
+    last_unread: bool = False
+    """This side's last record was protected and not opened (no key)."""
     likely_close: int | None = None
     """Frame of this side's last record when it was an unreadable alert: a 19-byte protected
     TLS 1.3 record or an encrypted TLS 1.2 alert (reset by any later record)."""

@@ -67,6 +67,7 @@ def prelude_verdicts(c: Conn) -> list[Verdict]:
                         f"the first copy of the client's opening bytes is {p.kind} plaintext, but a "
                         f"later copy of them (frame {o.frame}) differs: likely injected on the path, "
                         f"not sent by the client (see overlap_conflict): {p.text!r}",
+                        "medium",
                     )
                 )
                 break

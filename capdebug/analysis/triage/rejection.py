@@ -117,6 +117,7 @@ def rejected_without_keys(c: Conn) -> Verdict | None:
         f"the server answered {what} with {len(after)} short protected record(s) ({sizes}: the size "
         f"of an encrypted alert), sent no NewSessionTicket, and {closer}: {cause}. Inferred without "
         f"keys, confidence {confidence}; keys would name the alert",
+        confidence,
     )
 
 
@@ -164,6 +165,7 @@ def closed_after_client_flight(c: Conn) -> Verdict | None:
         "certificate without saying so (e.g. Node's rejectUnauthorized, or an application check "
         "after the TLS handshake). Inferred, confidence medium; the server's log names the reason"
         + chain_text,
+        "medium",
     )
 
 

@@ -70,17 +70,27 @@ def verdicts(c: Conn, *, slow_handshake_s: float = 1.0) -> list[Verdict]:
     TCP shows was injected by the path is not blamed on the side it claims to come from."""
     out = _tls_verdicts(c, slow_handshake_s=slow_handshake_s)
     tcp = tcp_verdicts(c)
-    if not tcp:
-        return out
-    forged = {v.frame for v in tcp if v.code == "injected_rst"}
-    ended = {"connection_refused", "syn_unanswered"} & {v.code for v in tcp}
-    out = [
-        v
-        for v in out
-        if not (v.code in ("reset", "benign_reset") and v.frame in forged)
-        and not (ended and v.code == "tcp_only")
-    ]
-    return out + tcp
+    if tcp:
+        forged = {v.frame for v in tcp if v.code == "injected_rst"}
+        ended = {"connection_refused", "syn_unanswered"} & {v.code for v in tcp}
+        out = [
+            v
+            for v in out
+            if not (v.code in ("reset", "benign_reset") and v.frame in forged)
+            and not (ended and v.code == "tcp_only")
+        ]
+        out += tcp
+    if c.roles_from == "guess":
+        # No SYN, ClientHello or ServerHello: who is the client was guessed (decode/sniff.py),
+        # so a verdict naming a side may name the wrong one.
+        out = [v.unsure("low", _GUESSED_ROLES) if v.by in NAMES else v for v in out]
+    return out
+
+
+_GUESSED_ROLES = (
+    "the capture shows no SYN or hello, so which side is the client was guessed from the ports: "
+    "'client' and 'server' may be the other way round"
+)
 
 
 def _tls_verdicts(c: Conn, *, slow_handshake_s: float) -> list[Verdict]:
@@ -396,6 +406,7 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
             me,
             s.likely_close,
             f"likely close_notify from the {me} ({what}) before its FIN; keys would confirm it",
+            "medium",
         )
     if peer.close_notify is not None and peer.close_notify[0] <= fin:
         return Verdict(
@@ -413,6 +424,7 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
             fin,
             f"the {other} sent what is likely close_notify (no keys to confirm); the {me} closed TCP "
             "without its own",
+            "medium",
         )
     if peer.fatal_alert is not None and peer.fatal_alert.frame <= fin:
         return None  # the peer ended the session with its alert first
@@ -420,7 +432,7 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
         return None  # closing after the peer's bare FIN: the peer's premature_close is the story
     if done is False:
         return None  # reported as handshake_incomplete
-    return Verdict(
+    verdict = Verdict(
         "premature_close",
         "error",
         me,
@@ -429,6 +441,14 @@ def _fin_verdict(c: Conn, i: int, done: bool | None) -> Verdict | None:
         "TLS stack sees a truncated connection (OpenSSL: 'unexpected eof while reading' / "
         "SSL_ERROR_SYSCALL; s2n: premature close)",
     )
+    if s.last_unread and c.version == TLS13:
+        # Without its key, a padded close_notify (RFC 8446 5.4) is not 19 bytes long.
+        return verdict.unsure(
+            "medium",
+            f"the {me}'s last record before the FIN could not be read: keys would rule out a "
+            "padded close_notify",
+        )
+    return verdict
 
 
 def _rst_verdict(c: Conn, i: int, done: bool | None, rejected: Verdict | None) -> Verdict:

@@ -44,6 +44,7 @@ def _bounds_verdicts(c: Conn) -> list[Verdict]:
                 f"{o.offset} with {o.differ} of them different{more}: the copy that arrived first was "
                 "used and this one dropped; one of them was injected on the path or rewritten by a "
                 "middlebox, so what was decoded may not be what the peer received",
+                "medium",
             )
         )
     e = c.evicted
@@ -127,6 +128,7 @@ def tcp_verdicts(c: Conn) -> list[Verdict]:
                     f"{NAMES[i]}'s other packets have TTL {ttls}{ip_id}: probably forged by a "
                     "middlebox (firewall, IPS, load balancer) between the endpoints, not sent by the "
                     f"{NAMES[i]}",
+                    "medium",
                 )
             )
     for i, s in enumerate(sides):
@@ -181,6 +183,7 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
                 s.first_retransmission,
                 f"{s.rto_stalls} retransmission timeout(s) of the {me}: the connection stalled "
                 f"{_ms(s.rto_stall_ns)} waiting for acknowledgments{why}",
+                "medium",
             )
         )
     sent = c.sides[i].app_bytes
@@ -221,6 +224,7 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
                 f"time(s) and never acknowledged while the {other} kept answering: an MTU/MSS black "
                 "hole (a link with a smaller MTU drops full-size packets and its ICMP 'fragmentation "
                 f"needed' does not come back); clamp the MSS or fix ICMP filtering.{where}",
+                "medium",
             )
         )
     elif not peer_answered:
@@ -234,6 +238,7 @@ def _loss_verdicts(c: Conn, i: int, s: DirectionHealth, peer: DirectionHealth) -
                 f"the {me} retransmitted {stuck.transmissions} time(s) over "
                 f"{_ms(stuck.last_ts_ns - stuck.first_ts_ns)} with no answer from the {other}, "
                 f"{end}: the {other} (or the path to it) went away",
+                "medium",
             )
         )
     return out
