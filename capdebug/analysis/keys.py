@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..crypto.keylog import KeyLog
-from ..crypto.prf12 import derive_keys12
+from ..crypto.prf12 import LEGACY_PRF, derive_keys12
 from ..crypto.protection import BytesLike, Protection, Tls13Protection, tls12_protection
 from ..crypto.record import RecordDirection
 from ..crypto.rsa_kx import master_from_premaster
 from ..crypto.suites import SUITES, SuiteParams, suite
 from ..errors import DecodeError, DecryptError
-from ..wire.constants import ExtensionType, ProtocolVersion
+from ..wire.constants import ExtensionType, ProtocolVersion, version_name
 from ..wire.extensions import ext
 from ..wire.handshake import ClientHello, NewSessionTicket12, ServerHello
 from ..wire.handshake12 import pull_encrypted_premaster
@@ -152,6 +152,9 @@ class SessionFacts:
     etm: bool = False
     client_version: int = 0
     """ClientHello.legacy_version: the first two bytes of an RSA pre-master (RFC 5246 7.4.7.1)."""
+    server_version: int = 0
+    """ServerHello.legacy_version: below TLS 1.3, the version negotiated (TLS 1.0 and 1.1 have
+    their own PRF, and TLS 1.0 no explicit CBC IV)."""
     ems: bool = False
     """The ServerHello accepted extended_master_secret (RFC 7627)."""
     transcript: list[bytes] | None = None
@@ -192,6 +195,7 @@ class SessionFacts:
     def note_server_hello(self, hello: ServerHello) -> None:
         self.sh_seen = True
         self.server_random = bytes(hello.random)
+        self.server_version = int(hello.legacy_version)
         self.suite = int(hello.cipher_suite)
         sv = ext(hello, ExtensionType.supported_versions)
         if sv is not None and len(sv) == 2 and int.from_bytes(sv, "big") == ProtocolVersion.TLS1_3:
@@ -419,8 +423,14 @@ def rsa_master_secret(
         else:
             session.rsa_problem = "no RSA key-log line matches this session's encrypted pre-master secret"
         return
+    legacy = ProtocolVersion.TLS1_0 <= session.server_version < ProtocolVersion.TLS1_2
     master = master_from_premaster(
-        params.hash_name, premaster, session.client_random, session.server_random, transcript, session.ems
+        LEGACY_PRF if legacy else params.hash_name,
+        premaster,
+        session.client_random,
+        session.server_random,
+        transcript,
+        session.ems,
     )
     if master is None:
         session.rsa_problem = (
@@ -467,8 +477,28 @@ def tls12_keys(
         raise MissingKeys(
             Reason.SECRET_LENGTH, f"CLIENT_RANDOM secret is {len(ms)} bytes, a master secret is 48"
         )
-    keys12 = derive_keys12(params, ms, session.client_random, session.server_random)
-    prot = tls12_protection(params, keys12, "client" if role == 0 else "server", encrypt_then_mac=session.etm)
+    legacy = ProtocolVersion.TLS1_0 <= session.server_version < ProtocolVersion.TLS1_2
+    if legacy and params.is_aead:
+        raise MissingKeys(
+            Reason.UNSUPPORTED_SUITE,
+            f"{params.name} with {version_name(session.server_version)}: an AEAD suite needs TLS 1.2",
+        )
+    if 0 < session.server_version < ProtocolVersion.TLS1_0:
+        raise MissingKeys(
+            Reason.UNSUPPORTED_SUITE,
+            f"{version_name(session.server_version)} is not decrypted by capdebug (SSL 3.0 has its "
+            "own MAC and key derivation)",
+        )
+    keys12 = derive_keys12(
+        params, ms, session.client_random, session.server_random, LEGACY_PRF if legacy else None
+    )
+    prot = tls12_protection(
+        params,
+        keys12,
+        "client" if role == 0 else "server",
+        encrypt_then_mac=session.etm,
+        tls10=session.server_version == ProtocolVersion.TLS1_0,
+    )
     return Keys(prot, Stage.TLS12, "CLIENT_RANDOM", tls13=False)
 
 

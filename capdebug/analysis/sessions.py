@@ -16,7 +16,8 @@ from .._files import atomic_output
 from ..crypto.keylog import EXPORTER_LABELS, KeyLog
 from ..crypto.rsa_kx import RsaKey
 from ..errors import UsageError
-from ..net.tcp import decode_tcp, format_endpoint
+from ..net.defrag import fragment_key
+from ..net.tcp import TcpSegment, decode_tcp, format_endpoint
 from ..pcap.model import SECRETS_TYPE_TLS_KEYLOG, LinkType, Packet, SecretsBlock
 from ..pcap.open import CaptureReader, open_capture
 from ..pcap.pcapng import PcapngWriter
@@ -335,10 +336,18 @@ def export_connections(
     wanted = {s.conn for s in chosen}
     names: dict[tuple[bytes, int, bytes, int], tuple[str, str]] = {}
 
+    fragments: set[tuple[int, bytes, bytes, int]] = set()
+    """Datagrams whose first fragment belongs to a chosen connection: their other fragments
+    (no TCP header of their own, and possibly captured before the first) go with it."""
+
     def select(frame: int, pkt: Packet) -> bool:
-        seg = decode_tcp(linktypes[pkt.interface], pkt.data)
+        linktype = linktypes[pkt.interface]
+        seg = decode_tcp(linktype, pkt.data)
         if seg is None:
-            return False
+            return bool(fragments) and fragment_key(linktype, pkt.data) in fragments
+        return owned(frame, seg)
+
+    def owned(frame: int, seg: TcpSegment) -> bool:
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         pair = names.get(key)
         if pair is None:
@@ -356,6 +365,18 @@ def export_connections(
 
     randoms = [r for s in chosen for r in s.client_randoms]
     lines = keylog.lines(randoms, exclude_labels=EXPORTER_LABELS) if randoms else []
+    with open_capture(capture) as reader:
+        linktypes = _Linktypes(reader)
+        frame = 0
+        for item in reader:
+            if not isinstance(item, Packet):
+                continue
+            frame += 1  # numbered as _write numbers them: packets only
+            seg = decode_tcp(linktypes[item.interface], item.data)
+            if seg is not None and seg.truncated and owned(frame, seg):
+                key = fragment_key(linktypes[item.interface], item.data)
+                if key is not None:
+                    fragments.add(key)
     with open_capture(capture) as reader, atomic_output(out, private=bool(lines)) as stream:
         linktypes = _Linktypes(reader)
         copier = _write(reader, stream, lines, keep_secrets=False, select=select)

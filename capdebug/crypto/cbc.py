@@ -1,7 +1,9 @@
-"""Legacy TLS 1.2 AES-CBC with HMAC record protection, quarantined here.
+"""Legacy AES-CBC with HMAC record protection (TLS 1.0 to 1.2), quarantined here.
 
 * MAC-then-encrypt, explicit per-record IV: RFC 5246 section 6.2.3.2 (GenericBlockCipher),
-  MAC input from section 6.2.3.1.
+  MAC input from section 6.2.3.1; TLS 1.1 is the same (RFC 4346 6.2.3.2).
+* TLS 1.0 (RFC 2246 6.2.3.2): no explicit IV. The first record's IV comes from the key block,
+  and each later record's IV is the last ciphertext block of the record before it.
 * Encrypt-then-MAC: RFC 7366 section 3, where the MAC covers the IV and the ciphertext.
 
 The decoder needs to reject bad padding and bad MACs, not to resist a padding oracle: it never
@@ -32,9 +34,16 @@ _HEADER = struct.Struct(">BHH")
 class Tls12CbcProtection:
     """TLS 1.1+/1.2 AES-CBC-HMAC record protection for one direction."""
 
-    __slots__ = ("_algorithm", "_etm", "_hmac", "_mac_len", "params")
+    __slots__ = ("_algorithm", "_etm", "_hmac", "_iv", "_mac_len", "_seen", "_seen_iv", "params")
 
-    def __init__(self, params: SuiteParams, key: bytes, mac_key: bytes, encrypt_then_mac: bool) -> None:
+    def __init__(
+        self,
+        params: SuiteParams,
+        key: bytes,
+        mac_key: bytes,
+        encrypt_then_mac: bool,
+        implicit_iv: bytes | None = None,
+    ) -> None:
         if params.cipher != "AES-CBC" or params.mac_name is None:
             raise UsageError(f"{params.name} is not a CBC suite")
         if len(mac_key) != params.mac_len:
@@ -48,6 +57,12 @@ class Tls12CbcProtection:
         # A keyed HMAC copied per record saves re-hashing the padded key each time.
         self._hmac = hmac.new(mac_key, digestmod=params.mac_name)
         self._mac_len = params.mac_len
+        self._iv = implicit_iv
+        """TLS 1.0: the IV of the next record not yet seen (None: explicit IVs)."""
+        self._seen = b""
+        self._seen_iv = b""
+        """TLS 1.0: the last ciphertext block of the record last opened, and the IV it used: a
+        record tried again (another sequence number) takes the same IV."""
 
     def __repr__(self) -> str:
         etm = ", encrypt_then_mac" if self._etm else ""
@@ -68,21 +83,25 @@ class Tls12CbcProtection:
             raise UsageError(f"sequence number {seq} out of range")
         view = fragment if isinstance(fragment, memoryview) else memoryview(fragment)
         mac_len = self._mac_len
+        # The IV block in front of the ciphertext (TLS 1.1+), or none (TLS 1.0: chained).
+        explicit = _BLOCK if self._iv is None else 0
         if self._etm:
             enc_len = len(view) - mac_len
-            if enc_len < 2 * _BLOCK or enc_len % _BLOCK:
+            if enc_len < explicit + _BLOCK or enc_len % _BLOCK:
                 raise self._bad(seq, f"length {len(view)}")
+            iv = None if explicit else self._chained_iv(view[enc_len - _BLOCK : enc_len])
             expected = self._mac(seq, content_type, version, view[:enc_len])
             if not hmac.compare_digest(expected, view[enc_len:]):
                 raise self._bad(seq, "MAC")
-            plain = self._decrypt(view[:enc_len])
+            plain = self._decrypt(view[:enc_len], iv)
             content_len = _unpad(plain)
             if content_len < 0:
                 raise self._bad(seq, "padding")
             return plain[:content_len]
-        if len(view) < _BLOCK + mac_len + 1 or len(view) % _BLOCK:
+        if len(view) < explicit + mac_len + 1 or len(view) % _BLOCK:
             raise self._bad(seq, f"length {len(view)}")
-        plain = self._decrypt(view)
+        iv = None if explicit else self._chained_iv(view[-_BLOCK:])
+        plain = self._decrypt(view, iv)
         unpadded = _unpad(plain)
         content_len = unpadded - mac_len
         if unpadded < 0 or content_len < 0:
@@ -93,11 +112,24 @@ class Tls12CbcProtection:
             raise self._bad(seq, "MAC")
         return plain[:content_len]
 
-    def _decrypt(self, iv_and_ciphertext: memoryview) -> bytes:
+    def _chained_iv(self, last_block: memoryview) -> bytes:
+        """TLS 1.0: the IV of the record whose last ciphertext block is ``last_block`` (the
+        chain of the module docstring); a record tried again gets the IV it had."""
+        assert self._iv is not None
+        last = bytes(last_block)
+        if last != self._seen:
+            self._seen, self._seen_iv = last, self._iv
+            self._iv = last
+        return self._seen_iv
+
+    def _decrypt(self, data: memoryview, iv: bytes | None = None) -> bytes:
+        """CBC-decrypt ``data``: IV block then ciphertext, or only ciphertext with ``iv``."""
         # A CBC context per record: the IV changes every record, and (measured) a long-lived ECB
         # context with a big-integer XOR for the chaining is slower on full-size records.
-        decryptor = Cipher(self._algorithm, modes.CBC(iv_and_ciphertext[:_BLOCK])).decryptor()
-        return decryptor.update(iv_and_ciphertext[_BLOCK:]) + decryptor.finalize()
+        if iv is None:
+            iv, data = bytes(data[:_BLOCK]), data[_BLOCK:]
+        decryptor = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
+        return decryptor.update(data) + decryptor.finalize()
 
     def _encrypt(self, iv: bytes, padded: bytes) -> bytes:
         encryptor = Cipher(self._algorithm, modes.CBC(iv)).encryptor()

@@ -1,6 +1,8 @@
-"""The TLS 1.2 PRF and the secrets derived with it.
+"""The TLS 1.2 PRF and the secrets derived with it (and TLS 1.0/1.1's, for their decryption).
 
-* PRF and P_hash: RFC 5246 section 5.
+* PRF and P_hash: RFC 5246 section 5. TLS 1.0 and 1.1 (RFC 2246 / RFC 4346 section 5): the
+  secret's two halves (sharing a byte when its length is odd) through P_MD5 and P_SHA-1, XORed;
+  asked for with the hash name :data:`LEGACY_PRF`.
 * master_secret: RFC 5246 section 8.1; extended master secret: RFC 7627 section 4.
 * key_block and its partition: RFC 5246 section 6.3.
 * Finished.verify_data: RFC 5246 section 7.4.9.
@@ -17,6 +19,7 @@ from ..errors import UsageError
 from .suites import SuiteParams
 
 __all__ = [
+    "LEGACY_PRF",
     "Keys12",
     "derive_keys12",
     "extended_master_secret",
@@ -30,11 +33,25 @@ _MASTER_SECRET_LEN = 48
 _VERIFY_DATA_LEN = 12
 
 
+LEGACY_PRF = "md5+sha1"
+"""The PRF "hash" of TLS 1.0 and 1.1 (see the module docstring)."""
+
+
 def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
-    """PRF(secret, label, seed) = P_<hash>(secret, label + seed), RFC 5246 section 5."""
+    """PRF(secret, label, seed) = P_<hash>(secret, label + seed), RFC 5246 section 5; with
+    :data:`LEGACY_PRF`, P_MD5(S1, label + seed) XOR P_SHA-1(S2, label + seed) (RFC 2246 5)."""
+    if hash_name == LEGACY_PRF:
+        half = (len(secret) + 1) // 2
+        md5 = _p_hash("md5", secret[:half], label + seed, length)
+        sha1 = _p_hash("sha1", secret[len(secret) - half :], label + seed, length)
+        return bytes(a ^ b for a, b in zip(md5, sha1, strict=True))
     if hash_name not in ("sha256", "sha384"):
         raise UsageError(f"unsupported TLS 1.2 PRF hash {hash_name!r}")
-    seed = label + seed
+    return _p_hash(hash_name, secret, label + seed, length)
+
+
+def _p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
+    """P_hash(secret, seed) cut to ``length`` bytes (RFC 5246 section 5)."""
     out = bytearray()
     a = seed  # A(0)
     while len(out) < length:
@@ -77,11 +94,17 @@ class Keys12:
 
 
 def derive_keys12(
-    params: SuiteParams, master_secret: bytes, client_random: bytes, server_random: bytes
+    params: SuiteParams,
+    master_secret: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    prf_hash: str | None = None,
 ) -> Keys12:
-    """Expand the master secret into the record keys of ``params``."""
+    """Expand the master secret into the record keys of ``params`` (with the PRF of
+    ``prf_hash`` when given: :data:`LEGACY_PRF` for TLS 1.0 and 1.1)."""
     mac, key, iv = params.mac_len, params.key_len, params.iv_len
-    block = key_block(params.hash_name, master_secret, server_random, client_random, 2 * (mac + key + iv))
+    hash_name = prf_hash or params.hash_name
+    block = key_block(hash_name, master_secret, server_random, client_random, 2 * (mac + key + iv))
     parts = []
     pos = 0
     for n in (mac, mac, key, key, iv, iv):

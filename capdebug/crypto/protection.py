@@ -202,10 +202,12 @@ def tls12_protection(
     writer: Literal["client", "server"],
     *,
     encrypt_then_mac: bool = False,
+    tls10: bool = False,
 ) -> Protection:
     """The protection of the records ``writer`` sends, from a partitioned key block.
 
-    ``encrypt_then_mac`` (RFC 7366) only matters for CBC suites.
+    ``encrypt_then_mac`` (RFC 7366) and ``tls10`` (the implicit IV chain of TLS 1.0) only
+    matter for CBC suites.
     """
     if writer == "client":
         mac_key, key, iv = keys.client_write_mac, keys.client_write_key, keys.client_write_iv
@@ -215,4 +217,4 @@ def tls12_protection(
         return Tls12AeadProtection(params, key, iv)
     from .cbc import Tls12CbcProtection  # legacy stays in its own module
 
-    return Tls12CbcProtection(params, key, mac_key, encrypt_then_mac)
+    return Tls12CbcProtection(params, key, mac_key, encrypt_then_mac, implicit_iv=iv if tls10 else None)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from ..errors import KeyLogError
-from .prf12 import extended_master_secret, master_secret
+from .prf12 import LEGACY_PRF, extended_master_secret, master_secret
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -182,5 +182,11 @@ def master_from_premaster(
         return master_secret(hash_name, premaster, client_random, server_random)
     if transcript is None:
         return None
-    session_hash = hashlib.new(hash_name, b"".join(transcript)).digest()
+    messages = b"".join(transcript)
+    if hash_name == LEGACY_PRF:
+        # TLS 1.0 and 1.1: the session hash is MD5 and SHA-1 of the messages, concatenated
+        # (RFC 7627 section 3).
+        session_hash = hashlib.md5(messages).digest() + hashlib.sha1(messages).digest()
+    else:
+        session_hash = hashlib.new(hash_name, messages).digest()
     return extended_master_secret(hash_name, premaster, session_hash)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6
+from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
+from capdebug.net.tunnel import MAX_TUNNEL_DEPTH, inner_packet
 
-__all__ = ["FRAGMENT_TIMEOUT_NS", "MAX_PENDING", "MAX_PENDING_BYTES", "Defragmenter"]
+__all__ = ["FRAGMENT_TIMEOUT_NS", "MAX_PENDING", "MAX_PENDING_BYTES", "Defragmenter", "fragment_key"]
 
 FRAGMENT_TIMEOUT_NS = 30 * 10**9
 MAX_PENDING = 4096
@@ -210,6 +211,30 @@ class Defragmenter:
             del pending[key]
             self._held -= d.held
             self._give_up(d)
+
+
+def fragment_key(linktype: int, data: bytes) -> tuple[int, bytes, bytes, int] | None:
+    """``(IP version, source, destination, identification)`` of the first fragmented IP header
+    in the frame (the outer one of a tunnel that fragments), or None: what ties a datagram's
+    fragments together (for keeping them with the connection its first fragment belongs to)."""
+    ethertype, off = network_offset(linktype, data)
+    for _ in range(MAX_TUNNEL_DEPTH + 1):
+        if ethertype == ETHERTYPE_IPV4:
+            if off + 20 > len(data):
+                return None
+            if _u16(data, off + 6)[0] & 0x3FFF:
+                return 4, data[off + 12 : off + 16], data[off + 16 : off + 20], _u16(data, off + 4)[0]
+        elif ethertype == ETHERTYPE_IPV6:
+            found = _ipv6_fragment(data, off)
+            if found is not None:
+                return 6, data[off + 8 : off + 24], data[off + 24 : off + 40], _u32(data, found[0] + 4)[0]
+        else:
+            return None
+        inner = inner_packet(data, ethertype, off)
+        if inner is None:
+            return None
+        ethertype, off = inner
+    return None
 
 
 def _ipv6_fragment(data: bytes, off: int) -> tuple[int, int, int] | None:

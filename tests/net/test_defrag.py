@@ -4,6 +4,7 @@ of the unfragmented capture; what cannot be completed is said, never guessed."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -128,3 +129,35 @@ def test_fragments_never_raise() -> None:
             f[rng.randrange(14, 40)] = rng.randrange(256)
         decode_tcp(LinkType.ETHERNET, bytes(f[: rng.randrange(14, len(f) + 1)]), d, rng.randrange(10**11))
     d.finish()
+
+
+def test_export_keeps_a_connections_fragments(tmp_path: Path) -> None:
+    """`capdebug export --conn` keeps the fragments after the first with the connection whose
+    TCP header the first one holds, and leaves the other connection's out."""
+    from typer.testing import CliRunner
+
+    from capdebug.cli.app import app
+
+    frag = _fragmented(tmp_path, v6=False, seed=5)
+    other = rdpcap(str(FIXTURES / "tls13-chacha20.pcap"))
+    merged = tmp_path / "two.pcap"
+    wrpcap(str(merged), sorted([*rdpcap(str(frag)), *other], key=lambda p: float(p.time)))
+    keys = tmp_path / "both.keys"
+    keys.write_bytes(
+        (FIXTURES / f"{NAME}.keys").read_bytes() + (FIXTURES / "tls13-chacha20.keys").read_bytes()
+    )
+    runner = CliRunner()
+    listing = runner.invoke(app, ["decrypt", str(merged), "--keylog", str(keys), "--json", "--no-env"])
+    conns = [json.loads(x) for x in listing.stdout.splitlines() if '"event":"connection"' in x]
+    wanted = next(
+        c["conn"]
+        for c in conns
+        if c["client"].endswith(f":{rdpcap(str(FIXTURES / f'{NAME}.pcap'))[0][TCP].sport}")
+    )
+    out = tmp_path / "one.pcapng"
+    result = runner.invoke(
+        app, ["export", str(merged), "--keylog", str(keys), "--conn", str(wanted), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(rdpcap(str(out))) == len(rdpcap(str(frag)))
+    assert _export(tmp_path, out, "exported") == _export(tmp_path, FIXTURES / f"{NAME}.pcap", "plain")
