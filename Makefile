@@ -34,5 +34,6 @@ unit:
 test-compiled:
 	JOBS=$(JOBS) PYTHON=$(PYTHON) bash scripts/build_compiled.sh
 
-## test: install everything the tests need, lint, type-check and run the whole suite
-test: system-deps install-test lint typecheck unit
+## test: install everything the tests need, lint, type-check, run the whole suite, then build the
+## compiled variant and test it against the pure package
+test: system-deps install-test lint typecheck unit test-compiled
