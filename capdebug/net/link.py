@@ -20,6 +20,7 @@ __all__ = [
     "ETHERTYPE_IPV6",
     "NOT_IP",
     "ethernet_network",
+    "ip_by_version",
     "network_offset",
 ]
 
@@ -77,12 +78,9 @@ def _after_vlans(data: bytes, ethertype: int, off: int) -> tuple[int, int]:
                     break
             if off >= n:
                 return NOT_IP
-            first = data[off] >> 4
-            if first == 4:
-                return ETHERTYPE_IPV4, off
-            if first == 6:
-                return ETHERTYPE_IPV6, off
-            if first != 0 or off + 4 + ETHERNET_HEADER_LEN > n:
+            if data[off] >> 4:
+                return ip_by_version(data, off)
+            if off + 4 + ETHERNET_HEADER_LEN > n:
                 return NOT_IP
             off += 4 + ETHERNET_HEADER_LEN
             (ethertype,) = _u16(data, off - 2)
@@ -111,8 +109,8 @@ def ethernet_network(data: bytes, off: int) -> tuple[int, int]:
     return _after_vlans(data, _u16(data, off + ETHERTYPE_AT)[0], off + ETHERNET_HEADER_LEN)
 
 
-def _raw(data: bytes, off: int) -> tuple[int, int]:
-    """Raw IP: the version nibble tells IPv4 from IPv6."""
+def ip_by_version(data: bytes, off: int) -> tuple[int, int]:
+    """Raw IP at ``off`` (no header says which): the version nibble tells IPv4 from IPv6."""
     if len(data) <= off:
         return NOT_IP
     version = data[off] >> 4
@@ -161,7 +159,7 @@ def network_offset(linktype: int, data: bytes) -> tuple[int, int]:
             return NOT_IP
         return _after_vlans(data, _u16(data, 14)[0], 16)
     if linktype == LinkType.RAW:
-        return _raw(data, 0)
+        return ip_by_version(data, 0)
     if linktype == LinkType.IPV4:
         return _IPV4_AT
     if linktype == LinkType.IPV6:

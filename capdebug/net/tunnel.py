@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 
-from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, ethernet_network
+from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, NOT_IP, ethernet_network, ip_by_version
 
 __all__ = ["MAX_TUNNEL_DEPTH", "inner_packet", "ip_payload"]
 
@@ -176,9 +176,5 @@ def _gtp_u(data: bytes, p: int, end: int) -> Located | None:
             at += length
     if at >= end:
         return None
-    version = data[at] >> 4
-    if version == 4:
-        return ETHERTYPE_IPV4, at
-    if version == 6:
-        return ETHERTYPE_IPV6, at
-    return None
+    found = ip_by_version(data, at)
+    return None if found == NOT_IP else found
