@@ -621,7 +621,8 @@ class HeartbeatEvent(DecodeEvent):
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
 class RecoveredEvent(DecodeEvent):
-    """A connection picked up mid-stream whose records a key-log secret proved to decrypt."""
+    """A connection picked up mid-stream (or whose hellos were lost, or that the key log names
+    by another client_random) whose records a key-log secret proved to decrypt."""
 
     conn: Final[int]
     frame: Final[int]
@@ -632,9 +633,20 @@ class RecoveredEvent(DecodeEvent):
     cipher_suite: Final[str]
     seq: Final[int]
     """The record sequence number at which it authenticated."""
+    client_random: Final[str | None]
+    """Hex: the key log's client_random for the session when it is not the ClientHello's on the
+    wire (Encrypted Client Hello: the inner ClientHello's); else None (not in the JSON)."""
 
     def __init__(
-        self, conn: int, frame: int, ts_ns: int, from_: str, label: str, cipher_suite: str, seq: int
+        self,
+        conn: int,
+        frame: int,
+        ts_ns: int,
+        from_: str,
+        label: str,
+        cipher_suite: str,
+        seq: int,
+        client_random: str | None = None,
     ) -> None:
         self.conn = conn
         self.frame = frame
@@ -643,9 +655,10 @@ class RecoveredEvent(DecodeEvent):
         self.label = label
         self.cipher_suite = cipher_suite
         self.seq = seq
+        self.client_random = client_random
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event": "recovered",
             "conn": self.conn,
             "frame": self.frame,
@@ -655,6 +668,9 @@ class RecoveredEvent(DecodeEvent):
             "cipher_suite": self.cipher_suite,
             "seq": self.seq,
         }
+        if self.client_random is not None:
+            out["client_random"] = self.client_random
+        return out
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)

@@ -73,6 +73,8 @@ _LABELS13: Final = {
 _STAGES13: Final = (Stage.EARLY, Stage.HANDSHAKE, Stage.APPLICATION)
 _VERSION_TEXT: Final = {ProtocolVersion.TLS1_2: "1.2", ProtocolVersion.TLS1_3: "1.3"}
 """The key log's names of the versions (``KeyLog.labels_missing``) and of the messages."""
+_ENCRYPTED_CLIENT_HELLO: Final = 0xFE0D
+"""The encrypted_client_hello extension (draft-ietf-tls-esni 5)."""
 _MAX_TRIAL_KEYS: Final = 512
 """Bound on candidate keys tried for a connection picked up mid-stream."""
 
@@ -152,6 +154,8 @@ class SessionFacts:
     etm: bool = False
     client_version: int = 0
     """ClientHello.legacy_version: the first two bytes of an RSA pre-master (RFC 5246 7.4.7.1)."""
+    ech_offered: bool = False
+    """The ClientHello carried encrypted_client_hello (0xfe0d, draft-ietf-tls-esni)."""
     server_version: int = 0
     """ServerHello.legacy_version: below TLS 1.3, the version negotiated (TLS 1.0 and 1.1 have
     their own PRF, and TLS 1.0 no explicit CBC IV)."""
@@ -187,6 +191,7 @@ class SessionFacts:
             self.master = None
             self.rsa_problem = None
         self.client_version = int(hello.legacy_version)
+        self.ech_offered = ext(hello, _ENCRYPTED_CLIENT_HELLO) is not None
         self.ch_session_id = bytes(hello.legacy_session_id)
         ticket = ext(hello, ExtensionType.session_ticket)
         self.ch_ticket = ticket or None
@@ -287,6 +292,42 @@ def tls13_later_stages(keylog: KeyLog, session: SessionFacts, role: Role, after:
         keys = tls13_next_stage(keylog, session, role, stage)
         if keys is not None:
             out.append(keys)
+    return out
+
+
+class RenamedKeys(Keys):
+    """Handshake keys of a key-log session whose client_random is not the ClientHello's on the
+    wire (see :func:`recover_renamed`): which random the key log named it by."""
+
+    __slots__ = ("client_random",)
+
+    def __init__(self, prot: Protection, label: str, secret: bytes, client_random: bytes) -> None:
+        super().__init__(prot, Stage.HANDSHAKE, label, tls13=True, secret=secret)
+        self.client_random = client_random
+
+
+def recover_renamed(
+    keylog: KeyLog, session: SessionFacts, role: Role, exclude: Collection[bytes] = ()
+) -> list[Keys]:
+    """A TLS 1.3 session whose ClientHello.random the key log does not know, although its
+    ServerHello is seen: with Encrypted Client Hello (draft-ietf-tls-esni) the key schedule runs
+    on the *inner* ClientHello, encrypted on the wire, and the key log names the session by the
+    inner random. Every handshake secret of ``role`` in the key log (but those of the randoms
+    in ``exclude``: sessions of the capture), with the negotiated suite; the AEAD tag proves
+    which. Empty when the suite is unknown or the key log knows the random after all."""
+    params = _params13(session)
+    if params is None or session.client_random is None or session.client_random in keylog:
+        return []
+    label = _LABELS13[(Stage.HANDSHAKE, role)]
+    out: list[Keys] = []
+    for entry in keylog.entries():
+        if entry.label != label or entry.client_random in exclude or len(entry.secret) != params.hash_len:
+            continue
+        out.append(
+            RenamedKeys(Tls13Protection(params, entry.secret), label, entry.secret, entry.client_random)
+        )
+        if len(out) >= _MAX_TRIAL_KEYS:
+            break
     return out
 
 
@@ -614,6 +655,12 @@ def explain_missing(
                 f"({params.hash_len} bytes): the line belongs to another session or is corrupt",
             )
     reason, message = _no_secret(keylog, session, protocol, capture_randoms)
+    if session.ech_offered and protocol is ProtocolVersion.TLS1_3 and cr is not None and cr not in keylog:
+        message += (
+            "; the ClientHello offers Encrypted Client Hello, and a key log names such a session by "
+            "the inner ClientHello's random (encrypted on the wire): none of the key log's other "
+            "handshake secrets opened these records either"
+        )
     if keylog.rsa_keys and protocol is ProtocolVersion.TLS1_3:
         message += "; " + no_rsa_help(None)
     return reason, message

@@ -78,6 +78,14 @@ def format_event(ev: DecodeEvent) -> TimelineLine:
             return f"GAP: {ev.size} bytes not captured (snaplen cut frame {cut})", "warn"
         return f"GAP: {ev.size} bytes {_GAP_CAUSES.get(ev.cause, 'missing from the capture')}", "warn"
     if isinstance(ev, RecoveredEvent):
+        if ev.client_random is not None:
+            # The hellos are there, but the key log names the session by another client_random.
+            return (
+                f"keys found under client_random {ev.client_random[:16]}... of the key log, not the "
+                f"ClientHello's (Encrypted Client Hello names a session by its inner ClientHello): "
+                f"{ev.label} with {ev.cipher_suite} authenticates",
+                "warn",
+            )
         return (
             f"keys recovered without the handshake: {ev.label} with {ev.cipher_suite} "
             f"authenticates from record {ev.seq}",

@@ -29,7 +29,7 @@ from .. import keys as keymod
 from ..events import Reason
 from ..keys import Role, Stage
 from .session import _Direction, _Session
-from .trial import _Trial
+from .trial import TRIAL_BUDGET, _Trial
 
 __all__ = ["CCS_STEPS", "KEY_STEPS", "KeyStep"]
 
@@ -178,6 +178,17 @@ class _Stages(_Trial):
         else:
             client.keys = hs
             client.candidates = later
+        if server.keys is None and hs is None and session.client_random is not None:
+            # The key log does not know this ClientHello's random (Encrypted Client Hello names
+            # the session by the inner one): its handshake secrets are tried (trial.py).
+            for d in session.dirs:
+                renamed = keymod.recover_renamed(self.keylog, session, d.role, self._capture_randoms)
+                if renamed:
+                    self.partition_dependent = True
+                    d.candidates = renamed
+                    d.seq_unknown = True
+                    d.recovery_tried = True
+                    d.trials = TRIAL_BUDGET
         if server.keys is None and session.wanted and session.client_random is None:
             # The ClientHello is not in the capture: said at once, as before mid-stream recovery
             # is considered (triage relies on it to call the capture incomplete, not the

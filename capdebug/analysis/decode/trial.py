@@ -152,6 +152,8 @@ class _Trial(_Output):
                     self._lost_hello_found(session, d, keys)
                 if session.tentative:
                     self._roles_proven(session, d, keys.label)
+                if isinstance(keys, keymod.RenamedKeys):
+                    self._renamed_found(session, d, keys, frame, ts, seq)
                 if session.client_random is None or not session.sh_seen:
                     if session.client_random is None:
                         d.candidates = []
@@ -247,6 +249,35 @@ class _Trial(_Output):
 
     def _served(self, endpoint: Endpoint) -> None:
         raise NotImplementedError
+
+    def _renamed_found(
+        self, session: _Session, d: _Direction, keys: keymod.RenamedKeys, frame: int, ts: int, seq: int
+    ) -> None:
+        """A handshake secret of another client_random of the key log opened ``d``'s record
+        (Encrypted Client Hello): that random names the session from now on, for both
+        directions and every later stage."""
+        session.client_random = keys.client_random
+        self._capture_randoms.add(keys.client_random)
+        d.candidates = keymod.tls13_later_stages(self.keylog, session, d.role, Stage.HANDSHAKE)
+        other = session.dirs[1 - d.role]
+        if other.keys is None:
+            other.keys = keymod.tls13_next_stage(self.keylog, session, other.role, Stage.HANDSHAKE)
+            other.candidates = keymod.tls13_later_stages(self.keylog, session, other.role, Stage.HANDSHAKE)
+            other.seq_unknown = False
+            other.trials = None
+        self._emit(
+            session,
+            RecoveredEvent(
+                session.number,
+                frame,
+                ts,
+                ROLE_NAME[d.role],
+                keys.label,
+                keys.prot.params.name,
+                seq,
+                keys.client_random.hex(),
+            ),
+        )
 
     def _lost_hello_found(self, session: _Session, d: _Direction, keys: keymod.Keys) -> None:
         """A secret of the session opened a record although its ServerHello was lost: that
