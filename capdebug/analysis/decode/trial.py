@@ -157,18 +157,7 @@ class _Trial(_Output):
                 if session.client_random is None or not session.sh_seen:
                     if session.client_random is None:
                         d.candidates = []
-                    self._emit(
-                        session,
-                        RecoveredEvent(
-                            session.number,
-                            frame,
-                            ts,
-                            ROLE_NAME[d.role],
-                            keys.label,
-                            keys.prot.params.name,
-                            seq,
-                        ),
-                    )
+                    self._recovered(session, d, keys, frame, ts, seq)
             keys.seq = seq + 1
             d.seq_unknown = False
             d.failures = 0
@@ -265,19 +254,30 @@ class _Trial(_Output):
             other.candidates = keymod.tls13_later_stages(self.keylog, session, other.role, Stage.HANDSHAKE)
             other.seq_unknown = False
             other.trials = None
-        self._emit(
-            session,
-            RecoveredEvent(
-                session.number,
-                frame,
-                ts,
-                ROLE_NAME[d.role],
-                keys.label,
-                keys.prot.params.name,
-                seq,
-                keys.client_random.hex(),
-            ),
+        self._recovered(session, d, keys, frame, ts, seq, keys.client_random.hex())
+
+    def _recovered(
+        self,
+        session: _Session,
+        d: _Direction,
+        keys: keymod.Keys,
+        frame: int,
+        ts: int,
+        seq: int,
+        client_random: str | None = None,
+    ) -> None:
+        """Say which key-log secret opened ``d``'s records without the usual lookup."""
+        event = RecoveredEvent(
+            session.number,
+            frame,
+            ts,
+            ROLE_NAME[d.role],
+            keys.label,
+            keys.prot.params.name,
+            seq,
+            client_random,
         )
+        self._emit(session, event)
 
     def _lost_hello_found(self, session: _Session, d: _Direction, keys: keymod.Keys) -> None:
         """A secret of the session opened a record although its ServerHello was lost: that
