@@ -8,7 +8,6 @@ and a sentence, the way a person reading Wireshark's TLS debug log would conclud
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -34,7 +33,6 @@ __all__ = [
     "Stage",
     "explain_missing",
     "no_rsa_help",
-    "recover_mid_stream",
     "rsa_master_secret",
     "tls12_keys",
     "tls13_later_stages",
@@ -293,83 +291,6 @@ def tls13_later_stages(keylog: KeyLog, session: SessionFacts, role: Role, after:
         if keys is not None:
             out.append(keys)
     return out
-
-
-class RenamedKeys(Keys):
-    """Handshake keys of a key-log session whose client_random is not the ClientHello's on the
-    wire (see :func:`recover_renamed`): which random the key log named it by."""
-
-    __slots__ = ("client_random",)
-
-    def __init__(self, prot: Protection, label: str, secret: bytes, client_random: bytes) -> None:
-        super().__init__(prot, Stage.HANDSHAKE, label, tls13=True, secret=secret)
-        self.client_random = client_random
-
-
-def recover_renamed(
-    keylog: KeyLog, session: SessionFacts, role: Role, exclude: Collection[bytes] = ()
-) -> list[Keys]:
-    """A TLS 1.3 session whose ClientHello.random the key log does not know, although its
-    ServerHello is seen: with Encrypted Client Hello (draft-ietf-tls-esni) the key schedule runs
-    on the *inner* ClientHello, encrypted on the wire, and the key log names the session by the
-    inner random. Every handshake secret of ``role`` in the key log (but those of the randoms
-    in ``exclude``: sessions of the capture), with the negotiated suite; the AEAD tag proves
-    which. Empty when the suite is unknown or the key log knows the random after all."""
-    params = _params13(session)
-    if params is None or session.client_random is None or session.client_random in keylog:
-        return []
-    label = _LABELS13[(Stage.HANDSHAKE, role)]
-    out: list[Keys] = []
-    for entry in keylog.entries():
-        if entry.label != label or entry.client_random in exclude or len(entry.secret) != params.hash_len:
-            continue
-        out.append(
-            RenamedKeys(Tls13Protection(params, entry.secret), label, entry.secret, entry.client_random)
-        )
-        if len(out) >= _MAX_TRIAL_KEYS:
-            break
-    return out
-
-
-def recover_mid_stream(
-    keylog: KeyLog, role: Role, exclude: Collection[bytes] = (), *, either_role: bool = False
-) -> list[Keys]:
-    """Every application secret of ``role`` in the key log (but those of the client_randoms in
-    ``exclude``), with each suite that fits its length, for a connection whose handshake was
-    not captured. The AEAD tag proves which. ``either_role``: the other role's secrets too,
-    after ``role``'s (the roles are a guess, and the one that opens a record proves them)."""
-    out: list[Keys] = []
-    prefixes = ["CLIENT_TRAFFIC_SECRET_", "SERVER_TRAFFIC_SECRET_"]
-    if role != 0:
-        prefixes.reverse()
-    for prefix in prefixes if either_role else prefixes[:1]:
-        if _recover_role(keylog, prefix, exclude, out):
-            break
-    return out
-
-
-def _recover_role(keylog: KeyLog, prefix: str, exclude: Collection[bytes], out: list[Keys]) -> bool:
-    """Add the key log's secrets whose label starts with ``prefix`` to ``out``; True when the
-    bound on trial keys is reached."""
-    suites13 = [p for p in SUITES.values() if p.version == "1.3"]
-    for entry in keylog.entries():
-        if not entry.label.startswith(prefix) or entry.client_random in exclude:
-            continue
-        for params in suites13:
-            if params.hash_len != len(entry.secret):
-                continue
-            out.append(
-                Keys(
-                    Tls13Protection(params, entry.secret),
-                    Stage.APPLICATION,
-                    entry.label,
-                    tls13=True,
-                    secret=entry.secret,
-                )
-            )
-            if len(out) >= _MAX_TRIAL_KEYS:
-                return True
-    return False
 
 
 # -- TLS 1.2 ------------------------------------------------------------------------------------

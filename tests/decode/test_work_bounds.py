@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from capdebug.analysis import keys as keys_module
+from capdebug.analysis import recovery
 from capdebug.analysis.decode import resync as resync_module
 from capdebug.analysis.decode import trial as trial_module
 from capdebug.crypto.keylog import KeyLog
@@ -126,5 +127,5 @@ def test_mid_stream_recovery_skips_sessions_seen_in_the_capture(tmp_path: Path) 
     _, keys = c.fixture(BULK)
     keylog = KeyLog.from_file(keys)
     randoms = keylog.client_randoms()
-    assert len(keys_module.recover_mid_stream(keylog, keys_module.Role.CLIENT)) >= 1
-    assert keys_module.recover_mid_stream(keylog, keys_module.Role.CLIENT, exclude=randoms) == []
+    assert len(recovery.recover_mid_stream(keylog, keys_module.Role.CLIENT)) >= 1
+    assert recovery.recover_mid_stream(keylog, keys_module.Role.CLIENT, exclude=randoms) == []

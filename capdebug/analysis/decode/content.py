@@ -81,7 +81,7 @@ class _Content(_Stages):
                 d.encrypted = True
         elif not d.encrypted and not session.sh_seen and ctype == ContentType.application_data:
             # A ClientHello but no ServerHello seen (the server's first flight was lost):
-            # application data before it can only be protected (trial.lost_hello_keys).
+            # application data before it can only be protected (recovery.lost_hello_keys).
             d.encrypted = True
         if not d.encrypted or (
             ctype != ContentType.application_data

@@ -28,6 +28,7 @@ from ...wire.handshake import ClientKeyExchange, NewSessionTicket12
 from .. import keys as keymod
 from ..events import Reason
 from ..keys import Role, Stage
+from ..recovery import recover_renamed
 from .session import _Direction, _Session
 from .trial import TRIAL_BUDGET, _Trial
 
@@ -182,7 +183,7 @@ class _Stages(_Trial):
             # The key log does not know this ClientHello's random (Encrypted Client Hello names
             # the session by the inner one): its handshake secrets are tried (trial.py).
             for d in session.dirs:
-                renamed = keymod.recover_renamed(self.keylog, session, d.role, self._capture_randoms)
+                renamed = recover_renamed(self.keylog, session, d.role, self._capture_randoms)
                 if renamed:
                     self.partition_dependent = True
                     d.candidates = renamed

@@ -9,7 +9,7 @@ ClientHello) is recovered the same way: every TLS 1.3 application secret in the 
 tried on its first records, within :data:`TRIAL_BUDGET` trials. So is a connection whose
 ClientHello was captured but not the ServerHello (the server's first flight lost): the version
 and suite are unknown, but the key log's TLS 1.3 handshake and traffic secrets of that
-client_random, with each suite their length fits, are few (:func:`lost_hello_keys`); the one
+client_random, with each suite their length fits, are few (``recovery.lost_hello_keys``); the one
 that authenticates a record fixes the suite, and the stage table goes on from there. Every
 failure is said once per direction and reason; nothing unauthenticated is returned.
 """
@@ -19,16 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
-from ...crypto.keylog import KeyLog
-from ...crypto.protection import Tls13Protection
 from ...crypto.record import RecordOverflow
-from ...crypto.suites import SUITES
 from ...errors import CryptoError, DecodeError
 from ...net.flow import Endpoint
 from ...wire.constants import ProtocolVersion
 from .. import keys as keymod
 from ..events import Reason, RecoveredEvent
 from ..keys import Role, Stage
+from ..recovery import RenamedKeys, lost_hello_keys, recover_mid_stream
 from .order import _Output
 from .session import ROLE_NAME, _Direction, _Session
 
@@ -46,36 +44,6 @@ _RECOVERY_SWEEPS: Final = ((0, 2), (2, 8), (8, SEQ_WINDOW))
 """Mid-stream recovery tries every candidate on these ranges of sequence numbers in turn."""
 
 
-_LOST_HELLO_LABELS: Final = {
-    Role.CLIENT: (
-        (Stage.HANDSHAKE, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
-        (Stage.APPLICATION, "CLIENT_TRAFFIC_SECRET_0"),
-    ),
-    Role.SERVER: (
-        (Stage.HANDSHAKE, "SERVER_HANDSHAKE_TRAFFIC_SECRET"),
-        (Stage.APPLICATION, "SERVER_TRAFFIC_SECRET_0"),
-    ),
-}
-_SUITES13: Final = tuple(p for p in SUITES.values() if p.version == "1.3")
-
-
-def lost_hello_keys(keylog: KeyLog, client_random: bytes, role: Role) -> list[keymod.Keys]:
-    """The TLS 1.3 keys a direction may use after its session's ServerHello was lost: the
-    key log's handshake then first traffic secret of ``role`` for ``client_random`` (RFC 8446
-    7.1), each with every TLS 1.3 suite whose hash has the secret's length (the ServerHello
-    named the suite). Empty when the key log has none (e.g. a TLS 1.2 session)."""
-    out = []
-    for stage, label in _LOST_HELLO_LABELS[role]:
-        secret = keylog.get(client_random, label)
-        if secret is None:
-            continue
-        for params in _SUITES13:
-            if params.hash_len == len(secret):
-                prot = Tls13Protection(params, secret)
-                out.append(keymod.Keys(prot, stage, label, tls13=True, secret=secret))
-    return out
-
-
 class _Trial(_Output):
     """Opening protected records (a layer of :class:`Decoder`)."""
 
@@ -90,7 +58,7 @@ class _Trial(_Output):
             # Picked up mid-stream: try every application secret the key log holds.
             # Sessions whose ClientHello was seen belong to other connections.
             d.recovery_tried = True
-            d.candidates = keymod.recover_mid_stream(
+            d.candidates = recover_mid_stream(
                 self.keylog, d.role, exclude=self._capture_randoms, either_role=session.tentative
             )
             if d.candidates:
@@ -152,7 +120,7 @@ class _Trial(_Output):
                     self._lost_hello_found(session, d, keys)
                 if session.tentative:
                     self._roles_proven(session, d, keys.label)
-                if isinstance(keys, keymod.RenamedKeys):
+                if isinstance(keys, RenamedKeys):
                     self._renamed_found(session, d, keys, frame, ts, seq)
                 if session.client_random is None or not session.sh_seen:
                     if session.client_random is None:
@@ -240,7 +208,7 @@ class _Trial(_Output):
         raise NotImplementedError
 
     def _renamed_found(
-        self, session: _Session, d: _Direction, keys: keymod.RenamedKeys, frame: int, ts: int, seq: int
+        self, session: _Session, d: _Direction, keys: RenamedKeys, frame: int, ts: int, seq: int
     ) -> None:
         """A handshake secret of another client_random of the key log opened ``d``'s record
         (Encrypted Client Hello): that random names the session from now on, for both
