@@ -21,10 +21,17 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
-from capdebug.net.tunnel import MAX_TUNNEL_DEPTH, inner_packet
+from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6
+from capdebug.net.tunnel import ip_layers
 
-__all__ = ["FRAGMENT_TIMEOUT_NS", "MAX_PENDING", "MAX_PENDING_BYTES", "Defragmenter", "fragment_key"]
+__all__ = [
+    "FRAGMENT_TIMEOUT_NS",
+    "MAX_PENDING",
+    "MAX_PENDING_BYTES",
+    "Defragmenter",
+    "fragment_id",
+    "fragment_key",
+]
 
 FRAGMENT_TIMEOUT_NS = 30 * 10**9
 MAX_PENDING = 4096
@@ -213,27 +220,28 @@ class Defragmenter:
             self._give_up(d)
 
 
+def fragment_id(data: bytes, ethertype: int, off: int) -> tuple[int, bytes, bytes, int] | None:
+    """``(IP version, source, destination, identification)`` when the IP header at ``off`` is a
+    fragment (IPv4: More Fragments or an offset; IPv6: a Fragment header that is not atomic),
+    else None."""
+    if ethertype == ETHERTYPE_IPV4:
+        if off + 20 > len(data) or not _u16(data, off + 6)[0] & 0x3FFF:
+            return None
+        return 4, data[off + 12 : off + 16], data[off + 16 : off + 20], _u16(data, off + 4)[0]
+    found = _ipv6_fragment(data, off) if ethertype == ETHERTYPE_IPV6 else None
+    if found is None:
+        return None
+    return 6, data[off + 8 : off + 24], data[off + 24 : off + 40], _u32(data, found[0] + 4)[0]
+
+
 def fragment_key(linktype: int, data: bytes) -> tuple[int, bytes, bytes, int] | None:
-    """``(IP version, source, destination, identification)`` of the first fragmented IP header
-    in the frame (the outer one of a tunnel that fragments), or None: what ties a datagram's
-    fragments together (for keeping them with the connection its first fragment belongs to)."""
-    ethertype, off = network_offset(linktype, data)
-    for _ in range(MAX_TUNNEL_DEPTH + 1):
-        if ethertype == ETHERTYPE_IPV4:
-            if off + 20 > len(data):
-                return None
-            if _u16(data, off + 6)[0] & 0x3FFF:
-                return 4, data[off + 12 : off + 16], data[off + 16 : off + 20], _u16(data, off + 4)[0]
-        elif ethertype == ETHERTYPE_IPV6:
-            found = _ipv6_fragment(data, off)
-            if found is not None:
-                return 6, data[off + 8 : off + 24], data[off + 24 : off + 40], _u32(data, found[0] + 4)[0]
-        else:
-            return None
-        inner = inner_packet(data, ethertype, off)
-        if inner is None:
-            return None
-        ethertype, off = inner
+    """:func:`fragment_id` of the first fragmented IP header in the frame (the outer one of a
+    tunnel that fragments), or None: what ties a datagram's fragments together (for keeping
+    them with the connection its first fragment belongs to)."""
+    for ethertype, off in ip_layers(linktype, data):
+        key = fragment_id(data, ethertype, off)
+        if key is not None:
+            return key
     return None
 
 

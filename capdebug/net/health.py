@@ -57,9 +57,10 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from capdebug.net.ip import ip_ttl_id, ipv4_tcp, ipv6_tcp
+from capdebug.net.ip import ipv4_tcp, ipv6_tcp
 from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
 from capdebug.net.tcp import ACK, FIN, RST, SYN
+from capdebug.net.tunnel import ip_ttl_id
 
 __all__ = [
     "RELEASE",

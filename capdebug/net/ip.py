@@ -14,9 +14,6 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, network_offset
-from capdebug.net.tunnel import MAX_TUNNEL_DEPTH, inner_packet
-
 __all__ = [
     "IPPROTO_TCP",
     "IPV4_ADDRS",
@@ -25,7 +22,6 @@ __all__ = [
     "IPV6_ADDRS",
     "IPV6_FIELDS",
     "IPV6_HEADER_LEN",
-    "ip_ttl_id",
     "ipv4_tcp",
     "ipv6_tcp",
 ]
@@ -124,21 +120,3 @@ def ipv6_tcp(data: bytes, off: int) -> IpTcp | None:
     if p > end:
         return None
     return data[off + 8 : off + 24], data[off + 24 : off + 40], p, end, truncated
-
-
-def ip_ttl_id(linktype: int, data: bytes) -> tuple[int, int | None] | None:
-    """``(ttl, ip_id)`` of the IP packet in a captured frame: the IPv4 TTL and Identification
-    (RFC 791 3.1), or the IPv6 hop limit and None (RFC 8200 3: no ID outside fragments). Read
-    only for the few packets the TCP health observer samples, never per frame. Never raises."""
-    ethertype, off = network_offset(linktype, data)
-    for _ in range(MAX_TUNNEL_DEPTH):
-        # The innermost IP header: the one of the TCP segment, whoever tunnelled it.
-        inner = inner_packet(data, ethertype, off)
-        if inner is None:
-            break
-        ethertype, off = inner
-    if ethertype == ETHERTYPE_IPV4 and off + IPV4_HEADER_LEN <= len(data):
-        return data[off + 8], _u16(data, off + 4)[0]
-    if ethertype == ETHERTYPE_IPV6 and off + IPV6_HEADER_LEN <= len(data):
-        return data[off + 7], None
-    return None

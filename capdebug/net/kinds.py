@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import struct
 
-from capdebug.net.link import ETHERTYPE_IPV4, NOT_IP, network_offset
-from capdebug.net.tunnel import MAX_TUNNEL_DEPTH, inner_packet, ip_payload
+from capdebug.net.defrag import fragment_id
+from capdebug.net.tunnel import ip_layers, ip_payload
 
 __all__ = ["DTLS", "QUIC", "frame_kind"]
 
@@ -25,18 +25,12 @@ def frame_kind(linktype: int, data: bytes) -> str | None:
     """A short name for what the frame carries (``"QUIC"``, ``"DTLS"``, ``"DNS"``, ``"UDP"``,
     ``"ICMP"``, ``"IPsec ESP"``, ``"not IP"``, ...), through any tunnel; None for an IP fragment
     (the fragment reassembly accounts for those)."""
-    ethertype, off = network_offset(linktype, data)
-    if (ethertype, off) == NOT_IP:
+    layers = list(ip_layers(linktype, data))
+    if not layers:
         return "not IP (ARP, LLDP, ...)"
-    for _ in range(MAX_TUNNEL_DEPTH):
-        if _is_fragment(data, ethertype, off):
-            return None
-        inner = inner_packet(data, ethertype, off)
-        if inner is None:
-            break
-        ethertype, off = inner
-    if _is_fragment(data, ethertype, off):
+    if any(fragment_id(data, ethertype, off) is not None for ethertype, off in layers):
         return None
+    ethertype, off = layers[-1]
     found = ip_payload(data, ethertype, off)
     if found is None:
         return "malformed IP"
@@ -50,10 +44,6 @@ def frame_kind(linktype: int, data: bytes) -> str | None:
     if proto == _TCP:
         return "TCP with a malformed or cut header"
     return f"IP protocol {proto}"
-
-
-def _is_fragment(data: bytes, ethertype: int, off: int) -> bool:
-    return ethertype == ETHERTYPE_IPV4 and off + 8 <= len(data) and bool(_u16(data, off + 6)[0] & 0x3FFF)
 
 
 def _udp_kind(data: bytes, p: int, end: int) -> str:

@@ -20,10 +20,18 @@ Never raises: a header that does not fit, or a protocol not listed, gives ``None
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
-from capdebug.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, NOT_IP, ethernet_network, ip_by_version
+from capdebug.net.link import (
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    NOT_IP,
+    ethernet_network,
+    ip_by_version,
+    network_offset,
+)
 
-__all__ = ["MAX_TUNNEL_DEPTH", "inner_packet", "ip_payload"]
+__all__ = ["MAX_TUNNEL_DEPTH", "inner_packet", "ip_layers", "ip_payload", "ip_ttl_id"]
 
 MAX_TUNNEL_DEPTH = 4
 """Tunnels peeled at most, one inside another (a bound on the work a crafted frame can cause)."""
@@ -81,6 +89,36 @@ def ip_payload(data: bytes, ethertype: int, off: int) -> tuple[int, int, int] | 
         proto = data[p]
         p += length
     return (proto, p, end) if p <= end else None
+
+
+def ip_layers(linktype: int, data: bytes) -> Iterator[Located]:
+    """Each IP header of a captured frame, outermost first: the link's, then each tunnel's
+    (at most :data:`MAX_TUNNEL_DEPTH` inside it); nothing for a frame that carries no IP."""
+    located = network_offset(linktype, data)
+    if located == NOT_IP:
+        return
+    for _ in range(MAX_TUNNEL_DEPTH + 1):
+        yield located
+        inner = inner_packet(data, *located)
+        if inner is None:
+            return
+        located = inner
+
+
+def ip_ttl_id(linktype: int, data: bytes) -> tuple[int, int | None] | None:
+    """``(ttl, ip_id)`` of the innermost IP packet in a captured frame (the TCP segment's,
+    whoever tunnelled it): the IPv4 TTL and Identification (RFC 791 3.1), or the IPv6 hop limit
+    and None (RFC 8200 3: no ID outside fragments). Read only for the few packets the TCP
+    health observer samples, never per frame. Never raises."""
+    layers = list(ip_layers(linktype, data))
+    if not layers:
+        return None
+    ethertype, off = layers[-1]
+    if ethertype == ETHERTYPE_IPV4 and off + 20 <= len(data):
+        return data[off + 8], _u16(data, off + 4)[0]
+    if ethertype == ETHERTYPE_IPV6 and off + 40 <= len(data):
+        return data[off + 7], None
+    return None
 
 
 def inner_packet(data: bytes, ethertype: int, off: int) -> Located | None:

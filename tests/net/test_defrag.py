@@ -161,3 +161,14 @@ def test_export_keeps_a_connections_fragments(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert len(rdpcap(str(out))) == len(rdpcap(str(frag)))
     assert _export(tmp_path, out, "exported") == _export(tmp_path, FIXTURES / f"{NAME}.pcap", "plain")
+
+
+def test_fragments_are_not_counted_as_other_traffic(tmp_path: Path) -> None:
+    """What a frame without TCP carries (net/kinds.py) is not asked of a fragment, IPv4 or IPv6,
+    first or not: the reassembly accounts for those."""
+    from capdebug.net.kinds import frame_kind
+
+    for v6 in (False, True):
+        frames = [bytes(p) for p in rdpcap(str(_fragmented(tmp_path, v6=v6, seed=1)))]
+        fragments = [f for f in frames if decode_tcp(LinkType.ETHERNET, f) is None]
+        assert fragments and all(frame_kind(LinkType.ETHERNET, f) is None for f in fragments)
