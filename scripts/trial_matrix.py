@@ -605,38 +605,22 @@ def _hrr(ctx: Ctx) -> list[Capture]:
     return _captures(ctx, openssl_pair(ctx, ["-groups", "P-384"], ["-groups", "X25519:P-384"]))
 
 
+def _mtls(ctx: Ctx, client_args: Sequence[str]) -> list[Capture]:
+    """The server asks for a client certificate (signed by the test CA), which the client sends."""
+    p = ctx.pki
+    server_args = ["-Verify", "1", "-CAfile", str(p.ca)]
+    identity = ["-cert", str(p.client_cert), "-key", str(p.client_key)]
+    return _captures(ctx, openssl_pair(ctx, server_args, [*client_args, *identity]))
+
+
 @case("ossl-tls13-mtls")
 def _mtls13(ctx: Ctx) -> list[Capture]:
-    p = ctx.pki
-    return _captures(
-        ctx,
-        openssl_pair(
-            ctx,
-            ["-Verify", "1", "-CAfile", str(p.ca)],
-            ["-cert", str(p.client_cert), "-key", str(p.client_key)],
-        ),
-    )
+    return _mtls(ctx, [])
 
 
 @case("ossl-tls12-mtls-cbc")
 def _mtls12(ctx: Ctx) -> list[Capture]:
-    p = ctx.pki
-    return _captures(
-        ctx,
-        openssl_pair(
-            ctx,
-            ["-Verify", "1", "-CAfile", str(p.ca)],
-            [
-                "-tls1_2",
-                "-cipher",
-                "ECDHE-ECDSA-AES256-SHA",
-                "-cert",
-                str(p.client_cert),
-                "-key",
-                str(p.client_key),
-            ],
-        ),
-    )
+    return _mtls(ctx, ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA"])
 
 
 def _keyupdates(client: Proc, server: Proc) -> None:
